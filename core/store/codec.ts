@@ -1,0 +1,74 @@
+/**
+ * The compression layer between raw chunks and stored chunks. `encodeChunk` LZ4-compresses
+ * (block format with its size prepended, as lz4-napi writes it) and keeps the raw bytes
+ * instead when compression saves less than ~5%; `decodeChunk` reverses it and checks the
+ * BLAKE3 id, so every reader detects corruption. Stores keep the codec byte beside the data.
+ */
+import { compressSync, uncompressSync } from 'lz4-napi';
+import { chunkIdOf, type ChunkId } from './chunk-id.ts';
+import { ChunkCorruptError } from './errors.ts';
+
+export const CODEC_RAW = 0;
+export const CODEC_LZ4 = 1;
+export type Codec = typeof CODEC_RAW | typeof CODEC_LZ4;
+
+/** Largest raw chunk any store accepts; bounds allocations made from untrusted lengths. */
+export const MAX_RAW_CHUNK = 64 * 1024 * 1024;
+
+export interface EncodedChunk {
+  id: ChunkId;
+  codec: Codec;
+  rawLength: number;
+  data: Buffer;
+}
+
+const MIN_SAVING = 0.05;
+
+export function encodeChunk(raw: Uint8Array, id: ChunkId = chunkIdOf(raw)): EncodedChunk {
+  const rawBuf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const packed = compressSync(rawBuf);
+  if (packed.length <= rawBuf.length * (1 - MIN_SAVING)) {
+    return { id, codec: CODEC_LZ4, rawLength: rawBuf.length, data: packed };
+  }
+  return { id, codec: CODEC_RAW, rawLength: rawBuf.length, data: rawBuf };
+}
+
+/** Decodes and checks that the bytes hash to `chunk.id`; throws ChunkCorruptError otherwise. */
+export function decodeChunk(chunk: EncodedChunk): Buffer {
+  const raw = decodeUnchecked(chunk);
+  const actual = chunkIdOf(raw);
+  if (actual !== chunk.id) {
+    throw new ChunkCorruptError(chunk.id, `content hashes to ${actual}`);
+  }
+  return raw;
+}
+
+function decodeUnchecked(chunk: EncodedChunk): Buffer {
+  if (chunk.rawLength < 0 || chunk.rawLength > MAX_RAW_CHUNK) {
+    throw new ChunkCorruptError(chunk.id, `raw length ${chunk.rawLength} out of range`);
+  }
+  if (chunk.codec === CODEC_RAW) {
+    if (chunk.data.length !== chunk.rawLength) {
+      throw new ChunkCorruptError(chunk.id, `stored ${chunk.data.length} bytes, expected ${chunk.rawLength}`);
+    }
+    return chunk.data;
+  }
+  if (chunk.codec === CODEC_LZ4) {
+    // The 4-byte little-endian size lz4-napi prepends must agree with the recorded raw
+    // length before the decoder allocates anything from it.
+    if (chunk.data.length < 4 || chunk.data.readUInt32LE(0) !== chunk.rawLength) {
+      throw new ChunkCorruptError(chunk.id, 'LZ4 size header does not match the raw length');
+    }
+    let raw: Buffer;
+    try {
+      raw = uncompressSync(chunk.data);
+    } catch (err) {
+      throw new ChunkCorruptError(chunk.id, `LZ4 data does not decode (${(err as Error).message})`);
+    }
+    if (raw.length !== chunk.rawLength) {
+      throw new ChunkCorruptError(chunk.id, `decoded ${raw.length} bytes, expected ${chunk.rawLength}`);
+    }
+    return raw;
+  }
+  throw new ChunkCorruptError(chunk.id, `unknown codec ${chunk.codec}`);
+}

@@ -1,0 +1,56 @@
+/**
+ * Error classes of the store. Callers branch on the class or its constant `code`,
+ * never on message text; `hint` is the one line a user is told to try next.
+ */
+
+export class StoreError extends Error {
+  readonly code: string = 'STORE_ERROR';
+  readonly hint: string;
+  constructor(message: string, hint = '') {
+    super(message);
+    this.name = new.target.name;
+    this.hint = hint;
+  }
+}
+
+export class ChunkMissingError extends StoreError {
+  override readonly code = 'CHUNK_MISSING';
+  readonly id: string;
+  constructor(id: string) {
+    super(`chunk ${id} is not in the store`, 'run `cloner verify` on the server; re-run the capture to upload it again');
+    this.id = id;
+  }
+}
+
+export class ChunkCorruptError extends StoreError {
+  override readonly code = 'CHUNK_CORRUPT';
+  readonly id: string;
+  constructor(id: string, detail: string) {
+    super(`chunk ${id} is corrupt: ${detail}`, 'run `cloner verify` to list damaged chunks; a re-capture stores them again');
+    this.id = id;
+  }
+}
+
+export class InvalidChunkError extends StoreError {
+  override readonly code = 'CHUNK_INVALID';
+}
+
+export class StoreLockedError extends StoreError {
+  override readonly code = 'STORE_LOCKED';
+}
+
+export class StoreFormatError extends StoreError {
+  override readonly code = 'STORE_FORMAT';
+}
+
+export class RevisionRefusedError extends StoreError {
+  override readonly code = 'REVISION_REFUSED';
+}
+
+export class ImageNotFoundError extends StoreError {
+  override readonly code = 'IMAGE_NOT_FOUND';
+}
+
+export class ObjectInvalidError extends StoreError {
+  override readonly code = 'OBJECT_INVALID';
+}

@@ -1,0 +1,68 @@
+/**
+ * The small, layered store interfaces. Every backend (the local pack store, the HTTP
+ * client of the server, any cache in front) implements the ones it can; consumers
+ * declare the narrowest one they use (restore takes a `ChunkReader`, capture a
+ * `ChunkWriter`). One conformance suite (test/store/conformance.ts) runs against each.
+ */
+import type { ChunkId } from './chunk-id.ts';
+import type { EncodedChunk } from './codec.ts';
+
+export interface ChunkReader {
+  has(id: ChunkId): Promise<boolean>;
+  /** One answer per id, in the order asked. */
+  hasMany(ids: readonly ChunkId[]): Promise<boolean[]>;
+  /** The raw bytes, checked against the id; ChunkMissingError / ChunkCorruptError otherwise. */
+  get(id: ChunkId): Promise<Buffer>;
+  /**
+   * Each distinct requested chunk once, in the order cheapest for the store (pack order
+   * for the local store), read in batches rather than one lookup per chunk.
+   */
+  getMany(ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]>;
+}
+
+export interface ChunkWriter {
+  /**
+   * Stores a chunk; resolves with its id once it is durable (its pack fsynced and indexed).
+   * Storing a chunk that is already present is a cheap no-op.
+   */
+  put(data: Uint8Array): Promise<ChunkId>;
+  /** Stores an already encoded chunk (a transfer from another store); its id is checked. */
+  putEncoded(chunk: EncodedChunk): Promise<ChunkId>;
+  /** Makes every put issued so far durable. */
+  flush(): Promise<void>;
+}
+
+export interface EncodedChunkReader {
+  /** The stored (possibly compressed) form, without decoding; for transfers. */
+  getEncoded(id: ChunkId): Promise<EncodedChunk>;
+}
+
+export interface PruneReport {
+  deletedChunks: number;
+  repackedPacks: number;
+  deletedPacks: number;
+  freedBytes: number;
+}
+
+export interface PrunableStore {
+  /** Drops every chunk for which `isLive` is false, repacking packs mostly dead. */
+  prune(isLive: (id: ChunkId) => boolean): Promise<PruneReport>;
+}
+
+/** Small named records (image records) with compare-and-set, the commit points of the store. */
+export interface RefStore {
+  getRef(name: string): Promise<string | undefined>;
+  /** Writes `value` if the current value is still `expected` (undefined: absent). False otherwise. */
+  casRef(name: string, expected: string | undefined, value: string | undefined): Promise<boolean>;
+  listRefs(prefix: string): Promise<Array<[string, string]>>;
+}
+
+/** Collects a reader's `getMany` from single gets, for stores with no better order. */
+export async function* getManyOneByOne(reader: Pick<ChunkReader, 'get'>, ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]> {
+  const seen = new Set<ChunkId>();
+  for (const id of ids) {
+    if (seen.has(id)) continue;
+    seen.add(id);
+    yield [id, await reader.get(id)];
+  }
+}
