@@ -1,0 +1,224 @@
+/*
+ * fsx: the few Linux file-system calls Node's fs module lacks and a faithful
+ * capture/restore needs:
+ *   - utimensat(AT_SYMLINK_NOFOLLOW) with whole nanoseconds (fs.lutimes takes a double,
+ *     which cannot hold today's epoch seconds to the nanosecond);
+ *   - llistxattr/lgetxattr/lsetxattr (xattrs of the link itself, never its target);
+ *   - lseek(SEEK_DATA/SEEK_HOLE) to find the holes of sparse files;
+ *   - mknod for character and block devices and fifos.
+ * Each function is synchronous, takes plain numbers and strings, and throws an Error
+ * carrying `code` (the errno name, as Node's own fs errors do) and `syscall`.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define PATH_BYTES 4097
+#define NAME_BYTES 256
+
+static napi_value throw_errno(napi_env env, const char *syscall, const char *path) {
+  int err = errno;
+  const char *code = "EIO";
+  switch (err) {
+    case ENOENT: code = "ENOENT"; break;
+    case EACCES: code = "EACCES"; break;
+    case EPERM: code = "EPERM"; break;
+    case EEXIST: code = "EEXIST"; break;
+    case ENOTDIR: code = "ENOTDIR"; break;
+    case ENODATA: code = "ENODATA"; break;
+    case ENOTSUP: code = "ENOTSUP"; break;
+    case ERANGE: code = "ERANGE"; break;
+    case ENXIO: code = "ENXIO"; break;
+    case EINVAL: code = "EINVAL"; break;
+    case ENOSPC: code = "ENOSPC"; break;
+    case E2BIG: code = "E2BIG"; break;
+    case ELOOP: code = "ELOOP"; break;
+    case EROFS: code = "EROFS"; break;
+    case EBADF: code = "EBADF"; break;
+    case ENAMETOOLONG: code = "ENAMETOOLONG"; break;
+    default: break;
+  }
+  char message[PATH_BYTES + 128];
+  snprintf(message, sizeof message, "%s: %s, %s '%s'", code, strerror(err), syscall, path ? path : "");
+  napi_value msg, error, code_value, syscall_value, errno_value;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &error);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_create_int32(env, -err, &errno_value);
+  napi_set_named_property(env, error, "code", code_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < want) {
+    napi_throw_type_error(env, NULL, "fsx: too few arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_string(napi_env env, napi_value value, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, buf, size, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fsx: expected a string");
+    return 0;
+  }
+  if (len >= size - 1) {
+    napi_throw_range_error(env, "ENAMETOOLONG", "fsx: path or name too long");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_int64(napi_env env, napi_value value, int64_t *out) {
+  if (napi_get_value_int64(env, value, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fsx: expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+/* lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) */
+static napi_value lutimes_ns(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char path[PATH_BYTES];
+  int64_t v[4];
+  if (!get_args(env, info, 5, argv) || !get_string(env, argv[0], path, sizeof path)) return NULL;
+  for (int i = 0; i < 4; i++) if (!get_int64(env, argv[i + 1], &v[i])) return NULL;
+  struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, "utimensat", path);
+  return NULL;
+}
+
+/* llistxattr(path): string[] */
+static napi_value llistxattr_js(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  char path[PATH_BYTES];
+  if (!get_args(env, info, 1, argv) || !get_string(env, argv[0], path, sizeof path)) return NULL;
+  ssize_t size = llistxattr(path, NULL, 0);
+  if (size < 0) return throw_errno(env, "llistxattr", path);
+  char *names = malloc(size > 0 ? size : 1);
+  if (!names) return throw_errno(env, "malloc", path);
+  size = llistxattr(path, names, size);
+  if (size < 0) {
+    free(names);
+    return throw_errno(env, "llistxattr", path);
+  }
+  napi_create_array(env, &result);
+  uint32_t index = 0;
+  for (ssize_t pos = 0; pos < size;) {
+    size_t len = strnlen(names + pos, size - pos);
+    napi_value name;
+    napi_create_string_utf8(env, names + pos, len, &name);
+    napi_set_element(env, result, index++, name);
+    pos += len + 1;
+  }
+  free(names);
+  return result;
+}
+
+/* lgetxattr(path, name): Buffer */
+static napi_value lgetxattr_js(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  char path[PATH_BYTES], name[NAME_BYTES];
+  if (!get_args(env, info, 2, argv) || !get_string(env, argv[0], path, sizeof path) ||
+      !get_string(env, argv[1], name, sizeof name))
+    return NULL;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) return throw_errno(env, "lgetxattr", path);
+    void *data;
+    napi_create_buffer(env, size, &data, &result);
+    ssize_t got = lgetxattr(path, name, data, size);
+    if (got == size) return result;
+    if (got >= 0 || errno != ERANGE) {
+      if (got >= 0) {
+        napi_value copy;
+        void *copy_data;
+        napi_create_buffer_copy(env, got, data, &copy_data, &copy);
+        return copy;
+      }
+      return throw_errno(env, "lgetxattr", path);
+    }
+  }
+  errno = ERANGE;
+  return throw_errno(env, "lgetxattr", path);
+}
+
+/* lsetxattr(path, name, value: Buffer) */
+static napi_value lsetxattr_js(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[PATH_BYTES], name[NAME_BYTES];
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 3, argv) || !get_string(env, argv[0], path, sizeof path) ||
+      !get_string(env, argv[1], name, sizeof name))
+    return NULL;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fsx: expected a Buffer value");
+    return NULL;
+  }
+  if (lsetxattr(path, name, data, len, 0) != 0) return throw_errno(env, "lsetxattr", path);
+  return NULL;
+}
+
+static napi_value seek_whence(napi_env env, napi_callback_info info, int whence, const char *syscall) {
+  napi_value argv[2], result;
+  int64_t fd, offset;
+  if (!get_args(env, info, 2, argv) || !get_int64(env, argv[0], &fd) || !get_int64(env, argv[1], &offset)) return NULL;
+  off_t pos = lseek((int)fd, (off_t)offset, whence);
+  if (pos < 0) {
+    if (errno == ENXIO) pos = -1; /* no data (or hole) at or after offset */
+    else return throw_errno(env, syscall, NULL);
+  }
+  napi_create_int64(env, (int64_t)pos, &result);
+  return result;
+}
+
+/* seekData(fd, offset): next data offset, or -1 past the last data */
+static napi_value seek_data(napi_env env, napi_callback_info info) { return seek_whence(env, info, SEEK_DATA, "lseek(SEEK_DATA)"); }
+/* seekHole(fd, offset): next hole offset (the file size at the end) */
+static napi_value seek_hole(napi_env env, napi_callback_info info) { return seek_whence(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)"); }
+
+/* mknod(path, mode, major, minor) */
+static napi_value mknod_js(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char path[PATH_BYTES];
+  int64_t mode, major_number, minor_number;
+  if (!get_args(env, info, 4, argv) || !get_string(env, argv[0], path, sizeof path) || !get_int64(env, argv[1], &mode) ||
+      !get_int64(env, argv[2], &major_number) || !get_int64(env, argv[3], &minor_number))
+    return NULL;
+  if (mknod(path, (mode_t)mode, makedev((unsigned)major_number, (unsigned)minor_number)) != 0) return throw_errno(env, "mknod", path);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"lutimesNs", NULL, lutimes_ns, NULL, NULL, NULL, napi_default, NULL},
+      {"llistxattr", NULL, llistxattr_js, NULL, NULL, NULL, napi_default, NULL},
+      {"lgetxattr", NULL, lgetxattr_js, NULL, NULL, NULL, napi_default, NULL},
+      {"lsetxattr", NULL, lsetxattr_js, NULL, NULL, NULL, napi_default, NULL},
+      {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
+      {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
+      {"mknod", NULL, mknod_js, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
