@@ -30,8 +30,7 @@ export function encodeChunk(raw: Uint8Array, id: ChunkId = chunkIdOf(raw)): Enco
   if (packed.length <= rawBuf.length * (1 - MIN_SAVING)) {
     return { id, codec: CODEC_LZ4, rawLength: rawBuf.length, data: packed };
   }
-  // Copy: the caller may reuse its read buffer while the chunk waits in an open pack.
-  return { id, codec: CODEC_RAW, rawLength: rawBuf.length, data: Buffer.from(rawBuf) };
+  return { id, codec: CODEC_RAW, rawLength: rawBuf.length, data: rawBuf };
 }
 
 /** Decodes and checks that the bytes hash to `chunk.id`; throws ChunkCorruptError otherwise. */

@@ -25,7 +25,7 @@ export interface ChunkWriter {
    * Stores a chunk; resolves with its id once it is durable (its pack fsynced and indexed).
    * Storing a chunk that is already present is a cheap no-op.
    */
-  put(data: Uint8Array): Promise<ChunkId>;
+  put(data: Uint8Array, knownId?: ChunkId): Promise<ChunkId>;
   /** Stores an already encoded chunk (a transfer from another store); its id is checked. */
   putEncoded(chunk: EncodedChunk): Promise<ChunkId>;
   /** Makes every put issued so far durable. */

@@ -150,7 +150,7 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   private readonly refLock = new SerialQueue();
   private readonly gate = new SharedExclusiveGate();
   private readonly guards = new Set<TouchGuard>();
-  private readonly handles = new Map<string, fs.FileHandle>();
+  private readonly handles = new Map<string, { handle: Promise<fs.FileHandle>; users: number }>();
   private closed = false;
 
   private constructor(dir: string, config: StoreConfig, db: ClassicLevel<string, string>, opts: LocalStoreOptions) {
@@ -219,9 +219,8 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     for (let attempt = 0; ; attempt++) {
       const loc = await this.locate(id);
       try {
-        const handle = await this.packHandle(loc.pack);
         const data = Buffer.allocUnsafe(loc.storedLength);
-        const { bytesRead } = await handle.read(data, 0, loc.storedLength, loc.offset);
+        const { bytesRead } = await this.withPack(loc.pack, (handle) => handle.read(data, 0, loc.storedLength, loc.offset));
         if (bytesRead !== loc.storedLength) throw new ChunkCorruptError(id, `pack ${loc.pack} is truncated`);
         return { id, codec: loc.codec, rawLength: loc.rawLength, data };
       } catch (err) {
@@ -263,10 +262,9 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
       }
       let run: Buffer | null = null;
       try {
-        const handle = await this.packHandle(first.pack);
-        run = Buffer.allocUnsafe(end - first.offset);
-        const { bytesRead } = await handle.read(run, 0, run.length, first.offset);
-        if (bytesRead !== run.length) run = null;
+        const buffer = Buffer.allocUnsafe(end - first.offset);
+        const { bytesRead } = await this.withPack(first.pack, (handle) => handle.read(buffer, 0, buffer.length, first.offset));
+        run = bytesRead === buffer.length ? buffer : null;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         run = null;
@@ -287,9 +285,15 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
 
   // ---- writer -------------------------------------------------------------------------
 
-  async put(data: Uint8Array): Promise<ChunkId> {
-    const id = chunkIdOf(data);
-    return this.store(id, () => encodeChunk(data, id));
+  /**
+   * `knownId` lets an in-process producer that has just hashed the bytes skip a second
+   * hash; it must be the BLAKE3 of `data`. Bytes from outside go through `putEncoded`.
+   */
+  async put(data: Uint8Array, knownId?: ChunkId): Promise<ChunkId> {
+    const id = knownId ?? chunkIdOf(data);
+    // Copy now: the caller may refill its read buffer before the chunk is encoded.
+    const copy = Buffer.from(data);
+    return this.store(id, () => encodeChunk(copy, id));
   }
 
   async putEncoded(chunk: EncodedChunk): Promise<ChunkId> {
@@ -490,9 +494,9 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   }
 
   private async dropPack(pack: string): Promise<void> {
-    const handle = this.handles.get(pack);
+    const slot = this.handles.get(pack);
     this.handles.delete(pack);
-    await handle?.close();
+    await slot?.handle.then((h) => h.close()).catch(() => undefined);
     await fs.rm(this.packPath(pack), { force: true });
   }
 
@@ -571,7 +575,7 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     if (this.closed) return;
     await this.flush();
     this.closed = true;
-    for (const h of this.handles.values()) await h.close();
+    for (const slot of this.handles.values()) await slot.handle.then((h) => h.close()).catch(() => undefined);
     this.handles.clear();
     await this.db.close();
   }
@@ -598,18 +602,36 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     return path.join(this.dir, 'packs', pack.slice(0, 2), `${pack}.pack`);
   }
 
-  private async packHandle(pack: string): Promise<fs.FileHandle> {
-    let handle = this.handles.get(pack);
-    if (!handle) {
-      handle = await fs.open(this.packPath(pack), 'r');
-      if (this.handles.size >= 64) {
-        const [oldest, old] = this.handles.entries().next().value as [string, fs.FileHandle];
-        this.handles.delete(oldest);
-        void old.close();
-      }
-      this.handles.set(pack, handle);
+  /**
+   * Runs `read` with an open handle of the pack. Handles are cached (at most 64); one is
+   * closed only when no read is using it, so a file descriptor is never closed under a
+   * read (and reused by another open) while it is in use.
+   */
+  private async withPack<T>(pack: string, read: (handle: fs.FileHandle) => Promise<T>): Promise<T> {
+    let slot = this.handles.get(pack);
+    if (!slot) {
+      const opening = fs.open(this.packPath(pack), 'r');
+      slot = { handle: opening, users: 0 };
+      this.handles.set(pack, slot);
+      opening.catch(() => this.handles.get(pack) === slot && this.handles.delete(pack));
     }
-    return handle;
+    slot.users++;
+    try {
+      return await read(await slot.handle);
+    } finally {
+      slot.users--;
+      this.evictIdleHandles();
+    }
+  }
+
+  private evictIdleHandles(): void {
+    if (this.handles.size <= 64) return;
+    for (const [pack, slot] of this.handles) {
+      if (this.handles.size <= 64) break;
+      if (slot.users > 0) continue;
+      this.handles.delete(pack);
+      void slot.handle.then((h) => h.close()).catch(() => undefined);
+    }
   }
 
   private async packFiles(): Promise<string[]> {

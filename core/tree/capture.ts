@@ -1,0 +1,407 @@
+/**
+ * Capture: one file-system tree into directory objects and chunks.
+ *
+ * A walk driver lists each directory (sorted, lstat with nanosecond times, never
+ * following symlinks, not crossing mount points unless asked) and hands regular files
+ * to file-saver tasks limited by p-limit. A saver finds the file's data extents
+ * (SEEK_DATA/SEEK_HOLE for sparse files, so holes are never read or stored), cuts each
+ * extent with FastCDC, hashes every chunk with BLAKE3 and passes it to the store without
+ * waiting for durability; the driver flushes the store once at the end. Each directory
+ * becomes a canonical JSON object stored under its content id, bottom-up.
+ *
+ * Incremental capture: given the parent revision's tree, a file whose size, mtime, ctime
+ * and inode are unchanged keeps its chunk list without being read (its chunks are asked
+ * for with one `hasMany` per directory, which also protects them from a concurrent GC).
+ */
+import { constants as fsc } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import picomatch from 'picomatch';
+import { FastCdcChunker, type ChunkerParams } from '../chunker/fastcdc.ts';
+import { fsx } from '../native/fsx.ts';
+import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
+import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
+import { getJsonObject, putObject } from '../store/objects.ts';
+import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
+
+/** What a live node's capture leaves out by default (contents of the virtual file systems). */
+export const LIVE_NODE_EXCLUDES = ['/proc/*', '/sys/*', '/dev/*', '/run/*', '/tmp/*'];
+
+export interface CaptureProgress {
+  files: number;
+  dirs: number;
+  others: number;
+  /** Logical bytes of regular files walked so far. */
+  bytes: number;
+  /** Bytes actually read (unchanged files are not read). */
+  readBytes: number;
+  reusedFiles: number;
+  chunks: number;
+  skipped: number;
+}
+
+export interface CaptureOptions {
+  root: string;
+  store: Pick<ChunkWriter, 'put' | 'flush'> & Pick<ChunkReader, 'hasMany' | 'get' | 'getMany'>;
+  chunker: ChunkerParams;
+  /** Tree id of the previous revision, for incremental capture. */
+  parentTree?: ChunkId;
+  /** Glob patterns of paths (as seen from the root, e.g. /scratch or /var/cache/*) to leave out. */
+  exclude?: string[];
+  /** Add LIVE_NODE_EXCLUDES and the node's swap files; default: when root is "/". */
+  liveNode?: boolean;
+  crossMounts?: boolean;
+  concurrency?: number;
+  progress?: CaptureProgress;
+  onWarning?: (message: string) => void;
+}
+
+export interface CaptureResult {
+  tree: ChunkId;
+  progress: CaptureProgress;
+}
+
+export class CaptureError extends Error {
+  readonly code = 'CAPTURE_FAILED';
+  readonly hint: string;
+  constructor(message: string, hint: string) {
+    super(message);
+    this.hint = hint;
+  }
+}
+
+export function newCaptureProgress(): CaptureProgress {
+  return { files: 0, dirs: 0, others: 0, bytes: 0, readBytes: 0, reusedFiles: 0, chunks: 0, skipped: 0 };
+}
+
+const READ_BUFFER = 4 * 1024 * 1024;
+/** Bytes handed to the store but not yet durable before the walk waits for the store. */
+const MAX_UNFLUSHED = 256 * 1024 * 1024;
+
+function timestampOf(ns: bigint): Timestamp {
+  const sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  let s = sec;
+  if (nsec < 0n) {
+    nsec += 1_000_000_000n;
+    s -= 1n;
+  }
+  return [Number(s), Number(nsec)];
+}
+
+function sameTime(a: Timestamp | undefined, b: Timestamp): boolean {
+  return !!a && a[0] === b[0] && a[1] === b[1];
+}
+
+export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> {
+  const root = path.resolve(opts.root);
+  const rootStat = await fs.lstat(root, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
+    throw new CaptureError(`cannot read ${root}: ${err.code}`, 'pass an existing directory with --root');
+  });
+  if (!rootStat.isDirectory()) throw new CaptureError(`${root} is not a directory`, 'pass a directory with --root');
+  const progress = opts.progress ?? newCaptureProgress();
+  const warn = opts.onWarning ?? (() => undefined);
+  const liveNode = opts.liveNode ?? root === '/';
+  const patterns = [...(opts.exclude ?? [])];
+  if (liveNode) patterns.push(...LIVE_NODE_EXCLUDES, ...(await swapFiles(root)));
+  const isExcluded = patterns.length ? picomatch(patterns, { dot: true, basename: true }) : () => false;
+  const limit = pLimit(opts.concurrency ?? 8);
+  const store = opts.store;
+  const noatime = process.getuid?.() === 0 ? fsc.O_NOATIME : 0;
+
+  // Chunks handed to the store whose durability we have not awaited yet.
+  let unflushed: Promise<unknown>[] = [];
+  let unflushedBytes = 0;
+  let storeError: unknown = null;
+  const hardlinks = new Map<string, Promise<ChunkRef[]>>();
+  const deviceIndex = new Map<bigint, number>([[rootStat.dev, 0]]);
+
+  function putChunk(data: Buffer): ChunkId {
+    const id = chunkIdOf(data);
+    const p = store.put(data, id).catch((err) => {
+      storeError ??= err;
+    });
+    unflushed.push(p);
+    unflushedBytes += data.length;
+    progress.chunks++;
+    return id;
+  }
+
+  async function drainIfFull(): Promise<void> {
+    if (unflushedBytes < MAX_UNFLUSHED) return;
+    const waiting = unflushed;
+    unflushed = [];
+    unflushedBytes = 0;
+    await store.flush();
+    await Promise.all(waiting);
+    if (storeError) throw storeError;
+  }
+
+  async function readChunks(file: string, size: number, sparse: boolean): Promise<ChunkRef[]> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | noatime);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM' || !noatime) throw err;
+      handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    }
+    try {
+      const extents = sparse ? dataExtents(handle.fd, size) : [[0, size] as [number, number]];
+      const refs: ChunkRef[] = [];
+      const chunker = new FastCdcChunker(opts.chunker);
+      for (const [start, length] of extents) {
+        chunker.reset();
+        const buf = Buffer.allocUnsafe(Math.min(length, READ_BUFFER + opts.chunker.maxSize));
+        let bufOffset = start; // file offset of buf[0]
+        let filled = 0;
+        let chunkStart = 0;
+        let remaining = length;
+        for (;;) {
+          let eof = remaining === 0;
+          while (filled < buf.length && remaining > 0) {
+            const { bytesRead } = await handle.read(buf, filled, Math.min(buf.length - filled, remaining), bufOffset + filled);
+            if (bytesRead === 0) {
+              warn(`${file} shrank while being read; captured its first ${bufOffset + filled - start} bytes of this extent`);
+              remaining = 0;
+              break;
+            }
+            filled += bytesRead;
+            remaining -= bytesRead;
+            progress.readBytes += bytesRead;
+          }
+          eof = remaining === 0;
+          while (chunkStart < filled) {
+            let cut = chunker.nextSplitPoint(buf.subarray(chunkStart, filled));
+            if (cut < 0) {
+              if (!eof) break;
+              cut = filled - chunkStart;
+            }
+            const data = buf.subarray(chunkStart, chunkStart + cut);
+            refs.push([bufOffset + chunkStart, cut, putChunk(data)]);
+            chunkStart += cut;
+          }
+          if (eof) break;
+          buf.copyWithin(0, chunkStart, filled);
+          bufOffset += chunkStart;
+          filled -= chunkStart;
+          chunkStart = 0;
+        }
+        await drainIfFull();
+      }
+      return refs;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  function readXattrs(file: string): Record<string, string> | undefined {
+    let names: string[];
+    try {
+      names = fsx.llistxattr(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTSUP' || code === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (names.length === 0) return undefined;
+    const out: Record<string, string> = {};
+    for (const name of names.sort()) {
+      try {
+        out[name] = fsx.lgetxattr(file, name).toString('base64');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENODATA') throw err;
+      }
+    }
+    return Object.keys(out).length ? out : undefined;
+  }
+
+  async function captureDir(dir: string, rel: string, parentTree: ChunkId | undefined): Promise<ChunkId> {
+    let rootMeta: DirectoryObject['root'];
+    if (rel === '') {
+      const xattrs = readXattrs(dir);
+      rootMeta = { mode: Number(rootStat.mode & 0o7777n), uid: Number(rootStat.uid), gid: Number(rootStat.gid), mtime: timestampOf(rootStat.mtimeNs), ...(xattrs ? { xattrs } : {}) };
+    }
+    progress.dirs++;
+    const parentEntries = new Map<string, Entry>();
+    if (parentTree) {
+      try {
+        for (const e of parseDirectory(await getJsonObject(store, parentTree), rel || '/').entries) parentEntries.set(e.name, e);
+      } catch (err) {
+        warn(`parent manifest of ${rel || '/'} unreadable (${(err as Error).message}); reading the directory in full`);
+      }
+    }
+    let names: string[];
+    try {
+      names = (await fs.readdir(dir)).sort();
+    } catch (err) {
+      warn(`cannot list ${dir}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
+      names = [];
+    }
+    const entries: Entry[] = [];
+    const reused: Array<{ entry: FileEntry }> = [];
+    const tasks: Promise<void>[] = [];
+    for (const name of names) {
+      const full = path.join(dir, name);
+      const relPath = `${rel}/${name}`;
+      if (isExcluded(relPath)) {
+        progress.skipped++;
+        continue;
+      }
+      let st;
+      try {
+        st = await fs.lstat(full, { bigint: true });
+      } catch (err) {
+        warn(`${full} vanished or is unreadable (${(err as NodeJS.ErrnoException).code}); skipped`);
+        continue;
+      }
+      const base = {
+        name,
+        mode: Number(st.mode & 0o7777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        mtime: timestampOf(st.mtimeNs),
+      };
+      const xattrs = readXattrs(full);
+      const withXattrs = <T extends Entry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
+      if (st.isDirectory()) {
+        const prev = parentEntries.get(name);
+        const crosses = st.dev !== rootStat.dev;
+        if (crosses && !opts.crossMounts) {
+          // A mount point: keep the directory, not the other file system's content.
+          const empty = await putObject(store, serializeDirectory([]), opts.chunker);
+          entries.push(withXattrs({ ...base, type: 'dir', tree: empty }));
+          continue;
+        }
+        if (crosses && !deviceIndex.has(st.dev)) deviceIndex.set(st.dev, deviceIndex.size);
+        const entry = withXattrs({ ...base, type: 'dir' as const, tree: '' });
+        entries.push(entry);
+        tasks.push(
+          captureDir(full, relPath, prev?.type === 'dir' ? prev.tree : undefined).then((tree) => {
+            entry.tree = tree;
+          }),
+        );
+      } else if (st.isFile()) {
+        progress.files++;
+        progress.bytes += Number(st.size);
+        const size = Number(st.size);
+        const entry: FileEntry = withXattrs({
+          ...base,
+          type: 'file' as const,
+          size,
+          chunks: [],
+          ino: st.ino.toString(),
+          ctime: timestampOf(st.ctimeNs),
+        });
+        if (st.nlink > 1n) entry.h = `${deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
+        entries.push(entry);
+        const prev = parentEntries.get(name);
+        if (
+          prev?.type === 'file' &&
+          prev.size === size &&
+          prev.ino === entry.ino &&
+          sameTime(prev.ctime, entry.ctime!) &&
+          sameTime(prev.mtime, entry.mtime)
+        ) {
+          entry.chunks = prev.chunks;
+          reused.push({ entry });
+          continue;
+        }
+        const sparse = st.blocks * 512n < st.size;
+        const read = () => limit(() => readChunks(full, size, sparse));
+        const key = entry.h;
+        let chunks: Promise<ChunkRef[]>;
+        if (key) {
+          chunks = hardlinks.get(key) ?? read();
+          hardlinks.set(key, chunks);
+        } else {
+          chunks = read();
+        }
+        tasks.push(
+          chunks.then(
+            (refs) => {
+              entry.chunks = refs;
+            },
+            (err: NodeJS.ErrnoException) => {
+              if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'ELOOP') {
+                warn(`${full} unreadable (${err.code}); captured as an empty file`);
+                entry.size = 0;
+                return;
+              }
+              throw err;
+            },
+          ),
+        );
+      } else if (st.isSymbolicLink()) {
+        progress.others++;
+        entries.push(withXattrs({ ...base, type: 'symlink' as const, target: await fs.readlink(full) }));
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        progress.others++;
+        // glibc's major/minor split of a 64-bit dev_t.
+        const major = Number(((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn));
+        const minor = Number((st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn & 0xffffffffn));
+        entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: [major, minor] as [number, number] }));
+      } else if (st.isFIFO()) {
+        progress.others++;
+        entries.push(withXattrs({ ...base, type: 'fifo' as const }));
+      } else {
+        warn(`${full} is a socket; skipped`);
+        progress.skipped++;
+      }
+    }
+    if (reused.length) {
+      const ids = reused.flatMap(({ entry }) => entry.chunks.map((c) => c[2]));
+      const present = await store.hasMany(ids);
+      const missing = new Set(ids.filter((_, i) => !present[i]));
+      for (const { entry } of reused) {
+        if (entry.chunks.some((c) => missing.has(c[2]))) {
+          const full = path.join(dir, entry.name);
+          tasks.push(
+            limit(() => readChunks(full, entry.size, false)).then((refs) => {
+              entry.chunks = refs;
+            }),
+          );
+        } else {
+          progress.reusedFiles++;
+        }
+      }
+    }
+    await Promise.all(tasks);
+    return putObject(store, serializeDirectory(entries, rootMeta), opts.chunker);
+  }
+
+  const tree = await captureDir(root, '', opts.parentTree);
+  await store.flush();
+  await Promise.all(unflushed);
+  if (storeError) throw storeError;
+  return { tree, progress };
+}
+
+/** Data extents [offset, length] of a sparse file, by SEEK_DATA/SEEK_HOLE. */
+function dataExtents(fd: number, size: number): Array<[number, number]> {
+  const extents: Array<[number, number]> = [];
+  let pos = 0;
+  while (pos < size) {
+    const data = fsx.seekData(fd, pos);
+    if (data < 0 || data >= size) break;
+    let hole = fsx.seekHole(fd, data);
+    if (hole < 0 || hole > size) hole = size;
+    extents.push([data, hole - data]);
+    pos = hole;
+  }
+  return extents;
+}
+
+/** Swap files of the node whose root is `root`, from /proc/swaps when it is the running system. */
+async function swapFiles(root: string): Promise<string[]> {
+  if (root !== '/') return [];
+  try {
+    const lines = (await fs.readFile('/proc/swaps', 'utf8')).split('\n').slice(1);
+    return lines
+      .map((l) => l.split(/\s+/))
+      .filter((f) => f[1] === 'file')
+      .map((f) => f[0].replace(/\\040/g, ' '));
+  } catch {
+    return [];
+  }
+}

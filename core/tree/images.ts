@@ -1,0 +1,206 @@
+/**
+ * Image records and versioned named objects on top of a store's refs.
+ *
+ *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats}]}
+ *   layout/<name>   {name, versions: [{n, created, object}]}   (disk layouts, issue 4)
+ *   options/<name>  {name, versions: [...]}                     (image options)
+ *
+ * Writing a revision into its image record is the only commit point of an image. Before
+ * it, `commitRevision` walks the new tree and checks that every object and chunk it
+ * references is stored, inside the store's no-prune gate, and writes the record with
+ * compare-and-set: a revision that references a missing chunk is refused, and two
+ * writers racing on one image both land (the loser re-reads and retries).
+ *
+ * GC (`collectGarbage`) marks every chunk reachable from every revision, layout and
+ * options version, and prunes the rest; ids touched by uploads in flight are kept by
+ * the store's guards.
+ */
+import type { ChunkId } from '../store/chunk-id.ts';
+import { ImageNotFoundError, RevisionRefusedError, StoreError } from '../store/errors.ts';
+import type { ChunkReader, PruneReport, RefStore } from '../store/interfaces.ts';
+import type { LocalStore } from '../store/local.ts';
+import { getJsonObject, objectPartIds } from '../store/objects.ts';
+import { parseDirectory } from './manifest.ts';
+
+export interface RevisionStats {
+  files: number;
+  bytes: number;
+}
+
+export interface Revision {
+  n: number;
+  created: string;
+  parent: number | null;
+  tree: ChunkId;
+  layout: string | null;
+  options: ChunkId | null;
+  note: string;
+  stats: RevisionStats;
+}
+
+export interface ImageRecord {
+  name: string;
+  created: string;
+  revisions: Revision[];
+}
+
+export interface VersionedRecord {
+  name: string;
+  versions: Array<{ n: number; created: string; object: ChunkId }>;
+}
+
+export type ImageStore = RefStore & Pick<ChunkReader, 'get' | 'getMany' | 'hasMany'> & { withoutPrune<T>(work: () => Promise<T>): Promise<T> };
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export class InvalidNameError extends StoreError {
+  override readonly code = 'NAME_INVALID';
+}
+
+export function assertName(kind: string, name: string): string {
+  if (!NAME_PATTERN.test(name)) {
+    throw new InvalidNameError(`invalid ${kind} name ${JSON.stringify(name)}`, 'use 1-64 letters, digits, dot, dash or underscore, starting with a letter or digit');
+  }
+  return name;
+}
+
+export async function getImage(store: RefStore, name: string): Promise<ImageRecord | undefined> {
+  const raw = await store.getRef(`image/${assertName('image', name)}`);
+  return raw === undefined ? undefined : (JSON.parse(raw) as ImageRecord);
+}
+
+export async function listImages(store: RefStore): Promise<ImageRecord[]> {
+  return (await store.listRefs('image/')).map(([, v]) => JSON.parse(v) as ImageRecord);
+}
+
+/** Every chunk id a tree references: directory objects, their parts, file chunks. */
+export async function treeChunkIds(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>()): Promise<Set<ChunkId>> {
+  const visitedTrees = new Set<ChunkId>();
+  async function walk(id: ChunkId, where: string): Promise<void> {
+    if (visitedTrees.has(id)) return;
+    visitedTrees.add(id);
+    into.add(id);
+    for (const part of objectPartIds(await reader.get(id), id)) into.add(part);
+    const dir = parseDirectory(await getJsonObject(reader, id), where);
+    for (const e of dir.entries) {
+      if (e.type === 'file') for (const c of e.chunks) into.add(c[2]);
+      else if (e.type === 'dir') await walk(e.tree, `${where === '/' ? '' : where}/${e.name}`);
+    }
+  }
+  await walk(tree, '/');
+  return into;
+}
+
+async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, into: Set<ChunkId>): Promise<void> {
+  into.add(id);
+  for (const part of objectPartIds(await reader.get(id), id)) into.add(part);
+}
+
+/**
+ * Appends a revision to an image (creating the image when `create`), after checking that
+ * everything it references is stored. Returns the new revision.
+ */
+export async function commitRevision(
+  store: ImageStore,
+  name: string,
+  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats: RevisionStats; parent?: number | null },
+  mode: { create: boolean },
+): Promise<Revision> {
+  assertName('image', name);
+  return store.withoutPrune(async () => {
+    const ids = [...(await treeChunkIds(store, input.tree))];
+    if (input.options) {
+      const optionIds = new Set<ChunkId>();
+      await objectChunkIds(store, input.options, optionIds);
+      ids.push(...optionIds);
+    }
+    const present = await store.hasMany(ids);
+    const missing = ids.filter((_, i) => !present[i]);
+    if (missing.length) {
+      throw new RevisionRefusedError(
+        `revision of image ${name} references ${missing.length} missing chunk(s), e.g. ${missing[0]}`,
+        'the upload did not finish; re-run the capture (chunks already stored are skipped)',
+      );
+    }
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const key = `image/${name}`;
+      const before = await store.getRef(key);
+      const record: ImageRecord = before ? JSON.parse(before) : { name, created: new Date().toISOString(), revisions: [] };
+      if (mode.create && before) {
+        throw new RevisionRefusedError(`image ${name} already exists`, `use update-filesystem --image ${name} to add a revision`);
+      }
+      if (!mode.create && !before) throw new ImageNotFoundError(`no image named ${name}`, 'list images with image-list, or create it with new-image');
+      const last = record.revisions.at(-1);
+      const revision: Revision = {
+        n: (last?.n ?? 0) + 1,
+        created: new Date().toISOString(),
+        parent: input.parent === undefined ? (last?.n ?? null) : input.parent,
+        tree: input.tree,
+        layout: input.layout ?? last?.layout ?? null,
+        options: input.options ?? last?.options ?? null,
+        note: input.note ?? '',
+        stats: input.stats,
+      };
+      record.revisions.push(revision);
+      if (await store.casRef(key, before, JSON.stringify(record))) return revision;
+    }
+    throw new RevisionRefusedError(`image ${name} is being updated by too many writers at once`, 'retry');
+  });
+}
+
+export async function deleteImage(store: RefStore, name: string): Promise<void> {
+  const key = `image/${assertName('image', name)}`;
+  const before = await store.getRef(key);
+  if (before === undefined) throw new ImageNotFoundError(`no image named ${name}`, 'list images with image-list');
+  if (!(await store.casRef(key, before, undefined))) throw new RevisionRefusedError(`image ${name} changed while deleting`, 'retry');
+}
+
+/** Marks everything reachable from every image revision and versioned object. */
+export async function markLive(store: ImageStore): Promise<Set<ChunkId>> {
+  const live = new Set<ChunkId>();
+  for (const image of await listImages(store)) {
+    for (const rev of image.revisions) {
+      await treeChunkIds(store, rev.tree, live);
+      if (rev.options) await objectChunkIds(store, rev.options, live);
+    }
+  }
+  for (const prefix of ['layout/', 'options/', 'object/']) {
+    for (const [, raw] of await store.listRefs(prefix)) {
+      for (const v of (JSON.parse(raw) as VersionedRecord).versions) await objectChunkIds(store, v.object, live);
+    }
+  }
+  return live;
+}
+
+/** Mark and sweep: a guard taken before marking keeps every chunk touched meanwhile. */
+export async function collectGarbage(store: LocalStore): Promise<PruneReport & { liveChunks: number }> {
+  const guard = store.guard();
+  try {
+    const live = await markLive(store);
+    // Revisions committed between the mark and the sweep only reference chunks that
+    // were touched (guarded) or already live, so the sweep cannot drop them.
+    const report = await store.prune((id) => live.has(id) || guard.has(id));
+    return { ...report, liveChunks: live.size };
+  } finally {
+    guard.release();
+  }
+}
+
+/** Stores `objectId` as the next version of a named object (layout/NAME, options/NAME...). */
+export async function putVersion(store: ImageStore, kind: 'layout' | 'options' | 'object', name: string, objectId: ChunkId): Promise<number> {
+  assertName(kind, name);
+  const key = `${kind}/${name}`;
+  return store.withoutPrune(async () => {
+    const [present] = await store.hasMany([objectId]);
+    if (!present) throw new RevisionRefusedError(`${kind} object ${objectId} is not stored`, 'upload it first');
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const before = await store.getRef(key);
+      const record: VersionedRecord = before ? JSON.parse(before) : { name, versions: [] };
+      const n = (record.versions.at(-1)?.n ?? 0) + 1;
+      record.versions.push({ n, created: new Date().toISOString(), object: objectId });
+      if (await store.casRef(key, before, JSON.stringify(record))) return n;
+    }
+    throw new RevisionRefusedError(`${kind} ${name} is being updated by too many writers at once`, 'retry');
+  });
+}
+

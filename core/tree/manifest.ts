@@ -1,0 +1,191 @@
+/**
+ * The tree manifest: one JSON object per directory, stored as a content-addressed object
+ * (core/store/objects.ts), listing its entries sorted by name; a subdirectory entry holds
+ * the id of its own directory object. Like a Merkle tree, an unchanged directory
+ * serialises to the same bytes, so a new revision re-uses its object at no cost.
+ *
+ * Every manifest read from a store is untrusted: `parseDirectory` checks every field,
+ * rejects names that are empty, `.`, `..` or contain `/` or NUL (so no entry can name a
+ * path outside its directory, absolute or relative), duplicate names, chunk lists that
+ * overlap or run past the file size, and unknown types.
+ */
+import { isChunkId, type ChunkId } from '../store/chunk-id.ts';
+
+export const MANIFEST_VERSION = 1;
+
+/** Seconds and nanoseconds, both integers. */
+export type Timestamp = [number, number];
+
+/** One stored piece of a regular file: [offset in the file, length, chunk id]. */
+export type ChunkRef = [number, number, ChunkId];
+
+interface EntryBase {
+  name: string;
+  /** Permission bits including setuid, setgid and sticky (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Timestamp;
+  /** Extended attributes (security.capability, security.selinux, system.posix_acl_*, user.*), base64. */
+  xattrs?: Record<string, string>;
+}
+
+export interface FileEntry extends EntryBase {
+  type: 'file';
+  size: number;
+  /** Data pieces in file order; the gaps between them are holes. */
+  chunks: ChunkRef[];
+  /** Hardlink group: every entry with the same key is one inode. */
+  h?: string;
+  /** Inode number and ctime at capture, for the unchanged-file test of the next capture. */
+  ino?: string;
+  ctime?: Timestamp;
+}
+
+export interface DirEntry extends EntryBase {
+  type: 'dir';
+  tree: ChunkId;
+}
+
+export interface SymlinkEntry extends EntryBase {
+  type: 'symlink';
+  target: string;
+}
+
+export interface DeviceEntry extends EntryBase {
+  type: 'char' | 'block';
+  rdev: [number, number];
+}
+
+export interface FifoEntry extends EntryBase {
+  type: 'fifo';
+}
+
+export type Entry = FileEntry | DirEntry | SymlinkEntry | DeviceEntry | FifoEntry;
+
+export interface DirectoryObject {
+  v: number;
+  /** Only in a tree's top object: the root directory's own metadata. */
+  root?: Omit<DirEntry, 'name' | 'type' | 'tree'>;
+  entries: Entry[];
+}
+
+export class ManifestError extends Error {
+  readonly code = 'MANIFEST_INVALID';
+  readonly hint = 'the image manifest is damaged or was not written by cloner; re-capture the image';
+}
+
+const MAX_NAME_BYTES = 255;
+const MAX_FILE_SIZE = 2 ** 53 - 1;
+const MAX_XATTR_NAME = 255;
+const MAX_XATTR_BYTES = 64 * 1024;
+
+export function isSafeName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name !== '.' &&
+    name !== '..' &&
+    !name.includes('/') &&
+    !name.includes('\0') &&
+    Buffer.byteLength(name) <= MAX_NAME_BYTES
+  );
+}
+
+function fail(where: string, what: string): never {
+  throw new ManifestError(`manifest ${where}: ${what}`);
+}
+
+function isUint(v: unknown, max = 0xffffffff): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+}
+
+function checkTimestamp(v: unknown, where: string, field: string): void {
+  if (!Array.isArray(v) || v.length !== 2 || !Number.isInteger(v[0]) || !isUint(v[1], 999_999_999)) {
+    fail(where, `${field} must be [seconds, nanoseconds]`);
+  }
+}
+
+/** Parses and checks one directory object; `where` names it in errors (its path). */
+export function parseDirectory(value: unknown, where: string): DirectoryObject {
+  const dir = value as DirectoryObject;
+  if (typeof dir !== 'object' || dir === null || dir.v !== MANIFEST_VERSION || !Array.isArray(dir.entries)) {
+    fail(where, `not a version ${MANIFEST_VERSION} directory object`);
+  }
+  if (dir.root !== undefined) checkRootMeta(dir.root, where);
+  const names = new Set<string>();
+  for (const e of dir.entries) {
+    if (typeof e !== 'object' || e === null) fail(where, 'an entry is not an object');
+    if (!isSafeName(e.name)) fail(where, `unsafe entry name ${JSON.stringify(e.name)?.slice(0, 100)} (path traversal)`);
+    const at = `${where === '/' ? '' : where}/${e.name}`;
+    if (names.has(e.name)) fail(at, 'duplicate entry');
+    names.add(e.name);
+    if (!isUint(e.mode, 0o7777)) fail(at, 'mode must be an integer in 0..0o7777');
+    if (!isUint(e.uid) || !isUint(e.gid)) fail(at, 'uid and gid must be integers in 0..2^32-1');
+    checkTimestamp(e.mtime, at, 'mtime');
+    if (e.xattrs !== undefined) {
+      if (typeof e.xattrs !== 'object' || e.xattrs === null || Array.isArray(e.xattrs)) fail(at, 'xattrs must be an object');
+      for (const [k, v] of Object.entries(e.xattrs)) {
+        if (k.length === 0 || k.length > MAX_XATTR_NAME || k.includes('\0') || !/^(security|system|trusted|user)\./.test(k)) {
+          fail(at, `bad xattr name ${JSON.stringify(k).slice(0, 80)}`);
+        }
+        if (typeof v !== 'string' || v.length > (MAX_XATTR_BYTES * 4) / 3 + 4) fail(at, `bad xattr value for ${k}`);
+      }
+    }
+    switch (e.type) {
+      case 'file':
+        checkFile(e, at);
+        break;
+      case 'dir':
+        if (!isChunkId(e.tree)) fail(at, 'directory without a valid tree id');
+        break;
+      case 'symlink':
+        if (typeof e.target !== 'string' || e.target.length === 0 || e.target.includes('\0') || e.target.length > 4095) {
+          fail(at, 'symlink target must be a non-empty string without NUL');
+        }
+        break;
+      case 'char':
+      case 'block':
+        if (!Array.isArray(e.rdev) || e.rdev.length !== 2 || !isUint(e.rdev[0]) || !isUint(e.rdev[1])) fail(at, 'rdev must be [major, minor]');
+        break;
+      case 'fifo':
+        break;
+      default:
+        fail(at, `unknown entry type ${JSON.stringify((e as { type: unknown }).type)}`);
+    }
+  }
+  return dir;
+}
+
+function checkRootMeta(m: NonNullable<DirectoryObject['root']>, where: string): void {
+  if (typeof m !== 'object' || m === null || !isUint(m.mode, 0o7777) || !isUint(m.uid) || !isUint(m.gid)) fail(where, 'bad root metadata');
+  checkTimestamp(m.mtime, where, 'root mtime');
+  if (m.xattrs !== undefined && (typeof m.xattrs !== 'object' || m.xattrs === null)) fail(where, 'bad root xattrs');
+  for (const [k, v] of Object.entries(m.xattrs ?? {})) {
+    if (!/^(security|system|trusted|user)\./.test(k) || typeof v !== 'string') fail(where, 'bad root xattr');
+  }
+}
+
+function checkFile(e: FileEntry, at: string): void {
+  if (!isUint(e.size, MAX_FILE_SIZE)) fail(at, 'size must be a non-negative integer');
+  if (!Array.isArray(e.chunks)) fail(at, 'chunks must be a list');
+  let end = 0;
+  for (const c of e.chunks) {
+    if (!Array.isArray(c) || c.length !== 3 || !isUint(c[0], MAX_FILE_SIZE) || !isUint(c[1], 64 * 1024 * 1024) || c[1] === 0 || !isChunkId(c[2])) {
+      fail(at, 'a chunk must be [offset, length > 0, chunk id]');
+    }
+    if (c[0] < end) fail(at, 'chunks overlap or are out of order');
+    end = c[0] + c[1];
+  }
+  if (end > e.size) fail(at, `chunks run to ${end}, past the file size ${e.size}`);
+  if (e.h !== undefined && (typeof e.h !== 'string' || e.h.length === 0 || e.h.length > 64)) fail(at, 'bad hardlink group');
+  if (e.ino !== undefined && typeof e.ino !== 'string') fail(at, 'bad inode');
+  if (e.ctime !== undefined) checkTimestamp(e.ctime, at, 'ctime');
+}
+
+/** Canonical serialisation: entries sorted by name, so equal trees give equal bytes. */
+export function serializeDirectory(entries: Entry[], root?: DirectoryObject['root']): Buffer {
+  const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const dir: DirectoryObject = root ? { v: MANIFEST_VERSION, root, entries: sorted } : { v: MANIFEST_VERSION, entries: sorted };
+  return Buffer.from(JSON.stringify(dir));
+}
