@@ -171,7 +171,7 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       if (!opts.create) {
-        throw new StoreFormatError(`no store at ${dir}`, 'create one with `cloner-server --data DIR` or pass --init');
+        throw new StoreFormatError(`no store at ${dir}`, 'check the path, or create a store with new-image --init');
       }
       config = { format: STORE_FORMAT, chunker: validateChunkerParams({ ...(opts.chunker ?? DEFAULT_CHUNKER_PARAMS) }) };
       await fs.mkdir(path.join(dir, 'packs'), { recursive: true });

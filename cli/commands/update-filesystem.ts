@@ -1,0 +1,32 @@
+/** update-filesystem: a new revision of an image; unchanged files are not read again. */
+import type { CAC } from 'cac';
+import { runCapture } from '../capture-run.ts';
+import { openStoreArg, splitList } from '../store-arg.ts';
+import { UsageError } from '../errors.ts';
+
+interface UpdateOptions {
+  store?: string;
+  image?: string;
+  root: string;
+  excludePaths?: string;
+  note?: string;
+}
+
+export function register(cli: CAC): void {
+  cli
+    .command('update-filesystem', 'Capture a new revision of an existing image')
+    .option('--store <dir>', 'Local image store directory')
+    .option('--image <name>', 'Image name')
+    .option('--root <dir>', 'Tree to capture', { default: '/' })
+    .option('--exclude-paths <globs>', 'Comma-separated paths or globs to leave out')
+    .option('--note <text>', 'Note stored with the revision')
+    .action(async (o: UpdateOptions) => {
+      if (!o.image) throw new UsageError('--image is required', 'name the image to update, e.g. --image node');
+      const store = await openStoreArg(o.store);
+      try {
+        await runCapture({ store, image: o.image, root: o.root, exclude: splitList(o.excludePaths), create: false, note: o.note });
+      } finally {
+        await store.close();
+      }
+    });
+}

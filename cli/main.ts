@@ -1,0 +1,32 @@
+/**
+ * The `cloner` command: one cac instance, one file per sub-command under commands/.
+ * Only this file decides exit codes (see errors.ts).
+ */
+import cac from 'cac';
+import { reportAndExit, UsageError } from './errors.ts';
+import { register as demo } from './commands/demo.ts';
+import { register as gc } from './commands/gc.ts';
+import { register as imageDelete } from './commands/image-delete.ts';
+import { register as imageDetails } from './commands/image-details.ts';
+import { register as imageExport } from './commands/image-export.ts';
+import { register as imageList } from './commands/image-list.ts';
+import { register as newImage } from './commands/new-image.ts';
+import { register as updateFilesystem } from './commands/update-filesystem.ts';
+import { register as verify } from './commands/verify.ts';
+
+const cli = cac('cloner');
+for (const register of [newImage, updateFilesystem, imageList, imageDetails, imageExport, imageDelete, verify, gc, demo]) register(cli);
+cli.help();
+cli.version('0.1.0');
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
+    if (cli.args.length) throw new UsageError(`unknown command ${cli.args[0]}`, 'run cloner --help for the list of commands');
+    cli.outputHelp();
+    process.exit(0);
+  }
+  await cli.runMatchedCommand();
+} catch (err) {
+  reportAndExit(err);
+}
