@@ -105,7 +105,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   const liveNode = opts.liveNode ?? root === '/';
   const patterns = [...(opts.exclude ?? [])];
   if (liveNode) patterns.push(...LIVE_NODE_EXCLUDES, ...(await swapFiles(root)));
-  const isExcluded = patterns.length ? picomatch(patterns, { dot: true, basename: true }) : () => false;
+  const isExcluded = excludeMatcher(patterns);
   const limit = pLimit(opts.concurrency ?? 8);
   const store = opts.store;
   const noatime = process.getuid?.() === 0 ? fsc.O_NOATIME : 0;
@@ -375,6 +375,19 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   await Promise.all(unflushed);
   if (storeError) throw storeError;
   return { tree, progress };
+}
+
+/**
+ * Patterns with a slash match the whole path as seen from the root (/scratch, /var/cache/*);
+ * patterns without one match an entry's name anywhere (*.tmp).
+ */
+export function excludeMatcher(patterns: string[]): (relPath: string) => boolean {
+  const withSlash = patterns.filter((p) => p.includes('/'));
+  const nameOnly = patterns.filter((p) => !p.includes('/'));
+  const full = withSlash.length ? picomatch(withSlash, { dot: true }) : null;
+  const name = nameOnly.length ? picomatch(nameOnly, { dot: true }) : null;
+  if (!full && !name) return () => false;
+  return (relPath) => !!full?.(relPath) || !!name?.(relPath.slice(relPath.lastIndexOf('/') + 1));
 }
 
 /** Data extents [offset, length] of a sparse file, by SEEK_DATA/SEEK_HOLE. */
