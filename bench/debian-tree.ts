@@ -1,0 +1,26 @@
+/**
+ * A real OS tree for benches and the full-fidelity test: Debian bookworm minbase plus a
+ * few packages, made once by debootstrap and cached outside the repo
+ * ($CLONER_BENCH_CACHE, default /var/cache/cloner-bench). Returns its path, or a reason
+ * it cannot be made here.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+
+export async function ensureDebianTree(): Promise<{ tree: string } | { skip: string }> {
+  if (process.env.CLONER_BENCH_TREE) {
+    return existsSync(process.env.CLONER_BENCH_TREE) ? { tree: process.env.CLONER_BENCH_TREE } : { skip: `CLONER_BENCH_TREE ${process.env.CLONER_BENCH_TREE} does not exist` };
+  }
+  const cache = process.env.CLONER_BENCH_CACHE ?? '/var/cache/cloner-bench';
+  const tree = path.join(cache, 'bookworm-minbase');
+  if (existsSync(tree)) return { tree };
+  if (process.getuid?.() !== 0) return { skip: 'building the Debian tree needs root' };
+  if (spawnSync('sh', ['-c', 'command -v debootstrap']).status !== 0) return { skip: 'debootstrap is not installed (apt-get install debootstrap)' };
+  const tmp = `${tree}.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  execFileSync('debootstrap', ['--variant=minbase', '--include=openssh-server,iproute2,less,vim-tiny', 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('mv', [tmp, tree]);
+  return { tree };
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything Cloner and its tests need on a fresh Debian machine: the Debian
+# tools the tests and benches use, then the npm packages (which bring Node 24 and build
+# the fsx native addon). Run as root (CI does), or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  rsync attr acl lz4 restic debootstrap
+  e2fsprogs xfsprogs btrfs-progs fdisk util-linux
+  python3 make g++
+)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+echo "setup: npm ci"
+npm ci --no-audit --no-fund
+echo "setup: done ($(node_modules/.bin/node --version))"
