@@ -21,6 +21,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup: npm ci"
-npm ci --no-audit --no-fund
+# npm install (not npm ci): npm leaves the other platforms' optional packages of
+# @napi-rs/blake-hash out of the lock file, and npm ci then refuses the lock.
+echo "setup: npm install"
+npm install --no-audit --no-fund
 echo "setup: done ($(node_modules/.bin/node --version))"
