@@ -57,12 +57,3 @@ export interface RefStore {
   listRefs(prefix: string): Promise<Array<[string, string]>>;
 }
 
-/** Collects a reader's `getMany` from single gets, for stores with no better order. */
-export async function* getManyOneByOne(reader: Pick<ChunkReader, 'get'>, ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]> {
-  const seen = new Set<ChunkId>();
-  for (const id of ids) {
-    if (seen.has(id)) continue;
-    seen.add(id);
-    yield [id, await reader.get(id)];
-  }
-}
