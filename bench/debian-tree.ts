@@ -1,12 +1,12 @@
 /**
  * A real OS tree for benches and the full-fidelity test: Debian bookworm minbase plus a
- * few packages, made once by debootstrap and cached outside the repo
+ * few packages, made once by mmdebstrap (or debootstrap) and cached outside the repo
  * ($CLONER_BENCH_CACHE, default /var/cache/cloner-bench). Returns its path, or a reason
  * it cannot be made here.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function ensureDebianTree(): Promise<{ tree: string } | { skip: string }> {
@@ -17,10 +17,14 @@ export async function ensureDebianTree(): Promise<{ tree: string } | { skip: str
   const tree = path.join(cache, 'bookworm-minbase');
   if (existsSync(tree)) return { tree };
   if (process.getuid?.() !== 0) return { skip: 'building the Debian tree needs root' };
-  if (spawnSync('sh', ['-c', 'command -v debootstrap']).status !== 0) return { skip: 'debootstrap is not installed (apt-get install debootstrap)' };
+  // mmdebstrap makes the same tree as debootstrap in a fifth of the time; either will do.
+  const tool = ['mmdebstrap', 'debootstrap'].find((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0);
+  if (!tool) return { skip: 'neither mmdebstrap nor debootstrap is installed (scripts/setup.sh installs them)' };
   const tmp = `${tree}.tmp`;
   await rm(tmp, { recursive: true, force: true });
-  execFileSync('debootstrap', ['--variant=minbase', '--include=openssh-server,iproute2,less,vim-tiny', 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await mkdir(cache, { recursive: true });
+  const quiet = tool === 'mmdebstrap' ? ['--quiet', '--mode=root'] : [];
+  execFileSync(tool, [...quiet, '--variant=minbase', '--include=openssh-server,iproute2,less,vim-tiny', 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
   execFileSync('mv', [tmp, tree]);
   return { tree };
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything Cloner and its tests need on a fresh Debian machine: the Debian
-# tools the tests and benches use, then the npm packages (which bring Node 24 and build
-# the fsx native addon). Run as root (CI does), or with sudo available.
+# tools the tests and benches use (qemu, OVMF, mmdebstrap and socat for the VM tests),
+# then the npm packages (which bring Node 24 and build the fsx native addon). Run as root
+# (CI does), or with sudo available. The VM image is built by the first VM test (or by
+# `npm run vm:build`) and cached in /var/cache/cloner-vm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  rsync attr acl lz4 restic debootstrap
+  rsync attr acl lz4 restic debootstrap mmdebstrap
   e2fsprogs xfsprogs btrfs-progs fdisk util-linux
+  qemu-system-x86 qemu-utils ovmf socat
   python3 make g++
 )
 SUDO=""
@@ -19,7 +22,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # npm install (not npm ci): npm leaves the other platforms' optional packages of
 # @napi-rs/blake-hash out of the lock file, and npm ci then refuses the lock.

@@ -1,13 +1,15 @@
 /**
  * Test runner: runs every test/**\/*.test.ts file in its own Node 24 process (uvu suites;
  * a crash or leak in one file cannot hide the others), reads uvu's totals from each, and
- * ends with the line CI reads: `N passed, N failed, N skipped`.
+ * ends with the line CI reads: `N passed, N failed, N skipped`. A file that runs over
+ * its time limit (CLONER_TEST_FILE_TIMEOUT_S, default 600) is killed and counts as failed.
  * Usage: node test/run.ts [substring filter]
  */
 import { spawn } from 'node:child_process';
 import fg from 'fast-glob';
 
 const filter = process.argv[2] ?? '';
+const fileTimeoutMs = Number(process.env.CLONER_TEST_FILE_TIMEOUT_S ?? 600) * 1000;
 const files = (await fg('test/**/*.test.ts', { cwd: new URL('..', import.meta.url).pathname })).filter((f) => f.includes(filter)).sort();
 let passed = 0;
 let failed = 0;
@@ -25,7 +27,15 @@ for (const file of files) {
       text += d;
       process.stderr.write(d);
     });
-    child.on('close', (code) => resolve({ code, text }));
+    const overrun = setTimeout(() => {
+      text += `\n# ${file}: killed after ${fileTimeoutMs / 1000} s\n`;
+      process.stderr.write(`# ${file}: killed after ${fileTimeoutMs / 1000} s\n`);
+      child.kill('SIGKILL');
+    }, fileTimeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(overrun);
+      resolve({ code, text });
+    });
   });
   const plain = output.text.replace(/\x1b\[[0-9;]*m/g, '');
   const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
