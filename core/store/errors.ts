@@ -3,14 +3,10 @@
  * never on message text; `hint` is the one line a user is told to try next.
  */
 
-export class StoreError extends Error {
-  readonly code: string = 'STORE_ERROR';
-  readonly hint: string;
-  constructor(message: string, hint = '') {
-    super(message);
-    this.name = new.target.name;
-    this.hint = hint;
-  }
+import { ClonerError } from '../errors.ts';
+
+export class StoreError extends ClonerError {
+  override readonly code: string = 'STORE_ERROR';
 }
 
 export class ChunkMissingError extends StoreError {

@@ -24,6 +24,7 @@ import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { getJsonObject, putObject } from '../store/objects.ts';
 import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
+import { ClonerError } from '../errors.ts';
 
 /** What a live node's capture leaves out by default (contents of the virtual file systems). */
 export const LIVE_NODE_EXCLUDES = ['/proc/*', '/sys/*', '/dev/*', '/run/*', '/tmp/*'];
@@ -62,13 +63,8 @@ export interface CaptureResult {
   progress: CaptureProgress;
 }
 
-export class CaptureError extends Error {
-  readonly code = 'CAPTURE_FAILED';
-  readonly hint: string;
-  constructor(message: string, hint: string) {
-    super(message);
-    this.hint = hint;
-  }
+export class CaptureError extends ClonerError {
+  override readonly code = 'CAPTURE_FAILED';
 }
 
 export function newCaptureProgress(): CaptureProgress {

@@ -10,6 +10,7 @@
  * overlap or run past the file size, and unknown types.
  */
 import { isChunkId, type ChunkId } from '../store/chunk-id.ts';
+import { ClonerError } from '../errors.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -70,9 +71,11 @@ export interface DirectoryObject {
   entries: Entry[];
 }
 
-export class ManifestError extends Error {
-  readonly code = 'MANIFEST_INVALID';
-  readonly hint = 'the image manifest is damaged or was not written by cloner; re-capture the image';
+export class ManifestError extends ClonerError {
+  override readonly code = 'MANIFEST_INVALID';
+  constructor(message: string) {
+    super(message, 'the image manifest is damaged or was not written by cloner; re-capture the image');
+  }
 }
 
 const MAX_NAME_BYTES = 255;

@@ -24,6 +24,7 @@ import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
 import { getJsonObject } from '../store/objects.ts';
 import { ManifestError, parseDirectory, type DirectoryObject, type Entry, type FileEntry } from './manifest.ts';
+import { ClonerError } from '../errors.ts';
 
 export interface RestoreProgress {
   entries: number;
@@ -42,13 +43,8 @@ export interface RestoreOptions {
   progress?: RestoreProgress;
 }
 
-export class RestoreError extends Error {
-  readonly code = 'RESTORE_FAILED';
-  readonly hint: string;
-  constructor(message: string, hint: string) {
-    super(message);
-    this.hint = hint;
-  }
+export class RestoreError extends ClonerError {
+  override readonly code = 'RESTORE_FAILED';
 }
 
 interface Item {
