@@ -204,3 +204,15 @@ export async function putVersion(store: ImageStore, kind: 'layout' | 'options' |
   });
 }
 
+
+/** The version record of a named object (layout/NAME...), or undefined. */
+export async function getVersions(store: RefStore, kind: 'layout' | 'options' | 'object', name: string): Promise<VersionedRecord | undefined> {
+  assertName(kind, name);
+  const raw = await store.getRef(`${kind}/${name}`);
+  return raw ? (JSON.parse(raw) as VersionedRecord) : undefined;
+}
+
+/** Every version record of a kind, by name. */
+export async function listVersioned(store: RefStore, kind: 'layout' | 'options' | 'object'): Promise<VersionedRecord[]> {
+  return (await store.listRefs(`${kind}/`)).map(([, raw]) => JSON.parse(raw) as VersionedRecord);
+}

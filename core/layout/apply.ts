@@ -1,0 +1,371 @@
+/**
+ * Applies a layout to the disks of the node being imaged.
+ *
+ * Algorithm:
+ * 1. Match: each layout disk, in order, takes the first free disk of the node (natural
+ *    name order) that fits its selector; only `devices` may be candidates when given
+ *    (which also admits loop devices), `exclude` never. A disk that is mounted or busy,
+ *    read-only, excluded or unmatched stops everything before anything is written.
+ * 2. Size: partitions are placed on 1 MiB boundaries; fixed sizes stay, the "grow"
+ *    partition takes the rest; a disk too small is refused with the need and the size.
+ * 3. Plan: wipefs, sfdisk (a script on stdin, --wipe-partitions so no stale RAID/LVM
+ *    signature survives), partx -u (the kernel learns the new partitions even where it
+ *    does not rescan, as on loop devices here), mdadm --create, pvcreate/vgcreate/
+ *    lvcreate, mkfs with a UUID chosen here (so the plan, a dry run and fstab all know
+ *    it), then mkdir + mount under the target in mount-point order.
+ * 4. Run the plan step by step (or print it for a dry run), and report the new fstab, the
+ *    EFI system partition and the root filesystem for the bootloader step.
+ * Outside the cloner boot environment (kernel command line with `cloner.server=`) it
+ * refuses to run without `force`.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import picomatch from 'picomatch';
+import {
+  ESP_GUID, LayoutError, MIB, formatSize, parseSize, partitionTypeCode,
+  type DiskSpec, type FilesystemSpec, type Layout,
+} from './model.ts';
+import { listNodeDisks, run, settle, type NodeDisk } from './probe.ts';
+
+export class LayoutUnmatchedError extends LayoutError {
+  override readonly code = 'LAYOUT_DISK_UNMATCHED';
+}
+export class LayoutTooSmallError extends LayoutError {
+  override readonly code = 'LAYOUT_TOO_SMALL';
+}
+export class DiskInUseError extends LayoutError {
+  override readonly code = 'LAYOUT_DISK_IN_USE';
+}
+export class LayoutNeedsForceError extends LayoutError {
+  override readonly code = 'LAYOUT_NEEDS_FORCE';
+}
+export class LayoutApplyError extends LayoutError {
+  override readonly code = 'LAYOUT_APPLY_FAILED';
+}
+
+export interface MatchOptions {
+  /** Only these disks may be used (paths or names); admits loop devices. */
+  devices?: string[];
+  /** These disks are never used. */
+  exclude?: string[];
+  /** The node's disks; read with lsblk when not given. */
+  nodeDisks?: NodeDisk[];
+}
+
+export interface ApplyOptions extends MatchOptions {
+  /** Where to mount the filesystems; nothing is mounted when absent. */
+  target?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface Step {
+  what: string;
+  argv: string[];
+  input?: string;
+  /** Paths that must exist before the next step (device nodes of new partitions). */
+  waitFor?: string[];
+}
+
+export interface PlannedFilesystem extends FilesystemSpec {
+  path: string;
+  uuid: string;
+}
+
+export interface ApplyPlan {
+  disks: Array<{ id: string; device: string; size: number }>;
+  /** Layout id (partition, array, VG/LV) -> device path. */
+  devices: Record<string, string>;
+  filesystems: PlannedFilesystem[];
+  steps: Step[];
+  /** Absolute mount points under the target, in mount order. */
+  mounts: Array<{ path: string; device: string; type: string }>;
+  fstab: string;
+  espDevice: string | null;
+  rootDevice: string | null;
+}
+
+/** True inside the cloner boot environment (its kernel command line names the server). */
+export function isClonerBootEnvironment(): boolean {
+  const cmdline = existsSync('/proc/cmdline') ? readFileSync('/proc/cmdline', 'utf8') : '';
+  return /(^|\s)cloner\.server=/.test(cmdline);
+}
+
+const natural = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+
+function canonical(device: string): string {
+  const full = device.startsWith('/') ? device : `/dev/${device}`;
+  try {
+    return realpathSync(full);
+  } catch {
+    return full;
+  }
+}
+
+function describeSelector(disk: DiskSpec): string {
+  const m = disk.match ?? {};
+  const parts = Object.entries(m).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(', ') : 'any disk';
+}
+
+function fits(disk: DiskSpec, node: NodeDisk): boolean {
+  const m = disk.match ?? {};
+  const glob = (pattern: string | undefined, value: string | null) => pattern === undefined || picomatch.isMatch(value ?? '', pattern, { nocase: true });
+  if (!glob(m.name, node.name) || !glob(m.model, node.model) || !glob(m.serial, node.serial)) return false;
+  if (m.minSize !== undefined && node.size < parseSize(m.minSize)) return false;
+  if (m.maxSize !== undefined && node.size > parseSize(m.maxSize)) return false;
+  if (m.rotational !== undefined && m.rotational !== node.rotational) return false;
+  // A loop device stands in for any transport: it is only a candidate when listed in `devices`.
+  if (m.transport !== undefined && m.transport !== node.transport && node.kind !== 'loop') return false;
+  return true;
+}
+
+/** Assigns a node disk to every layout disk, or throws saying which one fits none. */
+export async function matchDisks(layout: Layout, options: MatchOptions = {}): Promise<Map<string, NodeDisk>> {
+  const all = options.nodeDisks ?? (await listNodeDisks());
+  const excluded = new Set((options.exclude ?? []).map(canonical));
+  const allowed = options.devices ? new Set(options.devices.map(canonical)) : null;
+  if (allowed) {
+    for (const d of allowed) {
+      if (excluded.has(d)) throw new LayoutUnmatchedError(`${d} is both allowed and excluded`, 'list it in one of --disks and --exclude-devices');
+      if (!all.some((n) => canonical(n.path) === d)) throw new LayoutUnmatchedError(`${d} is not a disk of this node`, 'list whole disks, e.g. /dev/sda or /dev/nvme0n1');
+    }
+  }
+  const candidates = all
+    .filter((n) => !excluded.has(canonical(n.path)))
+    .filter((n) => (allowed ? allowed.has(canonical(n.path)) : n.kind === 'disk' && !n.removable))
+    .sort((a, b) => natural(a.name, b.name));
+  const assignment = new Map<string, NodeDisk>();
+  const taken = new Set<string>();
+  for (const disk of layout.disks) {
+    const node = candidates.find((n) => !taken.has(n.name) && fits(disk, n));
+    if (!node) {
+      const free = candidates.filter((n) => !taken.has(n.name)).map((n) => `${n.name} ${formatSize(n.size)} ${n.transport}${n.rotational ? ' rotational' : ''}`);
+      throw new LayoutUnmatchedError(
+        `layout disk "${disk.id}" (${describeSelector(disk)}) matches no disk of this node; free disks: ${free.join('; ') || 'none'}`,
+        'edit the layout\'s match selector, or name the disks to use with --disks',
+      );
+    }
+    taken.add(node.name);
+    assignment.set(disk.id, node);
+  }
+  return assignment;
+}
+
+function partitionPath(disk: NodeDisk, n: number): string {
+  return `/dev/${disk.name}${/\d$/.test(disk.name) ? 'p' : ''}${n}`;
+}
+
+/** Sector placement of a disk's partitions on 1 MiB boundaries; throws when the disk is too small. */
+function placePartitions(disk: DiskSpec, node: NodeDisk): Array<{ start: number; size: number }> {
+  const sector = node.logicalSectorSize;
+  const align = MIB / sector;
+  const total = Math.floor(node.size / sector);
+  const endUsable = disk.table === 'gpt' ? total - 33 : total;
+  const up = (s: number) => Math.ceil(s / align) * align;
+  const need = (i: number) => {
+    // Sectors the partitions after i need (aligned), so a grow partition leaves them room.
+    let sum = 0;
+    for (const p of disk.partitions.slice(i + 1)) sum += up(Math.ceil(parseSize(p.size === 'grow' ? (p.minSize ?? MIB) : p.size) / sector));
+    return sum;
+  };
+  const placed: Array<{ start: number; size: number }> = [];
+  let cursor = align;
+  const tooSmall = (why: string) =>
+    new LayoutTooSmallError(
+      `disk ${disk.id} (${node.path}, ${formatSize(node.size)}) is too small for the layout: ${why}`,
+      'use a larger disk, or make the layout\'s fixed partitions smaller',
+    );
+  disk.partitions.forEach((p, i) => {
+    const start = p.start !== undefined ? p.start / sector : up(cursor);
+    let size: number;
+    if (p.size === 'grow') {
+      size = Math.floor((endUsable - start - need(i)) / align) * align;
+      const min = Math.ceil(parseSize(p.minSize ?? MIB) / sector);
+      if (size < min) throw tooSmall(`partition ${p.id} must grow to at least ${formatSize(min * sector)} but ${formatSize(Math.max(size, 0) * sector)} is left (the layout needs ${formatSize((start + min + need(i)) * sector + (disk.table === 'gpt' ? 33 * sector : 0))})`);
+    } else {
+      size = Math.ceil(parseSize(p.size) / sector);
+    }
+    if (start + size > endUsable) throw tooSmall(`partition ${p.id} would end at ${formatSize((start + size) * sector)}`);
+    placed.push({ start, size });
+    cursor = start + size;
+  });
+  return placed;
+}
+
+function sfdiskScript(disk: DiskSpec, placed: Array<{ start: number; size: number }>): string {
+  const lines = [`label: ${disk.table}`, 'unit: sectors', ''];
+  disk.partitions.forEach((p, i) => {
+    const fields = [`start=${placed[i].start}`, `size=${placed[i].size}`, `type=${partitionTypeCode(disk.table, p.type)}`];
+    if (p.name) fields.push(`name="${p.name}"`);
+    if (p.flags?.length) fields.push(`attrs="${p.flags.join(' ')}"`);
+    if (p.bootable) fields.push('bootable');
+    lines.push(fields.join(', '));
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+function mkfsArgv(fs: FilesystemSpec, device: string, uuid: string): string[] {
+  const label = fs.label;
+  const extra = fs.mkfsOptions ?? [];
+  switch (fs.type) {
+    case 'ext2':
+    case 'ext3':
+    case 'ext4':
+      return [`mkfs.${fs.type}`, '-F', '-q', ...(label ? ['-L', label] : []), '-U', uuid, ...extra, device];
+    case 'xfs':
+      return ['mkfs.xfs', '-f', '-q', ...(label ? ['-L', label] : []), '-m', `uuid=${uuid}`, ...extra, device];
+    case 'btrfs':
+      return ['mkfs.btrfs', '-f', '-q', ...(label ? ['-L', label] : []), '-U', uuid, ...extra, device];
+    case 'vfat':
+      return ['mkfs.vfat', ...(label ? ['-n', label] : []), '-i', uuid.replace('-', ''), ...extra, device];
+    case 'swap':
+      return ['mkswap', ...(label ? ['-L', label] : []), '-U', uuid, ...extra, device];
+  }
+}
+
+function newUuid(fs: FilesystemSpec): string {
+  if (fs.keepUuid && fs.uuid) return fs.uuid;
+  if (fs.type === 'vfat') {
+    const hex = randomBytes(4).toString('hex').toUpperCase();
+    return `${hex.slice(0, 4)}-${hex.slice(4)}`;
+  }
+  return randomUUID();
+}
+
+/** The fstab of the new node for the layout's filesystems, by UUID. */
+export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>): string {
+  const lines = ['# /etc/fstab: written by cloner from the disk layout', '# <file system> <mount point> <type> <options> <dump> <pass>'];
+  for (const fs of [...filesystems].sort((a, b) => (a.mount ?? '~').localeCompare(b.mount ?? '~'))) {
+    if (fs.type === 'swap') {
+      lines.push(`UUID=${fs.uuid} none swap sw 0 0`);
+    } else if (fs.mount) {
+      const pass = fs.pass ?? (fs.mount === '/' ? 1 : fs.type === 'xfs' || fs.type === 'btrfs' ? 0 : 2);
+      lines.push(`UUID=${fs.uuid} ${fs.mount} ${fs.type} ${fs.mountOptions ?? (fs.type === 'vfat' ? 'umask=0077' : 'defaults')} ${fs.dump ?? 0} ${pass}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** mkdir + mount steps for the mounted filesystems, parents before children. */
+export function mountSteps(filesystems: Array<FilesystemSpec & { path: string }>, target: string): { steps: Step[]; mounts: ApplyPlan['mounts'] } {
+  const mounted = filesystems.filter((fs) => fs.mount && fs.type !== 'swap').sort((a, b) => a.mount!.split('/').filter(Boolean).length - b.mount!.split('/').filter(Boolean).length || a.mount!.localeCompare(b.mount!));
+  const steps: Step[] = [];
+  const mounts: ApplyPlan['mounts'] = [];
+  for (const fs of mounted) {
+    const where = fs.mount === '/' ? path.resolve(target) : path.join(path.resolve(target), fs.mount!);
+    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mkdir', '-p', where] });
+    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mount', '-t', fs.type, fs.path, where] });
+    mounts.push({ path: where, device: fs.path, type: fs.type });
+  }
+  return { steps, mounts };
+}
+
+/** Matches disks, checks sizes and builds every step; runs nothing. */
+export async function planLayout(layout: Layout, options: ApplyOptions = {}): Promise<ApplyPlan> {
+  const assignment = await matchDisks(layout, options);
+  const steps: Step[] = [];
+  const devices: Record<string, string> = {};
+  let espDevice: string | null = null;
+  const disks: ApplyPlan['disks'] = [];
+  for (const disk of layout.disks) {
+    const node = assignment.get(disk.id)!;
+    disks.push({ id: disk.id, device: node.path, size: node.size });
+    const placed = placePartitions(disk, node);
+    const parts = disk.partitions.map((p, i) => partitionPath(node, i + 1));
+    disk.partitions.forEach((p, i) => {
+      devices[p.id] = parts[i];
+      if (!espDevice && (partitionTypeCode(disk.table, p.type) === ESP_GUID || (disk.table === 'dos' && partitionTypeCode('dos', p.type) === 'ef'))) espDevice = parts[i];
+    });
+    steps.push({ what: `wipe old signatures on ${disk.id} (${node.path})`, argv: ['wipefs', '-a', '-q', node.path] });
+    steps.push({ what: `partition ${disk.id} (${node.path})`, argv: ['sfdisk', '--quiet', '--wipe', 'always', '--wipe-partitions', 'always', node.path], input: sfdiskScript(disk, placed) });
+    steps.push({ what: `tell the kernel about ${node.path}'s partitions`, argv: ['partx', '-u', node.path], waitFor: parts });
+  }
+  for (const raid of layout.raids ?? []) {
+    const name = raid.name ?? raid.id;
+    const device = `/dev/md/${name}`;
+    devices[raid.id] = device;
+    steps.push({
+      what: `create RAID${raid.level} ${name}`,
+      argv: ['mdadm', '--create', device, '--run', '--quiet', `--level=${raid.level}`, `--raid-devices=${raid.members.length}`, `--metadata=${raid.metadata ?? '1.2'}`, '--homehost=any', ...raid.members.map((m) => devices[m])],
+      waitFor: [device],
+    });
+  }
+  for (const vg of layout.volumeGroups ?? []) {
+    const pvs = vg.pvs.map((pv) => devices[pv]);
+    for (const pv of pvs) steps.push({ what: `LVM physical volume ${pv}`, argv: ['pvcreate', '-ff', '-y', '-q', pv] });
+    steps.push({ what: `volume group ${vg.name}`, argv: ['vgcreate', '-q', '-y', vg.name, ...pvs] });
+    for (const lv of vg.lvs) {
+      const device = `/dev/${vg.name}/${lv.name}`;
+      devices[`${vg.name}/${lv.name}`] = device;
+      const size = lv.size === 'grow' ? ['-l', '100%FREE'] : ['-L', `${parseSize(lv.size)}b`];
+      steps.push({ what: `logical volume ${vg.name}/${lv.name}`, argv: ['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', ...size, '-n', lv.name, vg.name], waitFor: [device] });
+    }
+  }
+  const filesystems: PlannedFilesystem[] = (layout.filesystems ?? []).map((fs) => ({ ...fs, path: devices[fs.device], uuid: newUuid(fs) }));
+  for (const fs of filesystems) steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid) });
+  const { steps: mountPlan, mounts } = options.target ? mountSteps(filesystems, options.target) : { steps: [], mounts: [] };
+  steps.push(...mountPlan);
+  const root = filesystems.find((fs) => fs.mount === '/');
+  return { disks, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
+}
+
+const quote = (arg: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+
+/** The plan as the shell commands it runs (a dry run prints this). */
+export function formatPlan(plan: ApplyPlan): string {
+  const out: string[] = [];
+  for (const step of plan.steps) {
+    out.push(`# ${step.what}`);
+    const cmd = step.argv.map(quote).join(' ');
+    out.push(step.input !== undefined ? `${cmd} <<'EOF'\n${step.input}EOF` : cmd);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+async function waitForPaths(paths: string[], timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  await settle();
+  while (paths.some((p) => !existsSync(p))) {
+    if (Date.now() > until) throw new LayoutApplyError(`device nodes did not appear: ${paths.filter((p) => !existsSync(p)).join(', ')}`, 'check that the kernel sees the new partitions (partx -u) and that udev runs');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Runs the steps in order; the first failure stops with the step named. */
+export async function runSteps(steps: Step[], log: (line: string) => void = () => {}): Promise<void> {
+  for (const [i, step] of steps.entries()) {
+    log(`[${i + 1}/${steps.length}] ${step.what}: ${step.argv.map(quote).join(' ')}`);
+    try {
+      await run(step.argv, step.input);
+      if (step.waitFor) await waitForPaths(step.waitFor);
+    } catch (err) {
+      if (err instanceof LayoutApplyError) throw err;
+      throw new LayoutApplyError(`step ${i + 1}/${steps.length} (${step.what}) failed: ${(err as Error).message}`, 'the disks are partly set up; fix the cause and apply the layout again (it starts from scratch)');
+    }
+  }
+}
+
+/** Plans, checks safety, and (unless dryRun) partitions, formats and mounts. */
+export async function applyLayout(layout: Layout, options: ApplyOptions = {}): Promise<ApplyPlan> {
+  const plan = await planLayout(layout, options);
+  if (options.dryRun) return plan;
+  const nodeDisks = options.nodeDisks ?? (await listNodeDisks());
+  for (const d of plan.disks) {
+    const node = nodeDisks.find((n) => n.path === d.device)!;
+    if (node.inUse) throw new DiskInUseError(`refusing to touch ${node.path}: ${node.inUse}`, 'unmount it (and stop its arrays and volume groups) first');
+    if (node.readOnly) throw new DiskInUseError(`refusing to touch ${node.path}: it is read-only`, 'check the disk or leave it out');
+  }
+  if (!options.force && !isClonerBootEnvironment()) {
+    throw new LayoutNeedsForceError(`applying a layout erases ${plan.disks.map((d) => d.device).join(', ')}, and this is not the cloner boot environment`, 'add --force if you mean it (a --dry-run shows every command first)');
+  }
+  await runSteps(plan.steps, options.log);
+  return plan;
+}
+
+/** Unmounts what applyLayout mounted, children first. */
+export async function unmountPlan(plan: Pick<ApplyPlan, 'mounts'>): Promise<void> {
+  for (const m of [...plan.mounts].reverse()) await run(['umount', m.path]).catch(() => {});
+}

@@ -1,0 +1,313 @@
+/**
+ * The disk layout model: a JSON document (schema in layout.schema.json, format
+ * "cloner-layout/1") saying how to partition and format a node's drives. Disks are found
+ * by selectors, not kernel names; partitions have fixed sizes or "grow" (take the rest);
+ * md RAID arrays, LVM volume groups and filesystems refer to devices by id: a partition's
+ * id, a RAID array's id, or "VG/LV".
+ *
+ * `parseLayout` checks a document in two passes: the JSON schema (ajv) for shape, then
+ * semantic checks (unique ids, references that resolve, each device used once, one "grow"
+ * per disk and VG, partitions that do not overlap, known filesystem types, labels and
+ * UUIDs the filesystem accepts, mount points that are absolute, normal and unique, a root
+ * filesystem). Every failure is a LayoutInvalidError naming the path, e.g.
+ * `filesystems[2].type: unknown filesystem type "zfs"`.
+ */
+import { Ajv } from 'ajv';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ClonerError } from '../errors.ts';
+
+export const LAYOUT_FORMAT = 'cloner-layout/1';
+export type Size = number | string;
+
+export interface DiskMatch {
+  name?: string;
+  model?: string;
+  serial?: string;
+  minSize?: Size;
+  maxSize?: Size;
+  rotational?: boolean;
+  transport?: string;
+}
+
+export interface PartitionSpec {
+  id: string;
+  size: Size | 'grow';
+  minSize?: Size;
+  start?: number;
+  type: string;
+  name?: string;
+  flags?: string[];
+  bootable?: boolean;
+}
+
+export interface DiskSpec {
+  id: string;
+  match?: DiskMatch;
+  table: 'gpt' | 'dos';
+  partitions: PartitionSpec[];
+  captured?: { name?: string; model?: string | null; serial?: string | null; size?: number };
+}
+
+export interface RaidSpec {
+  id: string;
+  name?: string;
+  level: 0 | 1 | 4 | 5 | 6 | 10;
+  members: string[];
+  metadata?: '0.90' | '1.0' | '1.1' | '1.2';
+}
+
+export interface LogicalVolumeSpec {
+  name: string;
+  size: Size | 'grow';
+  minSize?: Size;
+}
+
+export interface VolumeGroupSpec {
+  name: string;
+  pvs: string[];
+  lvs: LogicalVolumeSpec[];
+}
+
+export type FilesystemType = 'ext2' | 'ext3' | 'ext4' | 'xfs' | 'vfat' | 'btrfs' | 'swap';
+export const FILESYSTEM_TYPES: readonly FilesystemType[] = ['ext2', 'ext3', 'ext4', 'xfs', 'vfat', 'btrfs', 'swap'];
+
+export interface FilesystemSpec {
+  device: string;
+  type: FilesystemType;
+  label?: string;
+  uuid?: string;
+  keepUuid?: boolean;
+  mkfsOptions?: string[];
+  mount?: string;
+  mountOptions?: string;
+  dump?: 0 | 1;
+  pass?: 0 | 1 | 2;
+}
+
+export interface Layout {
+  format: typeof LAYOUT_FORMAT;
+  disks: DiskSpec[];
+  raids?: RaidSpec[];
+  volumeGroups?: VolumeGroupSpec[];
+  filesystems?: FilesystemSpec[];
+}
+
+export class LayoutError extends ClonerError {
+  override readonly code: string = 'LAYOUT_ERROR';
+}
+
+export class LayoutInvalidError extends LayoutError {
+  override readonly code = 'LAYOUT_INVALID';
+  constructor(message: string, hint = 'fix the layout file (`cloner disklayout` exports the stored one) and upload it again') {
+    super(message, hint);
+  }
+}
+
+/** GPT type GUIDs and MBR type bytes by friendly name. */
+export const PARTITION_TYPES: Record<string, { gpt: string; dos: string }> = {
+  linux: { gpt: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', dos: '83' },
+  swap: { gpt: '0657FD6D-A4AB-43C4-84E5-0933C84B4F4F', dos: '82' },
+  esp: { gpt: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', dos: 'ef' },
+  raid: { gpt: 'A19D880F-05FC-4D3B-A006-743F0F84911E', dos: 'fd' },
+  lvm: { gpt: 'E6D6D379-F507-44C2-A23C-238F2A3DF928', dos: '8e' },
+  'bios-boot': { gpt: '21686148-6449-6E6F-744E-656564454649', dos: '' },
+  home: { gpt: '933AC7E1-2EB4-4F13-B844-0E14E2AEF915', dos: '83' },
+  'root-x86-64': { gpt: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709', dos: '83' },
+  xbootldr: { gpt: 'BC13C2FF-59E6-4262-A352-B275FD6F7172', dos: 'ea' },
+};
+
+/** The type code sfdisk gets for a layout partition type (alias, GUID or MBR byte). */
+export function partitionTypeCode(table: 'gpt' | 'dos', type: string): string {
+  const alias = PARTITION_TYPES[type];
+  if (alias) return table === 'gpt' ? alias.gpt : alias.dos;
+  return table === 'gpt' ? type.toUpperCase() : type.toLowerCase().replace(/^0x/, '');
+}
+
+export const ESP_GUID = PARTITION_TYPES.esp.gpt;
+export const MIB = 1024 * 1024;
+
+/** Bytes of a size: an integer, or "512M", "1.5G", "20GiB" (binary units). */
+export function parseSize(size: Size): number {
+  if (typeof size === 'number') return size;
+  const m = /^([0-9]+(?:\.[0-9]+)?)([KMGT])(?:i?B)?$/.exec(size);
+  if (!m) throw new LayoutInvalidError(`bad size ${JSON.stringify(size)}`, 'use bytes or a number with K, M, G or T (binary units), e.g. 512M');
+  return Math.round(Number(m[1]) * 1024 ** ('KMGT'.indexOf(m[2]) + 1));
+}
+
+/** "1.50 GiB"-style text for messages. */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(2)} ${units[unit]}`;
+}
+
+/** The shortest exact size text: "512M" for 536870912, bytes when no unit divides it. */
+export function compactSize(bytes: number): Size {
+  for (const [suffix, factor] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', MIB], ['K', 1024]] as const) {
+    if (bytes % factor === 0) return `${bytes / factor}${suffix}`;
+  }
+  return bytes;
+}
+
+const LABEL_LIMITS: Record<FilesystemType, number> = { ext2: 16, ext3: 16, ext4: 16, xfs: 12, vfat: 11, btrfs: 255, swap: 16 };
+
+const schema = JSON.parse(readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), 'layout.schema.json'), 'utf8'));
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateShape = ajv.compile(schema);
+
+function where(instancePath: string): string {
+  // "/disks/0/partitions/2/size" -> "disks[0].partitions[2].size"
+  return instancePath.replace(/\/(\d+)/g, '[$1]').replace(/^\//, '').replace(/\//g, '.') || '(document)';
+}
+
+/** Parses layout JSON text (or an already parsed value) and checks it; throws LayoutInvalidError. */
+export function parseLayout(input: string | unknown): Layout {
+  let doc: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      doc = JSON.parse(input);
+    } catch (err) {
+      throw new LayoutInvalidError(`the layout is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (!validateShape(doc)) {
+    const e = validateShape.errors![0];
+    if (/\/(size|minSize|maxSize)$/.test(e.instancePath)) {
+      const value = e.instancePath.split('/').slice(1).reduce<any>((o, k) => o?.[k], doc);
+      throw new LayoutInvalidError(`${where(e.instancePath)}: bad size ${JSON.stringify(value)} (use bytes, a number with K, M, G or T such as 512M${e.instancePath.endsWith('/size') ? ', or "grow"' : ''})`);
+    }
+    const detail = e.keyword === 'additionalProperties' ? `unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"` : e.keyword === 'enum' ? `${e.message} (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : e.message;
+    throw new LayoutInvalidError(`${where(e.instancePath)}: ${detail}`);
+  }
+  const layout = doc as Layout;
+  checkSemantics(layout);
+  return layout;
+}
+
+function checkSemantics(layout: Layout): void {
+  const fail = (at: string, message: string): never => {
+    throw new LayoutInvalidError(`${at}: ${message}`);
+  };
+  // Every device that can hold something: partitions, arrays, LVs.
+  const devices = new Map<string, string>(); // id -> where defined
+  const define = (id: string, at: string) => {
+    if (devices.has(id)) fail(at, `id "${id}" is already used at ${devices.get(id)}`);
+    devices.set(id, at);
+  };
+  const diskIds = new Set<string>();
+  layout.disks.forEach((disk, d) => {
+    const at = `disks[${d}]`;
+    if (diskIds.has(disk.id)) fail(`${at}.id`, `disk id "${disk.id}" is used twice`);
+    diskIds.add(disk.id);
+    if (disk.match?.minSize !== undefined && disk.match.maxSize !== undefined && parseSize(disk.match.minSize) > parseSize(disk.match.maxSize)) fail(`${at}.match`, 'minSize is larger than maxSize');
+    if (disk.table === 'dos' && disk.partitions.length > 4) fail(`${at}.partitions`, `a dos table holds 4 primary partitions, this disk has ${disk.partitions.length}`, );
+    let grows = 0;
+    let end = MIB;
+    disk.partitions.forEach((part, p) => {
+      const pat = `${at}.partitions[${p}]`;
+      define(part.id, pat);
+      if (part.size === 'grow') grows++;
+      else if (part.minSize !== undefined) fail(`${pat}.minSize`, 'only a "grow" partition has a minimum size');
+      if (!PARTITION_TYPES[part.type] && /^[a-z-]+$/.test(part.type) && !/^[0-9a-f]{1,2}$/.test(part.type)) {
+        fail(`${pat}.type`, `unknown partition type "${part.type}" (known: ${Object.keys(PARTITION_TYPES).join(', ')}, a GPT type GUID or an MBR type byte)`);
+      }
+      const isGuid = /-/.test(part.type) && part.type.length === 36;
+      if (disk.table === 'dos' && PARTITION_TYPES[part.type]?.dos === '') fail(`${pat}.type`, `type "${part.type}" exists only on gpt tables`);
+      if (disk.table === 'dos' && isGuid) fail(`${pat}.type`, 'a dos table takes an MBR type byte, not a GUID');
+      if (disk.table === 'gpt' && !isGuid && !PARTITION_TYPES[part.type]) fail(`${pat}.type`, 'a gpt table takes a type GUID or a known type name, not an MBR byte');
+      if (disk.table === 'gpt' && part.bootable) fail(`${pat}.bootable`, 'the bootable flag is for dos tables; on gpt use type "esp" or flags ["LegacyBIOSBootable"]');
+      if (disk.table === 'dos' && part.flags?.length) fail(`${pat}.flags`, 'GPT attribute flags do not apply to a dos table');
+      if (disk.table === 'dos' && part.name) fail(`${pat}.name`, 'a dos table has no partition names');
+      if (part.start !== undefined) {
+        if (part.start % 512 !== 0) fail(`${pat}.start`, 'a start must be a multiple of 512 bytes');
+        if (part.start < end) fail(`${pat}.start`, `partition overlaps the one before it (starts at ${part.start}, the previous one ends at ${end})`);
+        end = part.start;
+      }
+      if (part.size !== 'grow') {
+        end += Math.ceil(parseSize(part.size) / MIB) * MIB;
+      } else if (disk.partitions.slice(p + 1).some((q) => q.start !== undefined)) {
+        fail(`${pat}.size`, 'a "grow" partition cannot be followed by a partition with a fixed start');
+      }
+    });
+    if (grows > 1) fail(`${at}.partitions`, `only one partition per disk may "grow", this disk has ${grows}`);
+    if (disk.match?.maxSize !== undefined) {
+      const fixed = fixedBytes(disk);
+      if (fixed > parseSize(disk.match.maxSize)) fail(`${at}`, `the fixed partitions need ${formatSize(fixed)}, more than the selector's maxSize`);
+    }
+  });
+  const used = new Map<string, string>(); // device id -> user
+  const use = (id: string, at: string, by: string) => {
+    if (!devices.has(id)) fail(at, `refers to "${id}", which no partition, array or logical volume defines`);
+    if (used.has(id)) fail(at, `"${id}" is already used by ${used.get(id)}`);
+    used.set(id, by);
+  };
+  (layout.raids ?? []).forEach((raid, r) => {
+    const at = `raids[${r}]`;
+    const minimum = { 0: 2, 1: 2, 4: 3, 5: 3, 6: 4, 10: 2 }[raid.level];
+    if (raid.members.length < minimum) fail(`${at}.members`, `RAID${raid.level} needs at least ${minimum} members, has ${raid.members.length}`);
+    raid.members.forEach((m, i) => use(m, `${at}.members[${i}]`, `RAID ${raid.id}`));
+    define(raid.id, at);
+  });
+  const vgNames = new Set<string>();
+  (layout.volumeGroups ?? []).forEach((vg, v) => {
+    const at = `volumeGroups[${v}]`;
+    if (vgNames.has(vg.name)) fail(`${at}.name`, `volume group "${vg.name}" is defined twice`);
+    vgNames.add(vg.name);
+    vg.pvs.forEach((pv, i) => use(pv, `${at}.pvs[${i}]`, `volume group ${vg.name}`));
+    const lvNames = new Set<string>();
+    let grows = 0;
+    vg.lvs.forEach((lv, l) => {
+      if (lvNames.has(lv.name)) fail(`${at}.lvs[${l}].name`, `logical volume "${lv.name}" is defined twice`);
+      lvNames.add(lv.name);
+      if (lv.size === 'grow') grows++;
+      else if (lv.minSize !== undefined) fail(`${at}.lvs[${l}].minSize`, 'only a "grow" logical volume has a minimum size');
+      devices.set(`${vg.name}/${lv.name}`, `${at}.lvs[${l}]`);
+    });
+    if (grows > 1) fail(`${at}.lvs`, `only one logical volume per group may "grow", this one has ${grows}`);
+  });
+  const mounts = new Map<string, number>();
+  (layout.filesystems ?? []).forEach((fs, f) => {
+    const at = `filesystems[${f}]`;
+    if (!FILESYSTEM_TYPES.includes(fs.type)) fail(`${at}.type`, `unknown filesystem type "${fs.type}" (supported: ${FILESYSTEM_TYPES.join(', ')})`);
+    use(fs.device, `${at}.device`, `filesystem ${f}`);
+    if (fs.label !== undefined && fs.label.length > LABEL_LIMITS[fs.type]) fail(`${at}.label`, `a ${fs.type} label holds ${LABEL_LIMITS[fs.type]} characters, "${fs.label}" has ${fs.label.length}`);
+    if (fs.uuid !== undefined) {
+      const short = /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(fs.uuid);
+      if (short !== (fs.type === 'vfat')) fail(`${at}.uuid`, fs.type === 'vfat' ? 'a vfat volume id looks like ABCD-1234' : `a ${fs.type} UUID looks like 8-4-4-4-12 hex digits`);
+    }
+    if (fs.keepUuid && !fs.uuid) fail(`${at}.keepUuid`, 'keepUuid needs a uuid');
+    if (fs.type === 'swap') {
+      if (fs.mount !== undefined) fail(`${at}.mount`, 'swap is not mounted; leave out "mount"');
+      return;
+    }
+    if (fs.mount !== undefined) {
+      if (path.posix.normalize(fs.mount) !== fs.mount || (fs.mount !== '/' && fs.mount.endsWith('/')) || fs.mount.split('/').includes('..')) fail(`${at}.mount`, `mount point "${fs.mount}" is not a normal absolute path`);
+      if (mounts.has(fs.mount)) fail(`${at}.mount`, `mount point "${fs.mount}" is also used by filesystems[${mounts.get(fs.mount)}]`);
+      mounts.set(fs.mount, f);
+    } else if (fs.mountOptions !== undefined) {
+      fail(`${at}.mountOptions`, 'mount options without a mount point');
+    }
+  });
+  if (mounts.size > 0 && !mounts.has('/')) fail('filesystems', 'no filesystem is mounted at "/"');
+}
+
+/** Bytes the fixed partitions of a disk take, on 1 MiB boundaries, with the GPT/MBR areas. */
+export function fixedBytes(disk: DiskSpec): number {
+  let end = MIB;
+  for (const part of disk.partitions) {
+    if (part.start !== undefined) end = Math.max(end, part.start);
+    end += part.size === 'grow' ? Math.ceil(parseSize(part.minSize ?? MIB) / MIB) * MIB : Math.ceil(parseSize(part.size) / MIB) * MIB;
+  }
+  return end + (disk.table === 'gpt' ? MIB : 0);
+}
+
+/** The canonical text of a layout (stable key order as written, 2-space indent). */
+export function serializeLayout(layout: Layout): string {
+  return `${JSON.stringify(layout, null, 2)}\n`;
+}

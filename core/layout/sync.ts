@@ -1,0 +1,107 @@
+/**
+ * Sync check: does a node's disks already carry a layout? A re-deploy that finds the same
+ * partitioning, arrays, volume groups and filesystems keeps them and copies only what
+ * changed in the tree, instead of wiping and reformatting.
+ *
+ * Algorithm: match the layout's disks to the node's (as apply does, but busy disks are
+ * fine: a check writes nothing); read each disk's partition table and compare table type,
+ * partition count, types, names and sizes (fixed sizes within 1 MiB, "grow" at least its
+ * minimum); then the md arrays (level, member count), the LVs (present; fixed sizes within
+ * one 4 MiB extent) and the filesystems (type and label, by lsblk). Every difference is a
+ * line of the report; none means in sync. The devices found are returned so the caller
+ * can mount them (mountSteps) and write fstab from their UUIDs.
+ */
+import { existsSync } from 'node:fs';
+import { MIB, formatSize, parseSize, partitionTypeCode, type Layout } from './model.ts';
+import { matchDisks, type MatchOptions } from './apply.ts';
+import { lsblk, lvmReport, mdadmDetail, readPartitionTable, walk } from './probe.ts';
+
+export interface SyncReport {
+  inSync: boolean;
+  differences: string[];
+  /** Layout id -> device path, for what was found. */
+  devices: Record<string, string>;
+  /** Layout device id -> the UUID of the filesystem found on it. */
+  uuids: Record<string, string>;
+}
+
+export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}): Promise<SyncReport> {
+  const differences: string[] = [];
+  const devices: Record<string, string> = {};
+  const uuids: Record<string, string> = {};
+  let assignment;
+  try {
+    assignment = await matchDisks(layout, options);
+  } catch (err) {
+    return { inSync: false, differences: [(err as Error).message], devices, uuids };
+  }
+  for (const disk of layout.disks) {
+    const node = assignment.get(disk.id)!;
+    const table = await readPartitionTable(node.path);
+    if (!table) {
+      differences.push(`${disk.id} (${node.path}): no partition table`);
+      continue;
+    }
+    if (table.label !== disk.table) differences.push(`${disk.id} (${node.path}): a ${table.label} table, the layout has ${disk.table}`);
+    if (table.partitions.length !== disk.partitions.length) {
+      differences.push(`${disk.id} (${node.path}): ${table.partitions.length} partitions, the layout has ${disk.partitions.length}`);
+      continue;
+    }
+    const sector = table.sectorsize ?? 512;
+    const parts = [...table.partitions].sort((a, b) => a.start - b.start);
+    disk.partitions.forEach((spec, i) => {
+      const found = parts[i];
+      devices[spec.id] = found.node;
+      const at = `${disk.id} partition ${i + 1} (${found.node})`;
+      if (found.type.toUpperCase() !== partitionTypeCode(disk.table, spec.type).toUpperCase()) differences.push(`${at}: type ${found.type}, the layout has ${spec.type}`);
+      if ((spec.name ?? '') !== (found.name ?? '') && disk.table === 'gpt') differences.push(`${at}: name "${found.name ?? ''}", the layout has "${spec.name ?? ''}"`);
+      const bytes = found.size * sector;
+      if (spec.size === 'grow') {
+        if (bytes < parseSize(spec.minSize ?? MIB)) differences.push(`${at}: ${formatSize(bytes)}, under the layout's minimum ${formatSize(parseSize(spec.minSize ?? MIB))}`);
+      } else if (Math.abs(bytes - parseSize(spec.size)) >= MIB) {
+        differences.push(`${at}: ${formatSize(bytes)}, the layout has ${formatSize(parseSize(spec.size))}`);
+      }
+    });
+  }
+  for (const raid of layout.raids ?? []) {
+    const device = `/dev/md/${raid.name ?? raid.id}`;
+    devices[raid.id] = device;
+    if (!existsSync(device)) {
+      differences.push(`RAID ${raid.id}: ${device} is not assembled`);
+      continue;
+    }
+    const detail = await mdadmDetail(device).catch(() => ({}) as Record<string, string>);
+    if (detail.MD_LEVEL !== `raid${raid.level}`) differences.push(`RAID ${raid.id}: level ${detail.MD_LEVEL ?? 'unknown'}, the layout has raid${raid.level}`);
+    if (Number(detail.MD_DEVICES) !== raid.members.length) differences.push(`RAID ${raid.id}: ${detail.MD_DEVICES ?? '?'} devices, the layout has ${raid.members.length}`);
+  }
+  if ((layout.volumeGroups ?? []).length) {
+    const lvm = await lvmReport();
+    for (const vg of layout.volumeGroups ?? []) {
+      for (const lv of vg.lvs) {
+        const found = lvm.lvs.find((l) => l.vg_name === vg.name && l.lv_name === lv.name);
+        const id = `${vg.name}/${lv.name}`;
+        if (!found) {
+          differences.push(`logical volume ${id} is missing`);
+          continue;
+        }
+        devices[id] = found.lv_path;
+        if (lv.size !== 'grow' && Math.abs(Number(found.lv_size) - parseSize(lv.size)) >= 4 * MIB) differences.push(`logical volume ${id}: ${formatSize(Number(found.lv_size))}, the layout has ${formatSize(parseSize(lv.size))}`);
+      }
+    }
+  }
+  const present = Object.values(devices).filter((d) => existsSync(d));
+  const nodes = present.length ? [...walk(await lsblk(present))] : [];
+  for (const fs of layout.filesystems ?? []) {
+    const device = devices[fs.device];
+    if (!device) continue; // its disk, array or VG already differs
+    const node = device ? nodes.find((n) => n.path === device || `/dev/${n.name}` === device) ?? (await lsblk([device]).catch(() => []))[0] : undefined;
+    if (!node) {
+      differences.push(`filesystem on ${fs.device}: the device is missing`);
+      continue;
+    }
+    if (node.fstype !== fs.type) differences.push(`filesystem on ${fs.device} (${device}): ${node.fstype ?? 'none'}, the layout has ${fs.type}`);
+    else if (fs.label !== undefined && node.label !== fs.label) differences.push(`filesystem on ${fs.device} (${device}): label "${node.label ?? ''}", the layout has "${fs.label}"`);
+    if (node.uuid) uuids[fs.device] = node.uuid;
+  }
+  return { inSync: differences.length === 0, differences, devices, uuids };
+}
