@@ -2,6 +2,7 @@
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { commitRevision, getImage, type Revision } from '../core/tree/images.ts';
 import type { LocalStore } from '../core/store/local.ts';
+import { loadLayout } from '../core/layout/store.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
 
 export interface CaptureRunOptions {
@@ -11,11 +12,16 @@ export interface CaptureRunOptions {
   exclude: string[];
   create: boolean;
   note?: string;
+  /** Disk layout name the revision refers to (kept from the previous revision when absent). */
+  layout?: string;
   quiet?: boolean;
 }
 
 export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revision; seconds: number; newBytes: number; logicalBytes: number; files: number }> {
   const previous = o.create ? undefined : (await getImage(o.store, o.image))?.revisions.at(-1);
+  // The layout's filesystems (/boot/efi, /home...) are part of the image; other mounts are not.
+  const layoutName = o.layout ?? previous?.layout;
+  const includeMounts = layoutName ? ((await loadLayout(o.store, layoutName)).layout.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : [])) : [];
   const before = await o.store.stats();
   const progress = newCaptureProgress();
   const reporter = new ProgressReporter('capture', () => ({ files: progress.files, bytes: progress.bytes, extra: `${progress.reusedFiles} unchanged` }), { quiet: o.quiet });
@@ -29,13 +35,14 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
       chunker: o.store.config.chunker,
       parentTree: previous?.tree,
       exclude: o.exclude,
+      includeMounts,
       progress,
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
     const revision = await commitRevision(
       o.store,
       o.image,
-      { tree: result.tree, note: o.note, stats: { files: progress.files, bytes: progress.bytes } },
+      { tree: result.tree, note: o.note, layout: o.layout, stats: { files: progress.files, bytes: progress.bytes } },
       { create: o.create },
     );
     const after = await o.store.stats();

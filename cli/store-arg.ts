@@ -16,3 +16,13 @@ export function splitList(value: unknown): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
 }
+
+/** Opens the --store store, runs `work` with it, and always closes it. */
+export async function withStoreArg<T>(dir: string | undefined, work: (store: LocalStore) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
+  const store = await openStoreArg(dir, options.create);
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}

@@ -2,7 +2,7 @@
 import type { CAC } from 'cac';
 import { collectGarbage } from '../../core/tree/images.ts';
 import { formatBytes } from '../progress.ts';
-import { openStoreArg } from '../store-arg.ts';
+import { withStoreArg } from '../store-arg.ts';
 
 export function register(cli: CAC): void {
   cli
@@ -10,13 +10,10 @@ export function register(cli: CAC): void {
     .option('--store <dir>', 'Local image store directory')
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; json?: boolean }) => {
-      const store = await openStoreArg(o.store);
-      try {
+      await withStoreArg(o.store, async (store) => {
         const r = await collectGarbage(store);
         if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
         else process.stdout.write(`gc: ${r.liveChunks} live chunks; deleted ${r.deletedChunks} chunks, repacked ${r.repackedPacks} and deleted ${r.deletedPacks} packs, freed ${formatBytes(r.freedBytes)}\n`);
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

@@ -2,7 +2,7 @@
 import type { CAC } from 'cac';
 import { deleteImage } from '../../core/tree/images.ts';
 import { UsageError } from '../errors.ts';
-import { openStoreArg } from '../store-arg.ts';
+import { withStoreArg } from '../store-arg.ts';
 
 export function register(cli: CAC): void {
   cli
@@ -11,12 +11,9 @@ export function register(cli: CAC): void {
     .option('--image <name>', 'Image name')
     .action(async (o: { store?: string; image?: string }) => {
       if (!o.image) throw new UsageError('--image is required', 'list images with image-list');
-      const store = await openStoreArg(o.store);
-      try {
-        await deleteImage(store, o.image);
+      await withStoreArg(o.store, async (store) => {
+        await deleteImage(store, o.image!);
         process.stdout.write(`deleted image ${o.image}; run gc to free its space\n`);
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

@@ -4,7 +4,7 @@ import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { getImage } from '../../core/tree/images.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes } from '../progress.ts';
-import { openStoreArg } from '../store-arg.ts';
+import { withStoreArg } from '../store-arg.ts';
 
 export function register(cli: CAC): void {
   cli
@@ -14,9 +14,8 @@ export function register(cli: CAC): void {
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; image?: string; json?: boolean }) => {
       if (!o.image) throw new UsageError('--image is required', 'list images with image-list');
-      const store = await openStoreArg(o.store);
-      try {
-        const image = await getImage(store, o.image);
+      await withStoreArg(o.store, async (store) => {
+        const image = await getImage(store, o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list');
         if (o.json) {
           process.stdout.write(JSON.stringify(image, null, 2) + '\n');
@@ -26,8 +25,6 @@ export function register(cli: CAC): void {
         for (const r of image.revisions) {
           process.stdout.write(`  revision ${r.n}  ${r.created}  parent ${r.parent ?? '-'}  ${r.stats.files} files  ${formatBytes(r.stats.bytes)}  tree ${r.tree.slice(0, 16)}  ${r.note}\n`);
         }
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

@@ -5,7 +5,7 @@ import { getImage } from '../../core/tree/images.ts';
 import { newRestoreProgress, restoreTree } from '../../core/tree/restore.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes, ProgressReporter } from '../progress.ts';
-import { openStoreArg } from '../store-arg.ts';
+import { withStoreArg } from '../store-arg.ts';
 
 interface ExportOptions {
   store?: string;
@@ -25,9 +25,8 @@ export function register(cli: CAC): void {
     .option('--strict', 'Fail on any metadata that cannot be restored')
     .action(async (o: ExportOptions) => {
       if (!o.image || !o.target) throw new UsageError('--image and --target are required', 'e.g. image-export --image node --target /mnt/node');
-      const store = await openStoreArg(o.store);
-      try {
-        const image = await getImage(store, o.image);
+      await withStoreArg(o.store, async (store) => {
+        const image = await getImage(store, o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list');
         const wanted = o.revision === undefined ? image.revisions.at(-1) : image.revisions.find((r) => String(r.n) === String(o.revision));
         if (!wanted) throw new UsageError(`image ${o.image} has no revision ${o.revision}`, `revisions: ${image.revisions.map((r) => r.n).join(', ')}`);
@@ -35,14 +34,12 @@ export function register(cli: CAC): void {
         const reporter = new ProgressReporter('restore', () => ({ files: progress.files, bytes: progress.bytes, totalBytes: progress.totalBytes }));
         const started = performance.now();
         try {
-          await restoreTree({ reader: store, tree: wanted.tree, target: o.target, strict: o.strict, progress, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+          await restoreTree({ reader: store, tree: wanted.tree, target: o.target!, strict: o.strict, progress, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
         } finally {
           reporter.stop();
         }
         const secs = (performance.now() - started) / 1000;
         process.stdout.write(`restored ${o.image} revision ${wanted.n} into ${o.target}: ${progress.entries} entries, ${formatBytes(progress.bytes)} in ${secs.toFixed(1)}s (${formatBytes(progress.bytes / secs)}/s)\n`);
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

@@ -1,7 +1,7 @@
 /** image-list: every image with its revisions, last update and logical size. */
 import type { CAC } from 'cac';
 import { listImages } from '../../core/tree/images.ts';
-import { openStoreArg } from '../store-arg.ts';
+import { withStoreArg } from '../store-arg.ts';
 import { formatBytes } from '../progress.ts';
 
 export function register(cli: CAC): void {
@@ -10,8 +10,7 @@ export function register(cli: CAC): void {
     .option('--store <dir>', 'Local image store directory')
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; json?: boolean }) => {
-      const store = await openStoreArg(o.store);
-      try {
+      await withStoreArg(o.store, async (store) => {
         const rows = (await listImages(store)).map((img) => {
           const last = img.revisions.at(-1);
           return { name: img.name, revisions: img.revisions.length, updated: last?.created ?? img.created, bytes: last?.stats.bytes ?? 0, files: last?.stats.files ?? 0, layout: last?.layout ?? null };
@@ -24,8 +23,6 @@ export function register(cli: CAC): void {
         for (const r of rows) {
           process.stdout.write(`${r.name.padEnd(24)} ${String(r.revisions).padStart(4)}  ${r.updated.padEnd(24)} ${String(r.files).padStart(9)} ${formatBytes(r.bytes).padStart(10)}  ${r.layout ?? '-'}\n`);
         }
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

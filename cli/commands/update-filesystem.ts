@@ -1,7 +1,7 @@
 /** update-filesystem: a new revision of an image; unchanged files are not read again. */
 import type { CAC } from 'cac';
 import { runCapture } from '../capture-run.ts';
-import { openStoreArg, splitList } from '../store-arg.ts';
+import { splitList , withStoreArg } from '../store-arg.ts';
 import { UsageError } from '../errors.ts';
 
 interface UpdateOptions {
@@ -22,11 +22,8 @@ export function register(cli: CAC): void {
     .option('--note <text>', 'Note stored with the revision')
     .action(async (o: UpdateOptions) => {
       if (!o.image) throw new UsageError('--image is required', 'name the image to update, e.g. --image node');
-      const store = await openStoreArg(o.store);
-      try {
-        await runCapture({ store, image: o.image, root: o.root, exclude: splitList(o.excludePaths), create: false, note: o.note });
-      } finally {
-        await store.close();
-      }
+      await withStoreArg(o.store, async (store) => {
+        await runCapture({ store, image: o.image!, root: o.root, exclude: splitList(o.excludePaths), create: false, note: o.note });
+      });
     });
 }

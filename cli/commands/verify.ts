@@ -1,7 +1,7 @@
 /** verify: re-read every chunk and every image's references. */
 import type { CAC } from 'cac';
 import { listImages, treeChunkIds } from '../../core/tree/images.ts';
-import { openStoreArg } from '../store-arg.ts';
+import { withStoreArg } from '../store-arg.ts';
 
 export function register(cli: CAC): void {
   cli
@@ -9,8 +9,7 @@ export function register(cli: CAC): void {
     .option('--store <dir>', 'Local image store directory')
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; json?: boolean }) => {
-      const store = await openStoreArg(o.store);
-      try {
+      await withStoreArg(o.store, async (store) => {
         const report = await store.verify();
         const incomplete: Array<{ image: string; revision: number; missing: number; error?: string }> = [];
         for (const image of await listImages(store)) {
@@ -34,8 +33,6 @@ export function register(cli: CAC): void {
           for (const i of incomplete) process.stdout.write(`image ${i.image} revision ${i.revision} is incomplete: ${i.error ?? `${i.missing} chunks missing`}\n`);
         }
         if (!ok) process.exitCode = 3;
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

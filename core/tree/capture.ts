@@ -52,7 +52,13 @@ export interface CaptureOptions {
   exclude?: string[];
   /** Add LIVE_NODE_EXCLUDES and the node's swap files; default: when root is "/". */
   liveNode?: boolean;
+  /** Descend into every mounted file system below the root. */
   crossMounts?: boolean;
+  /**
+   * Mount points (as seen from the root, e.g. /boot/efi, /home) whose file systems are
+   * part of the image: the disk layout's filesystems. Other mounts stay empty directories.
+   */
+  includeMounts?: string[];
   concurrency?: number;
   progress?: CaptureProgress;
   onWarning?: (message: string) => void;
@@ -112,6 +118,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   let storeError: unknown = null;
   const hardlinks = new Map<string, Promise<ChunkRef[]>>();
   const deviceIndex = new Map<bigint, number>([[rootStat.dev, 0]]);
+  const includedMounts = new Set((opts.includeMounts ?? []).filter((m) => m !== '/').map((m) => m.replace(/\/+$/, '')));
 
   function putChunk(data: Buffer): ChunkId {
     const id = chunkIdOf(data);
@@ -212,7 +219,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     return Object.keys(out).length ? out : undefined;
   }
 
-  async function captureDir(dir: string, rel: string, parentTree: ChunkId | undefined): Promise<ChunkId> {
+  async function captureDir(dir: string, rel: string, parentTree: ChunkId | undefined, dirDev: bigint = rootStat.dev): Promise<ChunkId> {
     let rootMeta: DirectoryObject['root'];
     if (rel === '') {
       const xattrs = readXattrs(dir);
@@ -262,8 +269,8 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
       const withXattrs = <T extends Entry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
       if (st.isDirectory()) {
         const prev = parentEntries.get(name);
-        const crosses = st.dev !== rootStat.dev;
-        if (crosses && !opts.crossMounts) {
+        const crosses = st.dev !== dirDev;
+        if (crosses && !opts.crossMounts && !includedMounts.has(relPath)) {
           // A mount point: keep the directory, not the other file system's content.
           const empty = await putObject(store, serializeDirectory([]), opts.chunker);
           entries.push(withXattrs({ ...base, type: 'dir', tree: empty }));
@@ -273,7 +280,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
         const entry = withXattrs({ ...base, type: 'dir' as const, tree: '' });
         entries.push(entry);
         tasks.push(
-          captureDir(full, relPath, prev?.type === 'dir' ? prev.tree : undefined).then((tree) => {
+          captureDir(full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => {
             entry.tree = tree;
           }),
         );

@@ -4,7 +4,7 @@
  * removed), also when the test fails.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withTempDir } from './fixtures.ts';
 
@@ -64,4 +64,25 @@ export async function withLoopDisks<T>(sizes: string[], work: (devices: string[]
       await rm(dir, { recursive: true, force: true });
     }
   });
+}
+
+/**
+ * A golden disk on a loop device: GPT with swap (64 MiB), an ext4 root (400 MiB) and an xfs
+ * /data taking the rest, mounted at DIR/golden with an /etc/fstab. Returns the root.
+ */
+export async function makeGoldenDisk(device: string, dir: string): Promise<string> {
+  sh(['sfdisk', '--quiet', device], 'label: gpt\nsize=64MiB, type=swap, name=swap\nsize=400MiB, type=linux, name=root\ntype=linux, name=data\n');
+  sh(['partx', '-u', device]);
+  sh(['mkswap', '-L', 'gswap', `${device}p1`]);
+  sh(['mkfs.ext4', '-q', '-L', 'groot', `${device}p2`]);
+  sh(['mkfs.xfs', '-q', '-L', 'gdata', `${device}p3`]);
+  const root = path.join(dir, 'golden');
+  await mkdir(root);
+  sh(['mount', `${device}p2`, root]);
+  await mkdir(path.join(root, 'data'));
+  sh(['mount', `${device}p3`, path.join(root, 'data')]);
+  await mkdir(path.join(root, 'etc'));
+  await writeFile(path.join(root, 'etc/fstab'), 'LABEL=groot / ext4 errors=remount-ro 0 1\nLABEL=gdata /data xfs noatime 0 0\nLABEL=gswap none swap sw 0 0\n');
+  await writeFile(path.join(root, 'data/payload'), 'golden data\n');
+  return root;
 }

@@ -9,13 +9,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { captureLayout } from '../../core/layout/capture.ts';
 import { applyLayout, formatPlan, planLayout, unmountPlan, type ApplyPlan } from '../../core/layout/apply.ts';
 import { checkLayoutSync } from '../../core/layout/sync.ts';
 import { PARTITION_TYPES, type Layout } from '../../core/layout/model.ts';
-import { loopUnavailable, sh, withLoopDisks } from '../helpers/loop.ts';
+import { loopUnavailable, makeGoldenDisk, sh, withLoopDisks } from '../helpers/loop.ts';
 
 interface Node {
   path: string;
@@ -41,23 +41,6 @@ function lsblk(device: string): Node {
 }
 const MiB = 1024 * 1024;
 
-async function makeGolden(device: string, dir: string): Promise<string> {
-  sh(['sfdisk', '--quiet', device], 'label: gpt\nsize=64MiB, type=swap, name=swap\nsize=400MiB, type=linux, name=root\ntype=linux, name=data\n');
-  sh(['partx', '-u', device]);
-  sh(['mkswap', '-L', 'gswap', `${device}p1`]);
-  sh(['mkfs.ext4', '-q', '-L', 'groot', `${device}p2`]);
-  sh(['mkfs.xfs', '-q', '-L', 'gdata', `${device}p3`]);
-  const root = path.join(dir, 'golden');
-  await mkdir(root);
-  sh(['mount', `${device}p2`, root]);
-  await mkdir(path.join(root, 'data'));
-  sh(['mount', `${device}p3`, path.join(root, 'data')]);
-  await mkdir(path.join(root, 'etc'));
-  await writeFile(path.join(root, 'etc/fstab'), 'LABEL=groot / ext4 errors=remount-ro 0 1\nLABEL=gdata /data xfs noatime 0 0\nLABEL=gswap none swap sw 0 0\n');
-  await writeFile(path.join(root, 'data/payload'), 'golden data\n');
-  return root;
-}
-
 const blocker = loopUnavailable();
 if (blocker) {
   console.log(`skipped: layout tests on loop devices: ${blocker}`);
@@ -65,7 +48,7 @@ if (blocker) {
 } else {
   test('capture a golden GPT disk (swap, ext4 /, xfs /data) and apply it to a larger and a slightly smaller disk', async () => {
     await withLoopDisks(['1200M', '1600M', '1100M', '500M'], async ([golden, larger, smaller, tiny], dir) => {
-      const root = await makeGolden(golden, dir);
+      const root = await makeGoldenDisk(golden, dir);
       const captured = await captureLayout({ root });
       const layout = captured.layout;
       assert.equal(captured.disks, [golden]);

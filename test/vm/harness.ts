@@ -215,6 +215,23 @@ export class Vm {
     ];
     if (o.share === false) env[1] = 'CLONER_VM_WORKDIR=/';
     await writeFile(path.join(this.jobDir, 'env'), `${env.join('\n')}\n`);
+    // A boot under software emulation very rarely hangs before the kernel runs (seen once
+    // in many OVMF boots); one hung boot is reported and retried, a second one fails.
+    const bootTimeoutMs = o.bootTimeoutMs ?? 90_000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startQemu(bootTimeoutMs);
+        return;
+      } catch (err) {
+        if (attempt >= 2 || (err as VmError).code !== 'VM_TIMEOUT') throw err;
+        process.stderr.write(`vm: boot attempt ${attempt} hung; retrying once. ${(err as Error).message}\n`);
+        this.killedFor = '';
+      }
+    }
+  }
+
+  private async startQemu(bootTimeoutMs: number): Promise<void> {
+    const o = this.options;
     const started = performance.now();
     this.qemuStderr = '';
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', ...this.qemuArgs()], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -231,7 +248,7 @@ export class Vm {
       this.deadline = setTimeout(() => this.kill(`its time limit of ${limit / 1000} s`), limit);
       this.deadline.unref();
     }
-    await this.waitFor(path.join(this.jobDir, 'ready'), o.bootTimeoutMs ?? 180_000, 'boot');
+    await this.waitFor(path.join(this.jobDir, 'ready'), bootTimeoutMs, 'boot');
     this.bootSeconds = (performance.now() - started) / 1000;
     o.log?.(`vm: booted in ${this.bootSeconds.toFixed(1)} s`);
   }

@@ -1,0 +1,53 @@
+/**
+ * disklayout-apply (beyond cv-cloner): partition, format and mount a stored layout on this
+ * machine's disks, as the agent does during a deploy; --dry-run prints every command.
+ */
+import type { CAC } from 'cac';
+import { applyLayout, formatPlan } from '../../core/layout/apply.ts';
+import { loadLayout } from '../../core/layout/store.ts';
+import { UsageError } from '../errors.ts';
+import { splitList, withStoreArg } from '../store-arg.ts';
+
+interface Options {
+  store?: string;
+  disklayout?: string;
+  version?: string;
+  disks?: string;
+  excludeDevices?: string;
+  target?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  json?: boolean;
+}
+
+export function register(cli: CAC): void {
+  cli
+    .command('disklayout-apply', 'Partition, format and mount a stored disk layout on this machine (erases the disks)')
+    .option('--store <dir>', 'Local image store directory')
+    .option('--disklayout <name>', 'Disk layout name')
+    .option('--version <n>', 'A version other than the latest')
+    .option('--disks <disks>', 'Only these disks may be used, e.g. /dev/sdb,/dev/sdc (loop devices only this way)')
+    .option('--exclude-devices <disks>', 'Never touch these disks')
+    .option('--target <dir>', 'Mount the filesystems here')
+    .option('--dry-run', 'Print the commands, run none')
+    .option('--force', 'Allow it outside the cloner boot environment')
+    .option('--json', 'Print the result as JSON')
+    .action(async (o: Options) => {
+      if (!o.disklayout) throw new UsageError('--disklayout is required', 'list layouts with: cloner disklayout');
+      const version = o.version === undefined ? undefined : Number(o.version);
+      await withStoreArg(o.store, async (store) => {
+        const { layout } = await loadLayout(store, String(o.disklayout), version);
+        const plan = await applyLayout(layout, {
+          devices: o.disks ? splitList(o.disks) : undefined,
+          exclude: splitList(o.excludeDevices),
+          target: o.target,
+          dryRun: !!o.dryRun,
+          force: !!o.force,
+          log: o.json || o.dryRun ? undefined : (line) => process.stdout.write(`${line}\n`),
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+        else if (o.dryRun) process.stdout.write(formatPlan(plan));
+        else process.stdout.write(`done: ${plan.disks.map((d) => `${d.id}=${d.device}`).join(', ')}; root ${plan.rootDevice ?? '-'}; EFI system partition ${plan.espDevice ?? '-'}\n${plan.fstab}`);
+      });
+    });
+}
