@@ -9,16 +9,9 @@ export interface ProgressSnapshot {
   extra?: string;
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
+import { formatBytes } from '../core/format.ts';
+
+export { formatBytes };
 
 function formatDuration(s: number): string {
   if (!Number.isFinite(s)) return '?';

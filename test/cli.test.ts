@@ -1,15 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { file, makeTree } from './helpers/fixtures.ts';
 import { withTempDir } from './helpers/fixtures.ts';
-
-function cloner(...args: string[]) {
-  // Run through the bin launcher with the machine's default node, as a user would.
-  const r = spawnSync('node', ['bin/cloner.js', ...args], { encoding: 'utf8', env: { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH}` } });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+import { cloner } from './helpers/cli.ts';
 
 test('bad input: one error line with a hint and exit 2', () => {
   for (const args of [['bogus-command'], ['image-list', '--store', '/nonexistent/store'], ['new-image', '--store', '/tmp/x']]) {

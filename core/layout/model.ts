@@ -16,6 +16,7 @@ import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClonerError } from '../errors.ts';
+import { formatBytes } from '../format.ts';
 
 export const LAYOUT_FORMAT = 'cloner-layout/1';
 export type Size = number | string;
@@ -137,14 +138,7 @@ export function parseSize(size: Size): number {
 
 /** "1.50 GiB"-style text for messages. */
 export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(2)} ${units[unit]}`;
+  return formatBytes(bytes, 2);
 }
 
 /** The shortest exact size text: "512M" for 536870912, bytes when no unit divides it. */

@@ -11,11 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loopUnavailable, makeGoldenDisk, sh, withLoopDisks } from '../helpers/loop.ts';
-
-function cloner(...args: string[]) {
-  const r = spawnSync('node', ['bin/cloner.js', ...args], { encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+import { cloner } from '../helpers/cli.ts';
 
 const blocker = loopUnavailable();
 if (blocker) {
