@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-process.stderr.write('cloner-server: not yet (it arrives with the server issue); use `cloner --store DIR` commands meanwhile\n');
-process.exit(2);
+import { launch } from './launch.js';
+await launch('../server/main.ts');

@@ -1,0 +1,65 @@
+/**
+ * `cloner-server --data DIR [--listen HOST:PORT] [--log-level LEVEL]`: the image server.
+ * DIR holds the embedded store (DIR/store: LevelDB index + packs) and the tokens
+ * (admin.token, read.token; created on first start, mode 0600). Logs are pino JSON lines
+ * on stdout. SIGTERM/SIGINT close the listener, let requests in flight finish, then close
+ * the store. Bad arguments print one line with a hint and exit 2.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ClonerError } from '../core/errors.ts';
+import { LocalStore } from '../core/store/local.ts';
+import { buildServer } from './app.ts';
+import { loadTokens } from './auth.ts';
+
+class ServerUsageError extends ClonerError {
+  override readonly code = 'USAGE';
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new ServerUsageError(`bad --listen ${value}`, 'use HOST:PORT, e.g. 0.0.0.0:8740 or 127.0.0.1:0');
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      data: { type: 'string' },
+      listen: { type: 'string', default: '127.0.0.1:8740' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  if (!values.data) throw new ServerUsageError('--data is required', 'give the directory for the store and tokens, e.g. --data /var/lib/cloner');
+  const { host, port } = parseListen(values.listen!);
+  const dataDir = path.resolve(values.data);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
+  const auth = await loadTokens(dataDir);
+  const app = await buildServer({ store, auth, logger: { level: values['log-level'] } });
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: finishing requests in flight');
+    await app.close();
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  const address = await app.listen({ host, port });
+  process.stderr.write(`cloner-server: listening on ${address} (data ${dataDir}; admin token in ${path.join(dataDir, 'admin.token')})\n`);
+}
+
+try {
+  await main();
+} catch (err) {
+  if (err instanceof ClonerError) {
+    process.stderr.write(`cloner-server: error: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+    process.exit(2);
+  }
+  throw err;
+}

@@ -1,0 +1,53 @@
+/**
+ * A real cloner-server child process on an ephemeral loopback port, with its own data
+ * directory; always stopped (SIGTERM, then SIGKILL) and removed after `work`.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { withTempDir } from './fixtures.ts';
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  adminToken: string;
+  readToken: string;
+  /** Resolves with the exit code once the server stopped on SIGTERM. */
+  stop(): Promise<number | null>;
+}
+
+export async function withServer<T>(work: (server: TestServer) => Promise<T>): Promise<T> {
+  return withTempDir(async (dir) => {
+    const dataDir = path.join(dir, 'data');
+    const child = spawn(process.execPath, ['bin/cloner-server.js', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the server did not start in 20 s: ${stderr}`)), 20_000);
+      child.stderr!.on('data', (d) => {
+        stderr += d;
+        const m = /listening on (http:\/\/\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`the server exited (${code}): ${stderr}`)));
+    });
+    child.stdout!.resume();
+    const stop = async () => {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    };
+    try {
+      const adminToken = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
+      const readToken = (await readFile(path.join(dataDir, 'read.token'), 'utf8')).trim();
+      return await work({ url, dataDir, adminToken, readToken, stop });
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) await stop();
+    }
+  });
+}
