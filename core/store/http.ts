@@ -1,0 +1,213 @@
+/**
+ * HttpStore: the client side of the cloner-server chunk protocol, implementing the same
+ * ChunkReader + ChunkWriter interfaces as LocalStore (and passing the same conformance
+ * suite), so capture uploads and restore fetches run unchanged against a server.
+ *
+ * Algorithm: `hasMany` asks /v1/chunks/missing in batches of 10,000 ids. `put` encodes
+ * (LZ4 layer) and queues the chunk; the queue goes up as one framed upload when it holds
+ * 8 MiB, on `flush`, or 20 ms after the first put, and each put resolves when the server
+ * has checked and stored its chunk. `getMany` fetches 256 ids per request, a few requests
+ * at a time (p-limit), and checks every chunk's BLAKE3 before yielding it. Errors become
+ * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
+ */
+import pLimit from 'p-limit';
+import { ClonerError } from '../errors.ts';
+import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
+import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
+import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
+import type { ChunkReader, ChunkWriter } from './interfaces.ts';
+import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from './wire.ts';
+
+export class ServerError extends ClonerError {
+  override readonly code: string;
+  readonly status: number;
+  constructor(status: number, code: string, message: string, hint: string) {
+    super(message, hint);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class ServerUnreachableError extends ClonerError {
+  override readonly code = 'SERVER_UNREACHABLE';
+}
+
+export interface HttpStoreOptions {
+  url: string;
+  token?: string;
+  uploadBatchBytes?: number;
+  fetchBatch?: number;
+  fetchConcurrency?: number;
+}
+
+interface Pending {
+  chunk: EncodedChunk;
+  resolve: (id: ChunkId) => void;
+  reject: (err: unknown) => void;
+}
+
+export class HttpStore implements ChunkReader, ChunkWriter {
+  readonly url: string;
+  private readonly token: string | undefined;
+  private readonly batchBytes: number;
+  private readonly fetchBatch: number;
+  private readonly fetchLimit: ReturnType<typeof pLimit>;
+  private queue: Pending[] = [];
+  private queueBytes = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(options: HttpStoreOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.token = options.token;
+    this.batchBytes = options.uploadBatchBytes ?? 8 * 1024 * 1024;
+    this.fetchBatch = options.fetchBatch ?? 256;
+    this.fetchLimit = pLimit(options.fetchConcurrency ?? 4);
+  }
+
+  /** A request to the server; non-2xx answers become ServerError with the server's code and hint. */
+  async request(route: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.token) headers.set('authorization', `Bearer ${this.token}`);
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${route}`, { ...init, headers });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ServerUnreachableError(`cannot reach the cloner server at ${this.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, 'check --server (host, host:port or URL) and that cloner-server runs there');
+    }
+    if (response.ok || response.status === 304) return response;
+    let body: { error?: string; message?: string; hint?: string } = {};
+    try {
+      body = (await response.json()) as typeof body;
+    } catch {
+      // not JSON: keep the status alone
+    }
+    const code = body.error ?? `HTTP_${response.status}`;
+    const message = body.message ?? `${init.method ?? 'GET'} ${route} answered ${response.status}`;
+    if (code === 'CHUNK_CORRUPT') throw new ChunkCorruptError(route, message);
+    throw new ServerError(response.status, code, message, body.hint ?? '');
+  }
+
+  async requestJson<T>(route: string, method = 'GET', body?: unknown): Promise<T> {
+    const init: RequestInit = { method };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'content-type': 'application/json' };
+    }
+    return (await (await this.request(route, init)).json()) as T;
+  }
+
+  async has(id: ChunkId): Promise<boolean> {
+    return (await this.hasMany([id]))[0];
+  }
+
+  async hasMany(ids: readonly ChunkId[]): Promise<boolean[]> {
+    ids.forEach((id) => assertChunkId(id));
+    const out: boolean[] = [];
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const batch = ids.slice(i, i + 10_000);
+      const { missing } = await this.requestJson<{ missing: string[] }>('/v1/chunks/missing', 'POST', { ids: batch });
+      const absent = new Set(missing);
+      for (const id of batch) out.push(!absent.has(id));
+    }
+    return out;
+  }
+
+  async get(id: ChunkId): Promise<Buffer> {
+    assertChunkId(id);
+    let response: Response;
+    try {
+      response = await this.request(`/v1/chunks/${id}`);
+    } catch (err) {
+      if (err instanceof ServerError && err.status === 404) throw new ChunkMissingError(id);
+      throw err;
+    }
+    for await (const chunk of readFrames(response.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (chunk.id !== id) throw new ChunkCorruptError(id, `the server sent chunk ${chunk.id}`);
+      return decodeChunk(chunk);
+    }
+    throw new ChunkCorruptError(id, 'the server sent no chunk');
+  }
+
+  async *getMany(ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]> {
+    const wanted = [...new Set(ids)];
+    wanted.forEach((id) => assertChunkId(id));
+    const batches: ChunkId[][] = [];
+    for (let i = 0; i < wanted.length; i += this.fetchBatch) batches.push(wanted.slice(i, i + this.fetchBatch));
+    // Fetched a few batches ahead, yielded in order.
+    const results = batches.map((batch) => this.fetchLimit(() => this.fetchBatchOf(batch)));
+    for (const pending of results) {
+      for (const entry of await pending) yield entry;
+    }
+  }
+
+  private async fetchBatchOf(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+    let response: Response;
+    try {
+      response = await this.request('/v1/chunks/fetch', { method: 'POST', body: JSON.stringify({ ids: batch }), headers: { 'content-type': 'application/json' } });
+    } catch (err) {
+      if (err instanceof ServerError && err.code === 'CHUNK_MISSING') {
+        const present = await this.hasMany(batch);
+        throw new ChunkMissingError(batch[present.indexOf(false)] ?? batch[0]);
+      }
+      throw err;
+    }
+    const out: Array<[ChunkId, Buffer]> = [];
+    for await (const chunk of readFrames(response.body as unknown as AsyncIterable<Uint8Array>)) {
+      const expected = batch[out.length];
+      if (chunk.id !== expected) throw new ChunkCorruptError(expected ?? chunk.id, `the server sent chunk ${chunk.id} in its place`);
+      out.push([chunk.id, decodeChunk(chunk)]);
+    }
+    if (out.length !== batch.length) throw new ChunkCorruptError(batch[out.length], `the server sent ${out.length} of ${batch.length} chunks`);
+    return out;
+  }
+
+  put(data: Uint8Array, knownId?: ChunkId): Promise<ChunkId> {
+    return this.enqueue(encodeChunk(data, knownId ?? chunkIdOf(data)));
+  }
+
+  async putEncoded(chunk: EncodedChunk): Promise<ChunkId> {
+    decodeChunk(chunk); // refuse a false id here already; the server checks again
+    return this.enqueue(chunk);
+  }
+
+  private enqueue(chunk: EncodedChunk): Promise<ChunkId> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ chunk, resolve, reject });
+      this.queueBytes += chunk.data.length + 41;
+      if (this.queueBytes >= this.batchBytes) this.send();
+      else this.timer ??= setTimeout(() => this.send(), 20);
+    });
+  }
+
+  private send(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.queue;
+    if (!batch.length) return;
+    this.queue = [];
+    this.queueBytes = 0;
+    const body = Buffer.concat(batch.map((p) => encodeFrame(p.chunk)));
+    const done = (async () => {
+      try {
+        const response = await this.request('/v1/chunks', { method: 'POST', body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
+        const { ids } = (await response.json()) as { ids: string[] };
+        batch.forEach((p, i) => (ids[i] === p.chunk.id ? p.resolve(p.chunk.id) : p.reject(new ChunkCorruptError(p.chunk.id, `the server stored ${ids[i]} instead`))));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    })();
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+  }
+
+  async flush(): Promise<void> {
+    this.send();
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * HttpStore against a real fastify server on loopback (in process, over a real LocalStore):
+ * the store conformance suite, plus the errors a client meets: an unreachable server and
+ * a refused token.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { HttpStore } from '../../core/store/http.ts';
+import { LocalStore } from '../../core/store/local.ts';
+import { buildServer } from '../../server/app.ts';
+import { loadTokens } from '../../server/auth.ts';
+import { seededBytes } from '../helpers/fixtures.ts';
+import { conformanceSuite } from './conformance.ts';
+
+async function startServer() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cloner-http-'));
+  const local = await LocalStore.open(path.join(dir, 'store'), { create: true, packTargetBytes: 256 * 1024 });
+  const auth = await loadTokens(dir);
+  const app = await buildServer({ store: local, auth });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  return {
+    url,
+    auth,
+    close: async () => {
+      await app.close();
+      await local.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+conformanceSuite('HttpStore', async () => {
+  const server = await startServer();
+  const store = new HttpStore({ url: server.url, token: server.auth.adminToken, uploadBatchBytes: 64 * 1024, fetchBatch: 7 });
+  return { store, close: async () => (await store.close(), await server.close()) };
+}).run();
+
+test('an unreachable server and a refused token are clear errors', async () => {
+  const server = await startServer();
+  try {
+    const wrong = new HttpStore({ url: server.url, token: 'wrong-token-123456' });
+    const denied = await wrong.has('0'.repeat(64)).catch((e) => e);
+    assert.is(denied.code, 'UNAUTHORIZED');
+    assert.ok(denied.hint.length > 0);
+    const reader = new HttpStore({ url: server.url, token: server.auth.readToken });
+    const forbidden = await reader.put(seededBytes(1, 1000)).catch((e) => e);
+    assert.is(forbidden.code, 'FORBIDDEN');
+  } finally {
+    await server.close();
+  }
+  const gone = new HttpStore({ url: server.url, token: 'x' });
+  const err = await gone.has('0'.repeat(64)).catch((e) => e);
+  assert.is(err.code, 'SERVER_UNREACHABLE');
+  assert.match(err.message, /cannot reach the cloner server at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+});
+
+test.run();
