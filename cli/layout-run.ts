@@ -5,10 +5,10 @@
  */
 import { captureLayout } from '../core/layout/capture.ts';
 import { formatSize, parseSize, type Layout } from '../core/layout/model.ts';
-import { layoutExists, loadLayout, saveLayout, type LayoutStore } from '../core/layout/store.ts';
+import type { Backend } from './backend.ts';
 
 export interface LayoutRunOptions {
-  store: LayoutStore;
+  backend: Backend;
   name: string;
   root: string;
   excludeDevices: string[];
@@ -18,14 +18,14 @@ export interface LayoutRunOptions {
 }
 
 export async function ensureLayout(o: LayoutRunOptions): Promise<{ name: string; version: number; reused: boolean; layout: Layout }> {
-  if (!o.recapture && (await layoutExists(o.store, o.name))) {
-    const stored = await loadLayout(o.store, o.name);
+  if (!o.recapture && (await o.backend.layoutExists(o.name))) {
+    const stored = await o.backend.loadLayout(o.name);
     if (!o.quiet) process.stdout.write(`disk layout ${o.name}: reusing version ${stored.version} (update-disklayout recaptures it)\n`);
     return { name: o.name, version: stored.version, reused: true, layout: stored.layout };
   }
   const captured = await captureLayout({ root: o.root, excludeDevices: o.excludeDevices });
   for (const w of captured.warnings) process.stderr.write(`warning: ${w}\n`);
-  const { version } = await saveLayout(o.store, o.name, captured.layout);
+  const { version } = await o.backend.saveLayout(o.name, captured.layout);
   if (!o.quiet) process.stdout.write(`disk layout ${o.name} version ${version}:\n${describeLayout(captured.layout)}`);
   return { name: o.name, version, reused: false, layout: captured.layout };
 }

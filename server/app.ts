@@ -23,6 +23,8 @@ import { isChunkId } from '../core/store/chunk-id.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from '../core/store/wire.ts';
 import type { Access, TokenAuth } from './auth.ts';
+import { imageRoutes } from './images.ts';
+import { SERVER_VERSION } from './version.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -38,7 +40,7 @@ export interface ServerOptions {
   maxBatch?: number;
 }
 
-export const SERVER_VERSION = '0.1.0';
+export { SERVER_VERSION };
 
 const STATUS_BY_CODE: Record<string, number> = {
   CHUNK_MISSING: 404,
@@ -50,6 +52,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   NAME_INVALID: 400,
   LAYOUT_INVALID: 400,
   REVISION_REFUSED: 409,
+  STORE_ERROR: 400,
 };
 
 const chunkIdSchema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
@@ -146,5 +149,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     },
   );
 
+  await app.register(imageRoutes, { store });
   return app;
 }

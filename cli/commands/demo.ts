@@ -13,6 +13,7 @@ import { LocalStore } from '../../core/store/local.ts';
 import { getImage } from '../../core/tree/images.ts';
 import { newRestoreProgress, restoreTree } from '../../core/tree/restore.ts';
 import { runCapture } from '../capture-run.ts';
+import { localBackend } from '../backend.ts';
 import { formatBytes } from '../progress.ts';
 
 export function register(cli: CAC): void {
@@ -28,8 +29,9 @@ export function register(cli: CAC): void {
       try {
         const store = await LocalStore.open(storeDir, { create: true });
         try {
-          const first = await runCapture({ store, image: 'demo', root: o.root, exclude: [], create: true, note: 'demo' });
-          const second = await runCapture({ store, image: 'demo', root: o.root, exclude: [], create: false, note: 'unchanged' });
+          const backend = localBackend(store, storeDir);
+          const first = await runCapture({ backend, image: 'demo', root: o.root, exclude: [], create: true, note: 'demo' });
+          const second = await runCapture({ backend, image: 'demo', root: o.root, exclude: [], create: false, note: 'unchanged' });
           const image = await getImage(store, 'demo');
           await mkdir(copy);
           const progress = newRestoreProgress();

@@ -4,12 +4,11 @@
  */
 import type { CAC } from 'cac';
 import { applyLayout, formatPlan } from '../../core/layout/apply.ts';
-import { loadLayout } from '../../core/layout/store.ts';
 import { UsageError } from '../errors.ts';
-import { splitList, withStoreArg } from '../store-arg.ts';
+import { splitList } from '../store-arg.ts';
+import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 
-interface Options {
-  store?: string;
+interface Options extends BackendArgs {
   disklayout?: string;
   version?: string;
   disks?: string;
@@ -21,9 +20,7 @@ interface Options {
 }
 
 export function register(cli: CAC): void {
-  cli
-    .command('disklayout-apply', 'Partition, format and mount a stored disk layout on this machine (erases the disks)')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('disklayout-apply', 'Partition, format and mount a stored disk layout on this machine (erases the disks)'))
     .option('--disklayout <name>', 'Disk layout name')
     .option('--version <n>', 'A version other than the latest')
     .option('--disks <disks>', 'Only these disks may be used, e.g. /dev/sdb,/dev/sdc (loop devices only this way)')
@@ -35,8 +32,8 @@ export function register(cli: CAC): void {
     .action(async (o: Options) => {
       if (!o.disklayout) throw new UsageError('--disklayout is required', 'list layouts with: cloner disklayout');
       const version = o.version === undefined ? undefined : Number(o.version);
-      await withStoreArg(o.store, async (store) => {
-        const { layout } = await loadLayout(store, String(o.disklayout), version);
+      await withBackend(o, async (backend) => {
+        const { layout } = await backend.loadLayout(String(o.disklayout), version);
         const plan = await applyLayout(layout, {
           devices: o.disks ? splitList(o.disks) : undefined,
           exclude: splitList(o.excludeDevices),

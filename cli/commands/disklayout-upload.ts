@@ -1,16 +1,13 @@
 /** disklayout-upload: check an edited layout file and store it as the next version; a bad file stores nothing. */
 import type { CAC } from 'cac';
 import { open } from 'node:fs/promises';
-import { saveLayout } from '../../core/layout/store.ts';
 import { UsageError } from '../errors.ts';
-import { withStoreArg } from '../store-arg.ts';
+import { backendOptions, withBackend } from '../backend.ts';
 
 const MAX_LAYOUT_BYTES = 1024 * 1024;
 
 export function register(cli: CAC): void {
-  cli
-    .command('disklayout-upload', 'Upload an edited disk layout file as a new version')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('disklayout-upload', 'Upload an edited disk layout file as a new version'))
     .option('--image <name>', 'Image (accepted for cv-cloner compatibility)')
     .option('--disklayout <name>', 'Disk layout name')
     .option('--file <file>', 'The layout file (JSON, as disklayout --output writes it)')
@@ -24,8 +21,8 @@ export function register(cli: CAC): void {
       } finally {
         await handle.close();
       }
-      await withStoreArg(o.store, async (store) => {
-        const { version } = await saveLayout(store, String(o.disklayout), text);
+      await withBackend(o, async (backend) => {
+        const { version } = await backend.saveLayout(String(o.disklayout), text);
         process.stdout.write(`disk layout ${o.disklayout} version ${version} stored\n`);
       });
     });

@@ -1,9 +1,9 @@
 /** disklayout: print or save (--output) a stored disk layout, to read or to edit and upload again. */
 import type { CAC } from 'cac';
 import { writeFile } from 'node:fs/promises';
-import { exportLayout, listLayouts } from '../../core/layout/store.ts';
+import { serializeLayout } from '../../core/layout/model.ts';
 import { UsageError } from '../errors.ts';
-import { withStoreArg } from '../store-arg.ts';
+import { backendOptions, withBackend } from '../backend.ts';
 
 interface Options {
   store?: string;
@@ -15,25 +15,23 @@ interface Options {
 }
 
 export function register(cli: CAC): void {
-  cli
-    .command('disklayout', 'Export a disk layout (JSON); without --disklayout, list the stored layouts')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('disklayout', 'Export a disk layout (JSON); without --disklayout, list the stored layouts'))
     .option('--image <name>', 'Image (accepted for cv-cloner compatibility)')
     .option('--disklayout <name>', 'Disk layout name')
     .option('--version <n>', 'A version other than the latest')
     .option('--output <file>', 'Write to this file instead of standard output')
     .option('--json', 'List as JSON')
     .action(async (o: Options) => {
-      await withStoreArg(o.store, async (store) => {
+      await withBackend(o, async (backend) => {
         if (!o.disklayout) {
-          const layouts = await listLayouts(store);
+          const layouts = await backend.listLayouts();
           if (o.json) process.stdout.write(`${JSON.stringify(layouts, null, 2)}\n`);
           else for (const l of layouts) process.stdout.write(`${l.name}  ${l.versions} version(s)  updated ${l.updated}\n`);
           return;
         }
         const version = o.version === undefined ? undefined : Number(o.version);
         if (version !== undefined && !(Number.isInteger(version) && version > 0)) throw new UsageError(`bad --version ${o.version}`, 'give a version number, e.g. --version 2');
-        const text = await exportLayout(store, String(o.disklayout), version);
+        const text = serializeLayout((await backend.loadLayout(String(o.disklayout), version)).layout);
         if (o.output) {
           await writeFile(o.output, text);
           process.stdout.write(`disk layout ${o.disklayout} written to ${o.output}; edit it and run disklayout-upload --file ${o.output}\n`);

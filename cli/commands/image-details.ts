@@ -1,21 +1,18 @@
 /** image-details: the revisions of one image. */
 import type { CAC } from 'cac';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
-import { getImage } from '../../core/tree/images.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes } from '../progress.ts';
-import { withStoreArg } from '../store-arg.ts';
+import { backendOptions, withBackend } from '../backend.ts';
 
 export function register(cli: CAC): void {
-  cli
-    .command('image-details', 'Show the revisions of an image')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('image-details', 'Show the revisions of an image'))
     .option('--image <name>', 'Image name')
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; image?: string; json?: boolean }) => {
       if (!o.image) throw new UsageError('--image is required', 'list images with image-list');
-      await withStoreArg(o.store, async (store) => {
-        const image = await getImage(store, o.image!);
+      await withBackend(o, async (backend) => {
+        const image = await backend.getImage(o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list');
         if (o.json) {
           process.stdout.write(JSON.stringify(image, null, 2) + '\n');

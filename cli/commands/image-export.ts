@@ -1,11 +1,10 @@
 /** image-export: restore a revision of an image into a directory. */
 import type { CAC } from 'cac';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
-import { getImage } from '../../core/tree/images.ts';
 import { newRestoreProgress, restoreTree } from '../../core/tree/restore.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes, ProgressReporter } from '../progress.ts';
-import { withStoreArg } from '../store-arg.ts';
+import { backendOptions, withBackend } from '../backend.ts';
 
 interface ExportOptions {
   store?: string;
@@ -16,17 +15,15 @@ interface ExportOptions {
 }
 
 export function register(cli: CAC): void {
-  cli
-    .command('image-export', 'Restore a revision of an image into a directory')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('image-export', 'Restore a revision of an image into a directory'))
     .option('--image <name>', 'Image name')
     .option('--revision <n>', 'Revision number (default: the latest)')
     .option('--target <dir>', 'Empty directory (or fresh file system) to restore into')
     .option('--strict', 'Fail on any metadata that cannot be restored')
     .action(async (o: ExportOptions) => {
       if (!o.image || !o.target) throw new UsageError('--image and --target are required', 'e.g. image-export --image node --target /mnt/node');
-      await withStoreArg(o.store, async (store) => {
-        const image = await getImage(store, o.image!);
+      await withBackend(o, async (backend) => {
+        const image = await backend.getImage(o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list');
         const wanted = o.revision === undefined ? image.revisions.at(-1) : image.revisions.find((r) => String(r.n) === String(o.revision));
         if (!wanted) throw new UsageError(`image ${o.image} has no revision ${o.revision}`, `revisions: ${image.revisions.map((r) => r.n).join(', ')}`);
@@ -34,7 +31,7 @@ export function register(cli: CAC): void {
         const reporter = new ProgressReporter('restore', () => ({ files: progress.files, bytes: progress.bytes, totalBytes: progress.totalBytes }));
         const started = performance.now();
         try {
-          await restoreTree({ reader: store, tree: wanted.tree, target: o.target!, strict: o.strict, progress, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+          await restoreTree({ reader: backend.chunks, tree: wanted.tree, target: o.target!, strict: o.strict, progress, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
         } finally {
           reporter.stop();
         }

@@ -1,17 +1,14 @@
 /** image-list: every image with its revisions, last update and logical size. */
 import type { CAC } from 'cac';
-import { listImages } from '../../core/tree/images.ts';
-import { withStoreArg } from '../store-arg.ts';
+import { backendOptions, withBackend } from '../backend.ts';
 import { formatBytes } from '../progress.ts';
 
 export function register(cli: CAC): void {
-  cli
-    .command('image-list', 'List the images of a store')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('image-list', 'List the images of a store'))
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; json?: boolean }) => {
-      await withStoreArg(o.store, async (store) => {
-        const rows = (await listImages(store)).map((img) => {
+      await withBackend(o, async (backend) => {
+        const rows = (await backend.listImages()).map((img) => {
           const last = img.revisions.at(-1);
           return { name: img.name, revisions: img.revisions.length, updated: last?.created ?? img.created, bytes: last?.stats.bytes ?? 0, files: last?.stats.files ?? 0, layout: last?.layout ?? null };
         });

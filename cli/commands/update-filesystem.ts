@@ -1,11 +1,11 @@
 /** update-filesystem: a new revision of an image; unchanged files are not read again. */
 import type { CAC } from 'cac';
 import { runCapture } from '../capture-run.ts';
-import { splitList , withStoreArg } from '../store-arg.ts';
+import { splitList } from '../store-arg.ts';
+import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 
-interface UpdateOptions {
-  store?: string;
+interface UpdateOptions extends BackendArgs {
   image?: string;
   root: string;
   excludePaths?: string;
@@ -13,17 +13,15 @@ interface UpdateOptions {
 }
 
 export function register(cli: CAC): void {
-  cli
-    .command('update-filesystem', 'Capture a new revision of an existing image')
-    .option('--store <dir>', 'Local image store directory')
+  backendOptions(cli.command('update-filesystem', 'Capture a new revision of an existing image'))
     .option('--image <name>', 'Image name')
     .option('--root <dir>', 'Tree to capture', { default: '/' })
     .option('--exclude-paths <globs>', 'Comma-separated paths or globs to leave out')
     .option('--note <text>', 'Note stored with the revision')
     .action(async (o: UpdateOptions) => {
       if (!o.image) throw new UsageError('--image is required', 'name the image to update, e.g. --image node');
-      await withStoreArg(o.store, async (store) => {
-        await runCapture({ store, image: o.image!, root: o.root, exclude: splitList(o.excludePaths), create: false, note: o.note });
+      await withBackend(o, async (backend) => {
+        await runCapture({ backend, image: o.image!, root: o.root, exclude: splitList(o.excludePaths), create: false, note: o.note });
       });
     });
 }

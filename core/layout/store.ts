@@ -22,8 +22,8 @@ export interface StoredLayout {
   layout: Layout;
 }
 
-/** Checks and stores a layout (document or JSON text) as the next version of `name`. */
-export async function saveLayout(store: LayoutStore, name: string, input: Layout | string): Promise<{ name: string; version: number }> {
+/** Checks and stores a layout (document, untrusted value or JSON text) as the next version of `name`. */
+export async function saveLayout(store: LayoutStore, name: string, input: Layout | string | unknown): Promise<{ name: string; version: number }> {
   const layout = parseLayout(typeof input === 'string' ? input : structuredClone(input));
   const id = await putJsonObject(store, layout, store.config.chunker);
   return { name, version: await putVersion(store, 'layout', name, id) };

@@ -6,7 +6,9 @@
  * Algorithm: `hasMany` asks /v1/chunks/missing in batches of 10,000 ids. `put` encodes
  * (LZ4 layer) and queues the chunk; the queue goes up as one framed upload when it holds
  * 8 MiB, on `flush`, or 20 ms after the first put, and each put resolves when the server
- * has checked and stored its chunk. `getMany` fetches 256 ids per request, a few requests
+ * has checked and stored its chunk. Before a batch goes up, one /missing query drops the
+ * chunks the server already has (an unchanged directory manifest, a re-run after an
+ * interrupted upload), so only what it lacks crosses the wire. `getMany` fetches 256 ids per request, a few requests
  * at a time (p-limit), and checks every chunk's BLAKE3 before yielding it. Errors become
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
  */
@@ -56,6 +58,8 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private queueBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = new Set<Promise<void>>();
+  /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
+  uploadedBytes = 0;
 
   constructor(options: HttpStoreOptions) {
     this.url = options.url.replace(/\/+$/, '');
@@ -184,15 +188,20 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private send(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const batch = this.queue;
+    let batch = this.queue;
     if (!batch.length) return;
     this.queue = [];
     this.queueBytes = 0;
-    const body = Buffer.concat(batch.map((p) => encodeFrame(p.chunk)));
     const done = (async () => {
       try {
+        const present = await this.hasMany(batch.map((p) => p.chunk.id));
+        for (const [i, p] of batch.entries()) if (present[i]) p.resolve(p.chunk.id);
+        batch = batch.filter((_, i) => !present[i]);
+        if (!batch.length) return;
+        const body = Buffer.concat(batch.map((p) => encodeFrame(p.chunk)));
         const response = await this.request('/v1/chunks', { method: 'POST', body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
         const { ids } = (await response.json()) as { ids: string[] };
+        this.uploadedBytes += body.length;
         batch.forEach((p, i) => (ids[i] === p.chunk.id ? p.resolve(p.chunk.id) : p.reject(new ChunkCorruptError(p.chunk.id, `the server stored ${ids[i]} instead`))));
       } catch (err) {
         for (const p of batch) p.reject(err);

@@ -1,0 +1,89 @@
+/**
+ * Image and layout routes of the cloner server (a fastify plugin over the same store):
+ *   GET    /v1/config                    -> {chunker, version}            (read)
+ *   GET    /v1/images                    -> [ImageRecord]                 (read)
+ *   GET    /v1/images/:name              -> ImageRecord                   (read)
+ *   POST   /v1/images/:name/revisions    {tree, layout, options, note, stats, create} -> Revision (write)
+ *   DELETE /v1/images/:name                                              (write)
+ *   GET    /v1/layouts                   -> [{name, versions, updated}]   (read)
+ *   GET    /v1/layouts/:name[?version=N] -> {name, version, created, layout} (read)
+ *   POST   /v1/layouts/:name             layout document -> {name, version} (write)
+ * A revision is committed by commitRevision, which refuses one whose tree refers to any
+ * chunk the store lacks: a failed or cut-off upload never becomes a visible revision.
+ */
+import type { FastifyInstance } from 'fastify';
+import { ImageNotFoundError } from '../core/store/errors.ts';
+import type { LocalStore } from '../core/store/local.ts';
+import { commitRevision, deleteImage, getImage, listImages } from '../core/tree/images.ts';
+import { listLayouts, loadLayout, saveLayout } from '../core/layout/store.ts';
+import { SERVER_VERSION } from './version.ts';
+
+const name = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+const chunkId = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const nameParams = { type: 'object', required: ['name'], properties: { name } } as const;
+
+interface RevisionBody {
+  tree: string;
+  layout?: string | null;
+  options?: string | null;
+  note?: string;
+  stats: { files: number; bytes: number };
+  create?: boolean;
+}
+
+export async function imageRoutes(app: FastifyInstance, opts: { store: LocalStore }): Promise<void> {
+  const { store } = opts;
+
+  app.get('/v1/config', { config: { access: 'read' } }, async () => ({ version: SERVER_VERSION, chunker: store.config.chunker }));
+
+  app.get('/v1/images', { config: { access: 'read' } }, async () => listImages(store));
+
+  app.get<{ Params: { name: string } }>('/v1/images/:name', { config: { access: 'read' }, schema: { params: nameParams } }, async (req) => {
+    const image = await getImage(store, req.params.name);
+    if (!image) throw new ImageNotFoundError(`no image named ${req.params.name}`, 'list images with image-list');
+    return image;
+  });
+
+  app.post<{ Params: { name: string }; Body: RevisionBody }>(
+    '/v1/images/:name/revisions',
+    {
+      config: { access: 'write' },
+      schema: {
+        params: nameParams,
+        body: {
+          type: 'object',
+          required: ['tree', 'stats'],
+          additionalProperties: false,
+          properties: {
+            tree: chunkId,
+            layout: { anyOf: [name, { type: 'null' }] },
+            options: { anyOf: [chunkId, { type: 'null' }] },
+            note: { type: 'string', maxLength: 1000 },
+            stats: { type: 'object', required: ['files', 'bytes'], additionalProperties: false, properties: { files: { type: 'integer', minimum: 0 }, bytes: { type: 'integer', minimum: 0 } } },
+            create: { type: 'boolean' },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { create, ...input } = req.body;
+      const revision = await commitRevision(store, req.params.name, input, { create: !!create });
+      return reply.code(201).send(revision);
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>('/v1/images/:name', { config: { access: 'write' }, schema: { params: nameParams } }, async (req) => {
+    await deleteImage(store, req.params.name);
+    return { deleted: req.params.name };
+  });
+
+  app.get('/v1/layouts', { config: { access: 'read' } }, async () => listLayouts(store));
+
+  app.get<{ Params: { name: string }; Querystring: { version?: number } }>(
+    '/v1/layouts/:name',
+    { config: { access: 'read' }, schema: { params: nameParams, querystring: { type: 'object', additionalProperties: false, properties: { version: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' } } } } },
+    async (req) => loadLayout(store, req.params.name, req.query.version === undefined ? undefined : Number(req.query.version)),
+  );
+
+  app.post<{ Params: { name: string } }>('/v1/layouts/:name', { config: { access: 'write' }, schema: { params: nameParams } }, async (req) => saveLayout(store, req.params.name, req.body));
+}

@@ -1,0 +1,126 @@
+/**
+ * The CLI against a real cloner-server process on loopback, run as child processes: new-image,
+ * update-filesystem (nothing new to send), image-list/-details --json, image-export back to a
+ * directory identical under rsync, layouts up and down, a bad token, an unreachable server,
+ * and an upload killed midway that leaves no image and is finished by a re-run sending only
+ * what the server still lacks.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
+import { file, makeTree, seededBytes, withTempDir } from '../helpers/fixtures.ts';
+import { cloner } from '../helpers/cli.ts';
+import { withServer } from '../helpers/server.ts';
+
+/** A loopback port nothing listens on (bound, then released). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function packFiles(dir: string): Promise<number> {
+  let n = 0;
+  for (const sub of await readdir(dir).catch(() => [] as string[])) n += (await readdir(path.join(dir, sub)).catch(() => [] as string[])).filter((f) => f.endsWith('.pack')).length;
+  return n;
+}
+
+test('new-image, update-filesystem, image-list, image-details, image-export and layouts over HTTP; auth and reachability errors', async () => {
+  await withServer(async (server) => {
+    await withTempDir(async (dir) => {
+      const root = path.join(dir, 'golden');
+      await makeTree(root, { 'etc/hostname': file('golden\n'), 'usr/bin/app': file(seededBytes(5, 3_000_000), 0o755), 'usr/share/doc': file('text '.repeat(50_000)) });
+      const tokenFile = path.join(server.dataDir, 'admin.token');
+      const remote = ['--server', server.url, '--token-file', tokenFile];
+      let r = cloner('new-image', ...remote, '--image', 'node', '--root', root);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /image node revision 1: 3 files/);
+      r = cloner('new-image', ...remote, '--image', 'node', '--root', root);
+      assert.is(r.code, 2);
+      assert.match(r.err, /already exists\nhint: use update-filesystem/);
+      r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /revision 2: .*new data stored 0 B/);
+
+      const list = JSON.parse(cloner('image-list', ...remote, '--json').out);
+      assert.equal(list.map((i: { name: string; revisions: number }) => [i.name, i.revisions]), [['node', 2]]);
+      const details = JSON.parse(cloner('image-details', ...remote, '--image', 'node', '--json').out);
+      assert.equal(details.revisions.map((rev: { n: number; parent: number | null }) => [rev.n, rev.parent]), [[1, null], [2, 1]]);
+
+      const out = path.join(dir, 'out');
+      await mkdir(out);
+      r = cloner('image-export', ...remote, '--image', 'node', '--target', out);
+      assert.is(r.code, 0, r.err);
+      const diff = spawnSync('rsync', ['-naHAX', '--itemize-changes', `${root}/`, `${out}/`], { encoding: 'utf8' });
+      assert.equal(diff.stdout.split('\n').filter(Boolean), []);
+
+      // Layouts: a bad upload is refused locally with the place named, a good one stored.
+      const layoutFile = path.join(dir, 'layout.json');
+      await writeFile(layoutFile, JSON.stringify({ format: 'cloner-layout/1', disks: [{ id: 'd', table: 'gpt', partitions: [{ id: 'r', size: 'grow', type: 'linux' }] }], filesystems: [{ device: 'r', type: 'ext4', mount: '/' }] }));
+      r = cloner('disklayout-upload', ...remote, '--disklayout', 'node', '--file', layoutFile);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /disk layout node version 1 stored/);
+      await writeFile(layoutFile, '{"format":"cloner-layout/1","disks":[]}');
+      r = cloner('disklayout-upload', ...remote, '--disklayout', 'node', '--file', layoutFile);
+      assert.is(r.code, 2);
+      assert.match(r.err, /^cloner: error: disks: must NOT have fewer than 1 items\nhint: /);
+      r = cloner('disklayout', ...remote, '--disklayout', 'node');
+      assert.is(JSON.parse(r.out).disks[0].id, 'd');
+
+      // Auth and reachability.
+      const badToken = path.join(dir, 'bad.token');
+      await writeFile(badToken, 'not-the-token-at-all\n');
+      r = cloner('image-list', '--server', server.url, '--token-file', badToken);
+      assert.is(r.code, 2);
+      assert.match(r.err, /^cloner: error: the token is not valid for this server\nhint: .+\n$/);
+      r = cloner('image-list', '--server', server.url);
+      assert.is(r.code, 2);
+      assert.match(r.err, /no token given/);
+      const closed = await freePort();
+      r = cloner('image-list', '--server', `127.0.0.1:${closed}`, '--token-file', tokenFile);
+      assert.is(r.code, 2);
+      assert.match(r.err, new RegExp(`^cloner: error: cannot reach the cloner server at http://127\\.0\\.0\\.1:${closed}: ECONNREFUSED\\nhint: check --server`));
+      r = cloner('image-list', '--server', 'bad host!');
+      assert.is(r.code, 2);
+      assert.match(r.err, /bad --server/);
+    });
+  });
+});
+
+test('an upload killed midway leaves no image; the re-run sends only what the server lacks', async () => {
+  await withServer(async (server) => {
+    await withTempDir(async (dir) => {
+      const root = path.join(dir, 'big');
+      const files: Record<string, ReturnType<typeof file>> = {};
+      for (let i = 0; i < 24; i++) files[`data/f${i}`] = file(seededBytes(100 + i, 4 * 1024 * 1024));
+      await makeTree(root, files);
+      const total = 24 * 4 * 1024 * 1024;
+      const args = ['bin/cloner.js', 'new-image', '--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token'), '--image', 'big', '--root', root];
+      // The project's Node 24 itself, so the kill reaches the uploading process (the launcher
+      // of an older default node would leave its Node 24 child running).
+      const child = spawn(process.execPath, args, { stdio: 'ignore' });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const packs = path.join(server.dataDir, 'store', 'packs');
+      const until = Date.now() + 60_000;
+      while ((await packFiles(packs)) < 1 && Date.now() < until && child.exitCode === null) await new Promise((res) => setTimeout(res, 20));
+      child.kill('SIGKILL');
+      await exited;
+      assert.ok((await packFiles(packs)) >= 1, 'nothing was uploaded before the kill');
+      const listed = JSON.parse(cloner('image-list', '--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token'), '--json').out);
+      assert.equal(listed, [], 'a killed upload left an image');
+
+      const r = cloner(...args.slice(1));
+      assert.is(r.code, 0, r.err);
+      const sent = /new data stored ([\d.]+) (MiB|KiB|B)/.exec(r.out)!;
+      const sentBytes = Number(sent[1]) * (sent[2] === 'MiB' ? 1024 ** 2 : sent[2] === 'KiB' ? 1024 : 1);
+      assert.ok(sentBytes < total, `the re-run sent ${sent[0]}, all of ${total} bytes`);
+    });
+  });
+});
+
+test.run();
