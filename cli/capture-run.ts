@@ -3,6 +3,59 @@ import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import type { Revision } from '../core/tree/images.ts';
 import type { Backend } from './backend.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
+import { chunkIdOf, type ChunkId } from '../core/store/chunk-id.ts';
+import { encodeChunk } from '../core/store/codec.ts';
+
+/**
+ * The store a dry run captures into: it answers presence from the real store (so
+ * incremental reads and "already there" are true) and counts, instead of storing, what is
+ * new; chunks it was given stay readable in memory for the rest of the capture.
+ */
+function dryRunWriter(backend: Backend) {
+  const real = backend.chunks;
+  const kept = new Map<ChunkId, Buffer>();
+  const seen = new Set<ChunkId>();
+  const state = { newChunks: 0, newBytes: 0, knownBytes: 0 };
+  let pending: Array<{ id: ChunkId; size: number }> = [];
+  const settle = async () => {
+    const batch = pending;
+    pending = [];
+    if (!batch.length) return;
+    const present = await real.hasMany(batch.map((b) => b.id));
+    batch.forEach((b, i) => {
+      if (present[i]) state.knownBytes += b.size;
+      else {
+        state.newChunks++;
+        state.newBytes += b.size;
+      }
+    });
+  };
+  return {
+    get newChunks() { return state.newChunks; },
+    get newBytes() { return state.newBytes; },
+    get knownBytes() { return state.knownBytes; },
+    hasMany: async (ids: readonly ChunkId[]) => {
+      const present = await real.hasMany(ids);
+      return ids.map((id, i) => present[i] || kept.has(id));
+    },
+    get: async (id: ChunkId) => kept.get(id) ?? real.get(id),
+    getMany: async function* (ids: Iterable<ChunkId>) {
+      for (const id of new Set(ids)) yield [id, kept.get(id) ?? (await real.get(id))] as [ChunkId, Buffer];
+    },
+    put: async (data: Uint8Array, knownId?: ChunkId) => {
+      const id = knownId ?? chunkIdOf(data);
+      if (!seen.has(id)) {
+        seen.add(id);
+        // Sized as it would travel: LZ4-encoded when that saves, as the uploader sends it.
+        pending.push({ id, size: encodeChunk(data, id).data.length });
+        if (data.length < 1024 * 1024) kept.set(id, Buffer.from(data));
+        if (pending.length >= 1000) await settle();
+      }
+      return id;
+    },
+    flush: settle,
+  };
+}
 
 export interface CaptureRunOptions {
   backend: Backend;
@@ -13,6 +66,10 @@ export interface CaptureRunOptions {
   note?: string;
   /** Disk layout name the revision refers to (kept from the previous revision when absent). */
   layout?: string;
+  /** The image options object (kept from the previous revision when absent). */
+  options?: string;
+  /** Scan, chunk and hash everything, ask the server what it lacks, send and commit nothing. */
+  dryRun?: boolean;
   quiet?: boolean;
 }
 
@@ -23,6 +80,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   const layoutName = o.layout ?? previous?.layout;
   const includeMounts = layoutName ? ((await backend.loadLayout(layoutName)).layout.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : [])) : [];
   const before = await backend.bytesMark();
+  const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();
   const reporter = new ProgressReporter('capture', () => ({ files: progress.files, bytes: progress.bytes, extra: `${progress.reusedFiles} unchanged` }), { quiet: o.quiet });
   // The hold keeps every chunk this upload relies on from a concurrent GC until the commit.
@@ -31,7 +89,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   try {
     const result = await captureTree({
       root: o.root,
-      store: backend.chunks,
+      store: dry ?? backend.chunks,
       chunker: backend.chunker,
       parentTree: previous?.tree,
       exclude: o.exclude,
@@ -39,9 +97,14 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
       progress,
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
-    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, stats: { files: progress.files, bytes: progress.bytes } }, o.create);
-    const newBytes = (await backend.bytesMark()) - before;
     const seconds = (performance.now() - started) / 1000;
+    if (dry) {
+      await dry.flush();
+      process.stdout.write(`dry run: image ${o.image} would have ${progress.files} files, ${formatBytes(progress.bytes)}; ${dry.newChunks} new chunks, ${formatBytes(dry.newBytes)} to send (${formatBytes(dry.knownBytes)} already on the ${backend.where.split(' ')[0]}); nothing was sent\n`);
+      return { revision: { n: 0, created: '', parent: previous?.n ?? null, tree: result.tree, layout: o.layout ?? null, options: o.options ?? null, note: 'dry run', stats: { files: progress.files, bytes: progress.bytes } }, seconds, newBytes: dry.newBytes, logicalBytes: progress.bytes, files: progress.files };
+    }
+    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats: { files: progress.files, bytes: progress.bytes } }, o.create);
+    const newBytes = (await backend.bytesMark()) - before;
     if (!o.quiet) {
       process.stdout.write(
         `image ${o.image} revision ${revision.n}: ${progress.files} files, ${formatBytes(progress.bytes)} in ${seconds.toFixed(1)}s ` +

@@ -14,20 +14,61 @@ export interface LayoutRunOptions {
   excludeDevices: string[];
   /** Capture even when the name exists (update-disklayout). */
   recapture?: boolean;
+  /** Capture but never store (new-image --dry-run). */
+  dryRun?: boolean;
+  /** Store later, with save() (after the user said yes). */
   quiet?: boolean;
 }
 
-export async function ensureLayout(o: LayoutRunOptions): Promise<{ name: string; version: number; reused: boolean; layout: Layout }> {
+export interface LayoutChoice {
+  name: string;
+  reused: boolean;
+  layout: Layout;
+  /** Stores a newly captured layout (a no-op for a reused one); returns its version. */
+  save(): Promise<number>;
+}
+
+/**
+ * The layout for an image: the stored one when the name exists (no recapture), else the
+ * one captured now. With `quiet` the caller stores it (save) once confirmed; otherwise it
+ * is stored at once and described.
+ */
+export async function ensureLayout(o: LayoutRunOptions): Promise<LayoutChoice> {
   if (!o.recapture && (await o.backend.layoutExists(o.name))) {
     const stored = await o.backend.loadLayout(o.name);
-    if (!o.quiet) process.stdout.write(`disk layout ${o.name}: reusing version ${stored.version} (update-disklayout recaptures it)\n`);
-    return { name: o.name, version: stored.version, reused: true, layout: stored.layout };
+    process.stdout.write(`disk layout ${o.name}: reusing version ${stored.version} (update-disklayout recaptures it)\n`);
+    return { name: o.name, reused: true, layout: stored.layout, save: async () => stored.version };
   }
   const captured = await captureLayout({ root: o.root, excludeDevices: o.excludeDevices });
   for (const w of captured.warnings) process.stderr.write(`warning: ${w}\n`);
-  const { version } = await o.backend.saveLayout(o.name, captured.layout);
-  if (!o.quiet) process.stdout.write(`disk layout ${o.name} version ${version}:\n${describeLayout(captured.layout)}`);
-  return { name: o.name, version, reused: false, layout: captured.layout };
+  let saved: number | null = null;
+  const choice: LayoutChoice = {
+    name: o.name,
+    reused: false,
+    layout: captured.layout,
+    save: async () => {
+      if (o.dryRun) return 0;
+      saved ??= (await o.backend.saveLayout(o.name, captured.layout)).version;
+      process.stdout.write(`disk layout ${o.name} version ${saved} stored\n`);
+      return saved;
+    },
+  };
+  if (!o.quiet) {
+    process.stdout.write(`disk layout ${o.name}:\n${describeLayout(captured.layout)}`);
+    await choice.save();
+  }
+  return choice;
+}
+
+/** Shows the drives and directories a new image will take and asks "Is this correct? [y/N]" (when given `ask`). */
+export async function confirmPlan(o: { root: string; layout?: LayoutChoice; excludePaths: string[]; ask?: (q: string) => Promise<string> }): Promise<boolean> {
+  const lines = [];
+  if (o.layout) lines.push(`drives (disk layout ${o.layout.name}${o.layout.reused ? ', stored' : ', captured now'}):`, describeLayout(o.layout.layout).trimEnd());
+  const mounts = (o.layout?.layout.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : [])).sort();
+  lines.push(`directories: ${o.root}${mounts.filter((m) => m !== '/').map((m) => `, ${m} (own filesystem)`).join('')}`);
+  if (o.excludePaths.length) lines.push(`left out: ${o.excludePaths.join(', ')}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return o.ask ? /^y(es)?$/i.test(await o.ask('Is this correct? [y/N] ')) : true;
 }
 
 /** The drives and filesystems of a layout, a line each, for the user to check. */

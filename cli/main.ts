@@ -4,6 +4,7 @@
  */
 import cac from 'cac';
 import { reportAndExit, UsageError } from './errors.ts';
+import { register as config } from './commands/config.ts';
 import { register as demo } from './commands/demo.ts';
 import { register as disklayout } from './commands/disklayout.ts';
 import { register as disklayoutApply } from './commands/disklayout-apply.ts';
@@ -16,10 +17,11 @@ import { register as imageList } from './commands/image-list.ts';
 import { register as newImage } from './commands/new-image.ts';
 import { register as updateDisklayout } from './commands/update-disklayout.ts';
 import { register as updateFilesystem } from './commands/update-filesystem.ts';
+import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, imageList, imageDetails, imageExport, imageDelete, disklayout, disklayoutUpload, disklayoutApply, verify, gc, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageDelete, disklayout, disklayoutUpload, disklayoutApply, verify, gc, demo]) register(cli);
 cli.help();
 cli.version('0.1.0');
 

@@ -18,10 +18,10 @@ test('new-image, update-filesystem, image-list --json, image-export, verify, gc,
     const store = path.join(dir, 'store');
     const root = path.join(dir, 'golden');
     await makeTree(root, { 'etc/hostname': file('golden\n'), 'usr/bin/app': file('binary'.repeat(10000), 0o755) });
-    let r = cloner('new-image', '--store', store, '--init', '--image', 'node', '--root', root);
+    let r = cloner('new-image', '--store', store, '--init', '--image', 'node', '--root', root, '--yes');
     assert.is(r.code, 0, r.err);
     assert.match(r.out, /image node revision 1: 2 files/);
-    r = cloner('new-image', '--store', store, '--image', 'node', '--root', root);
+    r = cloner('new-image', '--store', store, '--image', 'node', '--root', root, '--yes');
     assert.is(r.code, 2);
     assert.match(r.err, /already exists\nhint: use update-filesystem/);
     r = cloner('update-filesystem', '--store', store, '--image', 'node', '--root', root);

@@ -1,9 +1,10 @@
-/** new-image: capture a tree into a new image (on a server or a local store), with its disk layout. */
+/** new-image: capture a tree into a new image (on a server or a local store), with its disk layout and options. */
 import type { CAC } from 'cac';
 import { runCapture } from '../capture-run.ts';
-import { ensureLayout } from '../layout-run.ts';
+import { confirmPlan, ensureLayout } from '../layout-run.ts';
 import { splitList } from '../store-arg.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
+import { storeOptions, stdinAsker } from '../options-run.ts';
 import { UsageError } from '../errors.ts';
 import { RevisionRefusedError } from '../../core/store/errors.ts';
 
@@ -15,6 +16,8 @@ interface NewImageOptions extends BackendArgs {
   excludeDevices?: string;
   note?: string;
   init?: boolean;
+  dryRun?: boolean;
+  yes?: boolean;
 }
 
 export function register(cli: CAC): void {
@@ -26,13 +29,27 @@ export function register(cli: CAC): void {
     .option('--exclude-paths <globs>', 'Comma-separated paths or globs to leave out, e.g. /scratch,/var/cache/*')
     .option('--exclude-devices <disks>', 'Comma-separated disks to leave out of the layout, e.g. /dev/sdb')
     .option('--note <text>', 'Note stored with the revision')
+    .option('--dry-run', 'Scan and chunk everything, report what would be sent, send nothing')
+    .option('--yes', 'Do not ask "Is this correct?"')
     .action(async (o: NewImageOptions) => {
       if (!o.image) throw new UsageError('--image is required', 'name the image, e.g. --image node');
       await withBackend(o, async (backend) => {
         // Checked before the layout capture, so a taken name costs nothing.
         if (await backend.getImage(o.image!)) throw new RevisionRefusedError(`image ${o.image} already exists`, `use update-filesystem --image ${o.image} to add a revision`);
-        const layout = o.disklayout ? await ensureLayout({ backend, name: String(o.disklayout), root: o.root, excludeDevices: splitList(o.excludeDevices) }) : undefined;
-        await runCapture({ backend, image: o.image!, root: o.root, exclude: splitList(o.excludePaths), create: true, note: o.note, layout: layout?.name });
+        const options = { excludePaths: splitList(o.excludePaths), excludeDevices: splitList(o.excludeDevices) };
+        const layout = o.disklayout ? await ensureLayout({ backend, name: String(o.disklayout), root: o.root, excludeDevices: options.excludeDevices, dryRun: o.dryRun, quiet: true }) : undefined;
+        const asker = o.dryRun || o.yes ? null : stdinAsker();
+        try {
+          if (!(await confirmPlan({ root: o.root, layout, excludePaths: options.excludePaths, ask: asker?.ask }))) {
+            process.stdout.write('nothing done\n');
+            return;
+          }
+        } finally {
+          asker?.close();
+        }
+        if (layout && !layout.reused && !o.dryRun) await layout.save();
+        const optionsId = o.dryRun ? undefined : await storeOptions(backend, options);
+        await runCapture({ backend, image: o.image!, root: o.root, exclude: options.excludePaths, create: true, note: o.note, layout: layout?.name, options: optionsId, dryRun: o.dryRun });
       });
     });
 }

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loopUnavailable, makeGoldenDisk, sh, withLoopDisks } from '../helpers/loop.ts';
-import { cloner } from '../helpers/cli.ts';
+import { cloner, clonerWithInput } from '../helpers/cli.ts';
 
 const blocker = loopUnavailable();
 if (blocker) {
@@ -22,15 +22,23 @@ if (blocker) {
     await withLoopDisks(['1200M', '1300M'], async ([golden, blank], dir) => {
       const root = await makeGoldenDisk(golden, dir);
       const store = path.join(dir, 'store');
-      let r = cloner('new-image', '--store', store, '--init', '--image', 'node', '--disklayout', 'node', '--root', root);
+      // Without --yes it shows the drives and directories and asks; "n" stores nothing.
+      let r = clonerWithInput('n\n', 'new-image', '--store', store, '--init', '--image', 'node', '--disklayout', 'node', '--root', root);
       assert.is(r.code, 0, r.err);
-      assert.match(r.out, /disk layout node version 1:\n  drive disk0 \(loop\d+, 1\.17 GiB\): gpt, disk0p1 64\.00 MiB swap, disk0p2 400\.00 MiB linux, disk0p3 rest linux\n/);
+      assert.match(r.out, /drives \(disk layout node, captured now\):\n  drive disk0 \(loop\d+, 1\.17 GiB\): gpt, disk0p1 64\.00 MiB swap, disk0p2 400\.00 MiB linux, disk0p3 rest linux\n/);
       assert.match(r.out, /filesystem xfs on disk0p3 at \/data \(label gdata\)/);
+      assert.match(r.out, new RegExp(`directories: ${root}, /data \\(own filesystem\\)\n`));
+      assert.match(r.err, /Is this correct\? \[y\/N\] n/);
+      assert.match(r.out, /nothing done/);
+      assert.equal(JSON.parse(cloner('disklayout', '--store', store, '--json').out), []);
+      r = clonerWithInput('y\n', 'new-image', '--store', store, '--image', 'node', '--disklayout', 'node', '--root', root);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /disk layout node version 1 stored/);
       // 2 files: etc/fstab on the ext4 root and data/payload on the xfs /data mount, which the
       // capture enters because /data is one of the layout's filesystems.
       assert.match(r.out, /image node revision 1: 2 files/);
 
-      r = cloner('new-image', '--store', store, '--image', 'other', '--disklayout', 'node', '--root', root);
+      r = cloner('new-image', '--store', store, '--image', 'other', '--disklayout', 'node', '--root', root, '--yes');
       assert.is(r.code, 0, r.err);
       assert.match(r.out, /disk layout node: reusing version 1/);
       const details = JSON.parse(cloner('image-details', '--store', store, '--image', 'other', '--json').out);
@@ -76,7 +84,8 @@ if (blocker) {
 
       r = cloner('update-disklayout', '--store', store, '--image', 'node', '--disklayout', 'node-v2', '--root', root);
       assert.is(r.code, 0, r.err);
-      assert.match(r.out, /disk layout node-v2 version 1:/);
+      assert.match(r.out, /disk layout node-v2:\n  drive disk0/);
+      assert.match(r.out, /disk layout node-v2 version 1 stored/);
       assert.match(r.out, /image node revision 2 uses disk layout node-v2/);
     });
   });

@@ -8,11 +8,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { file, makeTree, seededBytes, withTempDir } from '../helpers/fixtures.ts';
-import { cloner } from '../helpers/cli.ts';
+import { cloner, clonerWithInput } from '../helpers/cli.ts';
 import { withServer } from '../helpers/server.ts';
 
 /** A loopback port nothing listens on (bound, then released). */
@@ -24,9 +24,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function packFiles(dir: string): Promise<number> {
+/** Bytes in the server store's pack files. */
+async function packBytes(dir: string): Promise<number> {
   let n = 0;
-  for (const sub of await readdir(dir).catch(() => [] as string[])) n += (await readdir(path.join(dir, sub)).catch(() => [] as string[])).filter((f) => f.endsWith('.pack')).length;
+  for (const sub of await readdir(dir).catch(() => [] as string[])) {
+    for (const f of await readdir(path.join(dir, sub)).catch(() => [] as string[])) if (f.endsWith('.pack')) n += (await stat(path.join(dir, sub, f)).catch(() => ({ size: 0 }))).size;
+  }
   return n;
 }
 
@@ -37,10 +40,10 @@ test('new-image, update-filesystem, image-list, image-details, image-export and 
       await makeTree(root, { 'etc/hostname': file('golden\n'), 'usr/bin/app': file(seededBytes(5, 3_000_000), 0o755), 'usr/share/doc': file('text '.repeat(50_000)) });
       const tokenFile = path.join(server.dataDir, 'admin.token');
       const remote = ['--server', server.url, '--token-file', tokenFile];
-      let r = cloner('new-image', ...remote, '--image', 'node', '--root', root);
+      let r = cloner('new-image', ...remote, '--image', 'node', '--root', root, '--yes');
       assert.is(r.code, 0, r.err);
       assert.match(r.out, /image node revision 1: 3 files/);
-      r = cloner('new-image', ...remote, '--image', 'node', '--root', root);
+      r = cloner('new-image', ...remote, '--image', 'node', '--root', root, '--yes');
       assert.is(r.code, 2);
       assert.match(r.err, /already exists\nhint: use update-filesystem/);
       r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root);
@@ -100,17 +103,18 @@ test('an upload killed midway leaves no image; the re-run sends only what the se
       for (let i = 0; i < 24; i++) files[`data/f${i}`] = file(seededBytes(100 + i, 4 * 1024 * 1024));
       await makeTree(root, files);
       const total = 24 * 4 * 1024 * 1024;
-      const args = ['bin/cloner.js', 'new-image', '--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token'), '--image', 'big', '--root', root];
+      const args = ['bin/cloner.js', 'new-image', '--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token'), '--image', 'big', '--root', root, '--yes'];
       // The project's Node 24 itself, so the kill reaches the uploading process (the launcher
       // of an older default node would leave its Node 24 child running).
       const child = spawn(process.execPath, args, { stdio: 'ignore' });
       const exited = new Promise((resolve) => child.once('exit', resolve));
       const packs = path.join(server.dataDir, 'store', 'packs');
       const until = Date.now() + 60_000;
-      while ((await packFiles(packs)) < 1 && Date.now() < until && child.exitCode === null) await new Promise((res) => setTimeout(res, 20));
+      // Killed once a fifth of the data is stored on the server.
+      while ((await packBytes(packs)) < total / 5 && Date.now() < until && child.exitCode === null) await new Promise((res) => setTimeout(res, 20));
       child.kill('SIGKILL');
       await exited;
-      assert.ok((await packFiles(packs)) >= 1, 'nothing was uploaded before the kill');
+      assert.ok((await packBytes(packs)) >= total / 5, 'not enough was uploaded before the kill');
       const listed = JSON.parse(cloner('image-list', '--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token'), '--json').out);
       assert.equal(listed, [], 'a killed upload left an image');
 
@@ -119,6 +123,60 @@ test('an upload killed midway leaves no image; the re-run sends only what the se
       const sent = /new data stored ([\d.]+) (MiB|KiB|B)/.exec(r.out)!;
       const sentBytes = Number(sent[1]) * (sent[2] === 'MiB' ? 1024 ** 2 : sent[2] === 'KiB' ? 1024 : 1);
       assert.ok(sentBytes < total, `the re-run sent ${sent[0]}, all of ${total} bytes`);
+    });
+  });
+});
+
+test('options: stored with the image, reused, conflicts settled by prompt, server and commandline; update-options, config, dry runs', async () => {
+  await withServer(async (server) => {
+    await withTempDir(async (dir) => {
+      const root = path.join(dir, 'golden');
+      await makeTree(root, { 'etc/hostname': file('golden\n'), 'skip/big': file(seededBytes(9, 500_000)), 'other/x': file('x') });
+      const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
+      const excludes = async () => JSON.parse(cloner('config', ...remote, '--image', 'node', '--json').out).image.options.excludePaths;
+
+      // A dry run scans and reports, and sends nothing.
+      const packs = path.join(server.dataDir, 'store', 'packs');
+      let r = cloner('new-image', ...remote, '--image', 'node', '--root', root, '--dry-run');
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /dry run: image node would have 3 files, .*; \d+ new chunks, .* to send \(0 B already on the server\); nothing was sent/);
+      assert.equal(JSON.parse(cloner('image-list', ...remote, '--json').out), []);
+      assert.is(await packBytes(packs), 0);
+
+      r = cloner('new-image', ...remote, '--image', 'node', '--root', root, '--exclude-paths', '/skip', '--yes');
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /revision 1: 2 files/);
+      assert.equal(await excludes(), ['/skip']);
+      r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root);
+      assert.match(r.out, /revision 2: 2 files/, 'the stored excludes apply when none is given');
+
+      r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root, '--exclude-paths', '/other', '--update-conflict', 'server');
+      assert.match(r.out, /revision 3: 2 files/);
+      assert.equal(await excludes(), ['/skip']);
+      r = clonerWithInput('n\n', 'update-filesystem', ...remote, '--image', 'node', '--root', root, '--exclude-paths', '/other');
+      assert.match(r.err, /--exclude-paths: the image has "\/skip", the command line "\/other"\. Use the command line's\? \[y\/N\] n/);
+      assert.equal(await excludes(), ['/skip']);
+      r = clonerWithInput('y\n', 'update-filesystem', ...remote, '--image', 'node', '--root', root, '--exclude-paths', '/other');
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /revision 5: 2 files/);
+      assert.equal(await excludes(), ['/other']);
+      r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root, '--exclude-paths', '/nothing', '--update-conflict', 'commandline');
+      assert.match(r.out, /revision 6: 3 files/);
+      assert.equal(await excludes(), ['/nothing']);
+      r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root, '--exclude-paths', '/skip');
+      assert.is(r.code, 2, 'a prompt without an answer fails');
+      assert.match(r.err, /standard input has no answer\nhint: .*--update-conflict/);
+      r = cloner('update-filesystem', ...remote, '--image', 'node', '--root', root, '--update-conflict', 'sometimes');
+      assert.is(r.code, 2);
+      assert.match(r.err, /bad --update-conflict sometimes/);
+
+      r = cloner('update-options', ...remote, '--image', 'node', '--exclude-paths', '/skip,/other');
+      assert.is(r.code, 0, r.err);
+      assert.equal(await excludes(), ['/skip', '/other']);
+      const details = JSON.parse(cloner('image-details', ...remote, '--image', 'node', '--json').out);
+      assert.is(details.revisions.at(-1).tree, details.revisions.at(-2).tree, 'update-options keeps the data');
+      r = cloner('config', ...remote, '--image', 'node');
+      assert.match(r.out, /image node \(revision 7\)\n  disk layout: -\n  exclude paths: \/skip, \/other\n/);
     });
   });
 });
