@@ -14,7 +14,9 @@ import { parseLayout, type Layout } from '../core/layout/model.ts';
 import { HttpStore, ServerError } from '../core/store/http.ts';
 import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
 import { LocalStore } from '../core/store/local.ts';
-import { commitRevision, getImage, listImages, type ImageRecord, type Revision, type RevisionStats } from '../core/tree/images.ts';
+import { collectGarbage, commitRevision, deleteImage, getImage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
+import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
+import type { PruneReport } from '../core/store/interfaces.ts';
 import { UsageError } from './errors.ts';
 
 export interface RevisionInput {
@@ -37,6 +39,12 @@ export interface Backend {
   loadLayout(name: string, version?: number): Promise<StoredLayout>;
   saveLayout(name: string, layout: Layout | string): Promise<{ name: string; version: number }>;
   listLayouts(): Promise<Array<{ name: string; versions: number; updated: string }>>;
+  deleteImage(name: string): Promise<void>;
+  putAttachment(image: string, kind: AttachmentKind, item: string, body: Uint8Array): Promise<number>;
+  getAttachment(image: string, kind: AttachmentKind, item: string): Promise<{ version: number; body: Buffer }>;
+  listAttachments(image: string): Promise<Array<{ kind: AttachmentKind; item: string; versions: number; updated: string }>>;
+  gc(): Promise<PruneReport & { liveChunks: number }>;
+  verify(): Promise<ImageVerifyReport>;
   /** Bytes stored (local) or sent (server) so far, to report what an upload added. */
   bytesMark(): Promise<number>;
   /** Keeps chunks an upload relies on from a concurrent local GC (a no-op on a server). */
@@ -110,6 +118,12 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     loadLayout: (name, version) => loadLayout(store, name, version),
     saveLayout: (name, layout) => saveLayout(store, name, layout),
     listLayouts: () => listLayouts(store),
+    deleteImage: (name) => deleteImage(store, name),
+    putAttachment: (image, kind, item, body) => putAttachment(store, store.config.chunker, image, kind, item, body),
+    getAttachment: (image, kind, item) => getAttachment(store, image, kind, item),
+    listAttachments: (image) => listAttachments(store, image),
+    gc: () => collectGarbage(store),
+    verify: () => verifyImages(store),
     bytesMark: async () => (await store.stats()).packBytes,
     hold: () => store.guard(),
     close: () => store.close(),
@@ -134,11 +148,23 @@ async function remoteBackend(http: HttpStore): Promise<Backend> {
     // Checked here first for a precise local error; the server checks again.
     saveLayout: (name, layout) => http.requestJson(`/v1/layouts/${encodeURIComponent(name)}`, 'POST', parseLayout(layout)),
     listLayouts: () => http.requestJson('/v1/layouts'),
+    deleteImage: async (name) => void (await http.request(`/v1/images/${encodeURIComponent(name)}`, { method: 'DELETE' })),
+    putAttachment: async (image, kind, item, body) =>
+      ((await (await http.request(attachmentRoute(image, kind, item), { method: 'PUT', body: new Uint8Array(body), headers: { 'content-type': 'application/octet-stream' } })).json()) as { version: number }).version,
+    getAttachment: async (image, kind, item) => {
+      const response = await http.request(attachmentRoute(image, kind, item));
+      return { version: Number(response.headers.get('x-cloner-version')), body: Buffer.from(await response.arrayBuffer()) };
+    },
+    listAttachments: (image) => http.requestJson(`/v1/images/${encodeURIComponent(image)}/attachments`),
+    gc: () => http.requestJson('/v1/gc', 'POST'),
+    verify: () => http.requestJson('/v1/verify', 'POST'),
     bytesMark: async () => http.uploadedBytes,
     hold: () => ({ release: () => {} }),
     close: () => http.close(),
   };
 }
+
+const attachmentRoute = (image: string, kind: string, item: string) => `/v1/images/${encodeURIComponent(image)}/attachments/${kind}/${encodeURIComponent(item)}`;
 
 /** Opens the backend, runs `work`, always closes it. */
 export async function withBackend<T>(args: BackendArgs, work: (backend: Backend) => Promise<T>): Promise<T> {

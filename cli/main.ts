@@ -4,6 +4,8 @@
  */
 import cac from 'cac';
 import { reportAndExit, UsageError } from './errors.ts';
+import { register as biossettings } from './commands/biossettings.ts';
+import { register as biossettingsUpload } from './commands/biossettings-upload.ts';
 import { register as config } from './commands/config.ts';
 import { register as demo } from './commands/demo.ts';
 import { register as disklayout } from './commands/disklayout.ts';
@@ -15,13 +17,14 @@ import { register as imageDetails } from './commands/image-details.ts';
 import { register as imageExport } from './commands/image-export.ts';
 import { register as imageList } from './commands/image-list.ts';
 import { register as newImage } from './commands/new-image.ts';
+import { register as script } from './commands/script.ts';
 import { register as updateDisklayout } from './commands/update-disklayout.ts';
 import { register as updateFilesystem } from './commands/update-filesystem.ts';
 import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageDelete, disklayout, disklayoutUpload, disklayoutApply, verify, gc, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, verify, gc, demo]) register(cli);
 cli.help();
 cli.version('0.1.0');
 

@@ -53,6 +53,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   LAYOUT_INVALID: 400,
   REVISION_REFUSED: 409,
   STORE_ERROR: 400,
+  ATTACHMENT_NOT_FOUND: 404,
+  ATTACHMENT_INVALID: 400,
 };
 
 const chunkIdSchema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;

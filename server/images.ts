@@ -8,14 +8,19 @@
  *   GET    /v1/layouts                   -> [{name, versions, updated}]   (read)
  *   GET    /v1/layouts/:name[?version=N] -> {name, version, created, layout} (read)
  *   POST   /v1/layouts/:name             layout document -> {name, version} (write)
+ *   PUT    /v1/images/:name/attachments/:kind/:item  bytes -> {version}   (write; script pre|post, bios NAME)
+ *   GET    /v1/images/:name/attachments/:kind/:item  -> bytes             (read)
+ *   GET    /v1/images/:name/attachments  -> [{kind, item, versions, updated}] (read)
+ *   POST   /v1/gc, POST /v1/verify       -> reports                       (write)
  * A revision is committed by commitRevision, which refuses one whose tree refers to any
  * chunk the store lacks: a failed or cut-off upload never becomes a visible revision.
  */
 import type { FastifyInstance } from 'fastify';
 import { ImageNotFoundError } from '../core/store/errors.ts';
 import type { LocalStore } from '../core/store/local.ts';
-import { commitRevision, deleteImage, getImage, listImages } from '../core/tree/images.ts';
+import { collectGarbage, commitRevision, deleteImage, getImage, listImages, verifyImages } from '../core/tree/images.ts';
 import { listLayouts, loadLayout, saveLayout } from '../core/layout/store.ts';
+import { getAttachment, listAttachments, MAX_ATTACHMENT_BYTES, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import { SERVER_VERSION } from './version.ts';
 
 const name = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
@@ -84,6 +89,30 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: LocalStor
     { config: { access: 'read' }, schema: { params: nameParams, querystring: { type: 'object', additionalProperties: false, properties: { version: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' } } } } },
     async (req) => loadLayout(store, req.params.name, req.query.version === undefined ? undefined : Number(req.query.version)),
   );
+
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: MAX_ATTACHMENT_BYTES }, (_req, body, done) => done(null, body));
+  const attachmentParams = {
+    type: 'object',
+    required: ['name', 'kind', 'item'],
+    properties: { name, kind: { enum: ['script', 'bios'] }, item: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } },
+  } as const;
+  type AttachmentParams = { name: string; kind: AttachmentKind; item: string };
+
+  app.put<{ Params: AttachmentParams; Body: Buffer }>('/v1/images/:name/attachments/:kind/:item', { config: { access: 'write' }, schema: { params: attachmentParams } }, async (req, reply) => {
+    if (!Buffer.isBuffer(req.body)) return reply.code(415).send({ error: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the file as application/octet-stream', hint: '' });
+    const version = await putAttachment(store, store.config.chunker, req.params.name, req.params.kind, req.params.item, req.body);
+    return { version };
+  });
+
+  app.get<{ Params: AttachmentParams }>('/v1/images/:name/attachments/:kind/:item', { config: { access: 'read' }, schema: { params: attachmentParams } }, async (req, reply) => {
+    const { version, body } = await getAttachment(store, req.params.name, req.params.kind, req.params.item);
+    return reply.type('application/octet-stream').header('x-cloner-version', String(version)).send(body);
+  });
+
+  app.get<{ Params: { name: string } }>('/v1/images/:name/attachments', { config: { access: 'read' }, schema: { params: nameParams } }, async (req) => listAttachments(store, req.params.name));
+
+  app.post('/v1/gc', { config: { access: 'write' } }, async () => collectGarbage(store));
+  app.post('/v1/verify', { config: { access: 'write' } }, async () => verifyImages(store));
 
   app.post<{ Params: { name: string } }>('/v1/layouts/:name', { config: { access: 'write' }, schema: { params: nameParams } }, async (req) => saveLayout(store, req.params.name, req.body));
 }

@@ -4,6 +4,7 @@ import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes } from '../progress.ts';
 import { backendOptions, withBackend } from '../backend.ts';
+import { loadOptions } from '../options-run.ts';
 
 export function register(cli: CAC): void {
   backendOptions(cli.command('image-details', 'Show the revisions of an image'))
@@ -14,11 +15,18 @@ export function register(cli: CAC): void {
       await withBackend(o, async (backend) => {
         const image = await backend.getImage(o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list');
+        const last = image.revisions.at(-1)!;
+        const options = await loadOptions(backend, last.options);
+        const attachments = await backend.listAttachments(image.name);
+        const scripts = attachments.filter((a) => a.kind === 'script').map((a) => a.item);
+        const bios = attachments.filter((a) => a.kind === 'bios').map((a) => a.item);
         if (o.json) {
-          process.stdout.write(JSON.stringify(image, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ ...image, layout: last.layout, options, scripts, biossettings: bios }, null, 2) + '\n');
           return;
         }
         process.stdout.write(`image ${image.name}, created ${image.created}\n`);
+        process.stdout.write(`  disk layout: ${last.layout ?? '-'}\n  options: exclude paths ${options.excludePaths.join(', ') || '-'}; exclude devices ${options.excludeDevices.join(', ') || '-'}\n`);
+        process.stdout.write(`  scripts: ${scripts.join(', ') || '-'}\n  BIOS settings: ${bios.join(', ') || '-'}\n`);
         for (const r of image.revisions) {
           process.stdout.write(`  revision ${r.n}  ${r.created}  parent ${r.parent ?? '-'}  ${r.stats.files} files  ${formatBytes(r.stats.bytes)}  tree ${r.tree.slice(0, 16)}  ${r.note}\n`);
         }

@@ -153,6 +153,8 @@ export async function deleteImage(store: RefStore, name: string): Promise<void> 
   const before = await store.getRef(key);
   if (before === undefined) throw new ImageNotFoundError(`no image named ${name}`, 'list images with image-list');
   if (!(await store.casRef(key, before, undefined))) throw new RevisionRefusedError(`image ${name} changed while deleting`, 'retry');
+  // Its scripts and BIOS settings go with it.
+  for (const [attachment, value] of await store.listRefs(`attach/${name}/`)) await store.casRef(attachment, value, undefined);
 }
 
 /** Marks everything reachable from every image revision and versioned object. */
@@ -164,7 +166,7 @@ export async function markLive(store: ImageStore): Promise<Set<ChunkId>> {
       if (rev.options) await objectChunkIds(store, rev.options, live);
     }
   }
-  for (const prefix of ['layout/', 'options/', 'object/']) {
+  for (const prefix of ['layout/', 'options/', 'object/', 'attach/']) {
     for (const [, raw] of await store.listRefs(prefix)) {
       for (const v of (JSON.parse(raw) as VersionedRecord).versions) await objectChunkIds(store, v.object, live);
     }
@@ -215,4 +217,31 @@ export async function getVersions(store: RefStore, kind: 'layout' | 'options' | 
 /** Every version record of a kind, by name. */
 export async function listVersioned(store: RefStore, kind: 'layout' | 'options' | 'object'): Promise<VersionedRecord[]> {
   return (await store.listRefs(`${kind}/`)).map(([, raw]) => JSON.parse(raw) as VersionedRecord);
+}
+
+export interface ImageVerifyReport {
+  ok: boolean;
+  checked: number;
+  missing: ChunkId[];
+  corrupt: ChunkId[];
+  incomplete: Array<{ image: string; revision: number; missing: number; error?: string }>;
+}
+
+/** Re-reads every chunk (BLAKE3) and checks that every revision of every image is complete. */
+export async function verifyImages(store: LocalStore): Promise<ImageVerifyReport> {
+  const report = await store.verify();
+  const incomplete: ImageVerifyReport['incomplete'] = [];
+  for (const image of await listImages(store)) {
+    for (const rev of image.revisions) {
+      try {
+        const ids = [...(await treeChunkIds(store, rev.tree))];
+        const present = await store.hasMany(ids);
+        const missing = present.filter((p) => !p).length;
+        if (missing) incomplete.push({ image: image.name, revision: rev.n, missing });
+      } catch (err) {
+        incomplete.push({ image: image.name, revision: rev.n, missing: -1, error: (err as Error).message });
+      }
+    }
+  }
+  return { ok: report.missing.length === 0 && report.corrupt.length === 0 && incomplete.length === 0, checked: report.checked, missing: report.missing, corrupt: report.corrupt, incomplete };
 }

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { file, makeTree, seededBytes, withTempDir } from '../helpers/fixtures.ts';
@@ -177,6 +177,65 @@ test('options: stored with the image, reused, conflicts settled by prompt, serve
       assert.is(details.revisions.at(-1).tree, details.revisions.at(-2).tree, 'update-options keeps the data');
       r = cloner('config', ...remote, '--image', 'node');
       assert.match(r.out, /image node \(revision 7\)\n  disk layout: -\n  exclude paths: \/skip, \/other\n/);
+    });
+  });
+});
+
+test('scripts and BIOS settings with an image; verify, image-delete and gc on the server; a read token cannot write', async () => {
+  await withServer(async (server) => {
+    await withTempDir(async (dir) => {
+      const root = path.join(dir, 'golden');
+      await makeTree(root, { 'etc/hostname': file('golden\n'), 'opt/blob': file(seededBytes(11, 2_000_000)) });
+      const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
+      assert.is(cloner('new-image', ...remote, '--image', 'node', '--root', root, '--yes').code, 0);
+      const post = path.join(dir, 'post.sh');
+      await writeFile(post, '#!/bin/sh\necho configured > /etc/motd\n');
+      let r = cloner('script', ...remote, '--image', 'node', '--type', 'post', '--set', post);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /post-script of image node: version 1 stored/);
+      r = cloner('script', ...remote, '--image', 'node', '--type', 'post', '--get');
+      assert.is(r.out, '#!/bin/sh\necho configured > /etc/motd\n');
+      const saved = path.join(dir, 'saved.sh');
+      r = cloner('script', ...remote, '--image', 'node', '--type', 'post', '--get', '--output', saved);
+      assert.is(await readFile(saved, 'utf8'), '#!/bin/sh\necho configured > /etc/motd\n');
+      assert.is((await stat(saved)).mode & 0o777, 0o600);
+      r = cloner('script', ...remote, '--image', 'node', '--type', 'pre', '--get');
+      assert.is(r.code, 2);
+      assert.match(r.err, /image node has no pre-script\nhint: upload one with/);
+      r = cloner('script', ...remote, '--image', 'node', '--type', 'mid', '--get');
+      assert.is(r.code, 2);
+      const huge = path.join(dir, 'huge.sh');
+      await writeFile(huge, Buffer.alloc(1024 * 1024 + 1, 65));
+      r = cloner('script', ...remote, '--image', 'node', '--type', 'pre', '--set', huge);
+      assert.is(r.code, 2);
+      assert.match(r.err, /over 1048576 for a script/);
+
+      const bios = path.join(dir, 'bios.ini');
+      await writeFile(bios, '[BIOS::Processor]\nIntel(R) Hyper-Threading Tech=Disabled\n');
+      r = cloner('biossettings-upload', ...remote, '--image', 'node', '--biossettings', 's2600', '--file', bios);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /BIOS settings s2600 of image node: version 1 stored/);
+      assert.is(cloner('biossettings', ...remote, '--image', 'node', '--biossettings', 's2600').out, '[BIOS::Processor]\nIntel(R) Hyper-Threading Tech=Disabled\n');
+      r = cloner('biossettings-upload', ...remote, '--image', 'node', '--biossettings', '../x', '--file', bios);
+      assert.is(r.code, 2);
+      r = cloner('biossettings-upload', ...remote, '--image', 'nosuch', '--biossettings', 's2600', '--file', bios);
+      assert.is(r.code, 2);
+      assert.match(r.err, /no image named nosuch/);
+      r = cloner('script', '--server', server.url, '--token-file', path.join(server.dataDir, 'read.token'), '--image', 'node', '--type', 'pre', '--set', post);
+      assert.is(r.code, 2);
+      assert.match(r.err, /this token may only read\nhint: writes need the admin token/);
+
+      r = cloner('image-details', ...remote, '--image', 'node');
+      assert.match(r.out, /  scripts: post\n  BIOS settings: s2600\n/);
+      r = cloner('verify', ...remote);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /checked \d+ chunks: 0 missing, 0 corrupt/);
+      assert.is(cloner('image-delete', ...remote, '--image', 'node').code, 0);
+      assert.is(cloner('biossettings', ...remote, '--image', 'node', '--biossettings', 's2600').code, 2, 'its BIOS settings went with the image');
+      r = cloner('gc', ...remote, '--json');
+      assert.is(r.code, 0, r.err);
+      const gc = JSON.parse(r.out);
+      assert.ok(gc.deletedChunks > 0 && gc.freedBytes > 1_000_000, r.out);
     });
   });
 });
