@@ -38,6 +38,8 @@ export interface ServerOptions {
   logger?: boolean | Record<string, unknown>;
   /** Most ids in one missing/fetch request. */
   maxBatch?: number;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export { SERVER_VERSION };
@@ -71,7 +73,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { store, auth } = opts;
   const maxBatch = opts.maxBatch ?? 20_000;
   // Input is untrusted: unknown fields are refused (not silently dropped), types not coerced.
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 64 * 1024 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 64 * 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+  });
 
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));

@@ -1,11 +1,12 @@
 /**
- * `cloner-server --data DIR [--listen HOST:PORT] [--log-level LEVEL]`: the image server.
+ * `cloner-server --data DIR [--listen HOST:PORT] [--tls-cert PEM --tls-key PEM] [--log-level LEVEL]`:
+ * the image server (HTTPS with a certificate and key).
  * DIR holds the embedded store (DIR/store: LevelDB index + packs) and the tokens
  * (admin.token, read.token; created on first start, mode 0600). Logs are pino JSON lines
  * on stdout. SIGTERM/SIGINT close the listener, let requests in flight finish, then close
  * the store. Bad arguments print one line with a hint and exit 2.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClonerError } from '../core/errors.ts';
@@ -30,15 +31,26 @@ async function main(): Promise<void> {
       data: { type: 'string' },
       listen: { type: 'string', default: '127.0.0.1:8740' },
       'log-level': { type: 'string', default: 'info' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
   });
+  if (!values['tls-cert'] !== !values['tls-key']) throw new ServerUsageError('--tls-cert and --tls-key go together', 'give both PEM files, or neither for plain HTTP');
+  const readPem = async (file: string, what: string) => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new ServerUsageError(`cannot read the TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code}`, 'check the path and its permissions');
+    }
+  };
+  const tls = values['tls-cert'] ? { cert: await readPem(values['tls-cert'], 'certificate'), key: await readPem(values['tls-key']!, 'key') } : undefined;
   if (!values.data) throw new ServerUsageError('--data is required', 'give the directory for the store and tokens, e.g. --data /var/lib/cloner');
   const { host, port } = parseListen(values.listen!);
   const dataDir = path.resolve(values.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
   const auth = await loadTokens(dataDir);
-  const app = await buildServer({ store, auth, logger: { level: values['log-level'] } });
+  const app = await buildServer({ store, auth, logger: { level: values['log-level'] }, tls });
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;

@@ -16,17 +16,17 @@ export interface TestServer {
   stop(): Promise<number | null>;
 }
 
-export async function withServer<T>(work: (server: TestServer) => Promise<T>): Promise<T> {
+export async function withServer<T>(work: (server: TestServer) => Promise<T>, extraArgs: string[] = []): Promise<T> {
   return withTempDir(async (dir) => {
     const dataDir = path.join(dir, 'data');
-    const child = spawn(process.execPath, ['bin/cloner-server.js', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/cloner-server.js', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let stderr = '';
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the server did not start in 20 s: ${stderr}`)), 20_000);
       child.stderr!.on('data', (d) => {
         stderr += d;
-        const m = /listening on (http:\/\/\S+)/.exec(stderr);
+        const m = /listening on (https?:\/\/\S+)/.exec(stderr);
         if (m) {
           clearTimeout(timer);
           resolve(m[1]);

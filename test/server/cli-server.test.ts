@@ -177,6 +177,13 @@ test('options: stored with the image, reused, conflicts settled by prompt, serve
       assert.is(details.revisions.at(-1).tree, details.revisions.at(-2).tree, 'update-options keeps the data');
       r = cloner('config', ...remote, '--image', 'node');
       assert.match(r.out, /image node \(revision 7\)\n  disk layout: -\n  exclude paths: \/skip, \/other\n/);
+      r = cloner('image-rollback', ...remote, '--image', 'node', '--revision', '1');
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /image node revision 8 = revision 1/);
+      assert.equal(await excludes(), ['/skip']);
+      const rolled = JSON.parse(cloner('image-details', ...remote, '--image', 'node', '--json').out);
+      assert.is(rolled.revisions[7].tree, rolled.revisions[0].tree);
+      assert.is(cloner('image-rollback', ...remote, '--image', 'node', '--revision', '99').code, 2);
     });
   });
 });
@@ -236,6 +243,40 @@ test('scripts and BIOS settings with an image; verify, image-delete and gc on th
       assert.is(r.code, 0, r.err);
       const gc = JSON.parse(r.out);
       assert.ok(gc.deletedChunks > 0 && gc.freedBytes > 1_000_000, r.out);
+    });
+  });
+});
+
+test('8 concurrent CLI uploads (6 new images, 2 updates of one image) all succeed; the store verifies', async () => {
+  await withServer(async (server) => {
+    await withTempDir(async (dir) => {
+      const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
+      const roots: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const root = path.join(dir, `tree${i}`);
+        // Overlapping content: every tree shares `common`, each has its own `own`.
+        await makeTree(root, { common: file(seededBytes(1, 1_500_000)), own: file(seededBytes(50 + i, 700_000)) });
+        roots.push(root);
+      }
+      assert.is(cloner('new-image', ...remote, '--image', 'shared', '--root', roots[6], '--yes').code, 0);
+      const run = (args: string[]) =>
+        new Promise<{ code: number | null; err: string }>((resolve) => {
+          const child = spawn(process.execPath, ['bin/cloner.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+          let err = '';
+          child.stderr!.on('data', (d) => (err += d));
+          child.once('exit', (code) => resolve({ code, err }));
+        });
+      const results = await Promise.all([
+        ...roots.slice(0, 6).map((root, i) => run(['new-image', ...remote, '--image', `img${i}`, '--root', root, '--yes'])),
+        run(['update-filesystem', ...remote, '--image', 'shared', '--root', roots[0]]),
+        run(['update-filesystem', ...remote, '--image', 'shared', '--root', roots[1]]),
+      ]);
+      for (const r of results) assert.is(r.code, 0, r.err);
+      const images = JSON.parse(cloner('image-list', ...remote, '--json').out) as Array<{ name: string; revisions: number }>;
+      assert.equal(images.map((i) => [i.name, i.revisions]).sort(), [['img0', 1], ['img1', 1], ['img2', 1], ['img3', 1], ['img4', 1], ['img5', 1], ['shared', 3]]);
+      const verify = cloner('verify', ...remote, '--json');
+      assert.is(verify.code, 0, verify.out);
+      assert.ok(JSON.parse(verify.out).ok);
     });
   });
 });
