@@ -47,6 +47,8 @@ export interface Backend {
   verify(): Promise<ImageVerifyReport>;
   /** Bytes stored (local) or sent (server) so far, to report what an upload added. */
   bytesMark(): Promise<number>;
+  /** What uploads sent and skipped (the server had it); null for a local store. */
+  transfer(): { sent: number; alreadyStored: number } | null;
   /** Keeps chunks an upload relies on from a concurrent local GC (a no-op on a server). */
   hold(): { release(): void };
   close(): Promise<void>;
@@ -125,6 +127,7 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     gc: () => collectGarbage(store),
     verify: () => verifyImages(store),
     bytesMark: async () => (await store.stats()).packBytes,
+    transfer: () => null,
     hold: () => store.guard(),
     close: () => store.close(),
   };
@@ -159,6 +162,7 @@ async function remoteBackend(http: HttpStore): Promise<Backend> {
     gc: () => http.requestJson('/v1/gc', 'POST'),
     verify: () => http.requestJson('/v1/verify', 'POST'),
     bytesMark: async () => http.uploadedBytes,
+    transfer: () => ({ sent: http.uploadedBytes, alreadyStored: http.alreadyStoredBytes }),
     hold: () => ({ release: () => {} }),
     close: () => http.close(),
   };

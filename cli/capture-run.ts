@@ -1,5 +1,6 @@
 /** The capture half shared by new-image and update-filesystem: walk, upload what the server lacks, commit. */
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
+import { countTree } from '../core/tree/count.ts';
 import type { Revision } from '../core/tree/images.ts';
 import type { Backend } from './backend.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
@@ -82,7 +83,20 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   const before = await backend.bytesMark();
   const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();
-  const reporter = new ProgressReporter('capture', () => ({ files: progress.files, bytes: progress.bytes, extra: `${progress.reusedFiles} unchanged` }), { quiet: o.quiet });
+  // Counted beside the capture: the total (and so the ETA) shows once the count is done.
+  let total: number | undefined;
+  void countTree({ root: o.root, exclude: o.exclude, includeMounts }).then((c) => (total = c.bytes), () => {});
+  const sentBefore = backend.transfer();
+  const reporter = new ProgressReporter('capture', () => {
+    const extra = [`${progress.reusedFiles} unchanged`];
+    const t = backend.transfer();
+    if (t && sentBefore) {
+      const sent = t.sent - sentBefore.sent;
+      const known = t.alreadyStored - sentBefore.alreadyStored;
+      extra.push(`${formatBytes(sent)} sent`, `${sent + known ? Math.round((100 * known) / (sent + known)) : 0}% already on the server`);
+    }
+    return { files: progress.files, bytes: progress.bytes, totalBytes: total, extra: extra.join(', ') };
+  }, { quiet: o.quiet });
   // The hold keeps every chunk this upload relies on from a concurrent GC until the commit.
   const hold = backend.hold();
   const started = performance.now();

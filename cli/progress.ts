@@ -1,6 +1,7 @@
 /**
  * Progress of long work: on a terminal, one line redrawn in place (files, bytes, rate,
- * ETA when the total is known); otherwise a plain line every `intervalMs`.
+ * ETA when the total is known); otherwise a plain line every `intervalMs` (10 s; the
+ * CLONER_PROGRESS_INTERVAL_MS environment variable sets it).
  */
 export interface ProgressSnapshot {
   files: number;
@@ -31,7 +32,7 @@ export class ProgressReporter {
     this.tty = !!stream.isTTY;
     this.label = label;
     this.read = read;
-    const interval = opts.intervalMs ?? (this.tty ? 250 : 10_000);
+    const interval = opts.intervalMs ?? (Number(process.env.CLONER_PROGRESS_INTERVAL_MS) || (this.tty ? 250 : 10_000));
     this.timer = setInterval(() => !opts.quiet && this.draw(stream), interval);
     this.timer.unref();
   }

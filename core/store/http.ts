@@ -60,6 +60,8 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private inFlight = new Set<Promise<void>>();
   /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
   uploadedBytes = 0;
+  /** Encoded bytes of chunks not sent because the server already had them. */
+  alreadyStoredBytes = 0;
 
   constructor(options: HttpStoreOptions) {
     this.url = options.url.replace(/\/+$/, '');
@@ -195,7 +197,11 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     const done = (async () => {
       try {
         const present = await this.hasMany(batch.map((p) => p.chunk.id));
-        for (const [i, p] of batch.entries()) if (present[i]) p.resolve(p.chunk.id);
+        for (const [i, p] of batch.entries()) {
+          if (!present[i]) continue;
+          this.alreadyStoredBytes += p.chunk.data.length;
+          p.resolve(p.chunk.id);
+        }
         batch = batch.filter((_, i) => !present[i]);
         if (!batch.length) return;
         const body = Buffer.concat(batch.map((p) => encodeFrame(p.chunk)));

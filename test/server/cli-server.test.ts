@@ -118,8 +118,16 @@ test('an upload killed midway leaves no image; the re-run sends only what the se
       const listed = JSON.parse(cloner('image-list', '--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token'), '--json').out);
       assert.equal(listed, [], 'a killed upload left an image');
 
-      const r = cloner(...args.slice(1));
+      process.env.CLONER_PROGRESS_INTERVAL_MS = '100';
+      let r;
+      try {
+        r = cloner(...args.slice(1));
+      } finally {
+        delete process.env.CLONER_PROGRESS_INTERVAL_MS;
+      }
       assert.is(r.code, 0, r.err);
+      // Plain progress lines (not a terminal): files, bytes of the total, rate, ETA, and the share the server already had.
+      assert.match(r.err, /^capture: \d+ files, [\d.]+ [KMG]?i?B of 96\.0 MiB \(\d+%\), [\d.]+ [KMG]?i?B\/s, ETA \d+s, \d+ unchanged, [\d.]+ [KMG]?i?B sent, [1-9]\d*% already on the server$/m);
       const sent = /new data stored ([\d.]+) (MiB|KiB|B)/.exec(r.out)!;
       const sentBytes = Number(sent[1]) * (sent[2] === 'MiB' ? 1024 ** 2 : sent[2] === 'KiB' ? 1024 : 1);
       assert.ok(sentBytes < total, `the re-run sent ${sent[0]}, all of ${total} bytes`);
