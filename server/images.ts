@@ -14,10 +14,12 @@
  *   POST   /v1/gc, POST /v1/verify       -> reports                       (write)
  * A revision is committed by commitRevision, which refuses one whose tree refers to any
  * chunk the store lacks: a failed or cut-off upload never becomes a visible revision.
+ * GC spares chunks uploaded in the last 30-60 minutes, so an upload still in progress (its
+ * revision not committed yet) is not swept from under it; abandoned ones go at a later GC.
  */
 import type { FastifyInstance } from 'fastify';
 import { ImageNotFoundError } from '../core/store/errors.ts';
-import type { LocalStore } from '../core/store/local.ts';
+import type { LocalStore, TouchGuard } from '../core/store/local.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, listImages, verifyImages } from '../core/tree/images.ts';
 import { listLayouts, loadLayout, saveLayout } from '../core/layout/store.ts';
 import { getAttachment, listAttachments, MAX_ATTACHMENT_BYTES, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
@@ -36,8 +38,25 @@ interface RevisionBody {
   create?: boolean;
 }
 
-export async function imageRoutes(app: FastifyInstance, opts: { store: LocalStore }): Promise<void> {
+export async function imageRoutes(app: FastifyInstance, opts: { store: LocalStore; uploadGraceMs?: number }): Promise<void> {
   const { store } = opts;
+  // Chunks uploaded for a revision not yet committed must survive a GC in between. prune
+  // never drops an id held by an open guard, and every id uploaded or asked about is added
+  // to the open guards; two guards, rotated, keep such ids for one to two grace periods.
+  const graceMs = opts.uploadGraceMs ?? 30 * 60_000;
+  let recent = store.guard();
+  let older: TouchGuard | null = null;
+  const rotation = setInterval(() => {
+    older?.release();
+    older = recent;
+    recent = store.guard();
+  }, graceMs);
+  rotation.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(rotation);
+    recent.release();
+    older?.release();
+  });
 
   app.get('/v1/config', { config: { access: 'read' } }, async () => ({ version: SERVER_VERSION, chunker: store.config.chunker }));
 

@@ -150,4 +150,15 @@ test('8 concurrent uploads of overlapping chunk sets all succeed and leave a con
   });
 });
 
+test('a GC between an upload and its commit keeps the uploaded chunks (no revision refers to them yet)', async () => {
+  await withServer(async (server) => {
+    const data = chunks(20, 10);
+    assert.is((await upload(server, data)).status, 200);
+    const gc = await call(server, '/v1/gc', { method: 'POST' });
+    assert.is(gc.status, 200);
+    const r = await call(server, '/v1/chunks/missing', json({ ids: data.map((d) => chunkIdOf(d)) }));
+    assert.equal((await r.json()).missing, []);
+  });
+});
+
 test.run();
