@@ -14,7 +14,7 @@ import { parseLayout, type Layout } from '../core/layout/model.ts';
 import { HttpStore, ServerError } from '../core/store/http.ts';
 import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
 import { LocalStore } from '../core/store/local.ts';
-import { collectGarbage, commitRevision, deleteImage, getImage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
+import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
 import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import type { PruneReport } from '../core/store/interfaces.ts';
 import { UsageError } from './errors.ts';
@@ -34,6 +34,8 @@ export interface Backend {
   readonly chunker: ChunkerParams;
   getImage(name: string): Promise<ImageRecord | undefined>;
   listImages(): Promise<ImageRecord[]>;
+  /** Stored bytes per image: only its own chunks, and all it refers to. */
+  usage(): Promise<Array<{ name: string; uniqueBytes: number; totalBytes: number }>>;
   commitRevision(name: string, input: RevisionInput, create: boolean): Promise<Revision>;
   layoutExists(name: string): Promise<boolean>;
   loadLayout(name: string, version?: number): Promise<StoredLayout>;
@@ -115,6 +117,7 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     chunker: store.config.chunker,
     getImage: (name) => getImage(store, name),
     listImages: () => listImages(store),
+    usage: () => imageUsage(store),
     commitRevision: (name, input, create) => commitRevision(store, name, input, { create }),
     layoutExists: (name) => layoutExists(store, name),
     loadLayout: (name, version) => loadLayout(store, name, version),
@@ -142,6 +145,7 @@ async function remoteBackend(http: HttpStore): Promise<Backend> {
     chunker,
     getImage: async (name) => http.requestJson<ImageRecord>(`/v1/images/${encodeURIComponent(name)}`).catch((err) => (notFound(err) && (err as ServerError).code === 'IMAGE_NOT_FOUND' ? undefined : Promise.reject(err))),
     listImages: () => http.requestJson<ImageRecord[]>('/v1/images'),
+    usage: () => http.requestJson('/v1/usage'),
     commitRevision: async (name, input, create) => {
       await http.flush();
       return http.requestJson<Revision>(`/v1/images/${encodeURIComponent(name)}/revisions`, 'POST', { ...input, layout: input.layout ?? null, options: input.options ?? null, create });

@@ -38,6 +38,8 @@ export interface ServerOptions {
   logger?: boolean | Record<string, unknown>;
   /** Most ids in one missing/fetch request. */
   maxBatch?: number;
+  /** How long chunks of uploads not yet committed are kept from GC (one to two periods). */
+  uploadGraceMs?: number;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
 }
@@ -158,6 +160,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     },
   );
 
-  await app.register(imageRoutes, { store });
+  await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
   return app;
 }

@@ -2,6 +2,7 @@
  * Image and layout routes of the cloner server (a fastify plugin over the same store):
  *   GET    /v1/config                    -> {chunker, version}            (read)
  *   GET    /v1/images                    -> [ImageRecord]                 (read)
+ *   GET    /v1/usage                     -> [{name, uniqueBytes, totalBytes}] stored bytes per image (read)
  *   GET    /v1/images/:name              -> ImageRecord                   (read)
  *   POST   /v1/images/:name/revisions    {tree, layout, options, note, stats, create} -> Revision (write)
  *   DELETE /v1/images/:name                                              (write)
@@ -20,7 +21,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ImageNotFoundError } from '../core/store/errors.ts';
 import type { LocalStore, TouchGuard } from '../core/store/local.ts';
-import { collectGarbage, commitRevision, deleteImage, getImage, listImages, verifyImages } from '../core/tree/images.ts';
+import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages } from '../core/tree/images.ts';
 import { listLayouts, loadLayout, saveLayout } from '../core/layout/store.ts';
 import { getAttachment, listAttachments, MAX_ATTACHMENT_BYTES, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import { SERVER_VERSION } from './version.ts';
@@ -61,6 +62,7 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: LocalStor
   app.get('/v1/config', { config: { access: 'read' } }, async () => ({ version: SERVER_VERSION, chunker: store.config.chunker }));
 
   app.get('/v1/images', { config: { access: 'read' } }, async () => listImages(store));
+  app.get('/v1/usage', { config: { access: 'read' } }, async () => imageUsage(store));
 
   app.get<{ Params: { name: string } }>('/v1/images/:name', { config: { access: 'read' }, schema: { params: nameParams } }, async (req) => {
     const image = await getImage(store, req.params.name);

@@ -1,6 +1,7 @@
 /**
  * `cloner-server --data DIR [--listen HOST:PORT] [--tls-cert PEM --tls-key PEM] [--log-level LEVEL]`:
- * the image server (HTTPS with a certificate and key).
+ * the image server (HTTPS with a certificate and key). `--upload-grace-s` (default 1800): how
+ * long chunks of an upload not yet committed are safe from GC (one to two such periods).
  * DIR holds the embedded store (DIR/store: LevelDB index + packs) and the tokens
  * (admin.token, read.token; created on first start, mode 0600). Logs are pino JSON lines
  * on stdout. SIGTERM/SIGINT close the listener, let requests in flight finish, then close
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
       'log-level': { type: 'string', default: 'info' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'upload-grace-s': { type: 'string', default: '1800' },
     },
   });
   if (!values['tls-cert'] !== !values['tls-key']) throw new ServerUsageError('--tls-cert and --tls-key go together', 'give both PEM files, or neither for plain HTTP');
@@ -50,7 +52,9 @@ async function main(): Promise<void> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
   const auth = await loadTokens(dataDir);
-  const app = await buildServer({ store, auth, logger: { level: values['log-level'] }, tls });
+  const graceS = Number(values['upload-grace-s']);
+  if (!Number.isInteger(graceS) || graceS < 1) throw new ServerUsageError(`bad --upload-grace-s ${values['upload-grace-s']}`, 'give whole seconds, e.g. 1800');
+  const app = await buildServer({ store, auth, logger: { level: values['log-level'] }, tls, uploadGraceMs: graceS * 1000 });
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;

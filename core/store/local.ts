@@ -592,6 +592,17 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     if (this.closed) throw new StoreFormatError(`store ${this.dir} is closed`);
   }
 
+  /** Bytes each chunk takes in its pack (absent ids are left out). */
+  async storedSizes(ids: readonly ChunkId[]): Promise<Map<ChunkId, number>> {
+    const out = new Map<ChunkId, number>();
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const batch = ids.slice(i, i + 10_000);
+      const values = await this.chunkIndex.getMany(batch.map((id) => Buffer.from(id, 'hex')));
+      values.forEach((v, j) => v !== undefined && out.set(batch[j], decodeLocation(v).storedLength));
+    }
+    return out;
+  }
+
   private async locate(id: ChunkId): Promise<Location> {
     const value = await this.chunkIndex.get(Buffer.from(id, 'hex'));
     if (value === undefined) throw new ChunkMissingError(id);

@@ -245,3 +245,33 @@ export async function verifyImages(store: LocalStore): Promise<ImageVerifyReport
   }
   return { ok: report.missing.length === 0 && report.corrupt.length === 0 && incomplete.length === 0, checked: report.checked, missing: report.missing, corrupt: report.corrupt, incomplete };
 }
+
+/**
+ * What each image costs: the stored bytes of the chunks only it refers to (what deleting
+ * it and running gc would free), and of all the chunks it refers to.
+ */
+export async function imageUsage(store: LocalStore): Promise<Array<{ name: string; uniqueBytes: number; totalBytes: number }>> {
+  const images = await listImages(store);
+  const idsOf = new Map<string, Set<ChunkId>>();
+  const users = new Map<ChunkId, number>();
+  for (const image of images) {
+    const ids = new Set<ChunkId>();
+    for (const rev of image.revisions) {
+      await treeChunkIds(store, rev.tree, ids);
+      if (rev.options) await objectChunkIds(store, rev.options, ids);
+    }
+    idsOf.set(image.name, ids);
+    for (const id of ids) users.set(id, (users.get(id) ?? 0) + 1);
+  }
+  const sizes = await store.storedSizes([...users.keys()]);
+  return images.map((image) => {
+    let uniqueBytes = 0;
+    let totalBytes = 0;
+    for (const id of idsOf.get(image.name)!) {
+      const size = sizes.get(id) ?? 0;
+      totalBytes += size;
+      if (users.get(id) === 1) uniqueBytes += size;
+    }
+    return { name: image.name, uniqueBytes, totalBytes };
+  });
+}

@@ -247,12 +247,14 @@ test('scripts and BIOS settings with an image; verify, image-delete and gc on th
       assert.match(r.out, /checked \d+ chunks: 0 missing, 0 corrupt/);
       assert.is(cloner('image-delete', ...remote, '--image', 'node').code, 0);
       assert.is(cloner('biossettings', ...remote, '--image', 'node', '--biossettings', 's2600').code, 2, 'its BIOS settings went with the image');
+      // Chunks touched by uploads stay for one to two grace periods (1 s here) before gc may take them.
+      await new Promise((res) => setTimeout(res, 2500));
       r = cloner('gc', ...remote, '--json');
       assert.is(r.code, 0, r.err);
       const gc = JSON.parse(r.out);
       assert.ok(gc.deletedChunks > 0 && gc.freedBytes > 1_000_000, r.out);
     });
-  });
+  }, ['--upload-grace-s', '1']);
 });
 
 test('8 concurrent CLI uploads (6 new images, 2 updates of one image) all succeed; the store verifies', async () => {
@@ -282,6 +284,14 @@ test('8 concurrent CLI uploads (6 new images, 2 updates of one image) all succee
       for (const r of results) assert.is(r.code, 0, r.err);
       const images = JSON.parse(cloner('image-list', ...remote, '--json').out) as Array<{ name: string; revisions: number }>;
       assert.equal(images.map((i) => [i.name, i.revisions]).sort(), [['img0', 1], ['img1', 1], ['img2', 1], ['img3', 1], ['img4', 1], ['img5', 1], ['shared', 3]]);
+      // Stored bytes only each image uses: its own 700 KB file (random, so stored as is) and its
+      // manifests; img0 and img1 share theirs with revisions 2 and 3 of "shared", so they have none.
+      const rows = JSON.parse(cloner('image-list', ...remote, '--json').out) as Array<{ name: string; uniqueStoredBytes: number; storedBytes: number }>;
+      for (const row of rows) {
+        if (row.name === 'img0' || row.name === 'img1') assert.is(row.uniqueStoredBytes, 0, row.name);
+        else assert.ok(row.uniqueStoredBytes >= 700_000 && row.uniqueStoredBytes < 720_000, `${row.name}: ${row.uniqueStoredBytes}`);
+        assert.ok(row.storedBytes >= 2_200_000, `${row.name}: ${row.storedBytes}`);
+      }
       const verify = cloner('verify', ...remote, '--json');
       assert.is(verify.code, 0, verify.out);
       assert.ok(JSON.parse(verify.out).ok);
