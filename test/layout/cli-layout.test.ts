@@ -82,11 +82,18 @@ if (blocker) {
         spawnSync('umount', ['-R', target]);
       }
 
-      r = cloner('update-disklayout', '--store', store, '--image', 'node', '--disklayout', 'node-v2', '--root', root);
+      // --exclude-devices differs from the stored (none): the stored wins with --update-conflict server.
+      r = cloner('update-disklayout', '--store', store, '--image', 'node', '--disklayout', 'node-v2', '--root', root, '--exclude-devices', '/dev/nosuch', '--update-conflict', 'server');
       assert.is(r.code, 0, r.err);
       assert.match(r.out, /disk layout node-v2:\n  drive disk0/);
       assert.match(r.out, /disk layout node-v2 version 1 stored/);
       assert.match(r.out, /image node revision 2 uses disk layout node-v2/);
+      assert.equal(JSON.parse(cloner('config', '--store', store, '--image', 'node', '--json').out).image.options.excludeDevices, []);
+      // With commandline, the given --exclude-devices is stored (and the golden disk is not excluded by it).
+      r = cloner('update-disklayout', '--store', store, '--image', 'node', '--disklayout', 'node-v2', '--root', root, '--exclude-devices', '/dev/nosuch', '--update-conflict', 'commandline');
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /disk layout node-v2 version 2 stored/);
+      assert.equal(JSON.parse(cloner('config', '--store', store, '--image', 'node', '--json').out).image.options.excludeDevices, ['/dev/nosuch']);
     });
   });
 }
