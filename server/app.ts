@@ -82,6 +82,21 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
   });
 
+  // Graceful stop: close() lets requests in flight finish; their answers then close the
+  // connection, and idle keep-alive connections are closed, so the process can exit.
+  let closing = false;
+  let idleSweep: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    closing = true;
+    idleSweep = setInterval(() => app.server.closeIdleConnections?.(), 100);
+    idleSweep.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(idleSweep));
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));
 

@@ -161,4 +161,32 @@ test('a GC between an upload and its commit keeps the uploaded chunks (no revisi
   });
 });
 
+test('SIGTERM during an upload: the upload in flight finishes, then the server exits 0 with its chunks stored', async () => {
+  await withServer(async (server) => {
+    const data = chunks(30, 20);
+    const frames = data.map((d) => encodeFrame(encodeChunk(d)));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === frames.length) return controller.close();
+        await new Promise((res) => setTimeout(res, 40));
+        controller.enqueue(new Uint8Array(frames[sent++]));
+      },
+    });
+    const response = call(server, '/v1/chunks', { method: 'POST', body, headers: { 'content-type': CHUNKS_MEDIA_TYPE }, duplex: 'half' } as RequestInit);
+    while (sent < 5) await new Promise((res) => setTimeout(res, 10));
+    const stopped = server.stop();
+    const r = await response;
+    assert.is(r.status, 200);
+    assert.is((await r.json()).stored, 20);
+    assert.is(await stopped, 0);
+    const store = await LocalStore.open(path.join(server.dataDir, 'store'));
+    try {
+      assert.equal(await store.hasMany(data.map((d) => chunkIdOf(d))), data.map(() => true));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 test.run();
