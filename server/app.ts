@@ -143,9 +143,37 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     { config: { access: 'write' }, schema: { response: { 200: { type: 'object', properties: { stored: { type: 'integer' }, ids: { type: 'array', items: { type: 'string' } } } }, '4xx': errorSchema } } },
     async (req, reply) => {
       if (req.headers['content-type'] !== CHUNKS_MEDIA_TYPE) return sendError(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', `upload chunks as ${CHUNKS_MEDIA_TYPE}`, 'frames as core/store/wire.ts writes them');
-      const ids: string[] = [];
-      // putEncoded decodes and hashes each chunk; a frame whose bytes do not match its id throws.
-      for await (const chunk of readFrames(req.body as AsyncIterable<Uint8Array>, { maxFrames: 100_000 })) ids.push(await store.putEncoded(chunk));
+      // putEncoded decodes and hashes each chunk (a frame whose bytes do not match its id
+      // throws) and resolves once the chunk is durable. Puts run side by side so they share
+      // pack commits; at most 32 MiB of them wait at once, bounding a request's memory.
+      const puts: Promise<string>[] = [];
+      let window: Promise<string>[] = [];
+      let windowBytes = 0;
+      // Every put is settled before the answer, so what the answer reports stored is durable.
+      const settleAll = async () => {
+        const results = await Promise.allSettled(puts);
+        const failed = results.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        return results.map((r) => (r as PromiseFulfilledResult<string>).value);
+      };
+      try {
+        for await (const chunk of readFrames(req.body as AsyncIterable<Uint8Array>, { maxFrames: 100_000 })) {
+          const put = store.putEncoded(chunk);
+          put.catch(() => {}); // settled below; a failure must not become an unhandled rejection first
+          puts.push(put);
+          window.push(put);
+          windowBytes += chunk.data.length;
+          if (windowBytes >= 32 * 1024 * 1024) {
+            await Promise.allSettled(window);
+            window = [];
+            windowBytes = 0;
+          }
+        }
+      } catch (err) {
+        await Promise.allSettled(puts);
+        throw err;
+      }
+      const ids = await settleAll();
       return { stored: ids.length, ids };
     },
   );
