@@ -88,6 +88,31 @@ test('new-image, update-filesystem, image-list, image-details, image-export and 
       r = cloner('image-list', '--server', `127.0.0.1:${closed}`, '--token-file', tokenFile);
       assert.is(r.code, 2);
       assert.match(r.err, new RegExp(`^cloner: error: cannot reach the cloner server at http://127\\.0\\.0\\.1:${closed}: ECONNREFUSED\\nhint: check --server`));
+      // The server and token from the environment, and from the client config file.
+      process.env.CLONER_SERVER = server.url;
+      process.env.CLONER_TOKEN = server.adminToken;
+      try {
+        r = cloner('image-list', '--json');
+        assert.is(r.code, 0, r.err);
+        assert.is(JSON.parse(r.out)[0].name, 'node');
+      } finally {
+        delete process.env.CLONER_SERVER;
+        delete process.env.CLONER_TOKEN;
+      }
+      const config = path.join(dir, 'client.json');
+      await writeFile(config, JSON.stringify({ server: server.url, tokenFile }));
+      process.env.CLONER_CLIENT_CONFIG = config;
+      try {
+        r = cloner('image-list', '--json');
+        assert.is(r.code, 0, r.err);
+        assert.is(JSON.parse(r.out)[0].name, 'node');
+        await writeFile(config, '{not json');
+        r = cloner('image-list');
+        assert.is(r.code, 2);
+        assert.match(r.err, /cannot read .*client\.json/);
+      } finally {
+        delete process.env.CLONER_CLIENT_CONFIG;
+      }
       r = cloner('image-list', '--server', 'bad host!');
       assert.is(r.code, 2);
       assert.match(r.err, /bad --server/);
