@@ -83,3 +83,15 @@ export async function settleOptions(stored: ImageOptions, given: Partial<ImageOp
   }
   return { options, conflicts };
 }
+
+/** Loads the stored options, settles the given ones against them (asking on stdin in prompt mode). */
+export async function optionsForUpdate(backend: Backend, storedId: ChunkId | null | undefined, given: Partial<ImageOptions>, mode: ConflictMode): Promise<{ options: ImageOptions; changed: boolean }> {
+  const stored = await loadOptions(backend, storedId);
+  const asker = mode === 'prompt' ? stdinAsker() : null;
+  try {
+    const { options } = await settleOptions(stored, given, mode, asker ? asker.ask : async () => '');
+    return { options, changed: JSON.stringify(options) !== JSON.stringify(stored) };
+  } finally {
+    asker?.close();
+  }
+}

@@ -4,7 +4,7 @@ import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { UsageError } from '../errors.ts';
 import { ensureLayout } from '../layout-run.ts';
 import { splitList } from '../store-arg.ts';
-import { conflictMode, loadOptions, settleOptions, stdinAsker, storeOptions } from '../options-run.ts';
+import { conflictMode, optionsForUpdate, storeOptions } from '../options-run.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 
 interface Options extends BackendArgs {
@@ -29,15 +29,8 @@ export function register(cli: CAC): void {
         const image = await backend.getImage(o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list; new-image creates one');
         const last = image.revisions.at(-1)!;
-        const stored = await loadOptions(backend, last.options);
-        const asker = mode === 'prompt' ? stdinAsker() : null;
-        let settled;
-        try {
-          settled = await settleOptions(stored, o.excludeDevices === undefined ? {} : { excludeDevices: splitList(o.excludeDevices) }, mode, asker ? asker.ask : async () => '');
-        } finally {
-          asker?.close();
-        }
-        const optionsChanged = JSON.stringify(settled.options) !== JSON.stringify(stored);
+        const settled = await optionsForUpdate(backend, last.options, o.excludeDevices === undefined ? {} : { excludeDevices: splitList(o.excludeDevices) }, mode);
+        const optionsChanged = settled.changed;
         const layout = await ensureLayout({ backend, name: String(o.disklayout), root: o.root, excludeDevices: settled.options.excludeDevices, recapture: true });
         if (last.layout !== layout.name || optionsChanged) {
           // The image now uses another layout name or options: a revision with the same tree records it.

@@ -7,7 +7,7 @@ import type { CAC } from 'cac';
 import { runCapture } from '../capture-run.ts';
 import { splitList } from '../store-arg.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { conflictMode, loadOptions, settleOptions, stdinAsker, storeOptions, type ImageOptions } from '../options-run.ts';
+import { conflictMode, optionsForUpdate, storeOptions, type ImageOptions } from '../options-run.ts';
 import { UsageError } from '../errors.ts';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 
@@ -45,16 +45,8 @@ export function register(cli: CAC): void {
         const image = await backend.getImage(o.image!);
         if (!image) throw new ImageNotFoundError(`no image named ${o.image}`, 'list images with image-list, or create it with new-image');
         const last = image.revisions.at(-1)!;
-        const stored = await loadOptions(backend, last.options);
-        const asker = mode === 'prompt' ? stdinAsker() : null;
-        let settled;
-        try {
-          settled = await settleOptions(stored, givenOptions(o), mode, asker ? asker.ask : async () => '');
-        } finally {
-          asker?.close();
-        }
-        const changed = settled.conflicts.some((k) => JSON.stringify(settled.options[k]) !== JSON.stringify(stored[k]));
-        const optionsId = changed && !o.dryRun ? await storeOptions(backend, settled.options) : undefined;
+        const settled = await optionsForUpdate(backend, last.options, givenOptions(o), mode);
+        const optionsId = settled.changed && !o.dryRun ? await storeOptions(backend, settled.options) : undefined;
         await runCapture({ backend, image: o.image!, root: o.root, exclude: settled.options.excludePaths, create: false, note: o.note, options: optionsId, dryRun: o.dryRun });
       });
     });
