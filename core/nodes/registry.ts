@@ -1,0 +1,190 @@
+/**
+ * The node registry: one record per node under the store ref `node/<name>`, written with
+ * compare-and-set. A record holds the node's groups, hostname, interfaces (name, MAC,
+ * address/prefix, gateway, DNS), its image assignment (`cloner_image`, optionally pinned
+ * `cloner_revision`, layout override `cloner_layout`), its netboot state and its BMC.
+ *
+ * `applySettings` takes cv-conf style `key=value` pairs (`cloner_image=node`,
+ * `netboot=cloner`, `groups=gpu,rack1`, `eth0.mac=52:54:00:..`, `eth0.ip=198.18.1.5/24`,
+ * `bmc.address=...`) and checks every value; a bad one is an error naming the key, and
+ * nothing of the whole command is written. BMC passwords stay on the server: `publicView`
+ * drops them from everything a client is shown.
+ */
+import { isIP } from 'node:net';
+import { ClonerError } from '../errors.ts';
+import type { RefStore } from '../store/interfaces.ts';
+
+export type Netboot = 'local' | 'cloner' | 'cloner-multicast';
+export const NETBOOT_STATES: readonly Netboot[] = ['local', 'cloner', 'cloner-multicast'];
+
+export interface NodeInterface {
+  name: string;
+  mac: string;
+  ip?: string;
+  gateway?: string;
+  dns?: string[];
+}
+
+export interface NodeRecord {
+  name: string;
+  groups: string[];
+  hostname?: string;
+  interfaces: NodeInterface[];
+  cloner_image?: string;
+  cloner_revision?: number;
+  cloner_layout?: string;
+  netboot: Netboot;
+  bmc?: { type: 'ipmi' | 'redfish'; address: string; username?: string; password?: string };
+  lastDeploy?: { at: string; ok: boolean; phase?: string; message?: string };
+}
+
+export class NodeError extends ClonerError {
+  override readonly code: string = 'NODE_INVALID';
+}
+
+export class NodeNotFoundError extends NodeError {
+  override readonly code = 'NODE_NOT_FOUND';
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const IFNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+export function assertNodeName(name: string): string {
+  if (!NAME.test(name)) throw new NodeError(`invalid node name ${JSON.stringify(name)}`, 'use letters, digits, dot, dash or underscore, starting with a letter or digit');
+  return name;
+}
+
+export function newNode(name: string): NodeRecord {
+  return { name: assertNodeName(name), groups: [], interfaces: [], netboot: 'local' };
+}
+
+function cidr(value: string, key: string): string {
+  const [addr, prefix, extra] = value.split('/');
+  const family = isIP(addr ?? '');
+  const max = family === 6 ? 128 : 32;
+  if (!family || extra !== undefined || prefix === undefined || !/^\d{1,3}$/.test(prefix) || Number(prefix) > max) throw new NodeError(`${key}: ${JSON.stringify(value)} is not ADDRESS/PREFIX`, 'e.g. eth0.ip=198.18.1.5/24');
+  return value;
+}
+
+function address(value: string, key: string): string {
+  if (!isIP(value)) throw new NodeError(`${key}: ${JSON.stringify(value)} is not an IP address`, 'e.g. 198.18.1.1');
+  return value;
+}
+
+/** Applies `key=value` settings to a copy of `node`; throws on the first bad one. */
+export function applySettings(node: NodeRecord, settings: string[]): NodeRecord {
+  const out: NodeRecord = structuredClone(node);
+  for (const setting of settings) {
+    const eq = setting.indexOf('=');
+    if (eq <= 0) throw new NodeError(`bad setting ${JSON.stringify(setting)}`, 'write key=value, e.g. cloner_image=node');
+    const key = setting.slice(0, eq);
+    const value = setting.slice(eq + 1);
+    const iface = /^([A-Za-z0-9][A-Za-z0-9._-]{0,14})\.(mac|ip|gateway|dns)$/.exec(key);
+    const clear = value === '';
+    switch (key) {
+      case 'groups':
+        out.groups = value.split(',').map((g) => g.trim()).filter(Boolean);
+        for (const g of out.groups) if (!NAME.test(g)) throw new NodeError(`groups: invalid group ${JSON.stringify(g)}`, 'use letters, digits, dot, dash or underscore');
+        break;
+      case 'hostname':
+        if (clear) delete out.hostname;
+        else if (!HOSTNAME.test(value)) throw new NodeError(`hostname: ${JSON.stringify(value)} is not a valid host name`, 'letters, digits and dashes, dot-separated');
+        else out.hostname = value;
+        break;
+      case 'cloner_image':
+      case 'cloner_layout':
+        if (clear) delete out[key];
+        else if (!NAME.test(value)) throw new NodeError(`${key}: invalid name ${JSON.stringify(value)}`, 'an image or layout name');
+        else out[key] = value;
+        break;
+      case 'cloner_revision':
+        if (clear) delete out.cloner_revision;
+        else if (!/^[1-9]\d{0,8}$/.test(value)) throw new NodeError(`cloner_revision: ${JSON.stringify(value)} is not a revision number`, 'e.g. cloner_revision=3, or cloner_revision= for the latest');
+        else out.cloner_revision = Number(value);
+        break;
+      case 'netboot':
+        if (!NETBOOT_STATES.includes(value as Netboot)) throw new NodeError(`netboot: ${JSON.stringify(value)} is not one of ${NETBOOT_STATES.join(', ')}`, 'e.g. netboot=cloner');
+        out.netboot = value as Netboot;
+        break;
+      case 'bmc.type':
+        if (value !== 'ipmi' && value !== 'redfish') throw new NodeError(`bmc.type: ${JSON.stringify(value)} is not ipmi or redfish`, 'e.g. bmc.type=ipmi');
+        out.bmc = { address: '', ...out.bmc, type: value };
+        break;
+      case 'bmc.address':
+      case 'bmc.username':
+      case 'bmc.password': {
+        const field = key.slice(4) as 'address' | 'username' | 'password';
+        if (field === 'address' && !(isIP(value) || HOSTNAME.test(value))) throw new NodeError(`bmc.address: ${JSON.stringify(value)} is not a host or address`, 'e.g. bmc.address=198.18.2.10');
+        if (/[\u0000-\u001f]/.test(value)) throw new NodeError(`${key}: control characters are not allowed`, 'check the value');
+        out.bmc = { type: 'ipmi', address: '', ...out.bmc, [field]: value };
+        break;
+      }
+      default: {
+        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/username/password, IFACE.mac/ip/gateway/dns');
+        const [, name, field] = iface;
+        let entry = out.interfaces.find((i) => i.name === name);
+        if (!entry) {
+          if (!IFNAME.test(name)) throw new NodeError(`invalid interface name ${JSON.stringify(name)}`, 'e.g. eth0');
+          entry = { name, mac: '' };
+          out.interfaces.push(entry);
+        }
+        if (field === 'mac') {
+          const mac = value.toLowerCase().replace(/-/g, ':');
+          if (!MAC.test(mac)) throw new NodeError(`${key}: ${JSON.stringify(value)} is not a MAC address`, 'e.g. 52:54:00:12:34:56');
+          entry.mac = mac;
+        } else if (field === 'ip') entry.ip = clear ? undefined : cidr(value, key);
+        else if (field === 'gateway') entry.gateway = clear ? undefined : address(value, key);
+        else entry.dns = clear ? undefined : value.split(',').map((d) => address(d.trim(), key));
+      }
+    }
+  }
+  for (const i of out.interfaces) if (!i.mac) throw new NodeError(`interface ${i.name} of ${out.name} has no MAC`, `set ${i.name}.mac=...`);
+  const macs = out.interfaces.map((i) => i.mac);
+  if (new Set(macs).size !== macs.length) throw new NodeError(`${out.name} lists one MAC on two interfaces`, 'each interface has its own MAC');
+  return out;
+}
+
+/** What clients are shown: everything but the BMC password. */
+export function publicView(node: NodeRecord): NodeRecord {
+  if (!node.bmc?.password) return node;
+  const { password: _hidden, ...bmc } = node.bmc;
+  return { ...node, bmc: { ...bmc } };
+}
+
+const key = (name: string) => `node/${assertNodeName(name)}`;
+
+export async function getNode(store: RefStore, name: string): Promise<NodeRecord | undefined> {
+  const raw = await store.getRef(key(name));
+  return raw ? (JSON.parse(raw) as NodeRecord) : undefined;
+}
+
+export async function listNodes(store: RefStore): Promise<NodeRecord[]> {
+  return (await store.listRefs('node/')).map(([, raw]) => JSON.parse(raw) as NodeRecord);
+}
+
+/**
+ * Reads, changes and writes one node with compare-and-set (a racing writer makes it
+ * re-read and re-apply). `change` returns the new record, or undefined to delete it.
+ * A MAC already used by another node is refused.
+ */
+export async function updateNode(store: RefStore, name: string, change: (current: NodeRecord | undefined) => NodeRecord | undefined): Promise<NodeRecord | undefined> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const before = await store.getRef(key(name));
+    const next = change(before ? (JSON.parse(before) as NodeRecord) : undefined);
+    if (next) {
+      if (next.name !== name) throw new NodeError(`a record for ${name} names ${next.name}`, 'internal: keep the name');
+      const taken = new Map((await listNodes(store)).filter((n) => n.name !== name).flatMap((n) => n.interfaces.map((i) => [i.mac, n.name] as const)));
+      for (const i of next.interfaces) if (taken.has(i.mac)) throw new NodeError(`MAC ${i.mac} of ${name} is already ${taken.get(i.mac)}'s`, 'a MAC identifies one node; fix or remove the other one');
+    }
+    if (await store.casRef(key(name), before, next ? JSON.stringify(next) : undefined)) return next;
+  }
+  throw new NodeError(`node ${name} is being changed by too many writers at once`, 'retry');
+}
+
+/** The node owning a MAC address, for netboot and identify. */
+export async function nodeByMac(store: RefStore, mac: string): Promise<NodeRecord | undefined> {
+  const wanted = mac.toLowerCase().replace(/-/g, ':');
+  return (await listNodes(store)).find((n) => n.interfaces.some((i) => i.mac === wanted));
+}
