@@ -17,6 +17,7 @@ import { LocalStore } from '../core/store/local.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
 import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import type { PruneReport } from '../core/store/interfaces.ts';
+import { changeNode, identifyMac, identifyNode, listNodes, publicView, removeNode, type Assignment, type NodeRecord } from '../core/nodes/registry.ts';
 import { UsageError } from './errors.ts';
 
 export interface RevisionInput {
@@ -46,6 +47,11 @@ export interface Backend {
   getAttachment(image: string, kind: AttachmentKind, item: string): Promise<{ version: number; body: Buffer }>;
   listAttachments(image: string): Promise<Array<{ kind: AttachmentKind; item: string; versions: number; updated: string }>>;
   gc(): Promise<PruneReport & { liveChunks: number }>;
+  listNodes(): Promise<NodeRecord[]>;
+  /** Applies key=value settings to a node (creating it with `create`); the result as clients see it. */
+  changeNode(name: string, settings: string[], create: boolean): Promise<NodeRecord>;
+  deleteNode(name: string): Promise<void>;
+  identify(query: { mac: string } | { node: string }): Promise<Assignment>;
   verify(): Promise<ImageVerifyReport>;
   /** Bytes stored (local) or sent (server) so far, to report what an upload added. */
   bytesMark(): Promise<number>;
@@ -128,6 +134,10 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     getAttachment: (image, kind, item) => getAttachment(store, image, kind, item),
     listAttachments: (image) => listAttachments(store, image),
     gc: () => collectGarbage(store),
+    listNodes: async () => (await listNodes(store)).map(publicView),
+    changeNode: async (name, settings, create) => publicView(await changeNode(store, name, settings, create)),
+    deleteNode: (name) => removeNode(store, name),
+    identify: (query) => ('mac' in query ? identifyMac(store, query.mac) : identifyNode(store, query.node)),
     verify: () => verifyImages(store),
     bytesMark: async () => (await store.stats()).packBytes,
     transfer: () => null,
@@ -164,6 +174,10 @@ async function remoteBackend(http: HttpStore): Promise<Backend> {
     },
     listAttachments: (image) => http.requestJson(`/v1/images/${encodeURIComponent(image)}/attachments`),
     gc: () => http.requestJson('/v1/gc', 'POST'),
+    listNodes: () => http.requestJson('/v1/nodes'),
+    changeNode: (name, settings, create) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}`, 'POST', { settings, create }),
+    deleteNode: async (name) => void (await http.request(`/v1/nodes/${encodeURIComponent(name)}`, { method: 'DELETE' })),
+    identify: (query) => http.requestJson(`/v1/identify?${new URLSearchParams(query)}`),
     verify: () => http.requestJson('/v1/verify', 'POST'),
     bytesMark: async () => http.uploadedBytes,
     transfer: () => ({ sent: http.uploadedBytes, alreadyStored: http.alreadyStoredBytes }),

@@ -12,12 +12,15 @@ import { register as disklayout } from './commands/disklayout.ts';
 import { register as disklayoutApply } from './commands/disklayout-apply.ts';
 import { register as disklayoutUpload } from './commands/disklayout-upload.ts';
 import { register as gc } from './commands/gc.ts';
+import { register as identify } from './commands/identify.ts';
 import { register as imageDelete } from './commands/image-delete.ts';
 import { register as imageDetails } from './commands/image-details.ts';
 import { register as imageExport } from './commands/image-export.ts';
 import { register as imageList } from './commands/image-list.ts';
 import { register as imageRollback } from './commands/image-rollback.ts';
+import { register as netboot } from './commands/netboot.ts';
 import { register as newImage } from './commands/new-image.ts';
+import { register as nodes } from './commands/nodes.ts';
 import { register as script } from './commands/script.ts';
 import { register as updateDisklayout } from './commands/update-disklayout.ts';
 import { register as updateFilesystem } from './commands/update-filesystem.ts';
@@ -25,7 +28,7 @@ import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, verify, gc, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, identify, verify, gc, demo]) register(cli);
 cli.help();
 cli.version('0.1.0');
 

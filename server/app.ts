@@ -24,6 +24,7 @@ import type { LocalStore } from '../core/store/local.ts';
 import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from '../core/store/wire.ts';
 import type { Access, TokenAuth } from './auth.ts';
 import { imageRoutes } from './images.ts';
+import { nodeRoutes } from './nodes.ts';
 import { SERVER_VERSION } from './version.ts';
 
 declare module 'fastify' {
@@ -59,6 +60,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   STORE_ERROR: 400,
   ATTACHMENT_NOT_FOUND: 404,
   ATTACHMENT_INVALID: 400,
+  NODE_INVALID: 400,
+  NODE_NOT_FOUND: 404,
+  SELECTOR_INVALID: 400,
 };
 
 const chunkIdSchema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
@@ -204,5 +208,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   );
 
   await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
+  await app.register(nodeRoutes, { store });
   return app;
 }

@@ -13,6 +13,7 @@
 import { isIP } from 'node:net';
 import { ClonerError } from '../errors.ts';
 import type { RefStore } from '../store/interfaces.ts';
+import { getImage } from '../tree/images.ts';
 
 export type Netboot = 'local' | 'cloner' | 'cloner-multicast';
 export const NETBOOT_STATES: readonly Netboot[] = ['local', 'cloner', 'cloner-multicast'];
@@ -187,4 +188,58 @@ export async function updateNode(store: RefStore, name: string, change: (current
 export async function nodeByMac(store: RefStore, mac: string): Promise<NodeRecord | undefined> {
   const wanted = mac.toLowerCase().replace(/-/g, ':');
   return (await listNodes(store)).find((n) => n.interfaces.some((i) => i.mac === wanted));
+}
+
+export interface Assignment {
+  node: string;
+  image: string | null;
+  imageFound: boolean;
+  revision: number | null;
+  layout: string | null;
+  netboot: Netboot;
+}
+
+/** What a node is to get: its image (and revision: pinned, else the latest) and layout. */
+export async function assignmentOf(store: RefStore, node: NodeRecord): Promise<Assignment> {
+  const image = node.cloner_image ? await getImage(store, node.cloner_image) : undefined;
+  const revision = image ? (node.cloner_revision ? image.revisions.find((r) => r.n === node.cloner_revision) : image.revisions.at(-1)) : undefined;
+  return {
+    node: node.name,
+    image: node.cloner_image ?? null,
+    imageFound: !!image,
+    revision: revision?.n ?? null,
+    layout: node.cloner_layout ?? revision?.layout ?? null,
+    netboot: node.netboot,
+  };
+}
+
+/** Applies settings to a node (a new one with `create`, which must not exist yet; else it must). */
+export async function changeNode(store: RefStore, name: string, settings: string[], create: boolean): Promise<NodeRecord> {
+  const node = await updateNode(store, name, (current) => {
+    if (create && current) throw new NodeError(`node ${name} already exists`, `change it with: cloner nodes set --nodes ${name} key=value`);
+    if (!create && !current) throw new NodeNotFoundError(`no node named ${name}`, 'add it with: cloner nodes add NAME');
+    return applySettings(current ?? newNode(name), settings);
+  });
+  return node!;
+}
+
+export async function removeNode(store: RefStore, name: string): Promise<void> {
+  await updateNode(store, name, (current) => {
+    if (!current) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
+    return undefined;
+  });
+}
+
+/** The assignment of the node owning `mac`. */
+export async function identifyMac(store: RefStore, mac: string): Promise<Assignment> {
+  const node = await nodeByMac(store, mac);
+  if (!node) throw new NodeNotFoundError(`no node has MAC ${mac}`, 'register it with: cloner nodes set --nodes NAME eth0.mac=...');
+  return assignmentOf(store, node);
+}
+
+/** The assignment of a node by name. */
+export async function identifyNode(store: RefStore, name: string): Promise<Assignment> {
+  const node = await getNode(store, name);
+  if (!node) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
+  return assignmentOf(store, node);
 }
