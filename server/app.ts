@@ -25,6 +25,9 @@ import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from '../core/store/wire.t
 import type { Access, TokenAuth } from './auth.ts';
 import { imageRoutes } from './images.ts';
 import { nodeRoutes } from './nodes.ts';
+import { deployTokenNode, netbootRoutes } from './netboot.ts';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { SERVER_VERSION } from './version.ts';
 
 declare module 'fastify' {
@@ -41,6 +44,10 @@ export interface ServerOptions {
   maxBatch?: number;
   /** How long chunks of uploads not yet committed are kept from GC (one to two periods). */
   uploadGraceMs?: number;
+  /** Where the installer's vmlinuz and initrd.img are (served at /v1/boot/). */
+  bootDir?: string;
+  /** The URL nodes reach the server at (default: from the request's Host). */
+  publicUrl?: string;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
 }
@@ -110,7 +117,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) return sendError(reply, 401, 'UNAUTHORIZED', 'no token given', 'pass the server token: --token-file, CLONER_TOKEN or the client config');
-    const role = auth.roleOf(m[1]);
+    // A deploy token (issued by /boot.ipxe to a node booting the installer) reads like read.token.
+    const role = auth.roleOf(m[1]) ?? ((await deployTokenNode(store, m[1])) ? 'read' : null);
     if (!role) return sendError(reply, 401, 'UNAUTHORIZED', 'the token is not valid for this server', 'use the token in the server\'s data directory (admin.token, or read.token for nodes)');
     if (access === 'write' && role !== 'admin') return sendError(reply, 403, 'FORBIDDEN', 'this token may only read', 'writes need the admin token');
   });
@@ -209,5 +217,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
   await app.register(nodeRoutes, { store });
+  await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl });
   return app;
 }

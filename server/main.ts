@@ -35,6 +35,7 @@ async function main(): Promise<void> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'upload-grace-s': { type: 'string', default: '1800' },
+      'public-url': { type: 'string' },
     },
   });
   if (!values['tls-cert'] !== !values['tls-key']) throw new ServerUsageError('--tls-cert and --tls-key go together', 'give both PEM files, or neither for plain HTTP');
@@ -52,9 +53,10 @@ async function main(): Promise<void> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
   const auth = await loadTokens(dataDir);
+  if (values['public-url'] !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(values['public-url'])) throw new ServerUsageError(`bad --public-url ${values['public-url']}`, 'the URL nodes reach this server at, e.g. http://198.18.0.1:8740');
   const graceS = Number(values['upload-grace-s']);
   if (!Number.isInteger(graceS) || graceS < 1) throw new ServerUsageError(`bad --upload-grace-s ${values['upload-grace-s']}`, 'give whole seconds, e.g. 1800');
-  const app = await buildServer({ store, auth, logger: { level: values['log-level'] }, tls, uploadGraceMs: graceS * 1000 });
+  const app = await buildServer({ store, auth, logger: { level: values['log-level'] }, tls, uploadGraceMs: graceS * 1000, bootDir: path.join(dataDir, 'boot'), publicUrl: values['public-url']?.replace(/\/+$/, '') });
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
