@@ -17,7 +17,8 @@ import { LocalStore } from '../core/store/local.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
 import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import type { PruneReport } from '../core/store/interfaces.ts';
-import { changeNode, identifyMac, identifyNode, listNodes, publicView, removeNode, type Assignment, type NodeRecord } from '../core/nodes/registry.ts';
+import { power, type PowerAction, type PowerResult } from '../core/nodes/power.ts';
+import { changeNode, getNode, identifyMac, identifyNode, listNodes, NodeNotFoundError, publicView, removeNode, type Assignment, type NodeRecord } from '../core/nodes/registry.ts';
 import { UsageError } from './errors.ts';
 
 export interface RevisionInput {
@@ -51,6 +52,7 @@ export interface Backend {
   /** Applies key=value settings to a node (creating it with `create`); the result as clients see it. */
   changeNode(name: string, settings: string[], create: boolean): Promise<NodeRecord>;
   deleteNode(name: string): Promise<void>;
+  power(name: string, action: PowerAction): Promise<PowerResult>;
   identify(query: { mac: string } | { node: string }): Promise<Assignment>;
   verify(): Promise<ImageVerifyReport>;
   /** Bytes stored (local) or sent (server) so far, to report what an upload added. */
@@ -137,6 +139,11 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     listNodes: async () => (await listNodes(store)).map(publicView),
     changeNode: async (name, settings, create) => publicView(await changeNode(store, name, settings, create)),
     deleteNode: (name) => removeNode(store, name),
+    power: async (name, action) => {
+      const node = await getNode(store, name);
+      if (!node) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
+      return power(node, action);
+    },
     identify: (query) => ('mac' in query ? identifyMac(store, query.mac) : identifyNode(store, query.node)),
     verify: () => verifyImages(store),
     bytesMark: async () => (await store.stats()).packBytes,
@@ -177,6 +184,7 @@ async function remoteBackend(http: HttpStore): Promise<Backend> {
     listNodes: () => http.requestJson('/v1/nodes'),
     changeNode: (name, settings, create) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}`, 'POST', { settings, create }),
     deleteNode: async (name) => void (await http.request(`/v1/nodes/${encodeURIComponent(name)}`, { method: 'DELETE' })),
+    power: (name, action) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}/power`, 'POST', { action }),
     identify: (query) => http.requestJson(`/v1/identify?${new URLSearchParams(query)}`),
     verify: () => http.requestJson('/v1/verify', 'POST'),
     bytesMark: async () => http.uploadedBytes,

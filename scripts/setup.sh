@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   rsync attr acl lz4 restic debootstrap mmdebstrap
   e2fsprogs xfsprogs btrfs-progs fdisk util-linux
-  qemu-system-x86 qemu-utils ovmf socat dnsmasq-base
+  qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
   python3 make g++
 )
 SUDO=""

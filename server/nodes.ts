@@ -5,10 +5,12 @@
  *   GET    /v1/nodes/:name            -> NodeRecord                        (read)
  *   POST   /v1/nodes/:name            {settings: ["k=v"...], create} -> NodeRecord (write)
  *   DELETE /v1/nodes/:name                                                 (write)
+ *   POST   /v1/nodes/:name/power      {action: on|off|reset|status} -> {node, action, state} (write; ipmitool on the server)
  *   GET    /v1/identify?mac=M | ?node=N -> {node, image, revision, layout, netboot} (read)
  */
 import type { FastifyInstance } from 'fastify';
 import type { LocalStore } from '../core/store/local.ts';
+import { power, POWER_ACTIONS, type PowerAction } from '../core/nodes/power.ts';
 import { changeNode, getNode, identifyMac, identifyNode, listNodes, NodeNotFoundError, publicView, removeNode } from '../core/nodes/registry.ts';
 
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' } } } as const;
@@ -39,6 +41,16 @@ export async function nodeRoutes(app: FastifyInstance, opts: { store: LocalStore
     await removeNode(store, req.params.name);
     return { deleted: req.params.name };
   });
+
+  app.post<{ Params: { name: string }; Body: { action: PowerAction } }>(
+    '/v1/nodes/:name/power',
+    { config: { access: 'write' }, schema: { params: nameParams, body: { type: 'object', required: ['action'], additionalProperties: false, properties: { action: { enum: [...POWER_ACTIONS] } } } } },
+    async (req) => {
+      const node = await getNode(store, req.params.name);
+      if (!node) throw new NodeNotFoundError(`no node named ${req.params.name}`, 'list nodes with: cloner nodes list');
+      return power(node, req.body.action);
+    },
+  );
 
   app.get<{ Querystring: { mac?: string; node?: string } }>(
     '/v1/identify',

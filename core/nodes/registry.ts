@@ -35,7 +35,7 @@ export interface NodeRecord {
   cloner_revision?: number;
   cloner_layout?: string;
   netboot: Netboot;
-  bmc?: { type: 'ipmi' | 'redfish'; address: string; username?: string; password?: string };
+  bmc?: { type: 'ipmi' | 'redfish'; address: string; port?: number; username?: string; password?: string };
   lastDeploy?: { at: string; ok: boolean; phase?: string; message?: string };
 }
 
@@ -113,6 +113,10 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
         if (value !== 'ipmi' && value !== 'redfish') throw new NodeError(`bmc.type: ${JSON.stringify(value)} is not ipmi or redfish`, 'e.g. bmc.type=ipmi');
         out.bmc = { address: '', ...out.bmc, type: value };
         break;
+      case 'bmc.port':
+        if (!/^[1-9]\d{0,4}$/.test(value) || Number(value) > 65535) throw new NodeError(`bmc.port: ${JSON.stringify(value)} is not a port`, 'e.g. bmc.port=623');
+        out.bmc = { type: 'ipmi', address: '', ...out.bmc, port: Number(value) };
+        break;
       case 'bmc.address':
       case 'bmc.username':
       case 'bmc.password': {
@@ -123,7 +127,7 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
         break;
       }
       default: {
-        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/username/password, IFACE.mac/ip/gateway/dns');
+        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/port/username/password, IFACE.mac/ip/gateway/dns');
         const [, name, field] = iface;
         let entry = out.interfaces.find((i) => i.name === name);
         if (!entry) {
