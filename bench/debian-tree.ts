@@ -4,8 +4,9 @@
  * ($CLONER_BENCH_CACHE, default /var/cache/cloner-bench). Returns its path, or a reason
  * it cannot be made here.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { haveTool } from '../core/tools.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -18,7 +19,7 @@ export async function ensureDebianTree(): Promise<{ tree: string } | { skip: str
   if (existsSync(tree)) return { tree };
   if (process.getuid?.() !== 0) return { skip: 'building the Debian tree needs root' };
   // mmdebstrap makes the same tree as debootstrap in a fifth of the time; either will do.
-  const tool = ['mmdebstrap', 'debootstrap'].find((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0);
+  const tool = ['mmdebstrap', 'debootstrap'].find(haveTool);
   if (!tool) return { skip: 'neither mmdebstrap nor debootstrap is installed (scripts/setup.sh installs them)' };
   const tmp = `${tree}.tmp`;
   await rm(tmp, { recursive: true, force: true });

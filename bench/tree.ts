@@ -9,18 +9,16 @@
  * our/their time ratios. Page cache is warm for every tool alike (each reads the tree
  * once before timing starts).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile, appendFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { LocalStore } from '../core/store/local.ts';
+import { haveTool } from '../core/tools.ts';
 import { captureTree } from '../core/tree/capture.ts';
 import { restoreTree } from '../core/tree/restore.ts';
 import { seededBytes } from '../test/helpers/fixtures.ts';
 import { ensureDebianTree } from './debian-tree.ts';
 
-function have(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-}
 
 const found = await ensureDebianTree();
 if ('skip' in found) {
@@ -78,7 +76,7 @@ try {
   console.log(`cloner recapture ${ourRecapture.toFixed(2)} s  (changed copy, parent given; read ${(second.progress.readBytes / 1e6).toFixed(1)} MB)  stored growth ${(growth / 1e6).toFixed(2)} MB`);
 
   // tar | lz4
-  if (have('lz4')) {
+  if (haveTool('lz4')) {
     const archive = path.join(work, 'tree.tar.lz4');
     const tarCapture = await time(() => sh(`tar --xattrs --acls -C ${tree} -cf - . | lz4 -q -1 - ${archive}`));
     const out = path.join(work, 'tar-out');
@@ -89,7 +87,7 @@ try {
   } else console.log('tar|lz4 skipped: lz4 not installed');
 
   // restic
-  if (have('restic')) {
+  if (haveTool('restic')) {
     const repo = path.join(work, 'restic');
     const env = { RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: path.join(work, 'restic-cache') };
     sh('restic init -q', env);

@@ -10,6 +10,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree } from './debian-tree.ts';
+import { haveTool } from '../core/tools.ts';
 
 const found = await ensureDebianTree();
 if ('skip' in found) {
@@ -44,7 +45,7 @@ try {
   const http = cli('new-image', '--server', url, '--token-file', token, '--image', 'a', '--root', tree);
   const again = cli('new-image', '--server', url, '--token-file', token, '--image', 'b', '--root', tree);
   let restic: number | null = null;
-  if (spawnSync('sh', ['-c', 'command -v restic']).status === 0) {
+  if (haveTool('restic')) {
     const env = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: path.join(work, 'restic') };
     execFileSync('restic', ['init', '-q'], { env });
     const t = performance.now();

@@ -52,7 +52,6 @@ export interface ServerOptions {
   tls?: { cert: Buffer; key: Buffer };
 }
 
-export { SERVER_VERSION };
 
 const STATUS_BY_CODE: Record<string, number> = {
   CHUNK_MISSING: 404,

@@ -6,8 +6,10 @@
  *   cloner[-multicast] -> the installer's kernel and initrd from /v1/boot/, with the server
  *                       URL, the node's name and a fresh deploy token on the kernel line
  *   unknown MAC      -> recorded under discovered/<mac> (see GET /v1/discovered), boots local
- * A deploy token is 32 random bytes; the server keeps only its SHA-256 (ref deploy/<node>),
- * and accepts it as a read token until it expires (24 h) or the next boot replaces it.
+ * A deploy token is 32 random bytes; the server keeps only its SHA-256, as the ref
+ * deploytoken/<sha256> -> {node, issued} (found in one lookup on every request that uses
+ * it) plus deploy/<node> -> the current hash, so the next boot of that node drops the old
+ * one. It reads like a read token until it expires (24 h) or is replaced.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createHash, randomBytes } from 'node:crypto';
@@ -22,12 +24,26 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /** The node a deploy token was issued to, or null (unknown, replaced or expired). */
 export async function deployTokenNode(store: LocalStore, token: string): Promise<string | null> {
+  const raw = await store.getRef(`deploytoken/${sha256(token)}`);
+  if (!raw) return null;
+  const record = JSON.parse(raw) as { node: string; issued: string };
+  return Date.now() - Date.parse(record.issued) < DEPLOY_TOKEN_TTL_MS ? record.node : null;
+}
+
+/** Issues a fresh deploy token to a node, dropping the one its last boot got. */
+async function issueDeployToken(store: LocalStore, node: string): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
   const hash = sha256(token);
-  for (const [key, raw] of await store.listRefs('deploy/')) {
-    const record = JSON.parse(raw) as { hash: string; issued: string };
-    if (record.hash === hash && Date.now() - Date.parse(record.issued) < DEPLOY_TOKEN_TTL_MS) return key.slice('deploy/'.length);
+  await store.casRef(`deploytoken/${hash}`, undefined, JSON.stringify({ node, issued: new Date().toISOString() }));
+  const key = `deploy/${node}`;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const before = await store.getRef(key);
+    if (await store.casRef(key, before, hash)) {
+      if (before) await store.casRef(`deploytoken/${before}`, await store.getRef(`deploytoken/${before}`), undefined);
+      return token;
+    }
   }
-  return null;
+  throw new Error(`deploy token of ${node}: too many boots at once`);
 }
 
 function baseUrl(req: FastifyRequest, publicUrl?: string): string {
@@ -53,9 +69,7 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: LocalSt
       return `#!ipxe\necho cloner: ${wanted} is not a registered node (recorded as discovered); booting from disk\nexit\n`;
     }
     if (node.netboot === 'local') return `#!ipxe\necho cloner: ${node.name} boots from disk\nexit\n`;
-    const token = randomBytes(32).toString('base64url');
-    const key = `deploy/${node.name}`;
-    await store.casRef(key, await store.getRef(key), JSON.stringify({ hash: sha256(token), issued: new Date().toISOString() }));
+    const token = await issueDeployToken(store, node.name);
     const url = baseUrl(req, opts.publicUrl);
     const args = [`cloner.server=${url}`, `cloner.node=${node.name}`, `cloner.token=${token}`, `cloner.mode=${node.netboot === 'cloner-multicast' ? 'multicast' : 'unicast'}`, 'initrd=initrd.img', 'console=tty0', 'console=ttyS0,115200'];
     return `#!ipxe\necho cloner: ${node.name} boots the cloner installer\nkernel ${url}/v1/boot/vmlinuz ${args.join(' ')}\ninitrd ${url}/v1/boot/initrd.img\nboot\n`;

@@ -1,7 +1,7 @@
 /** biossettings-upload: store a BIOS settings file (exported with syscfg) with an image, under a name. */
 import type { CAC } from 'cac';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { readSmallFile } from '../attachment-file.ts';
+import { readSmallFile } from '../small-file.ts';
 import { UsageError } from '../errors.ts';
 
 export function register(cli: CAC): void {

@@ -1,7 +1,7 @@
 /** biossettings: print or save (--output) named BIOS settings stored with an image. */
 import type { CAC } from 'cac';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { writeOut } from '../attachment-file.ts';
+import { writeOut } from '../small-file.ts';
 import { UsageError } from '../errors.ts';
 
 export function register(cli: CAC): void {

@@ -1,7 +1,7 @@
 /** script: set or get an image's pre- or post-script (run before partitioning / chrooted after the copy). */
 import type { CAC } from 'cac';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { readSmallFile, writeOut } from '../attachment-file.ts';
+import { readSmallFile, writeOut } from '../small-file.ts';
 import { UsageError } from '../errors.ts';
 
 interface Options extends BackendArgs {

@@ -5,7 +5,8 @@
  * JSON reports. Every command runs without a shell (argv only); a failure becomes a
  * LayoutError carrying the tool's own message.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { haveTool } from '../tools.ts';
 import { readFile } from 'node:fs/promises';
 import { LayoutError } from './model.ts';
 
@@ -58,9 +59,7 @@ export function run(argv: string[], input?: string): Promise<CommandResult> {
   });
 }
 
-export function haveTool(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-}
+export { haveTool };
 
 /** The lsblk device tree of the given devices (all when none), with mount points as a plain list. */
 export async function lsblk(devices: string[] = []): Promise<BlockNode[]> {
@@ -92,8 +91,7 @@ export async function lsblk(devices: string[] = []): Promise<BlockNode[]> {
 
 /** `blkid -p -o export` of one device (low-level probe, no cache); {} when nothing is found. */
 export async function blkidProbe(device: string): Promise<Record<string, string>> {
-  const out = await run(['blkid', '-p', '-o', 'export', device]).catch(() => ({ stdout: '' }));
-  return Object.fromEntries(out.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return parseExport((await run(['blkid', '-p', '-o', 'export', device]).catch(() => ({ stdout: '' }))).stdout);
 }
 
 export function* walk(nodes: BlockNode[]): Generator<BlockNode> {
@@ -132,10 +130,14 @@ export async function readPartitionTable(device: string): Promise<SfdiskTable | 
   }
 }
 
+/** KEY=VALUE lines (the `--export` output of blkid and mdadm) as an object. */
+function parseExport(text: string): Record<string, string> {
+  return Object.fromEntries(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
 /** `mdadm --detail --export` as key/value pairs (MD_LEVEL, MD_METADATA, MD_NAME...). */
 export async function mdadmDetail(device: string): Promise<Record<string, string>> {
-  const { stdout } = await run(['mdadm', '--detail', '--export', device]);
-  return Object.fromEntries(stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return parseExport((await run(['mdadm', '--detail', '--export', device])).stdout);
 }
 
 export interface LvmReport {

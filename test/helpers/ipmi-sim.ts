@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withTempDir } from './fixtures.ts';
+import { haveTool } from '../../core/tools.ts';
 
 export interface IpmiSim {
   port: number;
@@ -18,7 +19,7 @@ export interface IpmiSim {
 }
 
 export function ipmiSimUnavailable(): string | null {
-  for (const tool of ['ipmi_sim', 'ipmitool']) if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (scripts/setup.sh installs openipmi and ipmitool)`;
+  for (const tool of ['ipmi_sim', 'ipmitool']) if (!haveTool(tool)) return `${tool} is not installed (scripts/setup.sh installs openipmi and ipmitool)`;
   return null;
 }
 

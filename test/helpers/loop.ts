@@ -7,12 +7,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withTempDir } from './fixtures.ts';
+import { haveTool } from '../../core/tools.ts';
 
 /** Why loop-device tests cannot run here, or null. */
 export function loopUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'loop devices need root';
   for (const tool of ['losetup', 'sfdisk', 'partx', 'wipefs', 'mkfs.ext4', 'mkfs.xfs', 'mkswap']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (scripts/setup.sh installs it)`;
+    if (!haveTool(tool)) return `${tool} is not installed (scripts/setup.sh installs it)`;
   }
   const probe = spawnSync('losetup', ['-f'], { encoding: 'utf8' });
   if (probe.status !== 0) return `no free loop device (${probe.stderr.trim()})`;

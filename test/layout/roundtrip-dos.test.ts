@@ -10,7 +10,8 @@ import path from 'node:path';
 import { applyLayout, unmountPlan, type ApplyPlan } from '../../core/layout/apply.ts';
 import { captureLayout } from '../../core/layout/capture.ts';
 import { parseLayout, type Layout } from '../../core/layout/model.ts';
-import { blkidProbe, haveTool } from '../../core/layout/probe.ts';
+import { blkidProbe } from '../../core/layout/probe.ts';
+import { haveTool } from '../../core/tools.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loopUnavailable, withLoopDisks } from '../helpers/loop.ts';
 

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withTempDir } from '../helpers/fixtures.ts';
+import { haveTool } from '../../core/tools.ts';
 import { cloner } from '../helpers/cli.ts';
 import { withServer } from '../helpers/server.ts';
 
@@ -58,7 +59,7 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     assert.match(c.out, /^dhcp-range=198\.18\.0\.0,proxy$/m);
     assert.match(c.out, new RegExp(`^dhcp-boot=tag:ipxe,${server.url}/boot\\.ipxe$`, 'm'));
     assert.is(cloner('netboot', 'dnsmasq-config', '--server', server.url).code, 2);
-    if (spawnSync('sh', ['-c', 'command -v dnsmasq']).status === 0) {
+    if (haveTool('dnsmasq')) {
       await withTempDir(async (dir) => {
         await writeFile(path.join(dir, 'cloner.conf'), c.out);
         const check = spawnSync('dnsmasq', ['--test', '-C', path.join(dir, 'cloner.conf')], { encoding: 'utf8' });

@@ -5,10 +5,11 @@ import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withTempDir } from '../helpers/fixtures.ts';
+import { haveTool } from '../../core/tools.ts';
 
 const root = path.resolve(new URL('../..', import.meta.url).pathname);
 
-if (spawnSync('sh', ['-c', 'command -v systemd-analyze']).status !== 0) {
+if (!haveTool('systemd-analyze')) {
   console.log('skipped: systemd unit check: systemd-analyze is not installed');
   test.skip('systemd unit', () => {});
 } else {

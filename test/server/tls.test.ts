@@ -7,12 +7,11 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { cloner } from '../helpers/cli.ts';
+import { haveTool } from '../../core/tools.ts';
 import { file, makeTree, withTempDir } from '../helpers/fixtures.ts';
 import { withServer } from '../helpers/server.ts';
 
-const haveOpenssl = spawnSync('sh', ['-c', 'command -v openssl']).status === 0;
-
-if (!haveOpenssl) {
+if (!haveTool('openssl')) {
   console.log('skipped: TLS test: openssl is not installed');
   test.skip('TLS', () => {});
 } else {

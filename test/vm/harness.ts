@@ -26,6 +26,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { haveTool } from '../../core/tools.ts';
 import { ensureVmImage, projectRoot, vmImageBuildBlocker, cachedVmImage, type VmImage } from './image.ts';
 
 export interface VmDiskSpec {
@@ -78,18 +79,14 @@ export class VmError extends Error {
   }
 }
 
-function have(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
-}
-
 /** Why a VM with these options cannot run here (a line for the skip message), or null. */
 export function vmUnavailable(options: Pick<VmOptions, 'uefi' | 'net'> = {}): string | null {
   if (process.env.CLONER_SKIP_VM) return 'CLONER_SKIP_VM is set';
   if (process.platform !== 'linux' || process.arch !== 'x64') return `VM tests need linux x64 (this is ${process.platform} ${process.arch})`;
-  if (!have('qemu-system-x86_64')) return 'qemu-system-x86_64 is not installed (scripts/setup.sh installs qemu-system-x86)';
-  if (!have('setpriv')) return 'setpriv (util-linux) is not installed';
+  if (!haveTool('qemu-system-x86_64')) return 'qemu-system-x86_64 is not installed (scripts/setup.sh installs qemu-system-x86)';
+  if (!haveTool('setpriv')) return 'setpriv (util-linux) is not installed';
   if (options.uefi && !(existsSync(OVMF_CODE) && existsSync(OVMF_VARS))) return `OVMF firmware is not installed (${OVMF_CODE}; apt-get install ovmf)`;
-  if (options.net && !have('socat')) return 'socat is not installed (the guest-to-host relay)';
+  if (options.net && !haveTool('socat')) return 'socat is not installed (the guest-to-host relay)';
   if (!cachedVmImage()) return vmImageBuildBlocker();
   return null;
 }

@@ -12,6 +12,7 @@
  * into place, so a cache entry is whole or absent. Other keys' entries are removed then.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { haveTool } from '../../core/tools.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, rm, writeFile, rename, rmdir, stat } from 'node:fs/promises';
@@ -75,15 +76,11 @@ export function vmImageKey(): string {
   return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
 }
 
-function have(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
-}
-
 /** Why the image cannot be built here, or null. A cached image needs none of this. */
 export function vmImageBuildBlocker(): string | null {
   if (process.getuid?.() !== 0) return 'building the VM image needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeping owners)';
   for (const tool of ['mmdebstrap', 'mkfs.ext4']) {
-    if (!have(tool)) return `${tool} is not installed (scripts/setup.sh installs it)`;
+    if (!haveTool(tool)) return `${tool} is not installed (scripts/setup.sh installs it)`;
   }
   if (!existsSync(nodeBinary())) return `the project's Node 24 binary is missing at ${nodeBinary()} (run npm install)`;
   return null;

@@ -1,4 +1,4 @@
-/** Reading an attachment file to upload (bounded, so a wrong path cannot pull in a huge file) and writing one out. */
+/** Reading a small file to upload (layouts, scripts, BIOS settings; bounded, so a wrong path cannot pull in a huge file) and writing one out. */
 import { open, writeFile } from 'node:fs/promises';
 import { MAX_ATTACHMENT_BYTES } from '../core/tree/attachments.ts';
 import { UsageError } from './errors.ts';
