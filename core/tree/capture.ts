@@ -18,7 +18,8 @@ import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import picomatch from 'picomatch';
-import { FastCdcChunker, type ChunkerParams } from '../chunker/fastcdc.ts';
+import type { ChunkerParams } from '../chunker/fastcdc.ts';
+import { chunkFile } from './file-chunks.ts';
 import { fsx } from '../native/fsx.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
@@ -77,7 +78,6 @@ export function newCaptureProgress(): CaptureProgress {
   return { files: 0, dirs: 0, others: 0, bytes: 0, readBytes: 0, reusedFiles: 0, chunks: 0, skipped: 0 };
 }
 
-const READ_BUFFER = 4 * 1024 * 1024;
 /** Bytes handed to the store but not yet durable before the walk waits for the store. */
 const MAX_UNFLUSHED = 256 * 1024 * 1024;
 
@@ -150,49 +150,14 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
       handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     }
     try {
-      const extents = sparse ? dataExtents(handle.fd, size) : [[0, size] as [number, number]];
-      const refs: ChunkRef[] = [];
-      const chunker = new FastCdcChunker(opts.chunker);
-      for (const [start, length] of extents) {
-        chunker.reset();
-        const buf = Buffer.allocUnsafe(Math.min(length, READ_BUFFER + opts.chunker.maxSize));
-        let bufOffset = start; // file offset of buf[0]
-        let filled = 0;
-        let chunkStart = 0;
-        let remaining = length;
-        for (;;) {
-          let eof = remaining === 0;
-          while (filled < buf.length && remaining > 0) {
-            const { bytesRead } = await handle.read(buf, filled, Math.min(buf.length - filled, remaining), bufOffset + filled);
-            if (bytesRead === 0) {
-              warn(`${file} shrank while being read; captured its first ${bufOffset + filled - start} bytes of this extent`);
-              remaining = 0;
-              break;
-            }
-            filled += bytesRead;
-            remaining -= bytesRead;
-            progress.readBytes += bytesRead;
-          }
-          eof = remaining === 0;
-          while (chunkStart < filled) {
-            let cut = chunker.nextSplitPoint(buf.subarray(chunkStart, filled));
-            if (cut < 0) {
-              if (!eof) break;
-              cut = filled - chunkStart;
-            }
-            const data = buf.subarray(chunkStart, chunkStart + cut);
-            refs.push([bufOffset + chunkStart, cut, putChunk(data)]);
-            chunkStart += cut;
-          }
-          if (eof) break;
-          buf.copyWithin(0, chunkStart, filled);
-          bufOffset += chunkStart;
-          filled -= chunkStart;
-          chunkStart = 0;
-        }
-        await drainIfFull();
-      }
-      return refs;
+      return await chunkFile(handle, size, {
+        params: opts.chunker,
+        sparse,
+        onChunk: (data) => putChunk(data),
+        onRead: (bytes) => (progress.readBytes += bytes),
+        onShrunk: (bytes) => warn(`${file} shrank while being read; captured its first ${bytes} bytes of this extent`),
+        afterExtent: drainIfFull,
+      });
     } finally {
       await handle.close();
     }
@@ -391,21 +356,6 @@ export function excludeMatcher(patterns: string[]): (relPath: string) => boolean
   const name = nameOnly.length ? picomatch(nameOnly, { dot: true }) : null;
   if (!full && !name) return () => false;
   return (relPath) => !!full?.(relPath) || !!name?.(relPath.slice(relPath.lastIndexOf('/') + 1));
-}
-
-/** Data extents [offset, length] of a sparse file, by SEEK_DATA/SEEK_HOLE. */
-function dataExtents(fd: number, size: number): Array<[number, number]> {
-  const extents: Array<[number, number]> = [];
-  let pos = 0;
-  while (pos < size) {
-    const data = fsx.seekData(fd, pos);
-    if (data < 0 || data >= size) break;
-    let hole = fsx.seekHole(fd, data);
-    if (hole < 0 || hole > size) hole = size;
-    extents.push([data, hole - data]);
-    pos = hole;
-  }
-  return extents;
 }
 
 /** Swap files of the node whose root is `root`, from /proc/swaps when it is the running system. */

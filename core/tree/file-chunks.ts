@@ -1,0 +1,90 @@
+/**
+ * Cutting one open file into content-defined chunks, shared by capture (which stores each
+ * chunk) and the deploy sync (which only names the chunks a node already holds).
+ *
+ * Algorithm: the file's data extents (SEEK_DATA/SEEK_HOLE for a sparse file, so holes are
+ * never read; the whole file otherwise) are read in 4 MiB windows; FastCDC finds each cut,
+ * the window's tail is carried over to the next read, and every chunk goes to `onChunk`,
+ * which returns its id. Chunks never span a hole: each extent starts a fresh chunker.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { FastCdcChunker, type ChunkerParams } from '../chunker/fastcdc.ts';
+import { fsx } from '../native/fsx.ts';
+import type { ChunkId } from '../store/chunk-id.ts';
+import type { ChunkRef } from './manifest.ts';
+
+const READ_BUFFER = 4 * 1024 * 1024;
+
+export interface ChunkFileOptions {
+  params: ChunkerParams;
+  /** Reads only the data extents (the file has holes). */
+  sparse: boolean;
+  /** Names (and, for capture, stores) one chunk; `data` is only valid during the call. */
+  onChunk: (data: Buffer, offset: number) => ChunkId;
+  /** Called after each read with its byte count. */
+  onRead?: (bytes: number) => void;
+  /** Called when the file ends before `size` (it shrank while being read). */
+  onShrunk?: (readBytes: number) => void;
+  /** Called after each extent (capture drains its upload queue here). */
+  afterExtent?: () => Promise<void>;
+}
+
+/** The chunk list [offset, length, id] of the first `size` bytes of an open file. */
+export async function chunkFile(handle: FileHandle, size: number, o: ChunkFileOptions): Promise<ChunkRef[]> {
+  const extents = o.sparse ? dataExtents(handle.fd, size) : [[0, size] as [number, number]];
+  const refs: ChunkRef[] = [];
+  const chunker = new FastCdcChunker(o.params);
+  for (const [start, length] of extents) {
+    chunker.reset();
+    const buf = Buffer.allocUnsafe(Math.min(length, READ_BUFFER + o.params.maxSize));
+    let bufOffset = start; // file offset of buf[0]
+    let filled = 0;
+    let chunkStart = 0;
+    let remaining = length;
+    for (;;) {
+      while (filled < buf.length && remaining > 0) {
+        const { bytesRead } = await handle.read(buf, filled, Math.min(buf.length - filled, remaining), bufOffset + filled);
+        if (bytesRead === 0) {
+          o.onShrunk?.(bufOffset + filled - start);
+          remaining = 0;
+          break;
+        }
+        filled += bytesRead;
+        remaining -= bytesRead;
+        o.onRead?.(bytesRead);
+      }
+      const eof = remaining === 0;
+      while (chunkStart < filled) {
+        let cut = chunker.nextSplitPoint(buf.subarray(chunkStart, filled));
+        if (cut < 0) {
+          if (!eof) break;
+          cut = filled - chunkStart;
+        }
+        refs.push([bufOffset + chunkStart, cut, o.onChunk(buf.subarray(chunkStart, chunkStart + cut), bufOffset + chunkStart)]);
+        chunkStart += cut;
+      }
+      if (eof) break;
+      buf.copyWithin(0, chunkStart, filled);
+      bufOffset += chunkStart;
+      filled -= chunkStart;
+      chunkStart = 0;
+    }
+    await o.afterExtent?.();
+  }
+  return refs;
+}
+
+/** Data extents [offset, length] of a sparse file, by SEEK_DATA/SEEK_HOLE. */
+export function dataExtents(fd: number, size: number): Array<[number, number]> {
+  const extents: Array<[number, number]> = [];
+  let pos = 0;
+  while (pos < size) {
+    const data = fsx.seekData(fd, pos);
+    if (data < 0 || data >= size) break;
+    let hole = fsx.seekHole(fd, data);
+    if (hole < 0 || hole > size) hole = size;
+    extents.push([data, hole - data]);
+    pos = hole;
+  }
+  return extents;
+}
