@@ -305,10 +305,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
         entries.push(withXattrs({ ...base, type: 'symlink' as const, target: await fs.readlink(full) }));
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         progress.others++;
-        // glibc's major/minor split of a 64-bit dev_t.
-        const major = Number(((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn));
-        const minor = Number((st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn & 0xffffffffn));
-        entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: [major, minor] as [number, number] }));
+        entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(st.rdev) }));
       } else if (st.isFIFO()) {
         progress.others++;
         entries.push(withXattrs({ ...base, type: 'fifo' as const }));
@@ -356,6 +353,11 @@ export function excludeMatcher(patterns: string[]): (relPath: string) => boolean
   const name = nameOnly.length ? picomatch(nameOnly, { dot: true }) : null;
   if (!full && !name) return () => false;
   return (relPath) => !!full?.(relPath) || !!name?.(relPath.slice(relPath.lastIndexOf('/') + 1));
+}
+
+/** glibc's major/minor split of a 64-bit dev_t. */
+export function splitDev(rdev: bigint): [number, number] {
+  return [Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn & 0xffffffffn))];
 }
 
 /** Swap files of the node whose root is `root`, from /proc/swaps when it is the running system. */

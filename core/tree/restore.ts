@@ -157,7 +157,7 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
   }
 
   // Phase 2: file data, in the order the store finds cheapest.
-  await writeData(opts.reader, dataFiles, progress);
+  await writeChunks(opts.reader, dataFiles.map((f) => f.path), chunkTargets(dataFiles.map((f) => f.entry)), progress);
 
   // Phase 3: hardlinks, then symlinks.
   for (const link of deferredLinks) await fs.link(link.primary, link.path);
@@ -194,29 +194,38 @@ function openExclusive(p: string, rel: string): number {
   }
 }
 
-/**
- * Writes every chunk to every place that holds it. Chunks arrive in pack order; writes
- * are synchronous pwrites (page-cache writes are far cheaper than a thread-pool hop) and
- * a file is kept open until its last chunk is written, at most MAX_OPEN_FILES at once.
- */
-async function writeData(reader: Pick<ChunkReader, 'getMany'>, files: Array<{ path: string; entry: FileEntry }>, progress: RestoreProgress): Promise<void> {
-  // chunk id -> every (file, offset, length) that holds it
-  const targets = new Map<ChunkId, Array<[number, number, number]>>();
-  const remaining = new Array<number>(files.length).fill(0);
-  files.forEach(({ entry }, index) => {
+/** Chunk id -> every (file index, offset, length) that holds it; `skip` leaves chunks out. */
+export type ChunkTargets = Map<ChunkId, Array<[number, number, number]>>;
+
+export function chunkTargets(entries: FileEntry[], skip?: (id: ChunkId, fileIndex: number, offset: number) => boolean): ChunkTargets {
+  const targets: ChunkTargets = new Map();
+  entries.forEach((entry, index) => {
     for (const [offset, length, id] of entry.chunks) {
+      if (skip?.(id, index, offset)) continue;
       let list = targets.get(id);
       if (!list) targets.set(id, (list = []));
       list.push([index, offset, length]);
-      remaining[index]++;
     }
   });
+  return targets;
+}
+
+/**
+ * Writes every chunk to every place that holds it (`targets`, indexes into `paths`).
+ * Chunks arrive in the reader's cheapest order; writes are synchronous pwrites
+ * (page-cache writes are far cheaper than a thread-pool hop) and a file is kept open
+ * until its last chunk is written, at most MAX_OPEN_FILES at once.
+ */
+export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: string[], targets: ChunkTargets, progress: RestoreProgress, onChunk?: (bytes: number) => void): Promise<void> {
+  const remaining = new Array<number>(paths.length).fill(0);
+  for (const list of targets.values()) for (const [index] of list) remaining[index]++;
   const open = new Map<number, number>();
   try {
     for await (const [id, data] of reader.getMany(targets.keys())) {
+      onChunk?.(data.length);
       for (const [index, offset, length] of targets.get(id) ?? []) {
         if (data.length !== length) {
-          throw new ManifestError(`manifest: chunk ${id} of ${files[index].entry.name} is ${data.length} bytes, listed as ${length}`);
+          throw new ManifestError(`manifest: chunk ${id} of ${paths[index]} is ${data.length} bytes, listed as ${length}`);
         }
         let fd = open.get(index);
         if (fd === undefined) {
@@ -225,7 +234,7 @@ async function writeData(reader: Pick<ChunkReader, 'getMany'>, files: Array<{ pa
             open.delete(oldIndex);
             fsSync.closeSync(oldFd);
           }
-          fd = fsSync.openSync(files[index].path, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+          fd = fsSync.openSync(paths[index], fsc.O_WRONLY | fsc.O_NOFOLLOW);
           open.set(index, fd);
         }
         let written = 0;
@@ -243,7 +252,8 @@ async function writeData(reader: Pick<ChunkReader, 'getMany'>, files: Array<{ pa
   }
 }
 
-function applyMetadata(p: string, e: Entry, isRoot: boolean, warn: (m: string) => void, applied: Set<string>): void {
+/** Owner, mode, xattrs and times of one restored path (once per path: hardlinks share them). */
+export function applyMetadata(p: string, e: Entry, isRoot: boolean, warn: (m: string) => void, applied: Set<string>): void {
   if (applied.has(p)) return;
   applied.add(p);
   const attempt = (what: string, action: () => void) => {

@@ -2,6 +2,7 @@
  * Test helpers: temporary directories that are always removed, seeded random bytes,
  * and declarative fixture trees (`{ 'etc/hostname': file('n1\n'), 'bin/sh': symlink('dash') }`).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, mkdir, writeFile, symlink as fsSymlink, link } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,3 +53,10 @@ export async function makeTree(root: string, spec: Record<string, Fixture>): Pro
 }
 
 export const isRoot = process.getuid?.() === 0;
+
+/** What `rsync -naHAX --itemize-changes` would change to make `dst` like `src` (a line each; none when equal). */
+export function rsyncDifferences(src: string, dst: string, extra: string[] = []): string[] {
+  const r = spawnSync('rsync', ['-naHAX', '--itemize-changes', ...extra, `${src}/`, `${dst}/`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean);
+}

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fsx } from '../../core/native/fsx.ts';
 import { captureTree } from '../../core/tree/capture.ts';
 import { restoreTree } from '../../core/tree/restore.ts';
-import { dir, file, hardlink, isRoot, makeTree, seededBytes, symlink } from '../helpers/fixtures.ts';
+import { dir, file, hardlink, isRoot, makeTree, rsyncDifferences, seededBytes, symlink } from '../helpers/fixtures.ts';
 import { withStore } from '../helpers/store.ts';
 
 /** cap_net_raw+ep as a VFS_CAP_REVISION_2 security.capability value. */
@@ -54,12 +54,6 @@ async function buildGolden(src: string): Promise<void> {
     spawnSync('setfacl', ['-m', 'u:1234:rwx,g:5678:r', path.join(src, 'srv/deep')]);
   }
   await utimes(path.join(src, 'usr/lib'), 1_600_000_000.5, 1_600_000_000.5);
-}
-
-function rsyncDifferences(src: string, dst: string): string[] {
-  const r = spawnSync('rsync', ['-naHAX', '--itemize-changes', `${src}/`, `${dst}/`], { encoding: 'utf8' });
-  assert.is(r.status, 0, `rsync failed: ${r.stderr}`);
-  return r.stdout.split('\n').filter(Boolean);
 }
 
 test('round trip keeps everything rsync -aHAX compares: content, modes, owners, links, devices, xattrs, ACLs, times', async () => {
