@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-process.stderr.write('cloner-agent: not yet (it arrives with the deploy issue)\n');
-process.exit(2);
+import { launch } from './launch.js';
+await launch('../agent/main.ts');

@@ -25,6 +25,7 @@ import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from '../core/store/wire.t
 import type { Access, TokenAuth } from './auth.ts';
 import { imageRoutes } from './images.ts';
 import { nodeRoutes } from './nodes.ts';
+import { deployRoutes } from './deploy.ts';
 import { deployTokenNode, netbootRoutes } from './netboot.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,10 @@ import { SERVER_VERSION } from './version.ts';
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+  }
+  interface FastifyRequest {
+    /** The node a deploy token was issued to (null for the admin and read tokens). */
+    deployNode: string | null;
   }
 }
 
@@ -70,6 +75,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   NODE_NOT_FOUND: 404,
   POWER_FAILED: 502,
   SELECTOR_INVALID: 400,
+  HOSTKEYS_EXIST: 409,
 };
 
 const chunkIdSchema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
@@ -111,15 +117,24 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));
 
+  app.decorateRequest('deployNode', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const access = req.routeOptions.config?.access ?? 'write';
     if (access === 'public') return;
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) return sendError(reply, 401, 'UNAUTHORIZED', 'no token given', 'pass the server token: --token-file, CLONER_TOKEN or the client config');
-    // A deploy token (issued by /boot.ipxe to a node booting the installer) reads like read.token.
-    const role = auth.roleOf(m[1]) ?? ((await deployTokenNode(store, m[1])) ? 'read' : null);
+    // A deploy token (issued by /boot.ipxe to a node booting the installer) reads like
+    // read.token and may report its own node's deploy.
+    let role = auth.roleOf(m[1]);
+    if (!role) {
+      req.deployNode = await deployTokenNode(store, m[1]);
+      if (req.deployNode) role = 'read';
+    }
     if (!role) return sendError(reply, 401, 'UNAUTHORIZED', 'the token is not valid for this server', 'use the token in the server\'s data directory (admin.token, or read.token for nodes)');
+    if (access === 'node' && role !== 'admin' && req.deployNode !== (req.params as { name?: string }).name) {
+      return sendError(reply, 403, 'FORBIDDEN', 'this token may not act for this node', 'use the deploy token the node booted with, or the admin token');
+    }
     if (access === 'write' && role !== 'admin') return sendError(reply, 403, 'FORBIDDEN', 'this token may only read', 'writes need the admin token');
   });
 
@@ -217,6 +232,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
   await app.register(nodeRoutes, { store });
+  await app.register(deployRoutes, { store });
   await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl });
   return app;
 }

@@ -10,7 +10,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-export type Access = 'public' | 'read' | 'write';
+/** 'node': the admin token, or the deploy token of the node the route's :name names. */
+export type Access = 'public' | 'read' | 'write' | 'node';
 export type Role = 'admin' | 'read';
 
 export interface TokenAuth {

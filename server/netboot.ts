@@ -30,6 +30,15 @@ export async function deployTokenNode(store: LocalStore, token: string): Promise
   return Date.now() - Date.parse(record.issued) < DEPLOY_TOKEN_TTL_MS ? record.node : null;
 }
 
+/** Ends a node's deploy token (its deploy succeeded, or the node is removed). */
+export async function dropDeployToken(store: LocalStore, node: string): Promise<void> {
+  const key = `deploy/${node}`;
+  const hash = await store.getRef(key);
+  if (!hash) return;
+  await store.casRef(`deploytoken/${hash}`, await store.getRef(`deploytoken/${hash}`), undefined);
+  await store.casRef(key, hash, undefined);
+}
+
 /** Issues a fresh deploy token to a node, dropping the one its last boot got. */
 async function issueDeployToken(store: LocalStore, node: string): Promise<string> {
   const token = randomBytes(32).toString('base64url');

@@ -4,12 +4,13 @@
  *   GET    /v1/nodes                  -> [NodeRecord]                      (read)
  *   GET    /v1/nodes/:name            -> NodeRecord                        (read)
  *   POST   /v1/nodes/:name            {settings: ["k=v"...], create} -> NodeRecord (write)
- *   DELETE /v1/nodes/:name                                                 (write)
+ *   DELETE /v1/nodes/:name                  (write; its deploy token and SSH host keys go too)
  *   POST   /v1/nodes/:name/power      {action: on|off|reset|status} -> {node, action, state} (write; ipmitool on the server)
  *   GET    /v1/identify?mac=M | ?node=N -> {node, image, revision, layout, netboot} (read)
  */
 import type { FastifyInstance } from 'fastify';
 import type { LocalStore } from '../core/store/local.ts';
+import { dropDeployToken } from './netboot.ts';
 import { power, POWER_ACTIONS, type PowerAction } from '../core/nodes/power.ts';
 import { changeNode, getNode, identifyMac, identifyNode, listNodes, NodeNotFoundError, publicView, removeNode } from '../core/nodes/registry.ts';
 
@@ -39,6 +40,9 @@ export async function nodeRoutes(app: FastifyInstance, opts: { store: LocalStore
 
   app.delete<{ Params: { name: string } }>('/v1/nodes/:name', { config: { access: 'write' }, schema: { params: nameParams } }, async (req) => {
     await removeNode(store, req.params.name);
+    // A removed node's deploy token and SSH host keys go with it.
+    await dropDeployToken(store, req.params.name);
+    await store.casRef(`hostkeys/${req.params.name}`, await store.getRef(`hostkeys/${req.params.name}`), undefined);
     return { deleted: req.params.name };
   });
 

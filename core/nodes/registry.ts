@@ -11,6 +11,7 @@
  * drops them from everything a client is shown.
  */
 import { isIP } from 'node:net';
+import type { DeployResult } from './deploy-state.ts';
 import { ClonerError } from '../errors.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { getImage } from '../tree/images.ts';
@@ -36,7 +37,7 @@ export interface NodeRecord {
   cloner_layout?: string;
   netboot: Netboot;
   bmc?: { type: 'ipmi' | 'redfish'; address: string; port?: number; username?: string; password?: string };
-  lastDeploy?: { at: string; ok: boolean; phase?: string; message?: string };
+  lastDeploy?: DeployResult & { at: string };
 }
 
 export class NodeError extends ClonerError {

@@ -9,7 +9,8 @@
  * has checked and stored its chunk. Before a batch goes up, one /missing query drops the
  * chunks the server already has (an unchanged directory manifest, a re-run after an
  * interrupted upload), so only what it lacks crosses the wire. `getMany` fetches 256 ids per request, a few requests
- * at a time (p-limit), and checks every chunk's BLAKE3 before yielding it. Errors become
+ * at a time (p-limit), and checks every chunk's BLAKE3 before yielding it; with `retry`, a
+ * batch cut off by the network (or stalled) is fetched again with backoff. Errors become
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
  */
 import pLimit from 'p-limit';
@@ -40,6 +41,52 @@ export interface HttpStoreOptions {
   uploadBatchBytes?: number;
   fetchBatch?: number;
   fetchConcurrency?: number;
+  /**
+   * Fetches that fail for a reason that may pass (the server unreachable, a 5xx, a cut
+   * connection, no bytes for `stallMs`) are retried with backoff until `deadlineMs` has
+   * passed since the first failure. Off (one try) when absent.
+   */
+  retry?: { deadlineMs: number; stallMs: number; onRetry?: (err: Error, attempt: number, delayMs: number) => void };
+}
+
+/** Errors worth another try: the network or the server, not the data or the request. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof ServerUnreachableError) return true;
+  if (err instanceof ServerError) return err.status >= 500 || err.status === 429;
+  if (err instanceof ClonerError) return false;
+  const e = err as { name?: string; code?: string; cause?: { code?: string } };
+  return e?.name === 'AbortError' || e?.name === 'TimeoutError' || e?.name === 'TypeError' || /^(ECONN|EPIPE|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|UND_ERR)/.test(e?.code ?? e?.cause?.code ?? '');
+}
+
+/** Runs `attempt` until it succeeds, fails for good, or the deadline after the first failure passes. */
+export async function withRetry<T>(retry: HttpStoreOptions['retry'], attempt: () => Promise<T>): Promise<T> {
+  if (!retry) return attempt();
+  let firstFailure = 0;
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      firstFailure ||= Date.now();
+      const delay = Math.min(250 * 2 ** (n - 1), 5000);
+      if (Date.now() + delay - firstFailure > retry.deadlineMs) throw err;
+      retry.onRetry?.(err as Error, n, delay);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** The body's pieces, aborting the request when none arrives for `stallMs`. */
+async function* watchStall(body: AsyncIterable<Uint8Array>, controller: AbortController, stallMs: number): AsyncIterable<Uint8Array> {
+  let timer = setTimeout(() => controller.abort(new DOMException('no data from the server', 'TimeoutError')), stallMs);
+  try {
+    for await (const piece of body) {
+      timer.refresh();
+      yield piece;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 interface Pending {
@@ -54,6 +101,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private readonly batchBytes: number;
   private readonly fetchBatch: number;
   private readonly fetchLimit: ReturnType<typeof pLimit>;
+  private readonly retry: HttpStoreOptions['retry'];
   private queue: Pending[] = [];
   private queueBytes = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -69,6 +117,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     this.batchBytes = options.uploadBatchBytes ?? 8 * 1024 * 1024;
     this.fetchBatch = options.fetchBatch ?? 256;
     this.fetchLimit = pLimit(options.fetchConcurrency ?? 4);
+    this.retry = options.retry;
   }
 
   /** A request to the server; non-2xx answers become ServerError with the server's code and hint. */
@@ -148,19 +197,29 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     }
   }
 
-  private async fetchBatchOf(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+  private fetchBatchOf(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+    return withRetry(this.retry, () => this.fetchBatchOnce(batch));
+  }
+
+  private async fetchBatchOnce(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
     let response: Response;
+    const controller = new AbortController();
+    // A connect that hangs counts as a stall too.
+    const connectTimer = this.retry ? setTimeout(() => controller.abort(new DOMException('no answer from the server', 'TimeoutError')), this.retry.stallMs) : undefined;
     try {
-      response = await this.request('/v1/chunks/fetch', { method: 'POST', body: JSON.stringify({ ids: batch }), headers: { 'content-type': 'application/json' } });
+      response = await this.request('/v1/chunks/fetch', { method: 'POST', body: JSON.stringify({ ids: batch }), headers: { 'content-type': 'application/json' }, signal: controller.signal });
     } catch (err) {
+      clearTimeout(connectTimer);
       if (err instanceof ServerError && err.code === 'CHUNK_MISSING') {
         const present = await this.hasMany(batch);
         throw new ChunkMissingError(batch[present.indexOf(false)] ?? batch[0]);
       }
       throw err;
     }
+    clearTimeout(connectTimer);
     const out: Array<[ChunkId, Buffer]> = [];
-    for await (const chunk of readFrames(response.body as unknown as AsyncIterable<Uint8Array>)) {
+    const body = response.body as unknown as AsyncIterable<Uint8Array>;
+    for await (const chunk of readFrames(this.retry ? watchStall(body, controller, this.retry.stallMs) : body)) {
       const expected = batch[out.length];
       if (chunk.id !== expected) throw new ChunkCorruptError(expected ?? chunk.id, `the server sent chunk ${chunk.id} in its place`);
       out.push([chunk.id, decodeChunk(chunk)]);

@@ -30,6 +30,13 @@ import { ClonerError } from '../errors.ts';
 /** What a live node's capture leaves out by default (contents of the virtual file systems). */
 export const LIVE_NODE_EXCLUDES = ['/proc/*', '/sys/*', '/dev/*', '/run/*', '/tmp/*'];
 
+/**
+ * Cloner's own state on a deployed node (the image versions of the files the agent made
+ * node-specific, kept as seeds for the next deploy); never part of an image.
+ */
+export const NODE_STATE_DIR = '/var/lib/cloner';
+export const ALWAYS_EXCLUDED = [NODE_STATE_DIR];
+
 export interface CaptureProgress {
   files: number;
   dirs: number;
@@ -105,7 +112,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   const progress = opts.progress ?? newCaptureProgress();
   const warn = opts.onWarning ?? (() => undefined);
   const liveNode = opts.liveNode ?? root === '/';
-  const patterns = [...(opts.exclude ?? [])];
+  const patterns = [...(opts.exclude ?? []), ...ALWAYS_EXCLUDED];
   if (liveNode) patterns.push(...LIVE_NODE_EXCLUDES, ...(await swapFiles(root)));
   const isExcluded = excludeMatcher(patterns);
   const limit = pLimit(opts.concurrency ?? 8);

@@ -7,7 +7,7 @@
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { excludeMatcher, LIVE_NODE_EXCLUDES } from './capture.ts';
+import { ALWAYS_EXCLUDED, excludeMatcher, LIVE_NODE_EXCLUDES } from './capture.ts';
 
 export interface TreeCount {
   files: number;
@@ -17,7 +17,7 @@ export interface TreeCount {
 export async function countTree(opts: { root: string; exclude?: string[]; includeMounts?: string[]; liveNode?: boolean }): Promise<TreeCount> {
   const root = path.resolve(opts.root);
   const rootDev = (await lstat(root)).dev;
-  const patterns = [...(opts.exclude ?? [])];
+  const patterns = [...(opts.exclude ?? []), ...ALWAYS_EXCLUDED];
   if (opts.liveNode ?? root === '/') patterns.push(...LIVE_NODE_EXCLUDES);
   const isExcluded = excludeMatcher(patterns);
   const included = new Set(opts.includeMounts ?? []);

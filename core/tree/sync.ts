@@ -61,6 +61,8 @@ export interface SyncOptions {
   chunker: ChunkerParams;
   /** Target paths never scanned, changed or deleted (capture exclude syntax: /scratch, /var/cache/*). */
   keep?: string[];
+  /** Target directories (kept ones too) whose files are read only as seeds: never changed. */
+  seedDirs?: string[];
   strict?: boolean;
   onWarning?: (message: string) => void;
   progress?: SyncProgress;
@@ -137,6 +139,23 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
   progress.phase = 'scan';
   const existing = new Map<string, Existing>();
   const seeds = new Map<ChunkId, { path: string; offset: number }>();
+  async function chunkExisting(rel: string, st: fsSync.BigIntStats): Promise<ChunkRef[]> {
+    const handle = await fs.open(abs(rel), fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      return await chunkFile(handle, Number(st.size), {
+        params: opts.chunker,
+        sparse: st.blocks * 512n < st.size,
+        onChunk: (data, offset) => {
+          const id = chunkIdOf(data);
+          if (!seeds.has(id)) seeds.set(id, { path: abs(rel), offset });
+          return id;
+        },
+        onRead: (bytes) => (progress.scannedBytes += bytes),
+      });
+    } finally {
+      await handle.close();
+    }
+  }
   async function scan(rel: string, depth: number): Promise<void> {
     let names: string[];
     try {
@@ -152,26 +171,19 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
       const found: Existing = { rel: childRel, depth, type: typeOf(st), ino: st.ino, size: Number(st.size), rdev: splitDev(st.rdev) };
       existing.set(childRel, found);
       if (found.type === 'dir') await scan(childRel, depth + 1);
-      else if (found.type === 'file' && found.size > 0) {
-        const handle = await fs.open(abs(childRel), fsc.O_RDONLY | fsc.O_NOFOLLOW);
-        try {
-          found.chunks = await chunkFile(handle, found.size, {
-            params: opts.chunker,
-            sparse: st.blocks * 512n < st.size,
-            onChunk: (data, offset) => {
-              const id = chunkIdOf(data);
-              if (!seeds.has(id)) seeds.set(id, { path: abs(childRel), offset });
-              return id;
-            },
-            onRead: (bytes) => (progress.scannedBytes += bytes),
-          });
-        } finally {
-          await handle.close();
-        }
-      }
+      else if (found.type === 'file' && found.size > 0) found.chunks = await chunkExisting(childRel, st);
     }
   }
   await scan('', 0);
+  for (const dir of opts.seedDirs ?? []) {
+    // Seeds only, one level (flat directories of saved files); a symlinked one is not read.
+    const rel = dir.replace(/\/+$/, '');
+    if (!fsSync.lstatSync(abs(rel), { throwIfNoEntry: false })?.isDirectory() || fsSync.realpathSync(abs(rel)) !== abs(rel)) continue;
+    for (const name of fsSync.readdirSync(abs(rel))) {
+      const st = fsSync.lstatSync(abs(`${rel}/${name}`), { bigint: true });
+      if (st.isFile() && st.size > 0n) await chunkExisting(`${rel}/${name}`, st);
+    }
+  }
 
   // What stays as it is, what is written.
   const matched = new Set<string>(['']);

@@ -1,0 +1,82 @@
+/**
+ * The `cloner-agent` command (runs on the node being imaged). Without flags it takes the
+ * server, node and deploy token from the kernel command line the netboot endpoint wrote
+ * (cloner.server=, cloner.node=, cloner.token=).
+ */
+import cac from 'cac';
+import { readFileSync } from 'node:fs';
+import { serverUrl } from '../cli/backend.ts';
+import { reportAndExit, UsageError } from '../cli/errors.ts';
+import { splitList } from '../cli/store-arg.ts';
+import { run } from '../core/layout/probe.ts';
+import { deploy } from './deploy.ts';
+
+/** key=value pairs of /proc/cmdline that start with "cloner.". */
+export function kernelArgs(cmdline: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const word of cmdline.trim().split(/\s+/)) {
+    const m = /^cloner\.([a-z]+)=(.*)$/.exec(word);
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+function positiveSeconds(value: unknown, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number of seconds`, `e.g. ${flag} 60`);
+  return n * 1000;
+}
+
+const cli = cac('cloner-agent');
+cli
+  .command('deploy', 'image this node: layout, tree, identity, boot entries; then reboot')
+  .option('--server <url>', 'cloner server (default: cloner.server= on the kernel command line)')
+  .option('--token <token>', 'deploy or admin token (default: cloner.token=, CLONER_TOKEN)')
+  .option('--token-file <file>', 'read the token from a file')
+  .option('--node <name>', 'this node\'s name (default: cloner.node=, else found by this machine\'s MACs)')
+  .option('--disks <list>', 'only these disks may be written (comma list of /dev paths)')
+  .option('--target <dir>', 'where the new system is mounted while it is written', { default: '/mnt/cloner-target' })
+  .option('--force', 'partition even outside the cloner boot environment')
+  .option('--no-reboot', 'do not reboot at the end')
+  .option('--retry-deadline-s <s>', 'keep retrying a lost server for this long', { default: 600 })
+  .option('--stall-s <s>', 'a fetch with no data for this long is retried', { default: 30 })
+  .action(async (o: Record<string, unknown>) => {
+    const boot = kernelArgs(readFileSync('/proc/cmdline', 'utf8'));
+    const server = (o.server as string | undefined) ?? boot.server;
+    if (!server) throw new UsageError('no cloner server given', 'pass --server URL (the boot environment passes cloner.server=)');
+    let token: string | undefined = (o.token as string | undefined) ?? (o.tokenFile ? readFileSync(String(o.tokenFile), 'utf8').trim() : undefined) ?? boot.token ?? process.env.CLONER_TOKEN;
+    if (token === '') token = undefined;
+    const disks = o.disks === undefined ? undefined : splitList(o.disks);
+    if (disks) for (const d of disks) if (!d.startsWith('/dev/')) throw new UsageError(`--disks: ${d} is not a /dev path`, 'e.g. --disks /dev/sda,/dev/sdb');
+    const summary = await deploy({
+      server: serverUrl(server),
+      token,
+      node: (o.node as string | undefined) ?? boot.node,
+      disks,
+      target: String(o.target),
+      force: !!o.force,
+      retryDeadlineMs: positiveSeconds(o.retryDeadlineS, '--retry-deadline-s', 600),
+      stallMs: positiveSeconds(o.stallS, '--stall-s', 30),
+      progressIntervalMs: Number(process.env.CLONER_PROGRESS_INTERVAL_MS) || 5000,
+      log: (line) => process.stdout.write(`${line}\n`),
+    });
+    if (o.reboot !== false) {
+      process.stdout.write('rebooting\n');
+      await run(['systemctl', 'reboot']).catch(() => run(['reboot', '-f']));
+    }
+    return summary;
+  });
+cli.help();
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (!cli.matchedCommand && !cli.options.help) {
+    if (cli.args.length) throw new UsageError(`unknown command ${cli.args[0]}`, 'run cloner-agent --help');
+    cli.outputHelp();
+    process.exit(0);
+  }
+  await cli.runMatchedCommand();
+} catch (err) {
+  reportAndExit(err);
+}
