@@ -70,11 +70,13 @@ export const IMAGE_FILES_DIR = `${NODE_STATE_DIR.slice(1)}/image-files`;
 
 /**
  * Saves the image's version of a file about to be changed or removed, so a re-deploy finds
- * its chunks on the node instead of fetching them. Private SSH host keys are not saved.
+ * its chunks on the node instead of fetching them. The directory is root's only (0700):
+ * it holds the image's SSH host keys when the image has them (which every node holding
+ * the read token could fetch from the image anyway).
  */
 function saveImageVersion(target: string, rel: string): void {
   const file = path.join(target, rel);
-  if (/(^|\/)ssh_host_[^/]*_key$/.test(rel) || !fs.lstatSync(file, { throwIfNoEntry: false })?.isFile()) return;
+  if (!fs.lstatSync(file, { throwIfNoEntry: false })?.isFile()) return;
   const dir = ensureDir(target, IMAGE_FILES_DIR, 0o700);
   fs.copyFileSync(file, path.join(dir, rel.replace(/\//g, '%')));
 }

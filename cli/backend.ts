@@ -12,6 +12,7 @@ import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
 import { listLayouts, loadLayout, layoutExists, saveLayout, type StoredLayout } from '../core/layout/store.ts';
 import { parseLayout, type Layout } from '../core/layout/model.ts';
 import { HttpStore, ServerError } from '../core/store/http.ts';
+import type { DeployStatus } from '../core/nodes/deploy-state.ts';
 import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
 import { LocalStore } from '../core/store/local.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
@@ -27,6 +28,14 @@ export interface RevisionInput {
   options?: string | null;
   note?: string;
   stats: RevisionStats;
+}
+
+export interface DeployRow {
+  node: string;
+  netboot: string;
+  image: string | null;
+  status: DeployStatus | null;
+  lastDeploy: NodeRecord['lastDeploy'] | null;
 }
 
 export interface Backend {
@@ -49,6 +58,8 @@ export interface Backend {
   listAttachments(image: string): Promise<Array<{ kind: AttachmentKind; item: string; versions: number; updated: string }>>;
   gc(): Promise<PruneReport & { liveChunks: number }>;
   listNodes(): Promise<NodeRecord[]>;
+  /** Every node's deploy: live status (server only) and last result. */
+  deploys(): Promise<DeployRow[]>;
   /** Applies key=value settings to a node (creating it with `create`); the result as clients see it. */
   changeNode(name: string, settings: string[], create: boolean): Promise<NodeRecord>;
   deleteNode(name: string): Promise<void>;
@@ -137,6 +148,7 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     listAttachments: (image) => listAttachments(store, image),
     gc: () => collectGarbage(store),
     listNodes: async () => (await listNodes(store)).map(publicView),
+    deploys: async () => (await listNodes(store)).map((n) => ({ node: n.name, netboot: n.netboot, image: n.cloner_image ?? null, status: null, lastDeploy: n.lastDeploy ?? null })),
     changeNode: async (name, settings, create) => publicView(await changeNode(store, name, settings, create)),
     deleteNode: (name) => removeNode(store, name),
     power: async (name, action) => {
@@ -182,6 +194,7 @@ async function remoteBackend(http: HttpStore): Promise<Backend> {
     listAttachments: (image) => http.requestJson(`/v1/images/${encodeURIComponent(image)}/attachments`),
     gc: () => http.requestJson('/v1/gc', 'POST'),
     listNodes: () => http.requestJson('/v1/nodes'),
+    deploys: () => http.requestJson('/v1/deploys'),
     changeNode: (name, settings, create) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}`, 'POST', { settings, create }),
     deleteNode: async (name) => void (await http.request(`/v1/nodes/${encodeURIComponent(name)}`, { method: 'DELETE' })),
     power: (name, action) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}/power`, 'POST', { action }),

@@ -59,7 +59,10 @@ export interface SyncOptions {
   target: string;
   /** The image store's chunker: existing files are cut the same way to find their chunks. */
   chunker: ChunkerParams;
-  /** Target paths never scanned, changed or deleted (capture exclude syntax: /scratch, /var/cache/*). */
+  /**
+   * Target paths the tree does not have that are left alone: not scanned, changed or
+   * deleted (capture exclude syntax: /scratch, /var/cache/*).
+   */
   keep?: string[];
   /** Target directories (kept ones too) whose files are read only as seeds: never changed. */
   seedDirs?: string[];
@@ -133,7 +136,8 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
   const isKept = excludeMatcher(opts.keep ?? []);
   // lost+found and the staging directory at the root of each file system are not part of the tree.
   const atRoot = (rel: string, name: string) => rel.endsWith(`/${name}`) && roots.includes(rel.slice(0, -name.length - 1));
-  const keptHere = (rel: string) => isKept(rel) || atRoot(rel, 'lost+found') || atRoot(rel, STAGING_DIR);
+  // A kept path the tree has (a captured /dev/null under a kept /dev/*) is synced as usual.
+  const keptHere = (rel: string) => !wanted.has(rel) && (isKept(rel) || atRoot(rel, 'lost+found') || atRoot(rel, STAGING_DIR));
 
   // Phase 1: scan what the node holds.
   progress.phase = 'scan';

@@ -2,7 +2,7 @@
  * A real cloner-server child process on an ephemeral loopback port, with its own data
  * directory; always stopped (SIGTERM, then SIGKILL) and removed after `work`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withTempDir } from './fixtures.ts';
@@ -16,10 +16,18 @@ export interface TestServer {
   stop(): Promise<number | null>;
 }
 
-export async function withServer<T>(work: (server: TestServer) => Promise<T>, extraArgs: string[] = []): Promise<T> {
+export interface ServerPlacement {
+  /** Address to listen on (default 127.0.0.1:0, an ephemeral loopback port). */
+  listen?: string;
+  /** Starts the server process (e.g. inside a network namespace); default: spawn here. */
+  spawner?: (argv: string[]) => ChildProcess;
+}
+
+export async function withServer<T>(work: (server: TestServer) => Promise<T>, extraArgs: string[] = [], placement: ServerPlacement = {}): Promise<T> {
   return withTempDir(async (dir) => {
     const dataDir = path.join(dir, 'data');
-    const child = spawn(process.execPath, ['bin/cloner-server.js', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [process.execPath, 'bin/cloner-server.js', '--data', dataDir, '--listen', placement.listen ?? '127.0.0.1:0', '--log-level', 'warn', ...extraArgs];
+    const child = placement.spawner ? placement.spawner(argv) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let stderr = '';
     const url = await new Promise<string>((resolve, reject) => {
