@@ -55,6 +55,8 @@ export interface DeployOptions {
   target: string;
   /** Partition even outside the cloner boot environment (needed with --disks on a running system). */
   force?: boolean;
+  /** Read every file already on the node instead of trusting size + mtime. */
+  checksum?: boolean;
   retryDeadlineMs: number;
   stallMs: number;
   progressIntervalMs: number;
@@ -268,7 +270,7 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
         void report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
       }, o.progressIntervalMs);
       try {
-        await syncTree({ reader: client.store, tree: plan.revision.tree, target: o.target, chunker: plan.chunker, keep: [...LIVE_NODE_EXCLUDES, NODE_STATE_DIR, ...(options.excludePaths ?? [])], seedDirs: [`/${IMAGE_FILES_DIR}`], onWarning: warn, progress });
+        await syncTree({ reader: client.store, tree: plan.revision.tree, target: o.target, chunker: plan.chunker, keep: [...LIVE_NODE_EXCLUDES, NODE_STATE_DIR, ...(options.excludePaths ?? [])], seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: o.checksum, onWarning: warn, progress });
       } finally {
         clearInterval(tick);
       }

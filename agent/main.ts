@@ -38,6 +38,7 @@ cli
   .option('--disks <list>', 'only these disks may be written (comma list of /dev paths)')
   .option('--target <dir>', 'where the new system is mounted while it is written', { default: '/mnt/cloner-target' })
   .option('--force', 'partition even outside the cloner boot environment')
+  .option('--checksum', 'read every file already on the disks (default: trust size + mtime, as rsync)')
   .option('--no-reboot', 'do not reboot at the end')
   .option('--retry-deadline-s <s>', 'keep retrying a lost server for this long', { default: 600 })
   .option('--stall-s <s>', 'a fetch with no data for this long is retried', { default: 30 })
@@ -56,6 +57,7 @@ cli
       disks,
       target: String(o.target),
       force: !!o.force,
+      checksum: !!o.checksum,
       retryDeadlineMs: positiveSeconds(o.retryDeadlineS, '--retry-deadline-s', 600),
       stallMs: positiveSeconds(o.stallS, '--stall-s', 30),
       progressIntervalMs: Number(process.env.CLONER_PROGRESS_INTERVAL_MS) || 5000,

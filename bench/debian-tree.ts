@@ -1,8 +1,9 @@
 /**
  * A real OS tree for benches and the full-fidelity test: Debian bookworm minbase plus a
  * few packages, made once by mmdebstrap (or debootstrap) and cached outside the repo
- * ($CLONER_BENCH_CACHE, default /var/cache/cloner-bench). Returns its path, or a reason
- * it cannot be made here.
+ * ($CLONER_BENCH_CACHE, default /var/cache/cloner-bench). With `extraPackages`, the same
+ * tree with those packages installed too (a "package install" update of it), cached apart.
+ * Returns its path, or a reason it cannot be made here.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,12 +11,12 @@ import { haveTool } from '../core/tools.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
-export async function ensureDebianTree(): Promise<{ tree: string } | { skip: string }> {
-  if (process.env.CLONER_BENCH_TREE) {
+export async function ensureDebianTree(extraPackages: string[] = []): Promise<{ tree: string } | { skip: string }> {
+  if (process.env.CLONER_BENCH_TREE && !extraPackages.length) {
     return existsSync(process.env.CLONER_BENCH_TREE) ? { tree: process.env.CLONER_BENCH_TREE } : { skip: `CLONER_BENCH_TREE ${process.env.CLONER_BENCH_TREE} does not exist` };
   }
   const cache = process.env.CLONER_BENCH_CACHE ?? '/var/cache/cloner-bench';
-  const tree = path.join(cache, 'bookworm-minbase');
+  const tree = path.join(cache, ['bookworm-minbase', ...extraPackages].join('+'));
   if (existsSync(tree)) return { tree };
   if (process.getuid?.() !== 0) return { skip: 'building the Debian tree needs root' };
   // mmdebstrap makes the same tree as debootstrap in a fifth of the time; either will do.
@@ -25,7 +26,7 @@ export async function ensureDebianTree(): Promise<{ tree: string } | { skip: str
   await rm(tmp, { recursive: true, force: true });
   await mkdir(cache, { recursive: true });
   const quiet = tool === 'mmdebstrap' ? ['--quiet', '--mode=root'] : [];
-  execFileSync(tool, [...quiet, '--variant=minbase', '--include=openssh-server,iproute2,less,vim-tiny', 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(tool, [...quiet, '--variant=minbase', `--include=${['openssh-server', 'iproute2', 'less', 'vim-tiny', ...extraPackages].join(',')}`, 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
   execFileSync('mv', [tmp, tree]);
   return { tree };
 }

@@ -6,7 +6,8 @@
  * to send, so it measures the "ask what the server lacks" path. Runs the real CLI as a child
  * process (`--yes`), as an admin would.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { startBenchServer } from './server.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree } from './debian-tree.ts';
@@ -29,18 +30,9 @@ const cli = (...args: string[]) => {
   return { seconds: (performance.now() - t) / 1000, out: r.stdout };
 };
 
-const server = spawn(process.execPath, ['bin/cloner-server.js', '--data', path.join(work, 'server'), '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+const server = await startBenchServer(path.join(work, 'server'));
 try {
-  const url = await new Promise<string>((resolve, reject) => {
-    let err = '';
-    server.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on (\S+)/.exec(err);
-      if (m) resolve(m[1]);
-    });
-    server.once('exit', () => reject(new Error(err)));
-  });
-  const token = path.join(work, 'server', 'admin.token');
+  const { url, tokenFile: token } = server;
   const local = cli('new-image', '--store', path.join(work, 'local'), '--init', '--image', 'a', '--root', tree);
   const http = cli('new-image', '--server', url, '--token-file', token, '--image', 'a', '--root', tree);
   const again = cli('new-image', '--server', url, '--token-file', token, '--image', 'b', '--root', tree);
@@ -60,7 +52,6 @@ try {
   console.log(`second image, same tree, --server:   ${again.seconds.toFixed(2)} s  (${again.out.trim().replace(/^.*new data stored/s, 'new data stored')})`);
   if (restic !== null) console.log(`restic backup (local repository):   ${restic.toFixed(2)} s, ${mbs(restic)} MB/s  (cloner over HTTP / restic: ${(http.seconds / restic).toFixed(2)}x)`);
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
+  await server.stop();
   await rm(work, { recursive: true, force: true });
 }

@@ -88,7 +88,7 @@ export function newCaptureProgress(): CaptureProgress {
 /** Bytes handed to the store but not yet durable before the walk waits for the store. */
 const MAX_UNFLUSHED = 256 * 1024 * 1024;
 
-function timestampOf(ns: bigint): Timestamp {
+export function timestampOf(ns: bigint): Timestamp {
   const sec = ns / 1_000_000_000n;
   let nsec = ns % 1_000_000_000n;
   let s = sec;

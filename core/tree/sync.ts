@@ -7,9 +7,10 @@
  * Algorithm, in phases; the target is never read through a symlink and nothing is
  * written outside it:
  *   1. scan: walk the target with lstat (never following symlinks; kept paths such as
- *      lost+found and the image's excluded paths are not entered) and cut every existing
- *      regular file into chunks with the image's FastCDC parameters. Each chunk found is
- *      a seed (id -> file, offset). A file whose chunk list equals the manifest's is kept.
+ *      lost+found and the image's excluded paths are not entered). A file whose size and
+ *      nanosecond mtime equal the tree's is kept unread (unless `checksum`); every other
+ *      regular file is cut into chunks with the image's FastCDC parameters, each chunk
+ *      found a seed (id -> file, offset), and kept when its chunk list equals the tree's.
  *   2. data: every file to write is built in a staging directory on its own file system
  *      (`.cloner-sync` at the root of each mount under the target, so the final rename
  *      never crosses file systems): seeded chunks are copied from the old files
@@ -34,7 +35,7 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { fsx } from '../native/fsx.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
-import { excludeMatcher, splitDev } from './capture.ts';
+import { excludeMatcher, splitDev, timestampOf } from './capture.ts';
 import { chunkFile } from './file-chunks.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';
 import { applyMetadata, chunkTargets, loadTree, newRestoreProgress, RestoreError, writeChunks, type RestoreProgress } from './restore.ts';
@@ -66,6 +67,12 @@ export interface SyncOptions {
   keep?: string[];
   /** Target directories (kept ones too) whose files are read only as seeds: never changed. */
   seedDirs?: string[];
+  /**
+   * Read every existing file. Without it a file whose size and modification time (to the
+   * nanosecond) equal the tree's is taken as right without being read, as rsync does: a
+   * deploy sets those times, so on a re-deploy only changed files are read.
+   */
+  checksum?: boolean;
   strict?: boolean;
   onWarning?: (message: string) => void;
   progress?: SyncProgress;
@@ -84,6 +91,8 @@ interface Existing {
   rdev: [number, number];
   /** Regular files: the chunks found in them. */
   chunks?: ChunkRef[];
+  /** Size and mtime equal the tree's (not read). */
+  sameStat?: boolean;
 }
 
 const STAGING_DIR = '.cloner-sync';
@@ -175,7 +184,12 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
       const found: Existing = { rel: childRel, depth, type: typeOf(st), ino: st.ino, size: Number(st.size), rdev: splitDev(st.rdev) };
       existing.set(childRel, found);
       if (found.type === 'dir') await scan(childRel, depth + 1);
-      else if (found.type === 'file' && found.size > 0) found.chunks = await chunkExisting(childRel, st);
+      else if (found.type === 'file' && found.size > 0) {
+        const want = wanted.get(childRel);
+        const mtime = timestampOf(st.mtimeNs);
+        if (!opts.checksum && want?.type === 'file' && want.size === found.size && want.mtime[0] === mtime[0] && want.mtime[1] === mtime[1]) found.sameStat = true;
+        else found.chunks = await chunkExisting(childRel, st);
+      }
     }
   }
   await scan('', 0);
@@ -214,7 +228,7 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
         break;
       case 'file':
         matched.add(rel); // replaced by a rename when it is rewritten
-        if (have.size === entry.size && sameChunks(have.chunks ?? [], entry.chunks)) progress.keptFiles++;
+        if (have.size === entry.size && (have.sameStat || sameChunks(have.chunks ?? [], entry.chunks))) progress.keptFiles++;
         else toWrite.push({ rel, entry });
         break;
       case 'symlink':

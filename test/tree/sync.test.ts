@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, symlink as fsSymlink, writeFile } from 'node:fs/promises';
+import { fsx } from '../../core/native/fsx.ts';
 import path from 'node:path';
 import type { ChunkId } from '../../core/store/chunk-id.ts';
 import type { LocalStore } from '../../core/store/local.ts';
@@ -135,6 +136,29 @@ test('a cut-off sync resumes from what it wrote; the symlink it creates is never
     assert.ok(resumed.bytes <= all.bytes - cut.bytes + 256 * 1024, `resumed run fetched ${resumed.bytes} of ${all.bytes} (${cut.bytes} before the cut)`);
     assert.equal(await readdir(outside), ['precious']);
     assert.is(await readFile(path.join(outside, 'precious'), 'utf8'), 'must survive');
+  });
+});
+
+test('a re-sync reads only files whose size or mtime differ; checksum reads them all', async () => {
+  await withStore(async (store, work) => {
+    const src = path.join(work, 'src');
+    const dst = path.join(work, 'dst');
+    await makeTree(src, GOLDEN);
+    await mkdir(dst);
+    const { tree } = await captureTree({ root: src, store, chunker: store.config.chunker });
+    await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker });
+    // Same size, same mtime, other bytes: only a checksum run notices.
+    const conf = path.join(dst, 'etc/app.conf');
+    const before = await stat(conf, { bigint: true });
+    await writeFile(conf, 'setting=9\n');
+    fsx.lutimesNs(conf, Math.floor(Number(before.mtimeNs / 1_000_000_000n)), Number(before.mtimeNs % 1_000_000_000n), Math.floor(Number(before.mtimeNs / 1_000_000_000n)), Number(before.mtimeNs % 1_000_000_000n));
+    const quick = await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker });
+    assert.is(quick.scannedBytes, 0, 'nothing read');
+    assert.is(await readFile(conf, 'utf8'), 'setting=9\n');
+    const full = await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker, checksum: true });
+    assert.ok(full.scannedBytes > 4 * 1024 * 1024);
+    assert.is(full.files, 1);
+    assert.is(await readFile(conf, 'utf8'), 'setting=1\n');
   });
 });
 
