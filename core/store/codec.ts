@@ -30,7 +30,8 @@ export function encodeChunk(raw: Uint8Array, id: ChunkId = chunkIdOf(raw)): Enco
   if (packed.length <= rawBuf.length * (1 - MIN_SAVING)) {
     return { id, codec: CODEC_LZ4, rawLength: rawBuf.length, data: packed };
   }
-  return { id, codec: CODEC_RAW, rawLength: rawBuf.length, data: rawBuf };
+  // A copy: the caller may reuse its buffer (capture's read window) before this is stored.
+  return { id, codec: CODEC_RAW, rawLength: rawBuf.length, data: Buffer.from(rawBuf) };
 }
 
 /** Decodes and checks that the bytes hash to `chunk.id`; throws ChunkCorruptError otherwise. */

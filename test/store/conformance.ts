@@ -29,6 +29,17 @@ export function conformanceSuite(name: string, open: () => Promise<{ store: Conf
     assert.ok((await ctx.store.get(id)).equals(data));
   });
 
+  s('put keeps its own copy: the caller may reuse its buffer at once (incompressible data too)', async () => {
+    const buffer = seededBytes(11, 64 * 1024);
+    const expected = Buffer.from(buffer);
+    const pending = ctx.store.put(buffer.subarray(0, 32 * 1024));
+    buffer.fill(0); // a capture reuses its read buffer before the put has gone anywhere
+    const id = await pending;
+    await ctx.store.flush();
+    assert.is(id, chunkIdOf(expected.subarray(0, 32 * 1024)));
+    assert.ok((await ctx.store.get(id)).equals(expected.subarray(0, 32 * 1024)));
+  });
+
   s('has and hasMany tell present from absent, in order', async () => {
     const a = await ctx.store.put(seededBytes(2, 5000));
     const absent = chunkIdOf(Buffer.from('never stored'));
