@@ -137,7 +137,7 @@ function runScript(argv: string[], env: NodeJS.ProcessEnv, log: (line: string) =
     child.on('close', (code, signal) => {
       if (pending) log(`${what}: ${pending}`);
       if (code === 0) resolve();
-      else reject(new DeployError(`${what} failed (${signal ? `killed by ${signal}` : `exit ${code}`})`, 'see its output above; fix it with: cloner script --image IMAGE --type pre|post --file FILE'));
+      else reject(new DeployError(`${what} failed (${signal ? `killed by ${signal}` : `exit ${code}`})`, 'see its output above; fix it with: cloner script --image IMAGE --type pre|post --set FILE'));
     });
   });
 }

@@ -14,7 +14,11 @@ export function reportAndExit(err: unknown): never {
     process.stderr.write(`cloner: error: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
     process.exit(2);
   }
-  const e = err as { message?: string; code?: string; stack?: string };
+  const e = err as { message?: string; code?: string; stack?: string; name?: string };
+  if (e?.name === 'CACError') {
+    process.stderr.write(`cloner: error: ${e.message}\nhint: see the command's flags with --help\n`);
+    process.exit(2);
+  }
   if (e && typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
     process.stderr.write(`cloner: error: ${e.message}\nhint: check the path and your permissions\n`);
     process.exit(2);

@@ -203,8 +203,10 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
     }
   }
 
-  // What stays as it is, what is written.
+  // What stays as it is, what is written. Mount points (and the directories above them)
+  // stay even when the tree lacks them: the layout made them.
   const matched = new Set<string>(['']);
+  for (const root of roots) for (let r = root; r; r = r.slice(0, r.lastIndexOf('/'))) matched.add(r);
   const groupPrimary = new Map<string, string>();
   const secondaries: Array<{ rel: string; primary: string }> = [];
   const toWrite: Array<{ rel: string; entry: FileEntry }> = [];

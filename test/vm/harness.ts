@@ -112,6 +112,8 @@ export class Vm {
   private seq = 0;
   private deadline: NodeJS.Timeout | null = null;
   private killedFor = '';
+  /** Boot through the firmware from the disks (no -kernel): the guest agent is not there. */
+  private fromDisk = false;
 
   private readonly work: string;
   private readonly image: VmImage;
@@ -164,8 +166,7 @@ export class Vm {
       '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max',
       '-smp', String(o.cpus ?? 2), '-m', String(o.memoryMiB ?? 1024),
       '-serial', `file:${path.join(this.work, 'console.log')}`,
-      '-kernel', this.image.kernel, '-initrd', this.image.initrd,
-      '-append', 'root=LABEL=cloner-vm rw console=ttyS0 init=/usr/local/sbin/cloner-vm-init panic=-1 net.ifnames=0 quiet loglevel=4',
+      ...(this.fromDisk ? [] : ['-kernel', this.image.kernel, '-initrd', this.image.initrd, '-append', 'root=LABEL=cloner-vm rw console=ttyS0 init=/usr/local/sbin/cloner-vm-init panic=-1 net.ifnames=0 quiet loglevel=4']),
       '-drive', `file=${path.join(this.work, 'root.qcow2')},format=qcow2,if=none,id=root,cache=unsafe`,
       '-device', 'virtio-blk-pci,drive=root,serial=cloner-vm-root',
       '-fsdev', `local,id=job,path=${this.jobDir},security_model=none`,
@@ -230,6 +231,14 @@ export class Vm {
   private async startQemu(bootTimeoutMs: number): Promise<void> {
     const o = this.options;
     const started = performance.now();
+    this.spawnQemu();
+    await this.waitFor(path.join(this.jobDir, 'ready'), bootTimeoutMs, 'boot');
+    this.bootSeconds = (performance.now() - started) / 1000;
+    o.log?.(`vm: booted in ${this.bootSeconds.toFixed(1)} s`);
+  }
+
+  private spawnQemu(): void {
+    const o = this.options;
     this.qemuStderr = '';
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', ...this.qemuArgs()], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
@@ -245,9 +254,30 @@ export class Vm {
       this.deadline = setTimeout(() => this.kill(`its time limit of ${limit / 1000} s`), limit);
       this.deadline.unref();
     }
-    await this.waitFor(path.join(this.jobDir, 'ready'), bootTimeoutMs, 'boot');
-    this.bootSeconds = (performance.now() - started) / 1000;
-    o.log?.(`vm: booted in ${this.bootSeconds.toFixed(1)} s`);
+  }
+
+  /**
+   * Powers off and starts the VM again through its firmware alone (UEFI boot entries, or
+   * the disks' boot code), as a deployed node boots: what it runs is on its disks, so
+   * there is no agent; follow it with waitForConsole. The console log starts afresh.
+   */
+  async bootFromDisk(): Promise<void> {
+    await this.powerOff();
+    await rm(path.join(this.work, 'console.log'), { force: true });
+    this.fromDisk = true;
+    this.spawnQemu();
+  }
+
+  /** Waits until the serial console shows `pattern`; returns the console so far. */
+  async waitForConsole(pattern: RegExp, timeoutMs: number): Promise<string> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const text = this.consoleLog();
+      if (pattern.test(text)) return text;
+      if (!this.child) throw new VmError('VM_DIED', `the VM stopped before its console showed ${pattern}${this.diagnostics()}`);
+      if (Date.now() > until) throw new VmError('VM_TIMEOUT', `the console did not show ${pattern} in ${timeoutMs / 1000} s${this.diagnostics()}`);
+      await sleep(250);
+    }
   }
 
   /** Waits for a file the guest writes; fails fast when qemu is gone. */
@@ -309,6 +339,7 @@ export class Vm {
   /** Asks the agent to power off; kills qemu when it does not within the grace period. */
   async powerOff(graceMs = 30_000): Promise<void> {
     if (!this.child) return;
+    if (this.fromDisk) graceMs = 0; // no agent to ask
     await writeFile(path.join(this.jobDir, 'poweroff'), '').catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
