@@ -39,8 +39,8 @@ import { LIVE_NODE_EXCLUDES, NODE_STATE_DIR } from '../core/tree/capture.ts';
 import type { Revision } from '../core/tree/images.ts';
 import { newSyncProgress, syncTree } from '../core/tree/sync.ts';
 import { AgentClient } from './client.ts';
-import { applyIdentity, IMAGE_FILES_DIR } from './identity.ts';
-import { installBootloader, type EspLocation } from './boot.ts';
+import { applyIdentity, IMAGE_FILES_DIR, writeTargetFile } from './identity.ts';
+import { installBootloader, NODE_STATE_FILE, type DeployedRecord, type EspLocation } from './boot.ts';
 
 export class DeployError extends ClonerError {
   override readonly code = 'DEPLOY_FAILED';
@@ -284,6 +284,10 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
       identity.warnings.forEach(warn);
       o.log(`identity: ${identity.network ?? 'no'} network configuration; wrote ${identity.changed.filter((c) => !c.startsWith('-')).length} files, removed ${identity.changed.filter((c) => c.startsWith('-')).length}`);
 
+      // What fix-efiboot (and an admin) later find on the node.
+      const efiLabel = `cloner ${plan.image}`;
+      writeTargetFile(o.target, NODE_STATE_FILE, `${JSON.stringify({ node: plan.node.name, image: plan.image, revision: plan.revision.n, efiLabel, at: new Date().toISOString() } satisfies DeployedRecord, null, 2)}\n`);
+
       // 6. Post-script, inside the new system.
       if (attachments.some((a) => a.kind === 'script' && a.item === 'post')) {
         await enter('post-scripts', 'running the post-script chrooted into the target');
@@ -303,7 +307,7 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
       if (plan.layout) {
         await enter('bootloader', 'boot loader and EFI entries');
         const esp = espOf(plan.layout.layout, devices);
-        const bootWarnings = await withChrootMounts(o.target, () => installBootloader({ target: o.target, layout: plan!.layout!.layout, applied, esp, label: `cloner ${plan!.image}`, log: o.log, disks: o.disks }));
+        const bootWarnings = await withChrootMounts(o.target, () => installBootloader({ target: o.target, layout: plan!.layout!.layout, applied, esp, label: efiLabel, log: o.log, disks: o.disks }));
         bootWarnings.forEach(warn);
       }
 

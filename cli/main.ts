@@ -11,6 +11,7 @@ import { register as demo } from './commands/demo.ts';
 import { register as disklayout } from './commands/disklayout.ts';
 import { register as disklayoutApply } from './commands/disklayout-apply.ts';
 import { register as disklayoutUpload } from './commands/disklayout-upload.ts';
+import { register as fixEfiboot } from './commands/fix-efiboot.ts';
 import { register as gc } from './commands/gc.ts';
 import { register as identify } from './commands/identify.ts';
 import { register as imageDelete } from './commands/image-delete.ts';
@@ -30,7 +31,7 @@ import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, verify, gc, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, verify, gc, demo]) register(cli);
 cli.help();
 cli.version('0.1.0');
 

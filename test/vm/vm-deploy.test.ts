@@ -95,6 +95,12 @@ if (blocker) {
 
           await withVm({ uefi: true, disks: [{ size: '3G', serial: 'TARGET' }], net: { hostPorts: [port] }, memoryMiB: 1536, timeoutMs: 14 * 60_000 }, async (vm) => {
             await copyFile(path.join(server.dataDir, 'admin.token'), path.join(vm.jobDir, 'token'));
+            // The disk held another system, with its own EFI entry.
+            await vm.runOk(`set -e
+              printf 'label: gpt\\nsize=64MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\n' | sfdisk --quiet /dev/disk/by-id/virtio-TARGET
+              udevadm settle
+              efibootmgr -q -c -d /dev/disk/by-id/virtio-TARGET -p 1 -L 'old os' -l '\\EFI\\debian\\grubx64.efi'
+              efibootmgr | grep -q 'old os'`);
             const t = performance.now();
             const run = await vm.run(`node bin/cloner-agent.js deploy --server http://${VM_HOST_ADDRESS}:${port} --token-file /job/token --node clone1 --disks /dev/disk/by-id/virtio-TARGET --force --no-reboot --stall-s 60 2>&1`, { timeoutMs: 9 * 60_000 });
             console.log(`deploy in the VM: ${((performance.now() - t) / 1000).toFixed(0)} s`);
@@ -105,6 +111,19 @@ if (blocker) {
             assert.match(entries, /^BootOrder: (\w{4})/m);
             const first = /^BootOrder: (\w{4})/m.exec(entries)![1];
             assert.match(entries, new RegExp(`^Boot${first}\\* cloner vmimg\\s.*HD\\(1,GPT,.*\\\\EFI\\\\cloner\\\\grubx64\\.efi`, 'm'), 'the new system\'s entry comes first');
+            assert.not.match(entries, /old os/, 'the earlier system\'s entry is gone');
+            // fix-efiboot, from the installed system, brings a lost entry back.
+            const fixed = await vm.runOk(`set -e
+              mkdir -p /mnt/clone && mount /dev/disk/by-id/virtio-TARGET-part2 /mnt/clone && mount /dev/disk/by-id/virtio-TARGET-part1 /mnt/clone/boot/efi
+              efibootmgr -q -b ${first} -B
+              efibootmgr | grep -c 'cloner vmimg' || true
+              node bin/cloner.js fix-efiboot --root /mnt/clone
+              umount /mnt/clone/boot/efi /mnt/clone
+              efibootmgr -v`);
+            assert.match(fixed, /^0$/m, 'the entry was deleted');
+            assert.match(fixed, /EFI entry "cloner vmimg": \/dev\/vdb partition 1, \\EFI\\cloner\\grubx64\.efi/);
+            const order = /^BootOrder: (\w{4})/m.exec(fixed)![1];
+            assert.match(fixed, new RegExp(`^Boot${order}\\* cloner vmimg\\s.*\\\\EFI\\\\cloner\\\\grubx64\\.efi`, 'm'), 'fix-efiboot put it first again');
             const node = JSON.parse(cloner('nodes', 'show', 'clone1', '--json')) as { netboot: string; lastDeploy: { ok: boolean } };
             assert.is(node.netboot, 'local');
             assert.is(node.lastDeploy.ok, true);
