@@ -319,6 +319,18 @@ export class Vm {
     return { code, output };
   }
 
+  /**
+   * Runs a command that may be re-run (a deploy resumes), once more if the process died of
+   * a signal: Node has been seen to abort on a V8 check under software emulation (TCG)
+   * about once in a few dozen runs, which is the emulator's fault, not the command's.
+   */
+  async runRetryingCrash(script: string, options: { timeoutMs?: number } = {}): Promise<VmRunResult> {
+    const first = await this.run(script, options);
+    if (first.code < 128) return first;
+    process.stderr.write(`vm: the command died of signal ${first.code - 128}; running it once more. Its output ended:\n${first.output.split('\n').slice(-8).join('\n')}\n`);
+    return this.run(script, options);
+  }
+
   /** Like run, but a non-zero exit throws with the script's output. */
   async runOk(script: string, options: { timeoutMs?: number } = {}): Promise<string> {
     const { code, output } = await this.run(script, options);

@@ -102,7 +102,7 @@ if (blocker) {
               efibootmgr -q -c -d /dev/disk/by-id/virtio-TARGET -p 1 -L 'old os' -l '\\EFI\\debian\\grubx64.efi'
               efibootmgr | grep -q 'old os'`);
             const t = performance.now();
-            const run = await vm.run(`node bin/cloner-agent.js deploy --server http://${VM_HOST_ADDRESS}:${port} --token-file /job/token --node clone1 --disks /dev/disk/by-id/virtio-TARGET --force --no-reboot --stall-s 60 2>&1`, { timeoutMs: 9 * 60_000 });
+            const run = await vm.runRetryingCrash(`node bin/cloner-agent.js deploy --server http://${VM_HOST_ADDRESS}:${port} --token-file /job/token --node clone1 --disks /dev/disk/by-id/virtio-TARGET --force --no-reboot --stall-s 60 2>&1`, { timeoutMs: 9 * 60_000 });
             console.log(`deploy in the VM: ${((performance.now() - t) / 1000).toFixed(0)} s`);
             assert.is(run.code, 0, run.output);
             assert.match(run.output, /post-script: post-script ran on clone1/);
