@@ -2,9 +2,13 @@
  * Power control of a node through its BMC, run on the server (where the BMC credentials
  * are): IPMI over LAN with ipmitool (`-I lanplus -C 3`: RMCP+ with cipher suite 3, which
  * BMCs and OpenIPMI's ipmi_sim all speak; the password goes through the environment, `-E`,
- * never the command line). Redfish BMCs are not driven yet.
+ * never the command line); or Redfish over HTTPS (DMTF DSP0266: the first member of
+ * /redfish/v1/Systems, its PowerState, and the ComputerSystem.Reset action with
+ * ResetType On, ForceOff or ForceRestart; HTTP basic auth; the BMC's certificate is
+ * checked unless the node says bmc.tls_verify=no, as BMCs mostly carry self-signed ones).
  */
 import { execFile } from 'node:child_process';
+import https from 'node:https';
 import { ClonerError } from '../errors.ts';
 import type { NodeRecord } from './registry.ts';
 
@@ -37,9 +41,69 @@ function ipmitool(node: NodeRecord, args: string[], timeoutMs: number): Promise<
   });
 }
 
+/** One Redfish request: JSON in and out, basic auth, a time limit; errors name the BMC. */
+function redfish(node: NodeRecord, method: 'GET' | 'POST', route: string, body: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
+  const bmc = node.bmc!;
+  const where = `${bmc.address}${bmc.port ? `:${bmc.port}` : ''}`;
+  const fail = (why: string) => new PowerError(`${node.name}: Redfish BMC ${where} refused ${method} ${route}: ${why}`, 'check the node\'s bmc.address, bmc.username, bmc.password and bmc.tls_verify (cloner nodes set), and that the BMC is reachable');
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: bmc.address,
+        port: bmc.port ?? 443,
+        method,
+        path: route,
+        timeout: timeoutMs,
+        rejectUnauthorized: bmc.tls_verify !== false,
+        auth: `${bmc.username ?? ''}:${bmc.password ?? ''}`,
+        headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        let size = 0;
+        res.on('data', (d: Buffer) => {
+          size += d.length;
+          if (size > 1 << 20) req.destroy(new Error('answer over 1 MiB'));
+          else parts.push(d);
+        });
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          if ((res.statusCode ?? 500) >= 300) return reject(fail(`HTTP ${res.statusCode}${text ? ` ${text.slice(0, 200).replace(/\s+/g, ' ')}` : ''}`));
+          try {
+            resolve(text ? (JSON.parse(text) as Record<string, unknown>) : {});
+          } catch {
+            reject(fail('the answer is not JSON'));
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs / 1000} s`)));
+    req.on('error', (err) => reject(fail((err as NodeJS.ErrnoException).code ?? err.message)));
+    req.end(payload);
+  });
+}
+
+const REDFISH_RESET: Record<Exclude<PowerAction, 'status'>, string> = { on: 'On', off: 'ForceOff', reset: 'ForceRestart' };
+
+async function redfishPower(node: NodeRecord, action: PowerAction, timeoutMs: number): Promise<'on' | 'off' | null> {
+  const systems = await redfish(node, 'GET', '/redfish/v1/Systems', undefined, timeoutMs);
+  const first = (systems.Members as Array<{ '@odata.id'?: string }> | undefined)?.[0]?.['@odata.id'];
+  if (typeof first !== 'string' || !first.startsWith('/redfish/v1/Systems/')) throw new PowerError(`${node.name}: the Redfish BMC lists no computer system`, 'check that bmc.address is the BMC of this node');
+  let system = await redfish(node, 'GET', first, undefined, timeoutMs);
+  if (action !== 'status') {
+    const actions = system.Actions as Record<string, { target?: string }> | undefined;
+    const target = actions?.['#ComputerSystem.Reset']?.target ?? `${first}/Actions/ComputerSystem.Reset`;
+    if (!target.startsWith('/redfish/v1/')) throw new PowerError(`${node.name}: the Redfish BMC gave a reset target outside /redfish/v1/`, 'check the BMC');
+    await redfish(node, 'POST', target, { ResetType: REDFISH_RESET[action] }, timeoutMs);
+    system = await redfish(node, 'GET', first, undefined, timeoutMs);
+  }
+  return system.PowerState === 'On' ? 'on' : system.PowerState === 'Off' ? 'off' : null;
+}
+
 export async function power(node: NodeRecord, action: PowerAction, timeoutMs = 30_000): Promise<PowerResult> {
   if (!node.bmc?.address) throw new PowerError(`${node.name} has no BMC`, 'set it with: cloner nodes set --nodes NAME bmc.type=ipmi bmc.address=... bmc.username=... bmc.password=...');
-  if (node.bmc.type !== 'ipmi') throw new PowerError(`${node.name}: ${node.bmc.type} BMCs are not supported yet`, 'use bmc.type=ipmi (IPMI over LAN)');
+  if (node.bmc.type === 'redfish') return { node: node.name, action, state: await redfishPower(node, action, timeoutMs) };
   if (action !== 'status') await ipmitool(node, ['chassis', 'power', IPMITOOL_VERB[action]], timeoutMs);
   const status = await ipmitool(node, ['chassis', 'power', 'status'], timeoutMs);
   const state = /is on/i.test(status) ? 'on' : /is off/i.test(status) ? 'off' : null;

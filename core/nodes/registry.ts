@@ -36,7 +36,7 @@ export interface NodeRecord {
   cloner_revision?: number;
   cloner_layout?: string;
   netboot: Netboot;
-  bmc?: { type: 'ipmi' | 'redfish'; address: string; port?: number; username?: string; password?: string };
+  bmc?: { type: 'ipmi' | 'redfish'; address: string; port?: number; username?: string; password?: string; /** Redfish: check the BMC's TLS certificate (default yes). */ tls_verify?: boolean };
   lastDeploy?: DeployResult & { at: string };
 }
 
@@ -118,6 +118,10 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
         if (!/^[1-9]\d{0,4}$/.test(value) || Number(value) > 65535) throw new NodeError(`bmc.port: ${JSON.stringify(value)} is not a port`, 'e.g. bmc.port=623');
         out.bmc = { type: 'ipmi', address: '', ...out.bmc, port: Number(value) };
         break;
+      case 'bmc.tls_verify':
+        if (!/^(yes|no)$/.test(value)) throw new NodeError(`bmc.tls_verify: ${JSON.stringify(value)} is not yes or no`, 'bmc.tls_verify=no accepts a self-signed BMC certificate');
+        out.bmc = { type: 'redfish', address: '', ...out.bmc, tls_verify: value === 'yes' };
+        break;
       case 'bmc.address':
       case 'bmc.username':
       case 'bmc.password': {
@@ -128,7 +132,7 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
         break;
       }
       default: {
-        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/port/username/password, IFACE.mac/ip/gateway/dns');
+        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/port/username/password/tls_verify, IFACE.mac/ip/gateway/dns');
         const [, name, field] = iface;
         let entry = out.interfaces.find((i) => i.name === name);
         if (!entry) {
