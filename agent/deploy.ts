@@ -33,7 +33,7 @@ import { run } from '../core/layout/probe.ts';
 import type { DeployPhase, DeployStatus } from '../core/nodes/deploy-state.ts';
 import type { NodeRecord } from '../core/nodes/registry.ts';
 import { getJsonObject } from '../core/store/objects.ts';
-import { haveTool } from '../core/tools.ts';
+import { haveTool, toolPath } from '../core/tools.ts';
 import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
 import { LIVE_NODE_EXCLUDES, NODE_STATE_DIR } from '../core/tree/capture.ts';
 import type { Revision } from '../core/tree/images.ts';
@@ -315,14 +315,15 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
       const bios = attachments.filter((a) => a.kind === 'bios');
       if (bios.length) {
         await enter('bios', `${bios.length} BIOS settings file(s)`);
-        if (!haveTool('syscfg')) warn(`the image has BIOS settings (${bios.map((b) => b.item).join(', ')}) but syscfg is not on this node; skipped`);
+        const syscfg = toolPath('syscfg');
+        if (!syscfg) warn(`the image has BIOS settings (${bios.map((b) => b.item).join(', ')}) but syscfg is not on this node; skipped`);
         else {
           for (const b of bios) {
             const body = await client.bytesOrNull(`/v1/images/${plan.image}/attachments/bios/${b.item}`);
             if (!body) continue;
             const file = path.join(workDir, `bios-${b.item}.ini`);
             fs.writeFileSync(file, body, { mode: 0o600 });
-            await runScript(['syscfg', '/r', file, '/b'], env, o.log, `syscfg ${b.item}`);
+            await runScript([syscfg, '/r', file, '/b'], process.env, o.log, `syscfg ${b.item}`);
           }
         }
       }

@@ -88,8 +88,8 @@ if (blocker) {
       assert.ok(token, ipxe);
       return token!;
     };
-    const agent = (i: number, retryDeadlineS = 60) =>
-      finished(lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token', bootToken(i), '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--retry-deadline-s', String(retryDeadlineS), '--stall-s', '2'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '300' } }));
+    const agent = (i: number, retryDeadlineS = 60, env: NodeJS.ProcessEnv = {}) =>
+      finished(lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token', bootToken(i), '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--retry-deadline-s', String(retryDeadlineS), '--stall-s', '2'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '300', ...env } }));
     const deploys = () => JSON.parse(cloner('status', '--json')) as Array<{ node: string; netboot: string; status: { phase: string; fetchedBytes?: number } | null; lastDeploy: { ok: boolean; phase: string; message?: string; fetchedBytes?: number } | null }>;
     const mounted = async <T>(i: number, work: (root: string) => Promise<T>): Promise<T> => {
       const root = path.join(dir, `check${i}`);
@@ -109,8 +109,14 @@ if (blocker) {
     // Directory times change where identity files were written.
     const excludes = ['--omit-dir-times', ...IDENTITY_PATHS.flatMap((p) => ['--exclude', p])];
 
+    // BIOS settings with the image: node1 has (a fake) syscfg, the others none.
+    await writeFile(path.join(dir, 'bios.ini'), '[BIOS::Advanced]\nHyper-Threading Technology=Disable\n');
+    cloner('biossettings-upload', '--image', 'debian', '--biossettings', 'tuned', '--file', path.join(dir, 'bios.ini'));
+    const syscfgLog = path.join(dir, 'syscfg.log');
+    const withFakeSyscfg = { PATH: `${path.resolve('test/helpers/fake-syscfg')}:${process.env.PATH}`, FAKE_SYSCFG_LOG: syscfgLog };
+
     // 1. Four nodes at once, each finding itself by MAC.
-    const results = await Promise.all(lab.nodes.map((_, i) => agent(i)));
+    const results = await Promise.all(lab.nodes.map((_, i) => (i === 0 ? agent(i, 60, withFakeSyscfg) : agent(i))));
     results.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
     const hostKeys = new Set<string>();
     for (const [i, n] of lab.nodes.entries()) {
@@ -134,6 +140,8 @@ if (blocker) {
       });
     }
     assert.is(hostKeys.size, 4, 'each node has its own SSH host keys');
+    assert.match(await readFile(syscfgLog, 'utf8'), /^\/r \S+bios-tuned\.ini \/b\n\[BIOS::Advanced\]\nHyper-Threading Technology=Disable\n$/, 'syscfg restored the settings on node1');
+    assert.match(results[1].out, /warning: the image has BIOS settings \(tuned\) but syscfg is not on this node; skipped/);
     for (const row of deploys()) {
       assert.is(row.netboot, 'local', `${row.node} boots from disk after a good deploy`);
       assert.is(row.lastDeploy?.ok, true);
