@@ -18,6 +18,7 @@ import { rsyncDifferences, seededBytes } from '../helpers/fixtures.ts';
 import { loopUnavailable, sh, withLoopDisks } from '../helpers/loop.ts';
 import { finished, netnsUnavailable, withNetLab, type NetLab } from '../helpers/netns.ts';
 import { withServer, type TestServer } from '../helpers/server.ts';
+import { clonerAgainst } from '../helpers/cli.ts';
 
 const LAYOUT = {
   format: 'cloner-layout/1',
@@ -57,11 +58,7 @@ if (blocker) {
     const url = `http://${lab.serverIp}:8740`;
     const remote = ['--server', url, '--token-file', path.join(server.dataDir, 'admin.token')];
     // The admin's CLI runs in the server's namespace (the lab is not reachable from outside).
-    const cloner = (...args: string[]) => {
-      const r = spawnSync('ip', ['netns', 'exec', lab.serverNs, 'node', 'bin/cloner.js', ...args, ...remote], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`cloner ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
-      return r.stdout;
-    };
+    const cloner = clonerAgainst(remote, ['ip', 'netns', 'exec', lab.serverNs]);
     const nodeName = (i: number) => `node${i + 1}`;
 
     // The golden tree: the Debian tree plus an ifupdown config, an sshd config and /srv content.

@@ -63,13 +63,19 @@ async function revisionTwo(src: string): Promise<void> {
   await makeTree(src, { 'usr/share/new.txt': file('brand new') });
 }
 
+/** The golden tree captured into the store, and an empty target beside it. */
+async function goldenAndTarget(store: LocalStore, work: string) {
+  const src = path.join(work, 'src');
+  const dst = path.join(work, 'dst');
+  await makeTree(src, GOLDEN);
+  await mkdir(dst);
+  const { tree } = await captureTree({ root: src, store, chunker: store.config.chunker });
+  return { src, dst, tree };
+}
+
 test('sync onto an empty target equals the tree; a re-sync reads and changes nothing', async () => {
   await withStore(async (store, work) => {
-    const src = path.join(work, 'src');
-    const dst = path.join(work, 'dst');
-    await makeTree(src, GOLDEN);
-    await mkdir(dst);
-    const { tree } = await captureTree({ root: src, store, chunker: store.config.chunker });
+    const { src, dst, tree } = await goldenAndTarget(store, work);
     const first = countingReader(store);
     const p1 = await syncTree({ reader: first, tree, target: dst, chunker: store.config.chunker, strict: isRoot });
     assert.equal(rsyncDifferences(src, dst), []);
@@ -141,11 +147,7 @@ test('a cut-off sync resumes from what it wrote; the symlink it creates is never
 
 test('a re-sync reads only files whose size or mtime differ; checksum reads them all', async () => {
   await withStore(async (store, work) => {
-    const src = path.join(work, 'src');
-    const dst = path.join(work, 'dst');
-    await makeTree(src, GOLDEN);
-    await mkdir(dst);
-    const { tree } = await captureTree({ root: src, store, chunker: store.config.chunker });
+    const { dst, tree } = await goldenAndTarget(store, work);
     await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker });
     // Same size, same mtime, other bytes: only a checksum run notices.
     const conf = path.join(dst, 'etc/app.conf');

@@ -12,6 +12,7 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, file, hardlink, makeTree, seededBytes, symlink, withTempDir } from '../helpers/fixtures.ts';
 import { withServer } from '../helpers/server.ts';
+import { clonerAgainst } from '../helpers/cli.ts';
 import { VM_GUEST_MAC, VM_HOST_ADDRESS, vmUnavailable, withVm } from './harness.ts';
 
 const RAID_LAYOUT = {
@@ -49,11 +50,7 @@ if (blocker) {
       const sums = spawnSync('sh', ['-c', 'find . -type f ! -path ./etc/hostname | sort | xargs sha256sum'], { cwd: golden, encoding: 'utf8' }).stdout;
       await withServer(async (server) => {
         const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
-        const cloner = (...args: string[]) => {
-          const r = spawnSync('node', ['bin/cloner.js', ...args, ...remote], { encoding: 'utf8' });
-          if (r.status !== 0) throw new Error(`cloner ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-          return r.stdout;
-        };
+        const cloner = clonerAgainst(remote);
         await writeFile(path.join(work, 'layout.json'), JSON.stringify(RAID_LAYOUT));
         cloner('disklayout-upload', '--disklayout', 'mirror', '--file', path.join(work, 'layout.json'));
         cloner('new-image', '--image', 'small', '--root', golden, '--disklayout', 'mirror', '--yes');

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { withTempDir } from '../helpers/fixtures.ts';
 import { sh } from '../helpers/loop.ts';
 import { withServer } from '../helpers/server.ts';
+import { clonerAgainst } from '../helpers/cli.ts';
 import { ensureVmImage } from './image.ts';
 import { VM_GUEST_ADDRESS, VM_GUEST_MAC, VM_HOST_ADDRESS, vmUnavailable, withVm } from './harness.ts';
 
@@ -80,11 +81,7 @@ if (blocker) {
       try {
         await withServer(async (server) => {
           const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
-          const cloner = (...args: string[]) => {
-            const r = spawnSync('node', ['bin/cloner.js', ...args, ...remote], { encoding: 'utf8' });
-            if (r.status !== 0) throw new Error(`cloner ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-            return r.stdout;
-          };
+          const cloner = clonerAgainst(remote);
           await writeFile(path.join(dir, 'layout.json'), JSON.stringify(ESP_LAYOUT));
           await writeFile(path.join(dir, 'post.sh'), POST_SCRIPT);
           cloner('disklayout-upload', '--disklayout', 'uefi', '--file', path.join(dir, 'layout.json'));
