@@ -43,6 +43,11 @@ const EXCLUDES = [
   '/usr/lib/x86_64-linux-gnu/perl*',
   '/usr/share/perl*',
   '/usr/lib/firmware/*',
+  '/usr/lib/python3*',
+  '/usr/bin/python3*',
+  '/usr/lib/modules/*/kernel/fs/!(fat|nls|ext4|jbd2|mbcache|xfs)',
+  '/usr/lib/modules/*/kernel/drivers/char/!(*.ko)',
+  '/usr/lib/modules/*/kernel/drivers/block/!(*.ko|zram)',
 ];
 
 /** The image's post-script: networkd on, a console report at boot, the kernel on ttyS0. */
