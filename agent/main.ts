@@ -10,16 +10,7 @@ import { reportAndExit, UsageError } from '../cli/errors.ts';
 import { splitList } from '../cli/store-arg.ts';
 import { run } from '../core/layout/probe.ts';
 import { deploy } from './deploy.ts';
-
-/** key=value pairs of /proc/cmdline that start with "cloner.". */
-export function kernelArgs(cmdline: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const word of cmdline.trim().split(/\s+/)) {
-    const m = /^cloner\.([a-z]+)=(.*)$/.exec(word);
-    if (m) out[m[1]] = m[2];
-  }
-  return out;
-}
+import { kernelArgs } from './kernel-args.ts';
 
 function positiveSeconds(value: unknown, flag: string, fallback: number): number {
   if (value === undefined) return fallback;

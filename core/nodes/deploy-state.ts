@@ -32,20 +32,25 @@ export interface DeployResult {
   fetchedBytes?: number;
 }
 
-/** The JSON schema of DeployStatus, for the server's route (untrusted input). */
+/** Fields a status report and a result share, as JSON schema (untrusted input). */
+const sharedFields = {
+  phase: { enum: [...DEPLOY_PHASES] },
+  message: { type: 'string', maxLength: 2000 },
+  image: { type: 'string', maxLength: 64 },
+  revision: { type: 'integer', minimum: 1 },
+  fetchedBytes: { type: 'integer', minimum: 0 },
+} as const;
+
+/** The JSON schema of DeployStatus, for the server's route. */
 export const deployStatusSchema = {
   type: 'object',
   required: ['phase'],
   additionalProperties: false,
   properties: {
-    phase: { enum: [...DEPLOY_PHASES] },
-    message: { type: 'string', maxLength: 2000 },
+    ...sharedFields,
     bytes: { type: 'integer', minimum: 0 },
     totalBytes: { type: 'integer', minimum: 0 },
-    fetchedBytes: { type: 'integer', minimum: 0 },
     rate: { type: 'number', minimum: 0 },
-    image: { type: 'string', maxLength: 64 },
-    revision: { type: 'integer', minimum: 1 },
     started: { type: 'string', maxLength: 40 },
   },
 } as const;
@@ -55,12 +60,8 @@ export const deployResultSchema = {
   required: ['ok', 'phase'],
   additionalProperties: false,
   properties: {
+    ...sharedFields,
     ok: { type: 'boolean' },
-    phase: { enum: [...DEPLOY_PHASES] },
-    message: { type: 'string', maxLength: 2000 },
-    image: { type: 'string', maxLength: 64 },
-    revision: { type: 'integer', minimum: 1 },
     seconds: { type: 'number', minimum: 0 },
-    fetchedBytes: { type: 'integer', minimum: 0 },
   },
 } as const;

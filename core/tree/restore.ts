@@ -23,7 +23,7 @@ import { fsx } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
 import { getJsonObject } from '../store/objects.ts';
-import { ManifestError, parseDirectory, type DirectoryObject, type Entry, type FileEntry } from './manifest.ts';
+import { ManifestError, parseDirectory, type DeviceEntry, type DirectoryObject, type Entry, type FifoEntry, type FileEntry } from './manifest.ts';
 import { ClonerError } from '../errors.ts';
 
 export interface RestoreProgress {
@@ -138,9 +138,8 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
       case 'char':
       case 'block':
       case 'fifo': {
-        const typeBits = e.type === 'char' ? fsc.S_IFCHR : e.type === 'block' ? fsc.S_IFBLK : fsc.S_IFIFO;
         try {
-          fsx.mknod(p, typeBits | 0o600, e.type === 'fifo' ? 0 : e.rdev[0], e.type === 'fifo' ? 0 : e.rdev[1]);
+          mknodEntry(p, e);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
             throw new RestoreError(`restore target already has ${item.rel}`, 'restore into an empty directory or a new file system');
@@ -181,6 +180,12 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
   for (const item of dirs) applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
   progress.files = dataFiles.length;
   return progress;
+}
+
+/** Creates a device node or fifo (mode 0600 until the metadata phase). */
+export function mknodEntry(p: string, e: DeviceEntry | FifoEntry): void {
+  const typeBits = e.type === 'char' ? fsc.S_IFCHR : e.type === 'block' ? fsc.S_IFBLK : fsc.S_IFIFO;
+  fsx.mknod(p, typeBits | 0o600, e.type === 'fifo' ? 0 : e.rdev[0], e.type === 'fifo' ? 0 : e.rdev[1]);
 }
 
 function openExclusive(p: string, rel: string): number {

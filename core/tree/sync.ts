@@ -32,13 +32,12 @@ import { constants as fsc } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { fsx } from '../native/fsx.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
 import { excludeMatcher, splitDev, timestampOf } from './capture.ts';
 import { chunkFile } from './file-chunks.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';
-import { applyMetadata, chunkTargets, loadTree, newRestoreProgress, RestoreError, writeChunks, type RestoreProgress } from './restore.ts';
+import { applyMetadata, chunkTargets, loadTree, mknodEntry, newRestoreProgress, RestoreError, writeChunks, type RestoreProgress } from './restore.ts';
 
 export interface SyncProgress extends RestoreProgress {
   phase: 'scan' | 'data' | 'place' | 'metadata' | 'done';
@@ -246,10 +245,11 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
     }
   }
   // A hardlink whose path already is the same inode as its (kept) primary stays.
+  const rewritten = new Set(toWrite.map((w) => w.rel));
   for (const link of secondaries) {
     const have = existing.get(link.rel);
     const primary = existing.get(link.primary);
-    if (have && primary && have.type === 'file' && have.ino === primary.ino && !toWrite.some((w) => w.rel === link.primary)) matched.add(link.rel);
+    if (have && primary && have.type === 'file' && have.ino === primary.ino && !rewritten.has(link.primary)) matched.add(link.rel);
   }
 
   // Phase 2: build every file to write in its file system's staging directory. A staged
@@ -336,9 +336,8 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
       case 'char':
       case 'block':
       case 'fifo': {
-        const typeBits = entry.type === 'char' ? fsc.S_IFCHR : entry.type === 'block' ? fsc.S_IFBLK : fsc.S_IFIFO;
         try {
-          fsx.mknod(p, typeBits | 0o600, entry.type === 'fifo' ? 0 : entry.rdev[0], entry.type === 'fifo' ? 0 : entry.rdev[1]);
+          mknodEntry(p, entry);
         } catch (err) {
           warn(`cannot create ${entry.type} ${rel}: ${(err as NodeJS.ErrnoException).code}`);
         }

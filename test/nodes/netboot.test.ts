@@ -13,6 +13,7 @@ import { withTempDir } from '../helpers/fixtures.ts';
 import { haveTool } from '../../core/tools.ts';
 import { cloner } from '../helpers/cli.ts';
 import { withServer } from '../helpers/server.ts';
+import { kernelArgs } from '../../agent/kernel-args.ts';
 
 test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-config', async () => {
   await withServer(async (server) => {
@@ -42,6 +43,8 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     const token = kernel.exec(r.text)?.[1];
     assert.ok(token, r.text);
     assert.match(r.text, new RegExp(`^initrd ${server.url}/v1/boot/initrd\\.img\\nboot\\n$`, 'm'));
+    // What the installer's agent reads back from /proc/cmdline.
+    assert.equal(kernelArgs(/^kernel \S+ (.*)$/m.exec(r.text)![1]), { server: server.url, node: 'node01', token: token!, mode: 'unicast' });
     const asNode = (t: string, route: string, init: RequestInit = {}) => fetch(`${server.url}${route}`, { ...init, headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' } });
     assert.is((await asNode(token!, '/v1/images')).status, 200, 'a deploy token reads');
     assert.is((await asNode(token!, '/v1/nodes/node01', { method: 'POST', body: JSON.stringify({ settings: ['netboot=local'] }) })).status, 403, 'but does not write');
