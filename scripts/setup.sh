@@ -11,6 +11,7 @@ APT_PACKAGES=(
   rsync attr acl lz4 restic debootstrap mmdebstrap
   e2fsprogs xfsprogs btrfs-progs fdisk util-linux
   qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
+  iproute2 openssh-client openssl
   python3 make g++
 )
 SUDO=""
