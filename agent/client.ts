@@ -1,9 +1,11 @@
 /**
  * The agent's side of the server: the chunk store (HttpStore, with retries so a network
- * cut during a deploy is waited out) and the JSON routes, each retried with backoff while
- * the failure may pass (unreachable server, 5xx, cut connection) until the deadline.
+ * cut during a deploy is waited out) and the protocol's typed client (core/api/client.ts)
+ * over the same connection settings, every call retried with backoff while the failure
+ * may pass (unreachable server, 5xx, cut connection) until the deadline.
  */
-import { HttpStore, ServerError, withRetry, type HttpStoreOptions } from '../core/store/http.ts';
+import { ApiClient } from '../core/api/client.ts';
+import { HttpStore } from '../core/store/http.ts';
 
 export interface ClientOptions {
   server: string;
@@ -17,37 +19,14 @@ export interface ClientOptions {
 
 export class AgentClient {
   readonly store: HttpStore;
-  private readonly retry: NonNullable<HttpStoreOptions['retry']>;
-  private readonly onRetry: ClientOptions['onRetry'];
+  /** Calls retried until the deadline. */
+  readonly api: ApiClient;
+  /** Calls tried once (reports whose loss is not worth waiting for). */
+  readonly once: ApiClient;
 
   constructor(o: ClientOptions) {
-    this.onRetry = o.onRetry;
-    this.retry = { deadlineMs: o.retryDeadlineMs, stallMs: o.stallMs, onRetry: (err, n, delay) => o.onRetry?.('fetching chunks', err, n, delay) };
-    this.store = new HttpStore({ url: o.server, token: o.token, retry: this.retry, fetchConcurrency: 4 });
-  }
-
-  /** A JSON request, retried while the failure may pass. */
-  json<T>(route: string, method = 'GET', body?: unknown): Promise<T> {
-    return withRetry({ ...this.retry, onRetry: (err, n, delay) => this.onRetry?.(`${method} ${route}`, err, n, delay) }, () => this.store.requestJson<T>(route, method, body));
-  }
-
-  /** Like json, but a 404 answer is null. */
-  async jsonOrNull<T>(route: string): Promise<T | null> {
-    try {
-      return await this.json<T>(route);
-    } catch (err) {
-      if (err instanceof ServerError && err.status === 404) return null;
-      throw err;
-    }
-  }
-
-  /** Raw bytes of a route (attachments), or null on 404. */
-  async bytesOrNull(route: string): Promise<Buffer | null> {
-    try {
-      return await withRetry(this.retry, async () => Buffer.from(await (await this.store.request(route)).arrayBuffer()));
-    } catch (err) {
-      if (err instanceof ServerError && err.status === 404) return null;
-      throw err;
-    }
+    this.store = new HttpStore({ url: o.server, token: o.token, retry: { deadlineMs: o.retryDeadlineMs, stallMs: o.stallMs, onRetry: (err, n, delay) => o.onRetry?.('fetching chunks', err, n, delay) }, fetchConcurrency: 4 });
+    this.api = new ApiClient(this.store, { deadlineMs: o.retryDeadlineMs, stallMs: o.stallMs, onRetry: (err, n, delay) => o.onRetry?.('a request to the server', err, n, delay) });
+    this.once = new ApiClient(this.store);
   }
 }

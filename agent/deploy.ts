@@ -2,9 +2,9 @@
  * `cloner-agent deploy`: images the node it runs on (normally from the cloner boot
  * environment, whose kernel command line names the server, the node and a deploy token).
  *
- * Phases, each reported to the server (GET /v1/deploys shows them):
+ * Phases, each reported to the server (GET /v1/deploys shows them), each a function below:
  *   identify     the node by name (--node) or by this machine's MACs; fetch the plan
- *   pre-scripts  the image's pre-script, on the boot environment
+ *   pre-scripts  the image's pre-script, on the boot environment (agent/scripts.ts)
  *   layout       disks already carrying the layout keep their file systems (a re-deploy
  *                then copies only what changed); otherwise partition, RAID/LVM, mkfs;
  *                the file systems are mounted under --target
@@ -19,32 +19,32 @@
  * Any failure is reported with its phase and leaves netboot as it was, so the node tries
  * again at its next boot. The target is unmounted whatever happens.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ClonerError } from '../core/errors.ts';
+import { API } from '../core/api/routes.ts';
+import type { DeployStatusBody } from '../core/api/schemas.ts';
+import { NODE_STATE_FILE, type DeployedRecord } from '../core/boot/efi.ts';
 import { formatBytes } from '../core/format.ts';
 import { applyLayout, fstabFor, mountSteps, runSteps, unmountPlan, type ApplyPlan } from '../core/layout/apply.ts';
-import { ESP_GUID, partitionTypeCode, type Layout } from '../core/layout/model.ts';
 import { checkLayoutSync } from '../core/layout/sync.ts';
-import { run } from '../core/layout/probe.ts';
-import type { DeployPhase, DeployStatus } from '../core/nodes/deploy-state.ts';
-import type { NodeRecord } from '../core/nodes/registry.ts';
+import type { DeployPlan } from '../core/nodes/deploy.ts';
+import type { DeployPhase } from '../core/nodes/deploy-state.ts';
 import { getJsonObject } from '../core/store/objects.ts';
-import { haveTool, toolPath } from '../core/tools.ts';
-import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
+import { run, toolPath } from '../core/tools.ts';
 import { LIVE_NODE_EXCLUDES, NODE_STATE_DIR } from '../core/tree/capture.ts';
-import type { Revision } from '../core/tree/images.ts';
-import { newSyncProgress, syncTree } from '../core/tree/sync.ts';
+import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
+import { installBootloader } from './boot.ts';
 import { AgentClient } from './client.ts';
+import { DeployError } from './errors.ts';
+import { espOf } from './esp.ts';
+import { nodeHostKeys } from './hostkeys.ts';
 import { applyIdentity, IMAGE_FILES_DIR, writeTargetFile } from './identity.ts';
-import { installBootloader, NODE_STATE_FILE, type DeployedRecord, type EspLocation } from './boot.ts';
+import { runScript, scriptEnv, withChrootMounts, withShebang } from './scripts.ts';
 
-export class DeployError extends ClonerError {
-  override readonly code = 'DEPLOY_FAILED';
-}
+export { DeployError };
+export type { DeployPlan };
 
 export interface DeployOptions {
   server: string;
@@ -61,14 +61,6 @@ export interface DeployOptions {
   stallMs: number;
   progressIntervalMs: number;
   log: (line: string) => void;
-}
-
-export interface DeployPlan {
-  node: NodeRecord;
-  image: string;
-  revision: Revision;
-  layout: { name: string; version: number; layout: Layout } | null;
-  chunker: ChunkerParams;
 }
 
 export interface DeploySummary {
@@ -98,300 +90,254 @@ export function localMacs(): string[] {
   return [...new Set(out)];
 }
 
-/** Environment of pre- and post-scripts: the node, its image and each interface. */
-function scriptEnv(plan: DeployPlan, target: string, server: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    HOME: '/root',
-    LANG: 'C.UTF-8',
-    CLONER_NODE: plan.node.name,
-    CLONER_HOSTNAME: plan.node.hostname ?? plan.node.name,
-    CLONER_IMAGE: plan.image,
-    CLONER_REVISION: String(plan.revision.n),
-    CLONER_SERVER: server,
-    CLONER_TARGET: target,
-    CLONER_INTERFACES: plan.node.interfaces.map((i) => i.name).join(' '),
-  };
-  for (const i of plan.node.interfaces) {
-    const key = i.name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-    env[`CLONER_IF_${key}_MAC`] = i.mac;
-    if (i.ip) env[`CLONER_IF_${key}_IP`] = i.ip;
-    if (i.gateway) env[`CLONER_IF_${key}_GATEWAY`] = i.gateway;
-  }
-  return env;
-}
+type Extra = Omit<DeployStatusBody, 'phase'>;
 
-/** Runs a script (its own #! line, else /bin/sh), its output going to the log line by line. */
-function runScript(argv: string[], env: NodeJS.ProcessEnv, log: (line: string) => void, what: string, timeoutMs = 30 * 60_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    let pending = '';
-    const onData = (data: Buffer) => {
-      const lines = (pending + data.toString('utf8')).split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) log(`${what}: ${line}`);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (err) => reject(new DeployError(`${what} could not start: ${err.message}`, 'check the script\'s #! line')));
-    child.on('close', (code, signal) => {
-      if (pending) log(`${what}: ${pending}`);
-      if (code === 0) resolve();
-      else reject(new DeployError(`${what} failed (${signal ? `killed by ${signal}` : `exit ${code}`})`, 'see its output above; fix it with: cloner script --image IMAGE --type pre|post --set FILE'));
+/** One deploy in progress: the client, the log, the warnings, and the phase reports. */
+class DeployRun {
+  readonly o: DeployOptions;
+  readonly client: AgentClient;
+  readonly warnings: string[] = [];
+  readonly started = performance.now();
+  phase: DeployPhase = 'identify';
+  node: string | null;
+  plan: DeployPlan | null = null;
+  attachments: Array<{ kind: string; item: string }> = [];
+  /** File systems mounted under the target, unmounted whatever happens. */
+  mounts: ApplyPlan['mounts'] = [];
+  private startedAt = new Date().toISOString();
+  private status: Extra = {};
+
+  constructor(o: DeployOptions) {
+    this.o = o;
+    this.node = o.node ?? null;
+    this.client = new AgentClient({
+      server: o.server,
+      token: o.token,
+      retryDeadlineMs: o.retryDeadlineMs,
+      stallMs: o.stallMs,
+      onRetry: (what, err, n, delay) => o.log(`retry ${n} of ${what} in ${(delay / 1000).toFixed(1)} s: ${err.message}`),
     });
-  });
-}
+  }
 
-const withShebang = (body: Buffer) => (body.subarray(0, 2).toString() === '#!' ? body : Buffer.concat([Buffer.from('#!/bin/sh\n'), body]));
+  log(line: string): void {
+    this.o.log(line);
+  }
 
-/** /dev, /proc and /sys of the boot environment inside the target, for chrooted work. */
-export async function withChrootMounts<T>(target: string, work: () => Promise<T>): Promise<T> {
-  const mounted: string[] = [];
-  try {
-    for (const [what, args] of [['dev', ['--bind', '/dev']], ['proc', ['-t', 'proc', 'proc']], ['sys', ['-t', 'sysfs', 'sysfs']], ['sys/firmware/efi/efivars', ['-t', 'efivarfs', 'efivarfs']]] as const) {
-      const where = path.join(target, what);
-      if (what.includes('efivars') && !fs.existsSync('/sys/firmware/efi/efivars')) continue;
-      const st = fs.lstatSync(where, { throwIfNoEntry: false });
-      if (!st) fs.mkdirSync(where, { recursive: true });
-      else if (!st.isDirectory()) throw new DeployError(`${where} is not a directory`, 'the image\'s /dev, /proc and /sys must be directories');
-      await run(['mount', ...args, where]);
-      mounted.push(where);
-    }
-    return await work();
-  } finally {
-    for (const where of mounted.reverse()) await run(['umount', '-l', where]).catch(() => {});
+  warn = (message: string): void => {
+    this.warnings.push(message);
+    this.o.log(`warning: ${message}`);
+  };
+
+  /** A phase report; a lost one is not worth failing the deploy for (the next carries the state). */
+  async report(next: DeployPhase, extra: Extra = {}): Promise<void> {
+    this.phase = next;
+    this.status = { ...this.status, ...extra };
+    if (!this.node) return;
+    await this.client.once.call(API.deployStatus, { params: { name: this.node }, body: { phase: next, started: this.startedAt, ...this.status } }).catch((err: Error) => this.log(`(status report failed: ${err.message})`));
+  }
+
+  async enter(next: DeployPhase, message: string): Promise<void> {
+    this.log(`[${next}] ${message}`);
+    await this.report(next, { message });
+  }
+
+  /** Reports a failure with its phase (once, not retried) and rethrows nothing. */
+  async fail(err: unknown): Promise<void> {
+    const message = (err as Error).message;
+    this.log(`[failed] in ${this.phase}: ${message}`);
+    if (!this.node) return;
+    await this.client.once
+      .call(API.deployResult, { params: { name: this.node }, body: { ok: false, phase: this.phase, message: message.slice(0, 2000), image: this.plan?.image, revision: this.plan?.revision.n } })
+      .catch((e: Error) => this.log(`(could not report the failure: ${e.message})`));
+  }
+
+  async attachment(kind: 'script' | 'bios', item: string): Promise<Buffer | null> {
+    return this.client.api.bytesOrNull(API.getAttachment, { params: { name: this.plan!.image, kind, item } });
+  }
+
+  hasAttachment(kind: string, item?: string): boolean {
+    return this.attachments.some((a) => a.kind === kind && (item === undefined || a.item === item));
   }
 }
 
-export async function deploy(o: DeployOptions): Promise<DeploySummary> {
-  const started = performance.now();
-  const warnings: string[] = [];
-  const warn = (message: string) => {
-    warnings.push(message);
-    o.log(`warning: ${message}`);
-  };
-  const client = new AgentClient({
-    server: o.server,
-    token: o.token,
-    retryDeadlineMs: o.retryDeadlineMs,
-    stallMs: o.stallMs,
-    onRetry: (what, err, n, delay) => o.log(`retry ${n} of ${what} in ${(delay / 1000).toFixed(1)} s: ${err.message}`),
-  });
-  let phase: DeployPhase = 'identify';
-  let nodeName: string | null = o.node ?? null;
-  let startedAt = new Date().toISOString();
-  let status: Omit<DeployStatus, 'phase'> = {};
-  const report = async (next: DeployPhase, extra: Omit<DeployStatus, 'phase'> = {}) => {
-    phase = next;
-    status = { ...status, ...extra };
-    if (!nodeName) return;
-    // A lost report is not worth failing the deploy for: the next one carries the state.
-    await client.store.requestJson(`/v1/nodes/${nodeName}/deploy/status`, 'POST', { phase, started: startedAt, ...status }).catch((err: Error) => o.log(`(status report failed: ${err.message})`));
-  };
-  const enter = async (next: DeployPhase, message: string) => {
-    o.log(`[${next}] ${message}`);
-    await report(next, { message });
-  };
+/** What the layout phase leaves: the fstab to write, the devices by layout id, what was applied. */
+interface Disks {
+  fstab: string | null;
+  devices: Record<string, string>;
+  applied: ApplyPlan | null;
+  kept: boolean;
+}
 
-  let plan: DeployPlan | null = null;
-  let mounts: ApplyPlan['mounts'] = [];
-  try {
-    // 1. Who am I, and what am I to get?
-    if (!nodeName) {
-      for (const mac of localMacs()) {
-        const found = await client.jsonOrNull<{ node: string }>(`/v1/identify?mac=${encodeURIComponent(mac)}`);
-        if (found) {
-          nodeName = found.node;
-          break;
-        }
+/** identify: who this machine is (by --node or its MACs), and what it is to get. */
+async function identify(r: DeployRun): Promise<DeployPlan> {
+  if (!r.node) {
+    for (const mac of localMacs()) {
+      const found = await r.client.api.callOrNull(API.identify, { query: { mac } });
+      if (found) {
+        r.node = found.node;
+        break;
       }
-      if (!nodeName) throw new DeployError(`none of this machine's MACs (${localMacs().join(', ') || 'none'}) is a registered node`, 'register it: cloner nodes set --nodes NAME eth0.mac=..., or pass --node');
     }
-    startedAt = new Date().toISOString();
-    await enter('identify', `node ${nodeName}`);
-    plan = await client.json<DeployPlan>(`/v1/nodes/${nodeName}/deploy`);
-    status = { image: plan.image, revision: plan.revision.n };
-    o.log(`image ${plan.image} revision ${plan.revision.n}${plan.layout ? `, layout ${plan.layout.name} v${plan.layout.version}` : ', no layout'}`);
-    const attachments = await client.json<Array<{ kind: string; item: string }>>(`/v1/images/${plan.image}/attachments`);
-    const env = scriptEnv(plan, o.target, o.server);
+    if (!r.node) throw new DeployError(`none of this machine's MACs (${localMacs().join(', ') || 'none'}) is a registered node`, 'register it: cloner nodes set --nodes NAME eth0.mac=..., or pass --node');
+  }
+  await r.enter('identify', `node ${r.node}`);
+  const plan = await r.client.api.call(API.deployPlan, { params: { name: r.node } });
+  r.plan = plan;
+  await r.report('identify', { image: plan.image, revision: plan.revision.n });
+  r.log(`image ${plan.image} revision ${plan.revision.n}${plan.layout ? `, layout ${plan.layout.name} v${plan.layout.version}` : ', no layout'}`);
+  r.attachments = await r.client.api.call(API.listAttachments, { params: { name: plan.image } });
+  return plan;
+}
+
+/** pre-scripts: the image's pre-script, on the boot environment. */
+async function preScript(r: DeployRun, plan: DeployPlan, workDir: string): Promise<void> {
+  if (!r.hasAttachment('script', 'pre')) return;
+  await r.enter('pre-scripts', 'running the pre-script');
+  const body = await r.attachment('script', 'pre');
+  if (!body) return;
+  const file = path.join(workDir, 'pre-script');
+  fs.writeFileSync(file, withShebang(body), { mode: 0o700 });
+  await runScript([file], scriptEnv(plan, r.o.target, r.o.server), (line) => r.log(line), 'pre-script');
+}
+
+/** layout: keep disks that already carry the layout, else partition and format; mount under the target. */
+async function layoutDisks(r: DeployRun, plan: DeployPlan): Promise<Disks> {
+  fs.mkdirSync(r.o.target, { recursive: true });
+  if (!plan.layout) {
+    if (!fs.lstatSync(r.o.target).isDirectory()) throw new DeployError(`${r.o.target} is not a directory`, 'give --target an existing directory (the image has no layout)');
+    return { fstab: null, devices: {}, applied: null, kept: false };
+  }
+  const layout = plan.layout.layout;
+  await r.enter('layout', `checking disks against layout ${plan.layout.name}`);
+  const sync = await checkLayoutSync(layout, { devices: r.o.disks });
+  if (sync.inSync) {
+    r.log('the disks already carry the layout: keeping their file systems');
+    const filesystems = (layout.filesystems ?? []).map((f) => ({ ...f, path: sync.devices[f.device], uuid: sync.uuids[f.device] }));
+    const { steps, mounts } = mountSteps(filesystems, r.o.target);
+    r.mounts = mounts;
+    await runSteps(steps, (line) => r.log(line));
+    return { fstab: fstabFor(filesystems), devices: sync.devices, applied: null, kept: true };
+  }
+  for (const d of sync.differences) r.log(`  differs: ${d}`);
+  await r.report('layout', { message: 'partitioning and formatting' });
+  const applied = await applyLayout(layout, { devices: r.o.disks, target: r.o.target, force: r.o.force, log: (line) => r.log(line) });
+  r.mounts = applied.mounts;
+  return { fstab: applied.fstab, devices: applied.devices, applied, kept: false };
+}
+
+/** restore: sync the tree onto the target, fetching only what the node lacks, with progress reports. */
+async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
+  await r.enter('restore', `syncing the tree onto ${r.o.target}`);
+  const options = plan.revision.options ? ((await getJsonObject(r.client.store, plan.revision.options)) as { excludePaths?: string[] }) : {};
+  const progress = newSyncProgress();
+  const restoreStarted = performance.now();
+  const tick = setInterval(() => {
+    const secs = (performance.now() - restoreStarted) / 1000;
+    const rate = progress.fetchedBytes / Math.max(secs, 0.001);
+    r.log(`restore: ${progress.phase}, ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)} in place, ${formatBytes(progress.fetchedBytes)} fetched (${formatBytes(rate)}/s), ${formatBytes(progress.scannedBytes)} scanned`);
+    void r.report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
+  }, r.o.progressIntervalMs);
+  try {
+    await syncTree({ reader: r.client.store, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: [...LIVE_NODE_EXCLUDES, NODE_STATE_DIR, ...(options.excludePaths ?? [])], seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });
+  } finally {
+    clearInterval(tick);
+  }
+  r.log(`restore: ${progress.files} files written, ${progress.keptFiles} already right, ${progress.deleted} removed; fetched ${formatBytes(progress.fetchedBytes)}, reused ${formatBytes(progress.seededBytes)} already on the node`);
+  await r.report('restore', { bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes });
+  return progress;
+}
+
+/** identity: who this node is (hostname, network, machine-id, SSH host keys, fstab), and the deploy record. */
+async function identity(r: DeployRun, plan: DeployPlan, disks: Disks, workDir: string): Promise<void> {
+  await r.enter('identity', `hostname ${plan.node.hostname ?? plan.node.name}, ${plan.node.interfaces.length} interfaces`);
+  const hostKeys = fs.existsSync(path.join(r.o.target, 'etc/ssh')) ? await nodeHostKeys(r.client, plan.node.name, workDir, r.warn) : null;
+  const changes = applyIdentity({ target: r.o.target, node: plan.node, fstab: disks.fstab, hostKeys });
+  changes.warnings.forEach(r.warn);
+  r.log(`identity: ${changes.network ?? 'no'} network configuration; wrote ${changes.changed.filter((c) => !c.startsWith('-')).length} files, removed ${changes.changed.filter((c) => c.startsWith('-')).length}`);
+  // What fix-efiboot (and an admin) later find on the node.
+  const record: DeployedRecord = { node: plan.node.name, image: plan.image, revision: plan.revision.n, efiLabel: efiLabel(plan), at: new Date().toISOString() };
+  writeTargetFile(r.o.target, NODE_STATE_FILE, `${JSON.stringify(record, null, 2)}\n`);
+}
+
+const efiLabel = (plan: DeployPlan) => `cloner ${plan.image}`;
+
+/** post-scripts: the image's post-script, chrooted into the new system. */
+async function postScript(r: DeployRun, plan: DeployPlan): Promise<void> {
+  if (!r.hasAttachment('script', 'post')) return;
+  await r.enter('post-scripts', 'running the post-script chrooted into the target');
+  const body = await r.attachment('script', 'post');
+  if (!body) return;
+  const inTarget = `/.cloner-post-script-${randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(path.join(r.o.target, inTarget), withShebang(body), { mode: 0o700, flag: 'wx' });
+  try {
+    const env = { ...scriptEnv(plan, r.o.target, r.o.server), CLONER_TARGET: '/' };
+    await withChrootMounts(r.o.target, () => runScript(['chroot', r.o.target, inTarget], env, (line) => r.log(line), 'post-script'));
+  } finally {
+    fs.rmSync(path.join(r.o.target, inTarget), { force: true });
+  }
+}
+
+/** bootloader: GRUB from the image and the node's EFI entry (only with a layout). */
+async function bootloader(r: DeployRun, plan: DeployPlan, disks: Disks): Promise<void> {
+  if (!plan.layout) return;
+  const layout = plan.layout.layout;
+  await r.enter('bootloader', 'boot loader and EFI entries');
+  const esp = espOf(layout, disks.devices);
+  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks }));
+  warnings.forEach(r.warn);
+}
+
+/** bios: the image's BIOS settings through syscfg (`syscfg /r FILE /b`), a warning without it. */
+async function bios(r: DeployRun, workDir: string): Promise<void> {
+  const files = r.attachments.filter((a) => a.kind === 'bios');
+  if (!files.length) return;
+  await r.enter('bios', `${files.length} BIOS settings file(s)`);
+  const syscfg = toolPath('syscfg');
+  if (!syscfg) return r.warn(`the image has BIOS settings (${files.map((b) => b.item).join(', ')}) but syscfg is not on this node; skipped`);
+  for (const b of files) {
+    const body = await r.attachment('bios', b.item);
+    if (!body) continue;
+    const file = path.join(workDir, `bios-${b.item}.ini`);
+    fs.writeFileSync(file, body, { mode: 0o600 });
+    await runScript([syscfg, '/r', file, '/b'], process.env, (line) => r.log(line), `syscfg ${b.item}`);
+  }
+}
+
+/** report: flush and unmount, then tell the server (which sets netboot to local). */
+async function finish(r: DeployRun, plan: DeployPlan, disks: Disks, progress: SyncProgress): Promise<DeploySummary> {
+  await run(['sync']);
+  await unmountPlan({ mounts: r.mounts });
+  r.mounts = [];
+  const seconds = (performance.now() - r.started) / 1000;
+  await r.enter('report', 'telling the server');
+  const message = r.warnings.length ? `${r.warnings.length} warning(s): ${r.warnings[0]}`.slice(0, 2000) : undefined;
+  await r.client.api.call(API.deployResult, { params: { name: plan.node.name }, body: { ok: true, phase: 'done', image: plan.image, revision: plan.revision.n, seconds: Math.round(seconds * 10) / 10, fetchedBytes: progress.fetchedBytes, message } });
+  r.log(`[done] ${plan.node.name} has ${plan.image} revision ${plan.revision.n} (${seconds.toFixed(1)} s)`);
+  return { node: plan.node.name, image: plan.image, revision: plan.revision.n, seconds, fetchedBytes: progress.fetchedBytes, seededBytes: progress.seededBytes, keptFiles: progress.keptFiles, writtenFiles: progress.files, layoutKept: disks.kept, warnings: r.warnings };
+}
+
+/** Runs every phase in order; a failure is reported with its phase and rethrown. */
+export async function deploy(o: DeployOptions): Promise<DeploySummary> {
+  const r = new DeployRun(o);
+  try {
+    const plan = await identify(r);
     const workDir = fs.mkdtempSync(path.join(tmpdir(), 'cloner-agent-'));
     try {
-      // 2. Pre-script, on the boot environment.
-      if (attachments.some((a) => a.kind === 'script' && a.item === 'pre')) {
-        await enter('pre-scripts', 'running the pre-script');
-        const body = await client.bytesOrNull(`/v1/images/${plan.image}/attachments/script/pre`);
-        if (body) {
-          const file = path.join(workDir, 'pre-script');
-          fs.writeFileSync(file, withShebang(body), { mode: 0o700 });
-          await runScript([file], env, o.log, 'pre-script');
-        }
-      }
-
-      // 3. Disks.
-      fs.mkdirSync(o.target, { recursive: true });
-      let fstab: string | null = null;
-      let layoutKept = false;
-      let applied: ApplyPlan | null = null;
-      let devices: Record<string, string> = {};
-      if (plan.layout) {
-        const layout = plan.layout.layout;
-        await enter('layout', `checking disks against layout ${plan.layout.name}`);
-        const sync = await checkLayoutSync(layout, { devices: o.disks });
-        if (sync.inSync) {
-          layoutKept = true;
-          devices = sync.devices;
-          o.log('the disks already carry the layout: keeping their file systems');
-          const filesystems = (layout.filesystems ?? []).map((f) => ({ ...f, path: sync.devices[f.device], uuid: sync.uuids[f.device] }));
-          const { steps, mounts: planned } = mountSteps(filesystems, o.target);
-          mounts = planned;
-          await runSteps(steps, o.log);
-          fstab = fstabFor(filesystems);
-        } else {
-          for (const d of sync.differences) o.log(`  differs: ${d}`);
-          await report('layout', { message: 'partitioning and formatting' });
-          applied = await applyLayout(layout, { devices: o.disks, target: o.target, force: o.force, log: o.log });
-          mounts = applied.mounts;
-          fstab = applied.fstab;
-          devices = applied.devices;
-        }
-      } else if (!fs.lstatSync(o.target).isDirectory()) {
-        throw new DeployError(`${o.target} is not a directory`, 'give --target an existing directory (the image has no layout)');
-      }
-
-      // 4. The tree.
-      await enter('restore', `syncing the tree onto ${o.target}`);
-      const options = plan.revision.options ? ((await getJsonObject(client.store, plan.revision.options)) as { excludePaths?: string[] }) : {};
-      const progress = newSyncProgress();
-      const restoreStarted = performance.now();
-      const tick = setInterval(() => {
-        const secs = (performance.now() - restoreStarted) / 1000;
-        const rate = progress.fetchedBytes / Math.max(secs, 0.001);
-        o.log(`restore: ${progress.phase}, ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)} in place, ${formatBytes(progress.fetchedBytes)} fetched (${formatBytes(rate)}/s), ${formatBytes(progress.scannedBytes)} scanned`);
-        void report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
-      }, o.progressIntervalMs);
-      try {
-        await syncTree({ reader: client.store, tree: plan.revision.tree, target: o.target, chunker: plan.chunker, keep: [...LIVE_NODE_EXCLUDES, NODE_STATE_DIR, ...(options.excludePaths ?? [])], seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: o.checksum, onWarning: warn, progress });
-      } finally {
-        clearInterval(tick);
-      }
-      o.log(`restore: ${progress.files} files written, ${progress.keptFiles} already right, ${progress.deleted} removed; fetched ${formatBytes(progress.fetchedBytes)}, reused ${formatBytes(progress.seededBytes)} already on the node`);
-      await report('restore', { bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes });
-
-      // 5. Who this node is.
-      await enter('identity', `hostname ${plan.node.hostname ?? plan.node.name}, ${plan.node.interfaces.length} interfaces`);
-      const hostKeys = fs.existsSync(path.join(o.target, 'etc/ssh')) ? await nodeHostKeys(client, plan.node.name, workDir, warn) : null;
-      const identity = applyIdentity({ target: o.target, node: plan.node, fstab, hostKeys });
-      identity.warnings.forEach(warn);
-      o.log(`identity: ${identity.network ?? 'no'} network configuration; wrote ${identity.changed.filter((c) => !c.startsWith('-')).length} files, removed ${identity.changed.filter((c) => c.startsWith('-')).length}`);
-
-      // What fix-efiboot (and an admin) later find on the node.
-      const efiLabel = `cloner ${plan.image}`;
-      writeTargetFile(o.target, NODE_STATE_FILE, `${JSON.stringify({ node: plan.node.name, image: plan.image, revision: plan.revision.n, efiLabel, at: new Date().toISOString() } satisfies DeployedRecord, null, 2)}\n`);
-
-      // 6. Post-script, inside the new system.
-      if (attachments.some((a) => a.kind === 'script' && a.item === 'post')) {
-        await enter('post-scripts', 'running the post-script chrooted into the target');
-        const body = await client.bytesOrNull(`/v1/images/${plan.image}/attachments/script/post`);
-        if (body) {
-          const inTarget = `/.cloner-post-script-${randomBytes(4).toString('hex')}`;
-          fs.writeFileSync(path.join(o.target, inTarget), withShebang(body), { mode: 0o700, flag: 'wx' });
-          try {
-            await withChrootMounts(o.target, () => runScript(['chroot', o.target, inTarget], { ...env, CLONER_TARGET: '/' }, o.log, 'post-script'));
-          } finally {
-            fs.rmSync(path.join(o.target, inTarget), { force: true });
-          }
-        }
-      }
-
-      // 7. Boot entries.
-      if (plan.layout) {
-        await enter('bootloader', 'boot loader and EFI entries');
-        const esp = espOf(plan.layout.layout, devices);
-        const bootWarnings = await withChrootMounts(o.target, () => installBootloader({ target: o.target, layout: plan!.layout!.layout, applied, esp, label: efiLabel, log: o.log, disks: o.disks }));
-        bootWarnings.forEach(warn);
-      }
-
-      // 8. BIOS settings.
-      const bios = attachments.filter((a) => a.kind === 'bios');
-      if (bios.length) {
-        await enter('bios', `${bios.length} BIOS settings file(s)`);
-        const syscfg = toolPath('syscfg');
-        if (!syscfg) warn(`the image has BIOS settings (${bios.map((b) => b.item).join(', ')}) but syscfg is not on this node; skipped`);
-        else {
-          for (const b of bios) {
-            const body = await client.bytesOrNull(`/v1/images/${plan.image}/attachments/bios/${b.item}`);
-            if (!body) continue;
-            const file = path.join(workDir, `bios-${b.item}.ini`);
-            fs.writeFileSync(file, body, { mode: 0o600 });
-            await runScript([syscfg, '/r', file, '/b'], process.env, o.log, `syscfg ${b.item}`);
-          }
-        }
-      }
-
-      // 9. Done: flush, unmount, tell the server.
-      await run(['sync']);
-      await unmountPlan({ mounts });
-      mounts = [];
-      const seconds = (performance.now() - started) / 1000;
-      await enter('report', 'telling the server');
-      await client.json(`/v1/nodes/${plan.node.name}/deploy/result`, 'POST', { ok: true, phase: 'done', image: plan.image, revision: plan.revision.n, seconds: Math.round(seconds * 10) / 10, fetchedBytes: progress.fetchedBytes, message: warnings.length ? `${warnings.length} warning(s): ${warnings[0]}`.slice(0, 2000) : undefined });
-      o.log(`[done] ${plan.node.name} has ${plan.image} revision ${plan.revision.n} (${seconds.toFixed(1)} s)`);
-      return { node: plan.node.name, image: plan.image, revision: plan.revision.n, seconds, fetchedBytes: progress.fetchedBytes, seededBytes: progress.seededBytes, keptFiles: progress.keptFiles, writtenFiles: progress.files, layoutKept, warnings };
+      await preScript(r, plan, workDir);
+      const disks = await layoutDisks(r, plan);
+      const progress = await restore(r, plan);
+      await identity(r, plan, disks, workDir);
+      await postScript(r, plan);
+      await bootloader(r, plan, disks);
+      await bios(r, workDir);
+      return await finish(r, plan, disks, progress);
     } finally {
       fs.rmSync(workDir, { recursive: true, force: true });
     }
   } catch (err) {
-    const message = (err as Error).message;
-    o.log(`[failed] in ${phase}: ${message}`);
-    if (nodeName) {
-      await client.store
-        .requestJson(`/v1/nodes/${nodeName}/deploy/result`, 'POST', { ok: false, phase, message: message.slice(0, 2000), image: plan?.image, revision: plan?.revision.n })
-        .catch((e: Error) => o.log(`(could not report the failure: ${e.message})`));
-    }
+    await r.fail(err);
     throw err;
   } finally {
-    if (mounts.length) await unmountPlan({ mounts });
-  }
-}
-
-/** The ESP of the layout: its disk and partition number (from sysfs, for efibootmgr) and mount point; null without one. */
-function espOf(layout: Layout, devices: Record<string, string>): EspLocation | null {
-  for (const disk of layout.disks) {
-    const part = disk.partitions.find((p) => partitionTypeCode(disk.table, p.type).toUpperCase() === ESP_GUID.toUpperCase() || (disk.table === 'dos' && partitionTypeCode('dos', p.type) === 'ef'));
-    if (!part) continue;
-    const mount = (layout.filesystems ?? []).find((f) => f.device === part.id)?.mount ?? '/boot/efi';
-    const device = devices[part.id];
-    try {
-      const sys = fs.realpathSync(`/sys/class/block/${path.basename(fs.realpathSync(device))}`);
-      return { disk: `/dev/${path.basename(path.dirname(sys))}`, partition: Number(fs.readFileSync(`${sys}/partition`, 'utf8')), mount };
-    } catch {
-      return { disk: null, partition: disk.partitions.indexOf(part) + 1, mount };
-    }
-  }
-  return null;
-}
-
-/** The node's SSH host keys: those the server keeps, or new ones made now and kept there. */
-async function nodeHostKeys(client: AgentClient, node: string, workDir: string, warn: (m: string) => void): Promise<Record<string, Buffer> | null> {
-  const decode = (files: Record<string, string>) => Object.fromEntries(Object.entries(files).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]));
-  const kept = await client.jsonOrNull<{ files: Record<string, string> }>(`/v1/nodes/${node}/hostkeys`);
-  if (kept) return decode(kept.files);
-  if (!haveTool('ssh-keygen')) {
-    warn('ssh-keygen is not on this node: no SSH host keys made');
-    return null;
-  }
-  const prefix = path.join(workDir, 'hostkeys');
-  fs.mkdirSync(path.join(prefix, 'etc/ssh'), { recursive: true });
-  await run(['ssh-keygen', '-A', '-f', prefix]);
-  const files: Record<string, string> = {};
-  for (const name of fs.readdirSync(path.join(prefix, 'etc/ssh'))) if (/^ssh_host_[a-z0-9]+_key(\.pub)?$/.test(name)) files[name] = fs.readFileSync(path.join(prefix, 'etc/ssh', name)).toString('base64');
-  try {
-    await client.json(`/v1/nodes/${node}/hostkeys`, 'PUT', { files });
-    return decode(files);
-  } catch (err) {
-    // Another deploy of this node stored its keys first: use those.
-    const again = await client.jsonOrNull<{ files: Record<string, string> }>(`/v1/nodes/${node}/hostkeys`);
-    if (again) return decode(again.files);
-    throw err;
+    if (r.mounts.length) await unmountPlan({ mounts: r.mounts });
   }
 }

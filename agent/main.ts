@@ -5,10 +5,10 @@
  */
 import cac from 'cac';
 import { readFileSync } from 'node:fs';
-import { serverUrl } from '../cli/backend.ts';
-import { reportAndExit, UsageError } from '../cli/errors.ts';
-import { splitList } from '../cli/store-arg.ts';
-import { run } from '../core/layout/probe.ts';
+import { serverUrl } from '../core/api/url.ts';
+import { describeFatal, UsageError } from '../core/errors.ts';
+import { splitList } from '../core/format.ts';
+import { run } from '../core/tools.ts';
 import { deploy } from './deploy.ts';
 import { kernelArgs } from './kernel-args.ts';
 
@@ -41,6 +41,7 @@ cli
     if (token === '') token = undefined;
     const disks = o.disks === undefined ? undefined : splitList(o.disks);
     if (disks) for (const d of disks) if (!d.startsWith('/dev/')) throw new UsageError(`--disks: ${d} is not a /dev path`, 'e.g. --disks /dev/sda,/dev/sdb');
+    if (boot.mode === 'multicast') process.stdout.write('warning: this node is set to cloner-multicast, which this agent does not serve yet; deploying over unicast\n');
     const summary = await deploy({
       server: serverUrl(server),
       token,
@@ -71,5 +72,8 @@ try {
   }
   await cli.runMatchedCommand();
 } catch (err) {
-  reportAndExit(err);
+  // The agent is its own program: it decides its exit code (2 for a reported error, 1 for a bug).
+  const { text, exitCode } = describeFatal('cloner-agent', err);
+  process.stderr.write(text);
+  process.exit(exitCode);
 }

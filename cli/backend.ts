@@ -12,14 +12,17 @@ import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
 import { listLayouts, loadLayout, layoutExists, saveLayout, type StoredLayout } from '../core/layout/store.ts';
 import { parseLayout, type Layout } from '../core/layout/model.ts';
 import { HttpStore, ServerError } from '../core/store/http.ts';
-import type { DeployStatus } from '../core/nodes/deploy-state.ts';
+import { LiveDeploys, type DeployRow } from '../core/nodes/deploy.ts';
+import { ApiClient } from '../core/api/client.ts';
+import { API } from '../core/api/routes.ts';
+import { serverUrl } from '../core/api/url.ts';
 import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
 import { LocalStore } from '../core/store/local.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
 import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import type { PruneReport } from '../core/store/interfaces.ts';
-import { power, type PowerAction, type PowerResult } from '../core/nodes/power.ts';
-import { changeNode, getNode, identifyMac, identifyNode, listNodes, NodeNotFoundError, publicView, removeNode, type Assignment, type NodeRecord } from '../core/nodes/registry.ts';
+import { powerNode, type PowerAction, type PowerResult } from '../core/nodes/power.ts';
+import { changeNode, identifyMac, identifyNode, listNodes, publicView, removeNode, type Assignment, type NodeRecord } from '../core/nodes/registry.ts';
 import { UsageError } from './errors.ts';
 
 export interface RevisionInput {
@@ -30,74 +33,76 @@ export interface RevisionInput {
   stats: RevisionStats;
 }
 
-export interface DeployRow {
-  node: string;
-  netboot: string;
-  image: string | null;
-  status: DeployStatus | null;
-  lastDeploy: NodeRecord['lastDeploy'] | null;
-}
-
-export interface Backend {
+/** Capturing and restoring image data: chunk I/O and revisions. */
+export interface ImageData {
   /** "server http://head:8740" or "store /srv/images", for messages. */
   readonly where: string;
   readonly chunks: ChunkReader & ChunkWriter;
   readonly chunker: ChunkerParams;
   getImage(name: string): Promise<ImageRecord | undefined>;
-  listImages(): Promise<ImageRecord[]>;
-  /** Stored bytes per image: only its own chunks, and all it refers to. */
-  usage(): Promise<Array<{ name: string; uniqueBytes: number; totalBytes: number }>>;
   commitRevision(name: string, input: RevisionInput, create: boolean): Promise<Revision>;
-  layoutExists(name: string): Promise<boolean>;
-  loadLayout(name: string, version?: number): Promise<StoredLayout>;
-  saveLayout(name: string, layout: Layout | string): Promise<{ name: string; version: number }>;
-  listLayouts(): Promise<Array<{ name: string; versions: number; updated: string }>>;
-  deleteImage(name: string): Promise<void>;
-  putAttachment(image: string, kind: AttachmentKind, item: string, body: Uint8Array): Promise<number>;
-  getAttachment(image: string, kind: AttachmentKind, item: string): Promise<{ version: number; body: Buffer }>;
-  listAttachments(image: string): Promise<Array<{ kind: AttachmentKind; item: string; versions: number; updated: string }>>;
-  gc(): Promise<PruneReport & { liveChunks: number }>;
-  listNodes(): Promise<NodeRecord[]>;
-  /** Every node's deploy: live status (server only) and last result. */
-  deploys(): Promise<DeployRow[]>;
-  /** Applies key=value settings to a node (creating it with `create`); the result as clients see it. */
-  changeNode(name: string, settings: string[], create: boolean): Promise<NodeRecord>;
-  deleteNode(name: string): Promise<void>;
-  power(name: string, action: PowerAction): Promise<PowerResult>;
-  identify(query: { mac: string } | { node: string }): Promise<Assignment>;
-  verify(): Promise<ImageVerifyReport>;
   /** Bytes stored (local) or sent (server) so far, to report what an upload added. */
   bytesMark(): Promise<number>;
   /** What uploads sent and skipped (the server had it); null for a local store. */
   transfer(): { sent: number; alreadyStored: number } | null;
   /** Keeps chunks an upload relies on from a concurrent local GC (a no-op on a server). */
   hold(): { release(): void };
+}
+
+/** The image catalogue and its attachments (scripts, BIOS settings). */
+export interface ImageCatalogue {
+  listImages(): Promise<ImageRecord[]>;
+  /** Stored bytes per image: only its own chunks, and all it refers to. */
+  usage(): Promise<Array<{ name: string; uniqueBytes: number; totalBytes: number }>>;
+  deleteImage(name: string): Promise<void>;
+  putAttachment(image: string, kind: AttachmentKind, item: string, body: Uint8Array): Promise<number>;
+  getAttachment(image: string, kind: AttachmentKind, item: string): Promise<{ version: number; body: Buffer }>;
+  listAttachments(image: string): Promise<Array<{ kind: AttachmentKind; item: string; versions: number; updated: string }>>;
+}
+
+/** Versioned disk layouts. */
+export interface Layouts {
+  layoutExists(name: string): Promise<boolean>;
+  loadLayout(name: string, version?: number): Promise<StoredLayout>;
+  saveLayout(name: string, layout: Layout | string): Promise<{ name: string; version: number }>;
+  listLayouts(): Promise<Array<{ name: string; versions: number; updated: string }>>;
+}
+
+/** The node registry, power and deploys. */
+export interface Nodes {
+  listNodes(): Promise<NodeRecord[]>;
+  /** Every node's deploy: live status (a server's only) and last result. */
+  deploys(): Promise<DeployRow[]>;
+  /** Applies key=value settings to a node (creating it with `create`); the result as clients see it. */
+  changeNode(name: string, settings: string[], create: boolean): Promise<NodeRecord>;
+  /** Removes a node with its deploy token and SSH host keys. */
+  deleteNode(name: string): Promise<void>;
+  power(name: string, action: PowerAction): Promise<PowerResult>;
+  identify(query: { mac: string } | { node: string }): Promise<Assignment>;
+}
+
+/** Store maintenance. */
+export interface Maintenance {
+  gc(): Promise<PruneReport & { liveChunks: number }>;
+  verify(): Promise<ImageVerifyReport>;
+}
+
+/**
+ * Where the CLI's images live, as one object: each command uses the part it needs
+ * (ImageData, ImageCatalogue, Layouts, Nodes, Maintenance). The local implementation calls
+ * the same core functions the server's routes call; the remote one the typed API client.
+ */
+export interface Backend extends ImageData, ImageCatalogue, Layouts, Nodes, Maintenance {
   close(): Promise<void>;
 }
+
+export type { DeployRow };
 
 export interface BackendArgs {
   store?: string;
   server?: string;
   tokenFile?: string;
   init?: boolean;
-}
-
-export const DEFAULT_PORT = 8740;
-
-/** "head", "head:9000", "http://head:9000/" or "https://..." as a base URL. */
-export function serverUrl(value: string): string {
-  const text = value.trim();
-  if (/^https?:\/\//.test(text)) {
-    try {
-      const u = new URL(text);
-      return `${u.protocol}//${u.host}`;
-    } catch {
-      // fall through to the error below
-    }
-  } else if (/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(text)) {
-    return `http://${text.includes(':') && !text.startsWith('[') ? text : `${text}:${DEFAULT_PORT}`}`;
-  }
-  throw new UsageError(`bad --server ${JSON.stringify(value)}`, 'give a host, host:port or URL, e.g. --server head or --server http://head:8740');
 }
 
 async function clientConfig(): Promise<{ server?: string; tokenFile?: string }> {
@@ -148,14 +153,12 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     listAttachments: (image) => listAttachments(store, image),
     gc: () => collectGarbage(store),
     listNodes: async () => (await listNodes(store)).map(publicView),
-    deploys: async () => (await listNodes(store)).map((n) => ({ node: n.name, netboot: n.netboot, image: n.cloner_image ?? null, status: null, lastDeploy: n.lastDeploy ?? null })),
+    // No deploy reports reach a local store: only each node's last result shows.
+    deploys: () => new LiveDeploys().rows(store),
     changeNode: async (name, settings, create) => publicView(await changeNode(store, name, settings, create)),
     deleteNode: (name) => removeNode(store, name),
-    power: async (name, action) => {
-      const node = await getNode(store, name);
-      if (!node) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
-      return power(node, action);
-    },
+    // Without a server, the BMCs are reached from this machine, with the credentials the store keeps.
+    power: (name, action) => powerNode(store, name, action),
     identify: (query) => ('mac' in query ? identifyMac(store, query.mac) : identifyNode(store, query.node)),
     verify: () => verifyImages(store),
     bytesMark: async () => (await store.stats()).packBytes,
@@ -166,48 +169,47 @@ export function localBackend(store: LocalStore, dir: string): Backend {
 }
 
 async function remoteBackend(http: HttpStore): Promise<Backend> {
-  const { chunker } = await http.requestJson<{ chunker: ChunkerParams }>('/v1/config');
-  const notFound = (err: unknown) => err instanceof ServerError && err.status === 404;
+  const api = new ApiClient(http);
+  const { chunker } = await api.call(API.config);
+  const imageGone = (err: unknown) => err instanceof ServerError && err.code === 'IMAGE_NOT_FOUND';
+  const layoutGone = (err: unknown) => err instanceof ServerError && err.code === 'LAYOUT_NOT_FOUND';
   return {
     where: `server ${http.url}`,
     chunks: http,
     chunker,
-    getImage: async (name) => http.requestJson<ImageRecord>(`/v1/images/${encodeURIComponent(name)}`).catch((err) => (notFound(err) && (err as ServerError).code === 'IMAGE_NOT_FOUND' ? undefined : Promise.reject(err))),
-    listImages: () => http.requestJson<ImageRecord[]>('/v1/images'),
-    usage: () => http.requestJson('/v1/usage'),
+    getImage: (name) => api.call(API.getImage, { params: { name } }).catch((err) => (imageGone(err) ? undefined : Promise.reject(err))),
+    listImages: () => api.call(API.listImages),
+    usage: () => api.call(API.usage),
     commitRevision: async (name, input, create) => {
       await http.flush();
-      return http.requestJson<Revision>(`/v1/images/${encodeURIComponent(name)}/revisions`, 'POST', { ...input, layout: input.layout ?? null, options: input.options ?? null, create });
+      return api.call(API.commitRevision, { params: { name }, body: { ...input, layout: input.layout ?? null, options: input.options ?? null, create } });
     },
-    layoutExists: async (name) => http.requestJson(`/v1/layouts/${encodeURIComponent(name)}`).then(() => true, (err) => (notFound(err) ? false : Promise.reject(err))),
-    loadLayout: (name, version) => http.requestJson<StoredLayout>(`/v1/layouts/${encodeURIComponent(name)}${version ? `?version=${version}` : ''}`),
+    layoutExists: (name) => api.call(API.getLayout, { params: { name }, query: {} }).then(() => true, (err) => (layoutGone(err) ? false : Promise.reject(err))),
+    loadLayout: (name, version) => api.call(API.getLayout, { params: { name }, query: version ? { version: String(version) } : {} }),
     // Checked here first for a precise local error; the server checks again.
-    saveLayout: (name, layout) => http.requestJson(`/v1/layouts/${encodeURIComponent(name)}`, 'POST', parseLayout(layout)),
-    listLayouts: () => http.requestJson('/v1/layouts'),
-    deleteImage: async (name) => void (await http.request(`/v1/images/${encodeURIComponent(name)}`, { method: 'DELETE' })),
-    putAttachment: async (image, kind, item, body) =>
-      ((await (await http.request(attachmentRoute(image, kind, item), { method: 'PUT', body: new Uint8Array(body), headers: { 'content-type': 'application/octet-stream' } })).json()) as { version: number }).version,
+    saveLayout: (name, layout) => api.call(API.saveLayout, { params: { name }, body: parseLayout(layout) }),
+    listLayouts: () => api.call(API.listLayouts),
+    deleteImage: async (name) => void (await api.call(API.deleteImage, { params: { name } })),
+    putAttachment: async (image, kind, item, body) => (await api.upload(API.putAttachment, { params: { name: image, kind, item } }, body)).version,
     getAttachment: async (image, kind, item) => {
-      const response = await http.request(attachmentRoute(image, kind, item));
-      return { version: Number(response.headers.get('x-cloner-version')), body: Buffer.from(await response.arrayBuffer()) };
+      const { body, headers } = await api.bytes(API.getAttachment, { params: { name: image, kind, item } });
+      return { version: Number(headers.get('x-cloner-version')), body };
     },
-    listAttachments: (image) => http.requestJson(`/v1/images/${encodeURIComponent(image)}/attachments`),
-    gc: () => http.requestJson('/v1/gc', 'POST'),
-    listNodes: () => http.requestJson('/v1/nodes'),
-    deploys: () => http.requestJson('/v1/deploys'),
-    changeNode: (name, settings, create) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}`, 'POST', { settings, create }),
-    deleteNode: async (name) => void (await http.request(`/v1/nodes/${encodeURIComponent(name)}`, { method: 'DELETE' })),
-    power: (name, action) => http.requestJson(`/v1/nodes/${encodeURIComponent(name)}/power`, 'POST', { action }),
-    identify: (query) => http.requestJson(`/v1/identify?${new URLSearchParams(query)}`),
-    verify: () => http.requestJson('/v1/verify', 'POST'),
+    listAttachments: (image) => api.call(API.listAttachments, { params: { name: image } }),
+    gc: () => api.call(API.gc),
+    listNodes: () => api.call(API.listNodes),
+    deploys: () => api.call(API.deploys),
+    changeNode: (name, settings, create) => api.call(API.changeNode, { params: { name }, body: { settings, create } }),
+    deleteNode: async (name) => void (await api.call(API.deleteNode, { params: { name } })),
+    power: (name, action) => api.call(API.power, { params: { name }, body: { action } }),
+    identify: (query) => api.call(API.identify, { query }),
+    verify: () => api.call(API.verify),
     bytesMark: async () => http.uploadedBytes,
     transfer: () => ({ sent: http.uploadedBytes, alreadyStored: http.alreadyStoredBytes }),
     hold: () => ({ release: () => {} }),
     close: () => http.close(),
   };
 }
-
-const attachmentRoute = (image: string, kind: string, item: string) => `/v1/images/${encodeURIComponent(image)}/attachments/${kind}/${encodeURIComponent(item)}`;
 
 /** Opens the backend, runs `work`, always closes it. */
 export async function withBackend<T>(args: BackendArgs, work: (backend: Backend) => Promise<T>): Promise<T> {

@@ -1,4 +1,4 @@
-/** Human-readable byte counts in binary units ("1.5 GiB"), shared by the CLI and error messages. */
+/** Human-readable byte counts in binary units ("1.5 GiB") and list flags, shared by the CLI, the agent and error messages. */
 export function formatBytes(n: number, digits = 1): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
@@ -8,4 +8,13 @@ export function formatBytes(n: number, digits = 1): string {
     u++;
   }
   return `${v.toFixed(u === 0 ? 0 : digits)} ${units[u]}`;
+}
+
+/** A comma-separated list flag (`--exclude-paths a,b`) as an array; empty when absent. */
+export function splitList(value: unknown): string[] {
+  if (value === undefined || value === true) return [];
+  return String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

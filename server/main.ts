@@ -10,19 +10,15 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ClonerError } from '../core/errors.ts';
+import { describeFatal, UsageError } from '../core/errors.ts';
 import { LocalStore } from '../core/store/local.ts';
 import { buildServer } from './app.ts';
 import { loadTokens } from './auth.ts';
 
-class ServerUsageError extends ClonerError {
-  override readonly code = 'USAGE';
-}
-
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new ServerUsageError(`bad --listen ${value}`, 'use HOST:PORT, e.g. 0.0.0.0:8740 or 127.0.0.1:0');
+  if (!m || port > 65535) throw new UsageError(`bad --listen ${value}`, 'use HOST:PORT, e.g. 0.0.0.0:8740 or 127.0.0.1:0');
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
@@ -38,24 +34,24 @@ async function main(): Promise<void> {
       'public-url': { type: 'string' },
     },
   });
-  if (!values['tls-cert'] !== !values['tls-key']) throw new ServerUsageError('--tls-cert and --tls-key go together', 'give both PEM files, or neither for plain HTTP');
+  if (!values['tls-cert'] !== !values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together', 'give both PEM files, or neither for plain HTTP');
   const readPem = async (file: string, what: string) => {
     try {
       return await readFile(file);
     } catch (err) {
-      throw new ServerUsageError(`cannot read the TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code}`, 'check the path and its permissions');
+      throw new UsageError(`cannot read the TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code}`, 'check the path and its permissions');
     }
   };
   const tls = values['tls-cert'] ? { cert: await readPem(values['tls-cert'], 'certificate'), key: await readPem(values['tls-key']!, 'key') } : undefined;
-  if (!values.data) throw new ServerUsageError('--data is required', 'give the directory for the store and tokens, e.g. --data /var/lib/cloner');
+  if (!values.data) throw new UsageError('--data is required', 'give the directory for the store and tokens, e.g. --data /var/lib/cloner');
   const { host, port } = parseListen(values.listen!);
   const dataDir = path.resolve(values.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
   const auth = await loadTokens(dataDir);
-  if (values['public-url'] !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(values['public-url'])) throw new ServerUsageError(`bad --public-url ${values['public-url']}`, 'the URL nodes reach this server at, e.g. http://198.18.0.1:8740');
+  if (values['public-url'] !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(values['public-url'])) throw new UsageError(`bad --public-url ${values['public-url']}`, 'the URL nodes reach this server at, e.g. http://198.18.0.1:8740');
   const graceS = Number(values['upload-grace-s']);
-  if (!Number.isInteger(graceS) || graceS < 1) throw new ServerUsageError(`bad --upload-grace-s ${values['upload-grace-s']}`, 'give whole seconds, e.g. 1800');
+  if (!Number.isInteger(graceS) || graceS < 1) throw new UsageError(`bad --upload-grace-s ${values['upload-grace-s']}`, 'give whole seconds, e.g. 1800');
   const app = await buildServer({ store, auth, logger: { level: values['log-level'] }, tls, uploadGraceMs: graceS * 1000, bootDir: path.join(dataDir, 'boot'), publicUrl: values['public-url']?.replace(/\/+$/, '') });
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -75,9 +71,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (err) {
-  if (err instanceof ClonerError) {
-    process.stderr.write(`cloner-server: error: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
-    process.exit(2);
-  }
-  throw err;
+  const { text, exitCode } = describeFatal('cloner-server', err);
+  process.stderr.write(text);
+  process.exit(exitCode);
 }

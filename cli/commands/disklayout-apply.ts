@@ -5,7 +5,7 @@
 import type { CAC } from 'cac';
 import { applyLayout, formatPlan } from '../../core/layout/apply.ts';
 import { UsageError } from '../errors.ts';
-import { splitList } from '../store-arg.ts';
+import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 
 interface Options extends BackendArgs {

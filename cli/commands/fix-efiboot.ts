@@ -3,7 +3,7 @@
  * one for this system's loader on its ESP (/boot/efi), as a deploy does at its end.
  */
 import type { CAC } from 'cac';
-import { fixEfiBoot } from '../../agent/boot.ts';
+import { fixEfiBoot } from '../../core/boot/efi.ts';
 
 export function register(cli: CAC): void {
   cli

@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Assignment } from '../../core/nodes/registry.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
-import { splitList } from '../store-arg.ts';
+import { splitList } from '../../core/format.ts';
 
 async function localMacs(): Promise<string[]> {
   const macs: string[] = [];

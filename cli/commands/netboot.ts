@@ -5,7 +5,8 @@
  */
 import type { CAC } from 'cac';
 import { NETBOOT_STATES } from '../../core/nodes/registry.ts';
-import { backendOptions, serverUrl, withBackend, type BackendArgs } from '../backend.ts';
+import { serverUrl } from '../../core/api/url.ts';
+import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 import { selected } from './nodes.ts';
 

@@ -2,7 +2,7 @@
 import type { CAC } from 'cac';
 import { runCapture } from '../capture-run.ts';
 import { confirmPlan, ensureLayout } from '../layout-run.ts';
-import { splitList } from '../store-arg.ts';
+import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { storeOptions, stdinAsker } from '../options-run.ts';
 import { UsageError } from '../errors.ts';

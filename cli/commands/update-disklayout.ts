@@ -3,7 +3,7 @@ import type { CAC } from 'cac';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { UsageError } from '../errors.ts';
 import { ensureLayout } from '../layout-run.ts';
-import { splitList } from '../store-arg.ts';
+import { splitList } from '../../core/format.ts';
 import { conflictMode, optionsForUpdate, storeOptions } from '../options-run.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 

@@ -5,7 +5,7 @@
  */
 import type { CAC } from 'cac';
 import { runCapture } from '../capture-run.ts';
-import { splitList } from '../store-arg.ts';
+import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { conflictMode, optionsForUpdate, storeOptions, type ImageOptions } from '../options-run.ts';
 import { UsageError } from '../errors.ts';

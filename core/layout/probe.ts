@@ -3,12 +3,10 @@
  * device tree with sizes, types, filesystems, labels, UUIDs and mount points),
  * `sfdisk --json` (partition tables), `mdadm --detail --export` (arrays) and the LVM
  * JSON reports. Every command runs without a shell (argv only); a failure becomes a
- * LayoutError carrying the tool's own message.
+ * ToolFailedError (core/tools.ts) carrying the tool's own message.
  */
-import { execFile } from 'node:child_process';
-import { haveTool } from '../tools.ts';
+import { haveTool, run, ToolFailedError, type CommandResult } from '../tools.ts';
 import { readFile } from 'node:fs/promises';
-import { LayoutError } from './model.ts';
 
 export interface BlockNode {
   name: string;
@@ -37,29 +35,7 @@ export interface BlockNode {
   children?: BlockNode[];
 }
 
-export interface CommandResult {
-  stdout: string;
-  stderr: string;
-}
-
-export class ToolFailedError extends LayoutError {
-  override readonly code = 'LAYOUT_TOOL_FAILED';
-}
-
-/** Runs a tool (no shell) and returns its output; a non-zero exit throws ToolFailedError. */
-export function run(argv: string[], input?: string): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(argv[0], argv.slice(1), { maxBuffer: 64 << 20, env: { ...process.env, LC_ALL: 'C', LVM_SUPPRESS_FD_WARNINGS: '1' } }, (err, stdout, stderr) => {
-      if (err) {
-        const why = (stderr || stdout || err.message).trim().split('\n').slice(-3).join(' | ');
-        reject(new ToolFailedError(`${argv.join(' ')} failed: ${why}`, (err as NodeJS.ErrnoException).code === 'ENOENT' ? `install ${argv[0]}` : 'see the tool\'s message above'));
-      } else resolve({ stdout, stderr });
-    });
-    if (input !== undefined) child.stdin!.end(input);
-  });
-}
-
-export { haveTool };
+export { haveTool, run, ToolFailedError, type CommandResult };
 
 /** The lsblk device tree of the given devices (all when none), with mount points as a plain list. */
 export async function lsblk(devices: string[] = []): Promise<BlockNode[]> {

@@ -11,6 +11,7 @@ import { LayoutError, parseLayout, serializeLayout, type Layout } from './model.
 
 export class LayoutNotFoundError extends LayoutError {
   override readonly code = 'LAYOUT_NOT_FOUND';
+  override readonly status = 404;
 }
 
 export type LayoutStore = ImageStore & Pick<ChunkWriter, 'put'> & { config: { chunker: ChunkerParams } };

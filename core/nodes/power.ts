@@ -10,13 +10,16 @@
 import { execFile } from 'node:child_process';
 import https from 'node:https';
 import { ClonerError } from '../errors.ts';
-import type { NodeRecord } from './registry.ts';
+import type { RefStore } from '../store/interfaces.ts';
+import { getNode, NodeNotFoundError, type NodeRecord } from './registry.ts';
 
 export type PowerAction = 'on' | 'off' | 'reset' | 'status';
 export const POWER_ACTIONS: readonly PowerAction[] = ['on', 'off', 'reset', 'status'];
 
 export class PowerError extends ClonerError {
   override readonly code = 'POWER_FAILED';
+  /** The BMC (behind the server) failed, not the request. */
+  override readonly status = 502;
 }
 
 export interface PowerResult {
@@ -108,4 +111,11 @@ export async function power(node: NodeRecord, action: PowerAction, timeoutMs = 3
   const status = await ipmitool(node, ['chassis', 'power', 'status'], timeoutMs);
   const state = /is on/i.test(status) ? 'on' : /is off/i.test(status) ? 'off' : null;
   return { node: node.name, action, state };
+}
+
+/** Powers the registered node `name` through its BMC; NodeNotFoundError when there is none. */
+export async function powerNode(store: Pick<RefStore, 'getRef'>, name: string, action: PowerAction, timeoutMs = 30_000): Promise<PowerResult> {
+  const node = await getNode(store, name);
+  if (!node) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
+  return power(node, action, timeoutMs);
 }

@@ -13,6 +13,9 @@
 import { isIP } from 'node:net';
 import type { DeployResult } from './deploy-state.ts';
 import { ClonerError } from '../errors.ts';
+import { MAC_PATTERN, NAME_PATTERN, NAME_RULE, normalizeMac } from '../names.ts';
+import { dropDeployToken } from './deploy-tokens.ts';
+import { dropHostKeys } from './hostkeys.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { getImage } from '../tree/images.ts';
 
@@ -46,15 +49,16 @@ export class NodeError extends ClonerError {
 
 export class NodeNotFoundError extends NodeError {
   override readonly code = 'NODE_NOT_FOUND';
+  override readonly status = 404;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const NAME = NAME_PATTERN;
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const MAC = MAC_PATTERN;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export function assertNodeName(name: string): string {
-  if (!NAME.test(name)) throw new NodeError(`invalid node name ${JSON.stringify(name)}`, 'use letters, digits, dot, dash or underscore, starting with a letter or digit');
+  if (!NAME.test(name)) throw new NodeError(`invalid node name ${JSON.stringify(name)}`, `use ${NAME_RULE}`);
   return name;
 }
 
@@ -88,7 +92,7 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
     switch (key) {
       case 'groups':
         out.groups = value.split(',').map((g) => g.trim()).filter(Boolean);
-        for (const g of out.groups) if (!NAME.test(g)) throw new NodeError(`groups: invalid group ${JSON.stringify(g)}`, 'use letters, digits, dot, dash or underscore');
+        for (const g of out.groups) if (!NAME.test(g)) throw new NodeError(`groups: invalid group ${JSON.stringify(g)}`, `use ${NAME_RULE}`);
         break;
       case 'hostname':
         if (clear) delete out.hostname;
@@ -165,12 +169,12 @@ export function publicView(node: NodeRecord): NodeRecord {
 
 const key = (name: string) => `node/${assertNodeName(name)}`;
 
-export async function getNode(store: RefStore, name: string): Promise<NodeRecord | undefined> {
+export async function getNode(store: Pick<RefStore, 'getRef'>, name: string): Promise<NodeRecord | undefined> {
   const raw = await store.getRef(key(name));
   return raw ? (JSON.parse(raw) as NodeRecord) : undefined;
 }
 
-export async function listNodes(store: RefStore): Promise<NodeRecord[]> {
+export async function listNodes(store: Pick<RefStore, 'listRefs'>): Promise<NodeRecord[]> {
   return (await store.listRefs('node/')).map(([, raw]) => JSON.parse(raw) as NodeRecord);
 }
 
@@ -195,7 +199,8 @@ export async function updateNode(store: RefStore, name: string, change: (current
 
 /** The node owning a MAC address, for netboot and identify. */
 export async function nodeByMac(store: RefStore, mac: string): Promise<NodeRecord | undefined> {
-  const wanted = mac.toLowerCase().replace(/-/g, ':');
+  const wanted = normalizeMac(mac);
+  if (!wanted) return undefined;
   return (await listNodes(store)).find((n) => n.interfaces.some((i) => i.mac === wanted));
 }
 
@@ -232,11 +237,14 @@ export async function changeNode(store: RefStore, name: string, settings: string
   return node!;
 }
 
+/** Removes a node, and with it its deploy token and kept SSH host keys. */
 export async function removeNode(store: RefStore, name: string): Promise<void> {
   await updateNode(store, name, (current) => {
     if (!current) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
     return undefined;
   });
+  await dropDeployToken(store, name);
+  await dropHostKeys(store, name);
 }
 
 /** The assignment of the node owning `mac`. */

@@ -11,6 +11,7 @@ export class StoreError extends ClonerError {
 
 export class ChunkMissingError extends StoreError {
   override readonly code = 'CHUNK_MISSING';
+  override readonly status = 404;
   readonly id: string;
   constructor(id: string) {
     super(`chunk ${id} is not in the store`, 'run `cloner verify` on the server; re-run the capture to upload it again');
@@ -41,10 +42,12 @@ export class StoreFormatError extends StoreError {
 
 export class RevisionRefusedError extends StoreError {
   override readonly code = 'REVISION_REFUSED';
+  override readonly status = 409;
 }
 
 export class ImageNotFoundError extends StoreError {
   override readonly code = 'IMAGE_NOT_FOUND';
+  override readonly status = 404;
 }
 
 export class ObjectInvalidError extends StoreError {

@@ -14,6 +14,7 @@
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
  */
 import pLimit from 'p-limit';
+import { API, routePath } from '../api/routes.ts';
 import { ClonerError } from '../errors.ts';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
@@ -23,7 +24,7 @@ import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from './wire.ts';
 
 export class ServerError extends ClonerError {
   override readonly code: string;
-  readonly status: number;
+  override readonly status: number;
   constructor(status: number, code: string, message: string, hint: string) {
     super(message, hint);
     this.status = status;
@@ -162,7 +163,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     const out: boolean[] = [];
     for (let i = 0; i < ids.length; i += 10_000) {
       const batch = ids.slice(i, i + 10_000);
-      const { missing } = await this.requestJson<{ missing: string[] }>('/v1/chunks/missing', 'POST', { ids: batch });
+      const { missing } = await this.requestJson<{ missing: string[] }>(API.chunksMissing.url, 'POST', { ids: batch });
       const absent = new Set(missing);
       for (const id of batch) out.push(!absent.has(id));
     }
@@ -173,7 +174,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     assertChunkId(id);
     let response: Response;
     try {
-      response = await this.request(`/v1/chunks/${id}`);
+      response = await this.request(routePath(API.chunk, { id }));
     } catch (err) {
       if (err instanceof ServerError && err.status === 404) throw new ChunkMissingError(id);
       throw err;
@@ -207,7 +208,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     // A connect that hangs counts as a stall too.
     const connectTimer = this.retry ? setTimeout(() => controller.abort(new DOMException('no answer from the server', 'TimeoutError')), this.retry.stallMs) : undefined;
     try {
-      response = await this.request('/v1/chunks/fetch', { method: 'POST', body: JSON.stringify({ ids: batch }), headers: { 'content-type': 'application/json' }, signal: controller.signal });
+      response = await this.request(API.chunksFetch.url, { method: 'POST', body: JSON.stringify({ ids: batch }), headers: { 'content-type': 'application/json' }, signal: controller.signal });
     } catch (err) {
       clearTimeout(connectTimer);
       if (err instanceof ServerError && err.code === 'CHUNK_MISSING') {
@@ -264,7 +265,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
         batch = batch.filter((_, i) => !present[i]);
         if (!batch.length) return;
         const body = Buffer.concat(batch.map((p) => encodeFrame(p.chunk)));
-        const response = await this.request('/v1/chunks', { method: 'POST', body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
+        const response = await this.request(API.chunksUpload.url, { method: 'POST', body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
         const { ids } = (await response.json()) as { ids: string[] };
         this.uploadedBytes += body.length;
         batch.forEach((p, i) => (ids[i] === p.chunk.id ? p.resolve(p.chunk.id) : p.reject(new ChunkCorruptError(p.chunk.id, `the server stored ${ids[i]} instead`))));

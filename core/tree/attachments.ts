@@ -15,6 +15,7 @@ export type AttachmentKind = 'script' | 'bios';
 export const MAX_ATTACHMENT_BYTES = 1024 * 1024;
 
 export class AttachmentNotFoundError extends StoreError {
+  override readonly status = 404;
   override readonly code = 'ATTACHMENT_NOT_FOUND';
 }
 

@@ -15,6 +15,7 @@
  * options version, and prunes the rest; ids touched by uploads in flight are kept by
  * the store's guards.
  */
+import { NAME_PATTERN, NAME_RULE } from '../names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import { ImageNotFoundError, RevisionRefusedError, StoreError } from '../store/errors.ts';
 import type { ChunkReader, PruneReport, RefStore } from '../store/interfaces.ts';
@@ -51,7 +52,6 @@ export interface VersionedRecord {
 
 export type ImageStore = RefStore & Pick<ChunkReader, 'get' | 'getMany' | 'hasMany'> & { withoutPrune<T>(work: () => Promise<T>): Promise<T> };
 
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export class InvalidNameError extends StoreError {
   override readonly code = 'NAME_INVALID';
@@ -59,7 +59,7 @@ export class InvalidNameError extends StoreError {
 
 export function assertName(kind: string, name: string): string {
   if (!NAME_PATTERN.test(name)) {
-    throw new InvalidNameError(`invalid ${kind} name ${JSON.stringify(name)}`, 'use 1-64 letters, digits, dot, dash or underscore, starting with a letter or digit');
+    throw new InvalidNameError(`invalid ${kind} name ${JSON.stringify(name)}`, `use ${NAME_RULE}`);
   }
   return name;
 }

@@ -55,7 +55,7 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     assert.is((await asNode(again!, '/v1/images')).status, 200);
     const missing = await fetch(`${server.url}/v1/boot/vmlinuz`);
     assert.is(missing.status, 404);
-    assert.match((await missing.json()).hint, /make-installer/);
+    assert.match((await missing.json()).hint, /vmlinuz and initrd.img in/);
 
     const c = cloner('netboot', 'dnsmasq-config', '--server', server.url, '--subnet', '198.18.0.0');
     assert.is(c.code, 0, c.err);

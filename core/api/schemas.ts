@@ -1,0 +1,112 @@
+/**
+ * The pieces of the cloner protocol's JSON schemas, each defined once (TypeBox: a JSON
+ * Schema object and its TypeScript type from one definition). core/api/routes.ts builds
+ * every route's params, querystring, body and response from these; the server registers
+ * them (fastify validates with ajv, unknown fields refused, no type coercion) and the
+ * clients (CLI, agent) get their argument and result types from the same objects, so a
+ * route, its validation and its callers cannot drift.
+ *
+ * Responses that carry a whole domain record (an image, a node, a layout, a report) are
+ * typed with the domain's own interface through `Type.Unsafe` over an empty schema: the
+ * server serializes them as they are (no field dropped by a response serializer), and
+ * what a client is shown is decided by the domain function (e.g. publicView hides BMC
+ * passwords), not by a second copy of the record's shape.
+ */
+import { Type, type Static, type TSchema } from 'typebox';
+import { CHUNK_ID_SOURCE, MAC_INPUT_SOURCE, NAME_SOURCE } from '../names.ts';
+import { DEPLOY_PHASES } from '../nodes/deploy-state.ts';
+import { POWER_ACTIONS } from '../nodes/power.ts';
+
+export const Name = Type.String({ pattern: NAME_SOURCE });
+export const Mac = Type.String({ pattern: MAC_INPUT_SOURCE });
+export const ChunkId = Type.String({ pattern: CHUNK_ID_SOURCE });
+export const Count = Type.Integer({ minimum: 0 });
+
+/** Every 4xx/5xx answer: a constant code, a one-line message, a hint. */
+export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String(), hint: Type.String() });
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** A response typed by a domain interface, serialized as it is. */
+export const Record = <T>() => Type.Unsafe<T>({});
+
+export const NameParams = Type.Object({ name: Name });
+export const Ids = (maxItems: number) => Type.Object({ ids: Type.Array(ChunkId, { maxItems }) }, { additionalProperties: false });
+
+/** The statistics of a revision as a client reports them (checked against the tree at commit). */
+export const RevisionStats = Type.Object({ files: Count, bytes: Count }, { additionalProperties: false });
+
+export const RevisionBody = Type.Object(
+  {
+    tree: ChunkId,
+    layout: Type.Optional(Type.Union([Name, Type.Null()])),
+    options: Type.Optional(Type.Union([ChunkId, Type.Null()])),
+    note: Type.Optional(Type.String({ maxLength: 1000 })),
+    stats: RevisionStats,
+    create: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type RevisionBody = Static<typeof RevisionBody>;
+
+export const LayoutVersionQuery = Type.Object({ version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }, { additionalProperties: false });
+
+export const AttachmentKind = Type.Enum(['script', 'bios']);
+export const AttachmentParams = Type.Object({ name: Name, kind: AttachmentKind, item: Name });
+
+export const NodeChange = Type.Object(
+  { settings: Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 256 }), create: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+
+export const PowerBody = Type.Object({ action: Type.Enum(POWER_ACTIONS) }, { additionalProperties: false });
+
+export const IdentifyQuery = Type.Union([
+  Type.Object({ mac: Mac }, { additionalProperties: false }),
+  Type.Object({ node: Name }, { additionalProperties: false }),
+]);
+export type IdentifyQuery = Static<typeof IdentifyQuery>;
+
+const Phase = Type.Enum(DEPLOY_PHASES);
+/** Fields a status report and a result share (untrusted input from a node). */
+const deployShared = {
+  phase: Phase,
+  message: Type.Optional(Type.String({ maxLength: 2000 })),
+  image: Type.Optional(Name),
+  revision: Type.Optional(Type.Integer({ minimum: 1 })),
+  fetchedBytes: Type.Optional(Count),
+};
+
+/** A live report of one node's deploy. */
+export const DeployStatusBody = Type.Object(
+  {
+    ...deployShared,
+    bytes: Type.Optional(Count),
+    totalBytes: Type.Optional(Count),
+    rate: Type.Optional(Type.Number({ minimum: 0 })),
+    started: Type.Optional(Type.String({ maxLength: 40 })),
+  },
+  { additionalProperties: false },
+);
+export type DeployStatusBody = Static<typeof DeployStatusBody>;
+
+/** The end of a deploy, as the agent reports it. */
+export const DeployResultBody = Type.Object(
+  { ...deployShared, ok: Type.Boolean(), seconds: Type.Optional(Type.Number({ minimum: 0 })) },
+  { additionalProperties: false },
+);
+export type DeployResultBody = Static<typeof DeployResultBody>;
+
+export const HOSTKEY_NAME_SOURCE = '^ssh_host_[a-z0-9]{1,16}_key(\\.pub)?$';
+/** A node's SSH host keys: file name -> base64 content. */
+export const HostKeys = Type.Object(
+  {
+    files: Type.Record(Type.String({ pattern: HOSTKEY_NAME_SOURCE }), Type.String({ maxLength: 16384, pattern: '^[A-Za-z0-9+/=]*$' }), { minProperties: 1, maxProperties: 16 }),
+  },
+  { additionalProperties: false },
+);
+export type HostKeys = Static<typeof HostKeys>;
+
+export const BootFileParams = Type.Object({ file: Type.Enum(['vmlinuz', 'initrd.img']) });
+export const BootQuery = Type.Object({ mac: Type.Optional(Type.String({ maxLength: 64 })) });
+
+export type { Static, TSchema };

@@ -1,0 +1,82 @@
+/**
+ * The deploy rules of core/nodes in a real store, as both the server and `--store` run
+ * them: tokens (one per node, replaced by the next boot, expiring on a clock the test
+ * sets), a result (success flips netboot to local and ends the token; failure leaves
+ * both), host keys stored once, and removing a node removing its token and keys.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DEPLOY_TOKEN_TTL_MS, deployTokenNode, issueDeployToken } from '../../core/nodes/deploy-tokens.ts';
+import { deployPlan, LiveDeploys } from '../../core/nodes/deploy.ts';
+import { getHostKeys, putHostKeys } from '../../core/nodes/hostkeys.ts';
+import { changeNode, getNode, removeNode } from '../../core/nodes/registry.ts';
+import { ClonerError } from '../../core/errors.ts';
+import { withStore } from '../helpers/store.ts';
+
+/** Awaits `work`, which must fail with an error `matches` accepts. */
+async function rejects(work: () => Promise<unknown>, matches: (e: unknown) => boolean): Promise<void> {
+  let error: unknown = null;
+  try {
+    await work();
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error && matches(error), `expected a matching error, got ${error}`);
+}
+
+const code = (c: string) => (e: unknown) => e instanceof ClonerError && e.code === c;
+
+test('deploy tokens: one per node, the next boot replaces it, it expires after the TTL', async () => {
+  await withStore(async (store) => {
+    await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01', 'netboot=cloner'], true);
+    const first = await issueDeployToken(store, 'n1');
+    assert.is(await deployTokenNode(store, first), 'n1');
+    const second = await issueDeployToken(store, 'n1');
+    assert.is(await deployTokenNode(store, first), null, 'the earlier boot\'s token is gone');
+    assert.is(await deployTokenNode(store, second), 'n1');
+    assert.is(await deployTokenNode(store, second, Date.now() + DEPLOY_TOKEN_TTL_MS - 60_000), 'n1');
+    assert.is(await deployTokenNode(store, second, Date.now() + DEPLOY_TOKEN_TTL_MS + 1000), null, 'expired');
+    assert.is(await deployTokenNode(store, 'not-a-token'), null);
+  });
+});
+
+test('a result: failure keeps netboot and the token; success sets netboot local and ends the token', async () => {
+  await withStore(async (store) => {
+    await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01', 'netboot=cloner'], true);
+    const token = await issueDeployToken(store, 'n1');
+    const live = new LiveDeploys();
+    await live.report(store, 'n1', { phase: 'restore', bytes: 10, totalBytes: 100 });
+    assert.is((await live.rows(store))[0].status?.phase, 'restore');
+    await live.finish(store, 'n1', { ok: false, phase: 'restore', message: 'corrupt chunk' });
+    assert.is((await getNode(store, 'n1'))?.netboot, 'cloner');
+    assert.is(await deployTokenNode(store, token), 'n1');
+    const view = await live.finish(store, 'n1', { ok: true, phase: 'done' });
+    assert.is(view.netboot, 'local');
+    assert.is((await getNode(store, 'n1'))?.lastDeploy?.ok, true);
+    assert.is(await deployTokenNode(store, token), null);
+    assert.is((await live.rows(store))[0].status?.phase, 'done');
+    await rejects(() => live.report(store, 'ghost', { phase: 'identify' }), code('NODE_NOT_FOUND'));
+  });
+});
+
+test('a plan needs an assigned, existing image; host keys are stored once; removing a node removes its token and keys', async () => {
+  await withStore(async (store) => {
+    await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01'], true);
+    await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('NODE_INVALID'));
+    await changeNode(store, 'n1', ['cloner_image=missing'], false);
+    await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('IMAGE_NOT_FOUND'));
+    await rejects(() => getHostKeys(store, 'n1'), (e: unknown) => e instanceof ClonerError && e.status === 404);
+    assert.is(await putHostKeys(store, 'n1', { ssh_host_ed25519_key: 'AAAA' }), 1);
+    await rejects(() => putHostKeys(store, 'n1', { ssh_host_ed25519_key: 'BBBB' }), (e: unknown) => e instanceof ClonerError && e.code === 'HOSTKEYS_EXIST' && e.status === 409);
+    assert.equal((await getHostKeys(store, 'n1')).files, { ssh_host_ed25519_key: 'AAAA' });
+    const token = await issueDeployToken(store, 'n1');
+    await removeNode(store, 'n1');
+    assert.is(await deployTokenNode(store, token), null);
+    assert.equal(await store.listRefs('hostkeys/'), []);
+    assert.equal(await store.listRefs('deploy'), []);
+    await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01'], true);
+    await rejects(() => getHostKeys(store, 'n1'), code('HOSTKEYS_NOT_FOUND'));
+  });
+});
+
+test.run();
