@@ -35,7 +35,7 @@ import type { NodeRecord } from '../core/nodes/registry.ts';
 import { getJsonObject } from '../core/store/objects.ts';
 import { haveTool, toolPath } from '../core/tools.ts';
 import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
-import { LIVE_NODE_EXCLUDES, NODE_STATE_DIR } from '../core/tree/capture.ts';
+import { deployKeepList } from '../core/tree/select.ts';
 import type { Revision } from '../core/tree/images.ts';
 import { newSyncProgress, syncTree } from '../core/tree/sync.ts';
 import { AgentClient } from './client.ts';
@@ -270,7 +270,7 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
         void report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
       }, o.progressIntervalMs);
       try {
-        await syncTree({ reader: client.store, tree: plan.revision.tree, target: o.target, chunker: plan.chunker, keep: [...LIVE_NODE_EXCLUDES, NODE_STATE_DIR, ...(options.excludePaths ?? [])], seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: o.checksum, onWarning: warn, progress });
+        await syncTree({ reader: client.store, tree: plan.revision.tree, target: o.target, chunker: plan.chunker, keep: deployKeepList(options.excludePaths), seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: o.checksum, onWarning: warn, progress });
       } finally {
         clearInterval(tick);
       }

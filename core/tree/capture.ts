@@ -2,12 +2,14 @@
  * Capture: one file-system tree into directory objects and chunks.
  *
  * A walk driver lists each directory (sorted, lstat with nanosecond times, never
- * following symlinks, not crossing mount points unless asked) and hands regular files
- * to file-saver tasks limited by p-limit. A saver finds the file's data extents
- * (SEEK_DATA/SEEK_HOLE for sparse files, so holes are never read or stored), cuts each
- * extent with FastCDC, hashes every chunk with BLAKE3 and passes it to the store without
- * waiting for durability; the driver flushes the store once at the end. Each directory
- * becomes a canonical JSON object stored under its content id, bottom-up.
+ * following symlinks, entering another file system only where the image selection says
+ * so) and hands regular files to file-saver tasks limited by p-limit. What the walk
+ * leaves out is the image selection's rule (select.ts), shared with the progress count.
+ * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
+ * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
+ * and passes it to the store without waiting for durability; the driver flushes the store
+ * once at the end. Each directory becomes a canonical JSON object stored under its
+ * content id, bottom-up.
  *
  * Incremental capture: given the parent revision's tree, a file whose size, mtime, ctime
  * and inode are unchanged keeps its chunk list without being read (its chunks are asked
@@ -17,7 +19,6 @@ import { constants as fsc } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import picomatch from 'picomatch';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkFile } from './file-chunks.ts';
 import { fsx } from '../native/fsx.ts';
@@ -25,17 +26,11 @@ import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { getJsonObject, putObject } from '../store/objects.ts';
 import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
+import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { ClonerError } from '../errors.ts';
 
-/** What a live node's capture leaves out by default (contents of the virtual file systems). */
-export const LIVE_NODE_EXCLUDES = ['/proc/*', '/sys/*', '/dev/*', '/run/*', '/tmp/*'];
-
-/**
- * Cloner's own state on a deployed node (the image versions of the files the agent made
- * node-specific, kept as seeds for the next deploy); never part of an image.
- */
-export const NODE_STATE_DIR = '/var/lib/cloner';
-export const ALWAYS_EXCLUDED = [NODE_STATE_DIR];
+// The agent takes NODE_STATE_DIR from here; the rule itself lives in select.ts.
+export { NODE_STATE_DIR } from './select.ts';
 
 export interface CaptureProgress {
   files: number;
@@ -50,23 +45,17 @@ export interface CaptureProgress {
   skipped: number;
 }
 
-export interface CaptureOptions {
-  root: string;
+/** What to capture: root, exclude, liveNode, crossMounts and includeMounts are the image selection's (select.ts). */
+export interface CaptureOptions extends SelectionOptions {
   store: Pick<ChunkWriter, 'put' | 'flush'> & Pick<ChunkReader, 'hasMany' | 'get' | 'getMany'>;
   chunker: ChunkerParams;
   /** Tree id of the previous revision, for incremental capture. */
   parentTree?: ChunkId;
-  /** Glob patterns of paths (as seen from the root, e.g. /scratch or /var/cache/*) to leave out. */
-  exclude?: string[];
-  /** Add LIVE_NODE_EXCLUDES and the node's swap files; default: when root is "/". */
-  liveNode?: boolean;
-  /** Descend into every mounted file system below the root. */
-  crossMounts?: boolean;
   /**
-   * Mount points (as seen from the root, e.g. /boot/efi, /home) whose file systems are
-   * part of the image: the disk layout's filesystems. Other mounts stay empty directories.
+   * The selection already built from these options (to share with countTree); built here
+   * when absent. Its root must be `root` resolved, or the capture throws CaptureError.
    */
-  includeMounts?: string[];
+  selection?: ImageSelection;
   concurrency?: number;
   progress?: CaptureProgress;
   onWarning?: (message: string) => void;
@@ -104,17 +93,14 @@ function sameTime(a: Timestamp | undefined, b: Timestamp): boolean {
 }
 
 export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> {
-  const root = path.resolve(opts.root);
+  const selection = await selectionFor(opts);
+  const root = selection.root;
   const rootStat = await fs.lstat(root, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
     throw new CaptureError(`cannot read ${root}: ${err.code}`, 'pass an existing directory with --root');
   });
   if (!rootStat.isDirectory()) throw new CaptureError(`${root} is not a directory`, 'pass a directory with --root');
   const progress = opts.progress ?? newCaptureProgress();
   const warn = opts.onWarning ?? (() => undefined);
-  const liveNode = opts.liveNode ?? root === '/';
-  const patterns = [...(opts.exclude ?? []), ...ALWAYS_EXCLUDED];
-  if (liveNode) patterns.push(...LIVE_NODE_EXCLUDES, ...(await swapFiles(root)));
-  const isExcluded = excludeMatcher(patterns);
   const limit = pLimit(opts.concurrency ?? 8);
   const store = opts.store;
   const noatime = process.getuid?.() === 0 ? fsc.O_NOATIME : 0;
@@ -125,7 +111,6 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   let storeError: unknown = null;
   const hardlinks = new Map<string, Promise<ChunkRef[]>>();
   const deviceIndex = new Map<bigint, number>([[rootStat.dev, 0]]);
-  const includedMounts = new Set((opts.includeMounts ?? []).filter((m) => m !== '/').map((m) => m.replace(/\/+$/, '')));
 
   function putChunk(data: Buffer): ChunkId {
     const id = chunkIdOf(data);
@@ -219,7 +204,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     for (const name of names) {
       const full = path.join(dir, name);
       const relPath = `${rel}/${name}`;
-      if (isExcluded(relPath)) {
+      if (selection.excludes(relPath)) {
         progress.skipped++;
         continue;
       }
@@ -242,7 +227,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
       if (st.isDirectory()) {
         const prev = parentEntries.get(name);
         const crosses = st.dev !== dirDev;
-        if (crosses && !opts.crossMounts && !includedMounts.has(relPath)) {
+        if (crosses && !selection.entersMount(relPath)) {
           // A mount point: keep the directory, not the other file system's content.
           const empty = await putObject(store, serializeDirectory([]), opts.chunker);
           entries.push(withXattrs({ ...base, type: 'dir', tree: empty }));
@@ -349,34 +334,13 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   return { tree, progress };
 }
 
-/**
- * Patterns with a slash match the whole path as seen from the root (/scratch, /var/cache/*);
- * patterns without one match an entry's name anywhere (*.tmp).
- */
-export function excludeMatcher(patterns: string[]): (relPath: string) => boolean {
-  const withSlash = patterns.filter((p) => p.includes('/'));
-  const nameOnly = patterns.filter((p) => !p.includes('/'));
-  const full = withSlash.length ? picomatch(withSlash, { dot: true }) : null;
-  const name = nameOnly.length ? picomatch(nameOnly, { dot: true }) : null;
-  if (!full && !name) return () => false;
-  return (relPath) => !!full?.(relPath) || !!name?.(relPath.slice(relPath.lastIndexOf('/') + 1));
+async function selectionFor(opts: CaptureOptions): Promise<ImageSelection> {
+  if (!opts.selection) return imageSelection(opts);
+  if (opts.selection.root !== path.resolve(opts.root)) throw new CaptureError(`the image selection is for ${opts.selection.root}, not ${path.resolve(opts.root)}`);
+  return opts.selection;
 }
 
 /** glibc's major/minor split of a 64-bit dev_t. */
 export function splitDev(rdev: bigint): [number, number] {
   return [Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn & 0xffffffffn))];
-}
-
-/** Swap files of the node whose root is `root`, from /proc/swaps when it is the running system. */
-async function swapFiles(root: string): Promise<string[]> {
-  if (root !== '/') return [];
-  try {
-    const lines = (await fs.readFile('/proc/swaps', 'utf8')).split('\n').slice(1);
-    return lines
-      .map((l) => l.split(/\s+/))
-      .filter((f) => f[1] === 'file')
-      .map((f) => f[0].replace(/\\040/g, ' '));
-  } catch {
-    return [];
-  }
 }
