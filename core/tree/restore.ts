@@ -82,10 +82,8 @@ export async function loadTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tre
 
 export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress> {
   const progress = opts.progress ?? newRestoreProgress();
-  const warnings: string[] = [];
   const warn = (message: string) => {
     if (opts.strict) throw new RestoreError(message, 'run without --strict to restore with warnings');
-    warnings.push(message);
     opts.onWarning?.(message);
   };
   const targetStat = await fs.lstat(opts.target).catch(() => null);
@@ -199,14 +197,15 @@ function openExclusive(p: string, rel: string): number {
   }
 }
 
-/** Chunk id -> every (file index, offset, length) that holds it; `skip` leaves chunks out. */
+/** Chunk id -> every (file index, offset, length) that holds it. */
 export type ChunkTargets = Map<ChunkId, Array<[number, number, number]>>;
 
-export function chunkTargets(entries: FileEntry[], skip?: (id: ChunkId, fileIndex: number, offset: number) => boolean): ChunkTargets {
+/** Where every chunk of `entries` goes; `skip(fileIndex, offset)` leaves a place out (already filled). */
+export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, offset: number) => boolean): ChunkTargets {
   const targets: ChunkTargets = new Map();
   entries.forEach((entry, index) => {
     for (const [offset, length, id] of entry.chunks) {
-      if (skip?.(id, index, offset)) continue;
+      if (skip?.(index, offset)) continue;
       let list = targets.get(id);
       if (!list) targets.set(id, (list = []));
       list.push([index, offset, length]);

@@ -291,7 +291,7 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
     progress.totalBytes += entry.chunks.reduce((sum, c) => sum + c[1], 0);
   });
   copySeeds(entries, staged, seeds, progress, seeded);
-  const targets = chunkTargets(entries, (id, fileIndex, offset) => seeded.has(`${fileIndex}:${offset}`));
+  const targets = chunkTargets(entries, (fileIndex, offset) => seeded.has(`${fileIndex}:${offset}`));
   await writeChunks(opts.reader, staged, targets, progress, (bytes) => (progress.fetchedBytes += bytes));
   progress.files = toWrite.length;
 
