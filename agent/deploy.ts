@@ -33,7 +33,7 @@ import type { DeployPlan } from '../core/nodes/deploy.ts';
 import type { DeployPhase } from '../core/nodes/deploy-state.ts';
 import { getJsonObject } from '../core/store/objects.ts';
 import { run, toolPath } from '../core/tools.ts';
-import { LIVE_NODE_EXCLUDES, NODE_STATE_DIR } from '../core/tree/capture.ts';
+import { deployKeepList } from '../core/tree/select.ts';
 import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
 import { installBootloader } from './boot.ts';
 import { AgentClient } from './client.ts';
@@ -238,7 +238,7 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
     void r.report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
   }, r.o.progressIntervalMs);
   try {
-    await syncTree({ reader: r.client.store, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: [...LIVE_NODE_EXCLUDES, NODE_STATE_DIR, ...(options.excludePaths ?? [])], seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });
+    await syncTree({ reader: r.client.store, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: deployKeepList(options.excludePaths), seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });
   } finally {
     clearInterval(tick);
   }

@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { ClonerError } from '../core/errors.ts';
 import type { NodeInterface, NodeRecord } from '../core/nodes/registry.ts';
-import { NODE_STATE_DIR } from '../core/tree/capture.ts';
+import { NODE_STATE_DIR } from '../core/tree/select.ts';
 
 export class IdentityError extends ClonerError {
   override readonly code = 'IDENTITY_FAILED';

@@ -2,6 +2,7 @@
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { countTree } from '../core/tree/count.ts';
 import type { Revision } from '../core/tree/images.ts';
+import { imageSelection } from '../core/tree/select.ts';
 import type { Backend } from './backend.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
 import { chunkIdOf, type ChunkId } from '../core/store/chunk-id.ts';
@@ -83,9 +84,11 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   const before = await backend.bytesMark();
   const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();
+  // One selection for the count and the capture, so the total is what the capture reads.
+  const selection = await imageSelection({ root: o.root, exclude: o.exclude, includeMounts });
   // Counted beside the capture: the total (and so the ETA) shows once the count is done.
   let total: number | undefined;
-  void countTree({ root: o.root, exclude: o.exclude, includeMounts }).then((c) => (total = c.bytes), () => {});
+  void countTree(selection).then((c) => (total = c.bytes), () => {});
   const sentBefore = backend.transfer();
   const reporter = new ProgressReporter('capture', () => {
     const extra = [`${progress.reusedFiles} unchanged`];
@@ -106,8 +109,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
       store: dry ?? backend.chunks,
       chunker: backend.chunker,
       parentTree: previous?.tree,
-      exclude: o.exclude,
-      includeMounts,
+      selection,
       progress,
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { ClonerError } from '../errors.ts';
 import { run } from '../tools.ts';
-import { NODE_STATE_DIR } from '../tree/capture.ts';
+import { NODE_STATE_DIR } from '../tree/select.ts';
 
 export const EFI_LOADER_DIR = 'cloner';
 /** The record of the last deploy on a node, under its root. */

@@ -2,22 +2,23 @@
  * Capture: one file-system tree into directory objects and chunks.
  *
  * A walk driver lists each directory (sorted, lstat with nanosecond times, never
- * following symlinks, not crossing mount points unless asked) and hands regular files
- * to file-saver tasks limited by p-limit. A saver finds the file's data extents
- * (SEEK_DATA/SEEK_HOLE for sparse files, so holes are never read or stored), cuts each
- * extent with FastCDC, hashes every chunk with BLAKE3 and passes it to the store without
- * waiting for durability; the driver flushes the store once at the end. Each directory
- * becomes a canonical JSON object stored under its content id, bottom-up.
+ * following symlinks, entering another file system only where the image selection says
+ * so) and hands regular files to file-saver tasks limited by p-limit. What the walk
+ * leaves out is the image selection's rule (select.ts), shared with the progress count.
+ * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
+ * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
+ * and passes it to the store without waiting for durability; the driver flushes the store
+ * once at the end. Each directory becomes a canonical JSON object stored under its
+ * content id, bottom-up.
  *
  * Incremental capture: given the parent revision's tree, a file whose size, mtime, ctime
  * and inode are unchanged keeps its chunk list without being read (its chunks are asked
  * for with one `hasMany` per directory, which also protects them from a concurrent GC).
  */
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import pLimit from 'p-limit';
-import picomatch from 'picomatch';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkFile } from './file-chunks.ts';
 import { fsx } from '../native/fsx.ts';
@@ -25,17 +26,9 @@ import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { getJsonObject, putObject } from '../store/objects.ts';
 import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
+import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { ClonerError } from '../errors.ts';
 
-/** What a live node's capture leaves out by default (contents of the virtual file systems). */
-export const LIVE_NODE_EXCLUDES = ['/proc/*', '/sys/*', '/dev/*', '/run/*', '/tmp/*'];
-
-/**
- * Cloner's own state on a deployed node (the image versions of the files the agent made
- * node-specific, kept as seeds for the next deploy); never part of an image.
- */
-export const NODE_STATE_DIR = '/var/lib/cloner';
-export const ALWAYS_EXCLUDED = [NODE_STATE_DIR];
 
 export interface CaptureProgress {
   files: number;
@@ -50,23 +43,17 @@ export interface CaptureProgress {
   skipped: number;
 }
 
-export interface CaptureOptions {
-  root: string;
+/** What to capture: root, exclude, liveNode, crossMounts and includeMounts are the image selection's (select.ts). */
+export interface CaptureOptions extends SelectionOptions {
   store: Pick<ChunkWriter, 'put' | 'flush'> & Pick<ChunkReader, 'hasMany' | 'get' | 'getMany'>;
   chunker: ChunkerParams;
   /** Tree id of the previous revision, for incremental capture. */
   parentTree?: ChunkId;
-  /** Glob patterns of paths (as seen from the root, e.g. /scratch or /var/cache/*) to leave out. */
-  exclude?: string[];
-  /** Add LIVE_NODE_EXCLUDES and the node's swap files; default: when root is "/". */
-  liveNode?: boolean;
-  /** Descend into every mounted file system below the root. */
-  crossMounts?: boolean;
   /**
-   * Mount points (as seen from the root, e.g. /boot/efi, /home) whose file systems are
-   * part of the image: the disk layout's filesystems. Other mounts stay empty directories.
+   * The selection already built from these options (to share with countTree); built here
+   * when absent. Its root must be `root` resolved, or the capture throws CaptureError.
    */
-  includeMounts?: string[];
+  selection?: ImageSelection;
   concurrency?: number;
   progress?: CaptureProgress;
   onWarning?: (message: string) => void;
@@ -103,280 +90,308 @@ function sameTime(a: Timestamp | undefined, b: Timestamp): boolean {
   return !!a && a[0] === b[0] && a[1] === b[1];
 }
 
+/** Everything one capture's walk shares. */
+interface Walk {
+  opts: CaptureOptions;
+  selection: ImageSelection;
+  rootStat: BigIntStats;
+  progress: CaptureProgress;
+  warn: (message: string) => void;
+  limit: LimitFunction;
+  writes: UnflushedWrites;
+  /** O_NOATIME when we may use it (root), else 0. */
+  noatime: number;
+  /** Hardlink group ("device:inode") -> the chunks of its first path. */
+  hardlinks: Map<string, Promise<ChunkRef[]>>;
+  /** Device -> small index, so hardlink groups stay apart across included mounts. */
+  deviceIndex: Map<bigint, number>;
+}
+
+/** One directory being captured: where it is, what its parent revision had, what it collects. */
+interface DirWalk {
+  dir: string;
+  rel: string;
+  dev: bigint;
+  previous: Map<string, Entry>;
+  entries: Entry[];
+  /** Files whose chunk lists came from the parent revision, to be confirmed in the store. */
+  reused: FileEntry[];
+  tasks: Promise<void>[];
+}
+
+/**
+ * Captures the tree at `opts.root` into `opts.store`; returns the root directory's id and
+ * the progress counters (also kept up to date in `opts.progress` while it runs).
+ * Unreadable entries are warnings (`onWarning`); throws CaptureError when the root is not
+ * a readable directory, and the store's own errors.
+ */
 export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> {
-  const root = path.resolve(opts.root);
+  const selection = await selectionFor(opts);
+  const walk: Walk = {
+    opts,
+    selection,
+    rootStat: await statRoot(selection.root),
+    progress: opts.progress ?? newCaptureProgress(),
+    warn: opts.onWarning ?? (() => undefined),
+    limit: pLimit(opts.concurrency ?? 8),
+    writes: unflushedWrites(opts.store),
+    noatime: process.getuid?.() === 0 ? fsc.O_NOATIME : 0,
+    hardlinks: new Map(),
+    deviceIndex: new Map(),
+  };
+  walk.deviceIndex.set(walk.rootStat.dev, 0);
+  const tree = await captureDir(walk, selection.root, '', opts.parentTree, walk.rootStat.dev);
+  await walk.writes.settle();
+  return { tree, progress: walk.progress };
+}
+
+async function selectionFor(opts: CaptureOptions): Promise<ImageSelection> {
+  if (!opts.selection) return imageSelection(opts);
+  if (opts.selection.root !== path.resolve(opts.root)) throw new CaptureError(`the image selection is for ${opts.selection.root}, not ${path.resolve(opts.root)}`);
+  return opts.selection;
+}
+
+async function statRoot(root: string): Promise<BigIntStats> {
   const rootStat = await fs.lstat(root, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
     throw new CaptureError(`cannot read ${root}: ${err.code}`, 'pass an existing directory with --root');
   });
   if (!rootStat.isDirectory()) throw new CaptureError(`${root} is not a directory`, 'pass a directory with --root');
-  const progress = opts.progress ?? newCaptureProgress();
-  const warn = opts.onWarning ?? (() => undefined);
-  const liveNode = opts.liveNode ?? root === '/';
-  const patterns = [...(opts.exclude ?? []), ...ALWAYS_EXCLUDED];
-  if (liveNode) patterns.push(...LIVE_NODE_EXCLUDES, ...(await swapFiles(root)));
-  const isExcluded = excludeMatcher(patterns);
-  const limit = pLimit(opts.concurrency ?? 8);
-  const store = opts.store;
-  const noatime = process.getuid?.() === 0 ? fsc.O_NOATIME : 0;
+  return rootStat;
+}
 
-  // Chunks handed to the store whose durability we have not awaited yet.
-  let unflushed: Promise<unknown>[] = [];
-  let unflushedBytes = 0;
+interface UnflushedWrites {
+  /** Hands a chunk to the store without waiting for it; returns its id. */
+  put(data: Buffer): ChunkId;
+  /** Waits for the store once MAX_UNFLUSHED bytes are pending. */
+  drainIfFull(): Promise<void>;
+  /** Flushes the store and waits for every chunk handed to it; throws the first store error. */
+  settle(): Promise<void>;
+}
+
+function unflushedWrites(store: CaptureOptions['store']): UnflushedWrites {
+  let pending: Promise<unknown>[] = [];
+  let pendingBytes = 0;
   let storeError: unknown = null;
-  const hardlinks = new Map<string, Promise<ChunkRef[]>>();
-  const deviceIndex = new Map<bigint, number>([[rootStat.dev, 0]]);
-  const includedMounts = new Set((opts.includeMounts ?? []).filter((m) => m !== '/').map((m) => m.replace(/\/+$/, '')));
-
-  function putChunk(data: Buffer): ChunkId {
-    const id = chunkIdOf(data);
-    const p = store.put(data, id).catch((err) => {
-      storeError ??= err;
-    });
-    unflushed.push(p);
-    unflushedBytes += data.length;
-    progress.chunks++;
-    return id;
-  }
-
-  async function drainIfFull(): Promise<void> {
-    if (unflushedBytes < MAX_UNFLUSHED) return;
-    const waiting = unflushed;
-    unflushed = [];
-    unflushedBytes = 0;
+  const settle = async () => {
+    const waiting = pending;
+    pending = [];
+    pendingBytes = 0;
     await store.flush();
     await Promise.all(waiting);
     if (storeError) throw storeError;
-  }
-
-  async function readChunks(file: string, size: number, sparse: boolean): Promise<ChunkRef[]> {
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | noatime);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EPERM' || !noatime) throw err;
-      handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-    }
-    try {
-      return await chunkFile(handle, size, {
-        params: opts.chunker,
-        sparse,
-        onChunk: (data) => putChunk(data),
-        onRead: (bytes) => (progress.readBytes += bytes),
-        onShrunk: (bytes) => warn(`${file} shrank while being read; captured its first ${bytes} bytes of this extent`),
-        afterExtent: drainIfFull,
-      });
-    } finally {
-      await handle.close();
-    }
-  }
-
-  function readXattrs(file: string): Record<string, string> | undefined {
-    let names: string[];
-    try {
-      names = fsx.llistxattr(file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTSUP' || code === 'ENOENT') return undefined;
-      throw err;
-    }
-    if (names.length === 0) return undefined;
-    const out: Record<string, string> = {};
-    for (const name of names.sort()) {
-      try {
-        out[name] = fsx.lgetxattr(file, name).toString('base64');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENODATA') throw err;
-      }
-    }
-    return Object.keys(out).length ? out : undefined;
-  }
-
-  async function captureDir(dir: string, rel: string, parentTree: ChunkId | undefined, dirDev: bigint = rootStat.dev): Promise<ChunkId> {
-    let rootMeta: DirectoryObject['root'];
-    if (rel === '') {
-      const xattrs = readXattrs(dir);
-      rootMeta = { mode: Number(rootStat.mode & 0o7777n), uid: Number(rootStat.uid), gid: Number(rootStat.gid), mtime: timestampOf(rootStat.mtimeNs), ...(xattrs ? { xattrs } : {}) };
-    }
-    progress.dirs++;
-    const parentEntries = new Map<string, Entry>();
-    if (parentTree) {
-      try {
-        for (const e of parseDirectory(await getJsonObject(store, parentTree), rel || '/').entries) parentEntries.set(e.name, e);
-      } catch (err) {
-        warn(`parent manifest of ${rel || '/'} unreadable (${(err as Error).message}); reading the directory in full`);
-      }
-    }
-    let names: string[];
-    try {
-      names = (await fs.readdir(dir)).sort();
-    } catch (err) {
-      warn(`cannot list ${dir}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
-      names = [];
-    }
-    const entries: Entry[] = [];
-    const reused: Array<{ entry: FileEntry }> = [];
-    const tasks: Promise<void>[] = [];
-    for (const name of names) {
-      const full = path.join(dir, name);
-      const relPath = `${rel}/${name}`;
-      if (isExcluded(relPath)) {
-        progress.skipped++;
-        continue;
-      }
-      let st;
-      try {
-        st = await fs.lstat(full, { bigint: true });
-      } catch (err) {
-        warn(`${full} vanished or is unreadable (${(err as NodeJS.ErrnoException).code}); skipped`);
-        continue;
-      }
-      const base = {
-        name,
-        mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        mtime: timestampOf(st.mtimeNs),
-      };
-      const xattrs = readXattrs(full);
-      const withXattrs = <T extends Entry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
-      if (st.isDirectory()) {
-        const prev = parentEntries.get(name);
-        const crosses = st.dev !== dirDev;
-        if (crosses && !opts.crossMounts && !includedMounts.has(relPath)) {
-          // A mount point: keep the directory, not the other file system's content.
-          const empty = await putObject(store, serializeDirectory([]), opts.chunker);
-          entries.push(withXattrs({ ...base, type: 'dir', tree: empty }));
-          continue;
-        }
-        if (crosses && !deviceIndex.has(st.dev)) deviceIndex.set(st.dev, deviceIndex.size);
-        const entry = withXattrs({ ...base, type: 'dir' as const, tree: '' });
-        entries.push(entry);
-        tasks.push(
-          captureDir(full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => {
-            entry.tree = tree;
-          }),
-        );
-      } else if (st.isFile()) {
-        progress.files++;
-        progress.bytes += Number(st.size);
-        const size = Number(st.size);
-        const entry: FileEntry = withXattrs({
-          ...base,
-          type: 'file' as const,
-          size,
-          chunks: [],
-          ino: st.ino.toString(),
-          ctime: timestampOf(st.ctimeNs),
-        });
-        if (st.nlink > 1n) entry.h = `${deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
-        entries.push(entry);
-        const prev = parentEntries.get(name);
-        if (
-          prev?.type === 'file' &&
-          prev.size === size &&
-          prev.ino === entry.ino &&
-          sameTime(prev.ctime, entry.ctime!) &&
-          sameTime(prev.mtime, entry.mtime)
-        ) {
-          entry.chunks = prev.chunks;
-          reused.push({ entry });
-          continue;
-        }
-        const sparse = st.blocks * 512n < st.size;
-        const read = () => limit(() => readChunks(full, size, sparse));
-        const key = entry.h;
-        let chunks: Promise<ChunkRef[]>;
-        if (key) {
-          chunks = hardlinks.get(key) ?? read();
-          hardlinks.set(key, chunks);
-        } else {
-          chunks = read();
-        }
-        tasks.push(
-          chunks.then(
-            (refs) => {
-              entry.chunks = refs;
-            },
-            (err: NodeJS.ErrnoException) => {
-              if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'ELOOP') {
-                warn(`${full} unreadable (${err.code}); captured as an empty file`);
-                entry.size = 0;
-                return;
-              }
-              throw err;
-            },
-          ),
-        );
-      } else if (st.isSymbolicLink()) {
-        progress.others++;
-        entries.push(withXattrs({ ...base, type: 'symlink' as const, target: await fs.readlink(full) }));
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        progress.others++;
-        entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(st.rdev) }));
-      } else if (st.isFIFO()) {
-        progress.others++;
-        entries.push(withXattrs({ ...base, type: 'fifo' as const }));
-      } else {
-        warn(`${full} is a socket; skipped`);
-        progress.skipped++;
-      }
-    }
-    if (reused.length) {
-      const ids = reused.flatMap(({ entry }) => entry.chunks.map((c) => c[2]));
-      const present = await store.hasMany(ids);
-      const missing = new Set(ids.filter((_, i) => !present[i]));
-      for (const { entry } of reused) {
-        if (entry.chunks.some((c) => missing.has(c[2]))) {
-          const full = path.join(dir, entry.name);
-          tasks.push(
-            limit(() => readChunks(full, entry.size, false)).then((refs) => {
-              entry.chunks = refs;
-            }),
-          );
-        } else {
-          progress.reusedFiles++;
-        }
-      }
-    }
-    await Promise.all(tasks);
-    return putObject(store, serializeDirectory(entries, rootMeta), opts.chunker);
-  }
-
-  const tree = await captureDir(root, '', opts.parentTree);
-  await store.flush();
-  await Promise.all(unflushed);
-  if (storeError) throw storeError;
-  return { tree, progress };
+  };
+  return {
+    put(data) {
+      const id = chunkIdOf(data);
+      pending.push(store.put(data, id).catch((err) => {
+        storeError ??= err;
+      }));
+      pendingBytes += data.length;
+      return id;
+    },
+    drainIfFull: async () => {
+      if (pendingBytes >= MAX_UNFLUSHED) await settle();
+    },
+    settle,
+  };
 }
 
-/**
- * Patterns with a slash match the whole path as seen from the root (/scratch, /var/cache/*);
- * patterns without one match an entry's name anywhere (*.tmp).
- */
-export function excludeMatcher(patterns: string[]): (relPath: string) => boolean {
-  const withSlash = patterns.filter((p) => p.includes('/'));
-  const nameOnly = patterns.filter((p) => !p.includes('/'));
-  const full = withSlash.length ? picomatch(withSlash, { dot: true }) : null;
-  const name = nameOnly.length ? picomatch(nameOnly, { dot: true }) : null;
-  if (!full && !name) return () => false;
-  return (relPath) => !!full?.(relPath) || !!name?.(relPath.slice(relPath.lastIndexOf('/') + 1));
+async function captureDir(w: Walk, dir: string, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
+  const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
+  w.progress.dirs++;
+  const d: DirWalk = { dir, rel, dev, previous: await previousEntries(w, parentTree, rel), entries: [], reused: [], tasks: [] };
+  for (const name of await listDir(w, dir)) await captureEntry(w, d, name);
+  await confirmReused(w, d);
+  await Promise.all(d.tasks);
+  return putObject(w.opts.store, serializeDirectory(d.entries, rootMeta), w.opts.chunker);
+}
+
+function rootMetadata(st: BigIntStats, dir: string): DirectoryObject['root'] {
+  const xattrs = readXattrs(dir);
+  return { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: timestampOf(st.mtimeNs), ...(xattrs ? { xattrs } : {}) };
+}
+
+/** The parent revision's entries of this directory, by name (none when unreadable: read it all). */
+async function previousEntries(w: Walk, parentTree: ChunkId | undefined, rel: string): Promise<Map<string, Entry>> {
+  const entries = new Map<string, Entry>();
+  if (!parentTree) return entries;
+  try {
+    for (const e of parseDirectory(await getJsonObject(w.opts.store, parentTree), rel || '/').entries) entries.set(e.name, e);
+  } catch (err) {
+    w.warn(`parent manifest of ${rel || '/'} unreadable (${(err as Error).message}); reading the directory in full`);
+  }
+  return entries;
+}
+
+async function listDir(w: Walk, dir: string): Promise<string[]> {
+  try {
+    return (await fs.readdir(dir)).sort();
+  } catch (err) {
+    w.warn(`cannot list ${dir}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
+    return [];
+  }
+}
+
+/** One directory entry: skipped when the selection excludes it, else added to `d.entries`. */
+async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
+  const full = path.join(d.dir, name);
+  const relPath = `${d.rel}/${name}`;
+  if (w.selection.excludes(relPath)) {
+    w.progress.skipped++;
+    return;
+  }
+  let st: BigIntStats;
+  try {
+    st = await fs.lstat(full, { bigint: true });
+  } catch (err) {
+    w.warn(`${full} vanished or is unreadable (${(err as NodeJS.ErrnoException).code}); skipped`);
+    return;
+  }
+  // Key order is part of the canonical bytes (and so of the tree id): base, type fields, xattrs.
+  const base = { name, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: timestampOf(st.mtimeNs) };
+  const xattrs = readXattrs(full);
+  const withXattrs = <T extends Entry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
+  if (st.isDirectory()) await captureSubdir(w, d, full, relPath, st, withXattrs({ ...base, type: 'dir' as const, tree: '' }));
+  else if (st.isFile()) captureFile(w, d, full, st, withXattrs({ ...base, type: 'file' as const, size: Number(st.size), chunks: [], ino: st.ino.toString(), ctime: timestampOf(st.ctimeNs) }));
+  else if (st.isSymbolicLink()) {
+    w.progress.others++;
+    d.entries.push(withXattrs({ ...base, type: 'symlink' as const, target: await fs.readlink(full) }));
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    w.progress.others++;
+    d.entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(st.rdev) }));
+  } else if (st.isFIFO()) {
+    w.progress.others++;
+    d.entries.push(withXattrs({ ...base, type: 'fifo' as const }));
+  } else {
+    w.warn(`${full} is a socket; skipped`);
+    w.progress.skipped++;
+  }
+}
+
+/** A subdirectory, walked as its own task; a mount point the selection does not enter stays an empty directory. */
+async function captureSubdir(w: Walk, d: DirWalk, full: string, relPath: string, st: BigIntStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
+  const crosses = st.dev !== d.dev;
+  if (crosses && !w.selection.entersMount(relPath)) {
+    entry.tree = await putObject(w.opts.store, serializeDirectory([]), w.opts.chunker);
+    d.entries.push(entry);
+    return;
+  }
+  if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
+  d.entries.push(entry);
+  const prev = d.previous.get(entry.name);
+  d.tasks.push(
+    captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => {
+      entry.tree = tree;
+    }),
+  );
+}
+
+/** A regular file: its parent revision's chunks when unchanged, else read (once per hardlink group). */
+function captureFile(w: Walk, d: DirWalk, full: string, st: BigIntStats, entry: FileEntry): void {
+  w.progress.files++;
+  w.progress.bytes += entry.size;
+  if (st.nlink > 1n) entry.h = `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
+  d.entries.push(entry);
+  const prev = d.previous.get(entry.name);
+  if (prev?.type === 'file' && prev.size === entry.size && prev.ino === entry.ino && sameTime(prev.ctime, entry.ctime!) && sameTime(prev.mtime, entry.mtime)) {
+    entry.chunks = prev.chunks;
+    d.reused.push(entry);
+    return;
+  }
+  const sparse = st.blocks * 512n < st.size;
+  const read = () => w.limit(() => readChunks(w, full, entry.size, sparse));
+  let chunks: Promise<ChunkRef[]>;
+  if (entry.h) {
+    chunks = w.hardlinks.get(entry.h) ?? read();
+    w.hardlinks.set(entry.h, chunks);
+  } else {
+    chunks = read();
+  }
+  d.tasks.push(
+    chunks.then(
+      (refs) => {
+        entry.chunks = refs;
+      },
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'ELOOP') {
+          w.warn(`${full} unreadable (${err.code}); captured as an empty file`);
+          entry.size = 0;
+          return;
+        }
+        throw err;
+      },
+    ),
+  );
+}
+
+/** Unchanged files keep their parent's chunks only when the store still has all of them; the others are read again. */
+async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
+  if (!d.reused.length) return;
+  const ids = d.reused.flatMap((entry) => entry.chunks.map((c) => c[2]));
+  const present = await w.opts.store.hasMany(ids);
+  const missing = new Set(ids.filter((_, i) => !present[i]));
+  for (const entry of d.reused) {
+    if (entry.chunks.some((c) => missing.has(c[2]))) {
+      const full = path.join(d.dir, entry.name);
+      d.tasks.push(
+        w.limit(() => readChunks(w, full, entry.size, false)).then((refs) => {
+          entry.chunks = refs;
+        }),
+      );
+    } else {
+      w.progress.reusedFiles++;
+    }
+  }
+}
+
+/** Reads, cuts and stores one file's data (without atime updates where allowed). */
+async function readChunks(w: Walk, file: string, size: number, sparse: boolean): Promise<ChunkRef[]> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | w.noatime);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM' || !w.noatime) throw err;
+    handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  }
+  try {
+    return await chunkFile(handle, size, {
+      params: w.opts.chunker,
+      sparse,
+      onChunk: (data) => {
+        w.progress.chunks++;
+        return w.writes.put(data);
+      },
+      onRead: (bytes) => (w.progress.readBytes += bytes),
+      onShrunk: (bytes) => w.warn(`${file} shrank while being read; captured its first ${bytes} bytes of this extent`),
+      afterExtent: w.writes.drainIfFull,
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
+function readXattrs(file: string): Record<string, string> | undefined {
+  let names: string[];
+  try {
+    names = fsx.llistxattr(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTSUP' || code === 'ENOENT') return undefined;
+    throw err;
+  }
+  if (names.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const name of names.sort()) {
+    try {
+      out[name] = fsx.lgetxattr(file, name).toString('base64');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENODATA') throw err;
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** glibc's major/minor split of a 64-bit dev_t. */
 export function splitDev(rdev: bigint): [number, number] {
   return [Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn & 0xffffffffn))];
-}
-
-/** Swap files of the node whose root is `root`, from /proc/swaps when it is the running system. */
-async function swapFiles(root: string): Promise<string[]> {
-  if (root !== '/') return [];
-  try {
-    const lines = (await fs.readFile('/proc/swaps', 'utf8')).split('\n').slice(1);
-    return lines
-      .map((l) => l.split(/\s+/))
-      .filter((f) => f[1] === 'file')
-      .map((f) => f[0].replace(/\\040/g, ' '));
-  } catch {
-    return [];
-  }
 }

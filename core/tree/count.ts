@@ -1,26 +1,30 @@
 /**
  * A quick stat-only walk that counts what a capture will read (regular files and their
- * bytes), with the capture's own rules: exclusions, live-node excludes, and mounts entered
- * only when included. It runs beside the capture so the progress line gets a total (and
- * an ETA) as soon as the count is done, without delaying the capture's start.
+ * bytes). It takes the capture's own image selection (select.ts: exclusions, live-node
+ * excludes and swap files, mounts entered only when included), built once and handed to
+ * both, so the total cannot disagree with the capture. It runs beside the capture so the
+ * progress line gets a total (and an ETA) as soon as the count is done, without delaying
+ * the capture's start.
  */
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { ALWAYS_EXCLUDED, excludeMatcher, LIVE_NODE_EXCLUDES } from './capture.ts';
+import type { ImageSelection } from './select.ts';
 
 export interface TreeCount {
+  /** Regular files, every hardlinked path counted (as the capture counts them). */
   files: number;
+  /** Their logical sizes, in bytes (holes included). */
   bytes: number;
 }
 
-export async function countTree(opts: { root: string; exclude?: string[]; includeMounts?: string[]; liveNode?: boolean }): Promise<TreeCount> {
-  const root = path.resolve(opts.root);
-  const rootDev = (await lstat(root)).dev;
-  const patterns = [...(opts.exclude ?? []), ...ALWAYS_EXCLUDED];
-  if (opts.liveNode ?? root === '/') patterns.push(...LIVE_NODE_EXCLUDES);
-  const isExcluded = excludeMatcher(patterns);
-  const included = new Set(opts.includeMounts ?? []);
+/**
+ * Counts the regular files under `selection.root` that a capture with the same selection
+ * stores, and their bytes. Unreadable directories and entries count as nothing (the
+ * capture warns about them); throws only when the root cannot be stat'ed.
+ */
+export async function countTree(selection: ImageSelection): Promise<TreeCount> {
+  const rootDev = (await lstat(selection.root)).dev;
   const limit = pLimit(16);
   const count: TreeCount = { files: 0, bytes: 0 };
   async function walk(dir: string, rel: string, dev: number): Promise<void> {
@@ -28,11 +32,11 @@ export async function countTree(opts: { root: string; exclude?: string[]; includ
     await Promise.all(
       names.map(async (name) => {
         const relPath = `${rel}/${name}`;
-        if (isExcluded(relPath)) return;
+        if (selection.excludes(relPath)) return;
         const st = await limit(() => lstat(path.join(dir, name))).catch(() => null);
         if (!st) return;
         if (st.isDirectory()) {
-          if (st.dev !== dev && !included.has(relPath)) return;
+          if (st.dev !== dev && !selection.entersMount(relPath)) return;
           await walk(path.join(dir, name), relPath, st.dev);
         } else if (st.isFile()) {
           count.files++;
@@ -41,6 +45,6 @@ export async function countTree(opts: { root: string; exclude?: string[]; includ
       }),
     );
   }
-  await walk(root, '', rootDev);
+  await walk(selection.root, '', rootDev);
   return count;
 }

@@ -47,7 +47,8 @@ export class RestoreError extends ClonerError {
   override readonly code = 'RESTORE_FAILED';
 }
 
-interface Item {
+/** One manifest entry with its target-relative path ("" for the root, else "/etc/hostname") and depth. */
+export interface TreeItem {
   rel: string;
   entry: Entry;
   depth: number;
@@ -61,8 +62,8 @@ export function newRestoreProgress(): RestoreProgress {
 }
 
 /** Loads and checks the whole manifest: every item with its path, in path (pre-)order. */
-export async function loadTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId): Promise<Item[]> {
-  const items: Item[] = [];
+export async function loadTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId): Promise<TreeItem[]> {
+  const items: TreeItem[] = [];
   let rootMeta: DirectoryObject['root'];
   async function walk(id: ChunkId, rel: string, depth: number): Promise<void> {
     if (depth > MAX_DEPTH) throw new ManifestError(`manifest ${rel}: deeper than ${MAX_DEPTH} levels`);
@@ -82,10 +83,8 @@ export async function loadTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tre
 
 export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress> {
   const progress = opts.progress ?? newRestoreProgress();
-  const warnings: string[] = [];
   const warn = (message: string) => {
     if (opts.strict) throw new RestoreError(message, 'run without --strict to restore with warnings');
-    warnings.push(message);
     opts.onWarning?.(message);
   };
   const targetStat = await fs.lstat(opts.target).catch(() => null);
@@ -95,13 +94,12 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
   const target = await fs.realpath(opts.target);
   const items = await loadTree(opts.reader, opts.tree);
   const abs = (rel: string) => target + rel; // rel always starts with "/" and holds only checked names
-  const isRoot = process.getuid?.() === 0;
 
   // Phase 1: directories, files, devices, fifos.
   const groupPrimary = new Map<string, string>();
   const dataFiles: Array<{ path: string; entry: FileEntry }> = [];
   const deferredLinks: Array<{ path: string; primary: string }> = [];
-  const symlinks: Item[] = [];
+  const symlinks: TreeItem[] = [];
   for (const item of items) {
     const p = abs(item.rel);
     const e = item.entry;
@@ -171,13 +169,8 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
     }
   }
 
-  // Phase 4: metadata; directories last and deepest first.
-  const applied = new Set<string>();
-  for (const item of items) {
-    if (item.entry.type !== 'dir') applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
-  }
-  const dirs = items.filter((i) => i.entry.type === 'dir').sort((a, b) => b.depth - a.depth);
-  for (const item of dirs) applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
+  // Phase 4: metadata.
+  applyTreeMetadata(items, abs, warn);
   progress.files = dataFiles.length;
   return progress;
 }
@@ -199,14 +192,15 @@ function openExclusive(p: string, rel: string): number {
   }
 }
 
-/** Chunk id -> every (file index, offset, length) that holds it; `skip` leaves chunks out. */
+/** Chunk id -> every (file index, offset, length) that holds it. */
 export type ChunkTargets = Map<ChunkId, Array<[number, number, number]>>;
 
-export function chunkTargets(entries: FileEntry[], skip?: (id: ChunkId, fileIndex: number, offset: number) => boolean): ChunkTargets {
+/** Where every chunk of `entries` goes; `skip(fileIndex, offset)` leaves a place out (already filled). */
+export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, offset: number) => boolean): ChunkTargets {
   const targets: ChunkTargets = new Map();
   entries.forEach((entry, index) => {
     for (const [offset, length, id] of entry.chunks) {
-      if (skip?.(id, index, offset)) continue;
+      if (skip?.(index, offset)) continue;
       let list = targets.get(id);
       if (!list) targets.set(id, (list = []));
       list.push([index, offset, length]);
@@ -257,8 +251,20 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
   }
 }
 
+/**
+ * The metadata phase of restore and sync: owner, mode, xattrs and times of every item
+ * (paths from `abs(rel)`), best effort through `warn`; directories last and deepest first,
+ * so writing into them does not disturb their times. Owners are set only when running as root.
+ */
+export function applyTreeMetadata(items: TreeItem[], abs: (rel: string) => string, warn: (message: string) => void): void {
+  const isRoot = process.getuid?.() === 0;
+  const applied = new Set<string>();
+  for (const item of items) if (item.entry.type !== 'dir') applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
+  for (const item of items.filter((i) => i.entry.type === 'dir').sort((a, b) => b.depth - a.depth)) applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
+}
+
 /** Owner, mode, xattrs and times of one restored path (once per path: hardlinks share them). */
-export function applyMetadata(p: string, e: Entry, isRoot: boolean, warn: (m: string) => void, applied: Set<string>): void {
+function applyMetadata(p: string, e: Entry, isRoot: boolean, warn: (m: string) => void, applied: Set<string>): void {
   if (applied.has(p)) return;
   applied.add(p);
   const attempt = (what: string, action: () => void) => {

@@ -1,0 +1,133 @@
+/**
+ * Sync's data phase: every file to write is built in a staging directory on the file
+ * system it goes to (so the final rename never crosses file systems), before anything on
+ * the node is replaced.
+ *
+ * Algorithm: a staged file is named by its path and content (sha256 of both), so a run cut
+ * off midway leaves files the next run finds: their chunks are checked in place (BLAKE3)
+ * and count as done. Then every chunk the node already holds (a seed found by the scan)
+ * is copied from where it was found, checked again since a file may change after the
+ * scan; the rest are fetched through `reader.getMany` (batched, checked by the reader)
+ * and written to every place that holds them.
+ */
+import * as fsSync from 'node:fs';
+import { constants as fsc } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
+import type { ChunkReader } from '../store/interfaces.ts';
+import type { FileEntry } from './manifest.ts';
+import { chunkTargets, RestoreError, writeChunks, type RestoreProgress } from './restore.ts';
+
+/** Where the scan found each chunk on the node: an absolute file path and a byte offset. */
+export type Seeds = Map<ChunkId, { path: string; offset: number }>;
+
+/** The counters the data phase moves (all in bytes but `files`). */
+export type StageProgress = RestoreProgress & { seededBytes: number; fetchedBytes: number };
+
+export interface Staged {
+  /** The staged file of each `toWrite` item, same order. */
+  paths: string[];
+  /** Every staging directory made (to remove once the files are placed). */
+  dirs: Set<string>;
+}
+
+/**
+ * Builds each `toWrite` file, complete, under `stagingDirOf(rel)` (made mode 0700 when
+ * missing). Adds to progress.totalBytes, bytes, seededBytes and fetchedBytes, and sets
+ * progress.files. Throws RestoreError when a staging path is not a directory, and the
+ * reader's errors (a missing or corrupt chunk).
+ */
+export async function stageFiles(reader: Pick<ChunkReader, 'getMany'>, toWrite: Array<{ rel: string; entry: FileEntry }>, stagingDirOf: (rel: string) => string, seeds: Seeds, progress: StageProgress): Promise<Staged> {
+  const dirs = new Set<string>();
+  const paths = toWrite.map(({ rel, entry }) => {
+    const dir = stagingDirOf(rel);
+    if (!dirs.has(dir)) {
+      fsSync.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (!fsSync.lstatSync(dir).isDirectory()) throw new RestoreError(`${dir} is not a directory`, 'remove it and deploy again');
+      dirs.add(dir);
+    }
+    const key = createHash('sha256').update(rel).update('\0').update(JSON.stringify([entry.size, entry.chunks])).digest('hex').slice(0, 40);
+    return `${dir}/${key}`;
+  });
+  const entries = toWrite.map((w) => w.entry);
+  const filled = new Set<string>();
+  entries.forEach((entry, i) => resumeStaged(paths[i], i, entry, filled, progress));
+  copySeeds(entries, paths, seeds, progress, filled);
+  const targets = chunkTargets(entries, (fileIndex, offset) => filled.has(`${fileIndex}:${offset}`));
+  await writeChunks(reader, paths, targets, progress, (bytes) => (progress.fetchedBytes += bytes));
+  progress.files = toWrite.length;
+  return { paths, dirs };
+}
+
+/**
+ * Opens (creating) one staged file and sizes it; every chunk a cut-off run already put
+ * in place counts, added to `filled` as "index:offset".
+ */
+function resumeStaged(file: string, index: number, entry: FileEntry, filled: Set<string>, progress: StageProgress): void {
+  const fd = fsSync.openSync(file, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+  try {
+    if (fsSync.fstatSync(fd).size > 0) {
+      for (const [offset, length, id] of entry.chunks) {
+        const data = Buffer.allocUnsafe(length);
+        if (fsSync.readSync(fd, data, 0, length, offset) === length && chunkIdOf(data) === id) {
+          filled.add(`${index}:${offset}`);
+          progress.seededBytes += length;
+          progress.bytes += length;
+        }
+      }
+    }
+    fsSync.ftruncateSync(fd, entry.size);
+  } finally {
+    fsSync.closeSync(fd);
+  }
+  progress.totalBytes += entry.chunks.reduce((sum, c) => sum + c[1], 0);
+}
+
+/**
+ * Copies every chunk a staged file needs that the node already holds from where the scan
+ * found it, checking its BLAKE3 again.  Adds the places filled ("file:offset") to `filled`.
+ */
+function copySeeds(entries: FileEntry[], staged: string[], seeds: Seeds, progress: StageProgress, filled: Set<string>): void {
+  const sources = new Map<string, number>();
+  const sourceFd = (file: string) => {
+    let fd = sources.get(file);
+    if (fd === undefined) {
+      fd = fsSync.openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      sources.set(file, fd);
+    }
+    return fd;
+  };
+  try {
+    entries.forEach((entry, index) => {
+      let out: number | undefined;
+      try {
+        for (const [offset, length, id] of entry.chunks) {
+          const seed = seeds.get(id);
+          if (!seed || filled.has(`${index}:${offset}`)) continue;
+          const data = Buffer.allocUnsafe(length);
+          let got: number;
+          try {
+            got = fsSync.readSync(sourceFd(seed.path), data, 0, length, seed.offset);
+          } catch {
+            continue; // gone or unreadable since the scan: fetch it instead
+          }
+          if (got !== length || chunkIdOf(data) !== id) continue;
+          out ??= fsSync.openSync(staged[index], fsc.O_WRONLY | fsc.O_NOFOLLOW);
+          let written = 0;
+          while (written < length) written += fsSync.writeSync(out, data, written, length - written, offset + written);
+          filled.add(`${index}:${offset}`);
+          progress.seededBytes += length;
+          progress.bytes += length;
+        }
+      } finally {
+        if (out !== undefined) fsSync.closeSync(out);
+      }
+      if (sources.size > 64) {
+        for (const fd of sources.values()) fsSync.closeSync(fd);
+        sources.clear();
+      }
+    });
+  } finally {
+    for (const fd of sources.values()) fsSync.closeSync(fd);
+  }
+}
