@@ -1,10 +1,10 @@
 /**
  * Index repair: rebuilds the location index from the packs alone, as restic's
- * `repair index` does. Every pack file is read and scanned (pack.ts `scanPack`); each
- * record whose data decodes to its id is indexed at its place, in one synced batch per
- * pack. Records that fail are left out and their pack is reported damaged. The refs
- * (image records) in the same LevelDB are not touched: they cannot be derived from the
- * packs.
+ * `repair index` does. Every pack file is read and scanned (pack.ts `scanPack`, which
+ * skips past damaged records); each record whose data decodes to its id is indexed at
+ * its place, in one synced batch per pack. Records that fail are left out and their
+ * pack is reported damaged. The refs (image records) in the same LevelDB are not
+ * touched: they cannot be derived from the packs.
  */
 import * as fs from 'node:fs/promises';
 import { decodeChunk } from './codec.ts';
@@ -17,7 +17,7 @@ export interface RebuildReport {
   packs: number;
   /** Chunks indexed. */
   chunks: number;
-  /** Packs with a bad magic, a torn or foreign record, or data that does not hash to its id. */
+  /** Packs with a bad magic, damaged records, a torn tail or data that does not hash to its id. */
   damagedPacks: PackId[];
 }
 
