@@ -24,7 +24,7 @@ import * as fs from 'node:fs/promises';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { verifyStore, type VerifyReport } from './checker.ts';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
-import { StoreFormatError } from './errors.ts';
+import { StoreFormatError, StoreIndexDamagedError } from './errors.ts';
 import { SharedExclusiveGate } from './gate.ts';
 import { Guards, type TouchGuard } from './guard.ts';
 import type { ChunkReader, ChunkWriter, EncodedChunkReader, PrunableStore, PruneReport, RefStore } from './interfaces.ts';
@@ -33,7 +33,7 @@ import { PackReader } from './pack-reader.ts';
 import { PackWriter } from './pack-writer.ts';
 import { prunePacks } from './prune.ts';
 import { RefIndex } from './refs.ts';
-import { rebuildLocations, type RebuildReport } from './repair.ts';
+import { rebuildLocations, repairLevelDb, type RebuildReport } from './repair.ts';
 import { listPacks, packPath, prepareStoreDir, type StoreConfig } from './store-dir.ts';
 
 export { fsyncDir, STORE_FORMAT, writeFileDurably, type StoreConfig } from './store-dir.ts';
@@ -50,6 +50,15 @@ export interface LocalStoreOptions {
   packTargetBytes?: number;
   /** Seal a pack this long after its first chunk; default 50 ms. */
   commitDelayMs?: number;
+}
+
+export interface RepairIndexReport extends RebuildReport {
+  /** True when the LevelDB could not be opened and LevelDB's own repair was run first. */
+  levelDbRepaired: boolean;
+  /** Refs (image records, layouts, attachments, nodes) the index still holds. */
+  refs: number;
+  /** Of those, image records. */
+  images: number;
 }
 
 export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader, PrunableStore, RefStore {
@@ -77,11 +86,38 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   /**
    * Opens the store at `dir` (creating it with `opts.create`). Throws StoreFormatError
    * when there is no store (and no `create`) or its config is bad, StoreLockedError when
-   * another process has it open; a damaged LevelDB throws its own error.
+   * another process has it open, StoreIndexDamagedError when its LevelDB is damaged
+   * (see repairIndex).
    */
   static async open(dir: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
     const config = await prepareStoreDir(dir, opts);
     return new LocalStore(dir, config, await openIndexDb(dir), opts);
+  }
+
+  /**
+   * Repairs the index of the closed store at `dir` (`cloner repair-index`): when its
+   * LevelDB cannot be opened, runs LevelDB's repair; then rebuilds every chunk location
+   * from the packs. Throws StoreFormatError when `dir` holds no store, StoreLockedError
+   * when another process has it open.
+   */
+  static async repairIndex(dir: string): Promise<RepairIndexReport> {
+    let store: LocalStore;
+    let levelDbRepaired = false;
+    try {
+      store = await LocalStore.open(dir);
+    } catch (err) {
+      if (!(err instanceof StoreIndexDamagedError)) throw err;
+      await repairLevelDb(dir);
+      levelDbRepaired = true;
+      store = await LocalStore.open(dir);
+    }
+    try {
+      const rebuilt = await store.rebuildIndex();
+      const refs = await store.listRefs('');
+      return { ...rebuilt, levelDbRepaired, refs: refs.length, images: refs.filter(([name]) => name.startsWith('image/')).length };
+    } finally {
+      await store.close();
+    }
   }
 
   // ---- reader -------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 import { ClassicLevel } from 'classic-level';
 import type { ChunkId } from './chunk-id.ts';
 import type { Codec } from './codec.ts';
-import { StoreLockedError } from './errors.ts';
+import { StoreIndexDamagedError, StoreLockedError } from './errors.ts';
 import { indexPath, type PackId } from './store-dir.ts';
 
 /** Where one chunk's stored bytes are: `storedLength` bytes at `offset` of `pack`. */
@@ -56,7 +56,8 @@ const key = (id: ChunkId) => Buffer.from(id, 'hex');
 
 /**
  * Opens (creating if absent) the LevelDB of the store at `dir`. Throws StoreLockedError
- * when another process holds it; other LevelDB errors (a damaged index) pass through.
+ * when another process holds it, StoreIndexDamagedError when LevelDB reports corruption;
+ * other errors pass through.
  */
 export async function openIndexDb(dir: string): Promise<ClassicLevel<string, string>> {
   const db = new ClassicLevel<string, string>(indexPath(dir));
@@ -66,6 +67,9 @@ export async function openIndexDb(dir: string): Promise<ClassicLevel<string, str
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     if (cause?.message?.includes('lock') || (err as { code?: string }).code === 'LEVEL_LOCKED') {
       throw new StoreLockedError(`store ${dir} is in use by another process`, 'stop the other cloner-server or command using it, then retry');
+    }
+    if (cause?.code === 'LEVEL_CORRUPTION') {
+      throw new StoreIndexDamagedError(`the index of store ${dir} is damaged: ${cause.message}`, `stop any cloner-server using it, then run: cloner repair-index --store ${dir}`);
     }
     throw err;
   }

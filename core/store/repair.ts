@@ -5,12 +5,17 @@
  * its place, in one synced batch per pack. Records that fail are left out and their
  * pack is reported damaged. The refs (image records) in the same LevelDB are not
  * touched: they cannot be derived from the packs.
+ *
+ * When the LevelDB itself cannot be opened (damaged files), `repairLevelDb` runs
+ * LevelDB's own repair first, which salvages what its log and table files still hold;
+ * the location index is then rebuilt from the packs anyway.
  */
+import { ClassicLevel } from 'classic-level';
 import * as fs from 'node:fs/promises';
 import { decodeChunk } from './codec.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { scanPack } from './pack.ts';
-import { listPacks, packPath, type PackId } from './store-dir.ts';
+import { indexPath, listPacks, packPath, type PackId } from './store-dir.ts';
 
 export interface RebuildReport {
   /** Pack files read. */
@@ -49,4 +54,12 @@ export async function rebuildLocations(dir: string, index: LocationIndex): Promi
     result.chunks += entries.length;
   }
   return result;
+}
+
+/**
+ * Runs LevelDB's repair (RepairDB) on the index of the store at `dir`: it rewrites the
+ * index from whatever log and table files are still readable. The store must not be open.
+ */
+export async function repairLevelDb(dir: string): Promise<void> {
+  await ClassicLevel.repair(indexPath(dir));
 }
