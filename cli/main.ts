@@ -23,6 +23,7 @@ import { register as netboot } from './commands/netboot.ts';
 import { register as newImage } from './commands/new-image.ts';
 import { register as nodes } from './commands/nodes.ts';
 import { register as power } from './commands/power.ts';
+import { register as repairIndex } from './commands/repair-index.ts';
 import { register as script } from './commands/script.ts';
 import { register as status } from './commands/status.ts';
 import { register as updateDisklayout } from './commands/update-disklayout.ts';
@@ -31,7 +32,7 @@ import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, verify, gc, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
 cli.version('0.1.0');
 

@@ -40,6 +40,11 @@ export class StoreFormatError extends StoreError {
   override readonly code = 'STORE_FORMAT';
 }
 
+/** The store's LevelDB index cannot be opened: its files are damaged. */
+export class StoreIndexDamagedError extends StoreError {
+  override readonly code = 'STORE_INDEX_DAMAGED';
+}
+
 export class RevisionRefusedError extends StoreError {
   override readonly code = 'REVISION_REFUSED';
   override readonly status = 409;

@@ -73,7 +73,7 @@ test('verify lists corrupt and missing chunks', async () => {
   await withTempDir(async (dir) => {
     const store = await LocalStore.open(dir, { create: true, packTargetBytes: 50_000 });
     const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => store.put(seededBytes(50 + i, 40_000))));
-    assert.equal(await store.verify(), { checked: 6, missing: [], corrupt: [] });
+    assert.equal(await store.verify(), { checked: 6, missing: [], corrupt: [], damagedPacks: [] });
     const fans = await readdir(path.join(dir, 'packs'));
     const packs = (await Promise.all(fans.map(async (f) => (await readdir(path.join(dir, 'packs', f))).map((p) => path.join(dir, 'packs', f, p))))).flat().sort();
     // Flip one byte inside the data of the first pack, delete the second pack.

@@ -1,0 +1,135 @@
+/**
+ * The location index: where each chunk lives, in LevelDB (DIR/index, sublevel "c").
+ *
+ *   key   the chunk id, 32 bytes
+ *   value pack id (8 bytes) | offset of the data u32le | storedLength u32le |
+ *         rawLength u32le | codec u8                                      = 21 bytes
+ *
+ * Every write is one synced LevelDB batch, so a set of entries (a sealed pack's, a
+ * repack's) lands whole or not at all. The index is derived data: repair.ts rebuilds it
+ * from the packs alone. The same LevelDB also holds the refs (refs.ts), which are not.
+ */
+import { ClassicLevel } from 'classic-level';
+import type { ChunkId } from './chunk-id.ts';
+import type { Codec } from './codec.ts';
+import { StoreIndexDamagedError, StoreLockedError } from './errors.ts';
+import { indexPath, type PackId } from './store-dir.ts';
+
+/** Where one chunk's stored bytes are: `storedLength` bytes at `offset` of `pack`. */
+export interface Location {
+  pack: PackId;
+  /** Byte offset of the data (just after its record header) in the pack file. */
+  offset: number;
+  storedLength: number;
+  rawLength: number;
+  codec: Codec;
+}
+
+export interface Located {
+  id: ChunkId;
+  loc: Location;
+}
+
+const LOCATION_BYTES = 21;
+
+function encodeLocation(loc: Location): Buffer {
+  const b = Buffer.alloc(LOCATION_BYTES);
+  b.write(loc.pack, 0, 8, 'hex');
+  b.writeUInt32LE(loc.offset, 8);
+  b.writeUInt32LE(loc.storedLength, 12);
+  b.writeUInt32LE(loc.rawLength, 16);
+  b.writeUInt8(loc.codec, 20);
+  return b;
+}
+
+function decodeLocation(b: Buffer): Location {
+  return {
+    pack: b.toString('hex', 0, 8),
+    offset: b.readUInt32LE(8),
+    storedLength: b.readUInt32LE(12),
+    rawLength: b.readUInt32LE(16),
+    codec: b.readUInt8(20) as Codec,
+  };
+}
+
+const key = (id: ChunkId) => Buffer.from(id, 'hex');
+
+/**
+ * Opens (creating if absent) the LevelDB of the store at `dir`. Throws StoreLockedError
+ * when another process holds it, StoreIndexDamagedError when LevelDB reports corruption;
+ * other errors pass through.
+ */
+export async function openIndexDb(dir: string): Promise<ClassicLevel<string, string>> {
+  const db = new ClassicLevel<string, string>(indexPath(dir));
+  try {
+    await db.open();
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.message?.includes('lock') || (err as { code?: string }).code === 'LEVEL_LOCKED') {
+      throw new StoreLockedError(`store ${dir} is in use by another process`, 'stop the other cloner-server or command using it, then retry');
+    }
+    if (cause?.code === 'LEVEL_CORRUPTION') {
+      throw new StoreIndexDamagedError(`the index of store ${dir} is damaged: ${cause.message}`, `stop any cloner-server using it, then run: cloner repair-index --store ${dir}`);
+    }
+    throw err;
+  }
+  return db;
+}
+
+export class LocationIndex {
+  private readonly db: ClassicLevel<string, string>;
+  private readonly chunks;
+
+  constructor(db: ClassicLevel<string, string>) {
+    this.db = db;
+    this.chunks = db.sublevel<Buffer, Buffer>('c', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  }
+
+  /** The location of `id`, or undefined when it is not indexed. */
+  async get(id: ChunkId): Promise<Location | undefined> {
+    const value = await this.chunks.get(key(id));
+    return value === undefined ? undefined : decodeLocation(value);
+  }
+
+  /** One answer per id, in the order asked (one LevelDB multi-get; callers batch). */
+  async getMany(ids: readonly ChunkId[]): Promise<Array<Location | undefined>> {
+    const values = await this.chunks.getMany(ids.map(key));
+    return values.map((v) => (v === undefined ? undefined : decodeLocation(v)));
+  }
+
+  /** Indexes every entry in one synced batch: all of them land, or none. */
+  async put(entries: readonly Located[]): Promise<void> {
+    await this.batch(entries.map((e) => ({ type: 'put' as const, key: key(e.id), value: encodeLocation(e.loc) })));
+  }
+
+  /** Drops the entries of `ids` in one synced batch. */
+  async delete(ids: readonly ChunkId[]): Promise<void> {
+    await this.batch(ids.map((id) => ({ type: 'del' as const, key: key(id) })));
+  }
+
+  /** Drops every entry (the refs stay). */
+  async clear(): Promise<void> {
+    await this.chunks.clear();
+  }
+
+  /** Every entry, in id order. */
+  async *entries(): AsyncIterable<Located> {
+    for await (const [k, v] of this.chunks.iterator()) yield { id: k.toString('hex'), loc: decodeLocation(v) };
+  }
+
+  /** Every entry grouped by pack (entries of a pack in id order). Holds the whole index in memory. */
+  async byPack(): Promise<Map<PackId, Located[]>> {
+    const byPack = new Map<PackId, Located[]>();
+    for await (const entry of this.entries()) {
+      let list = byPack.get(entry.loc.pack);
+      if (!list) byPack.set(entry.loc.pack, (list = []));
+      list.push(entry);
+    }
+    return byPack;
+  }
+
+  private async batch(ops: Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }>): Promise<void> {
+    if (ops.length === 0) return;
+    await this.db.batch(ops.map((op) => ({ ...op, sublevel: this.chunks }) as never), { sync: true });
+  }
+}
