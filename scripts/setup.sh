@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything Cloner and its tests need on a fresh Debian machine: the Debian
-# tools the tests and benches use (qemu, OVMF, mmdebstrap and socat for the VM tests),
+# Installs everything Cloner and its tests need on a fresh Debian machine: every Debian
+# tool a test calls (a missing one turns its test into a skip, and CI fails on a skip):
+# rsync/acl/attr (round trips), restic and lz4 (benches' yardsticks), debootstrap,
+# mmdebstrap, qemu, OVMF and socat (VM tests), e2fsprogs/xfsprogs/btrfs-progs/fdisk/
+# util-linux/mount (loop-device layout tests), dnsmasq-base (dnsmasq --test of the netboot
+# snippet), ipmitool + openipmi (ipmi_sim), systemd (systemd-analyze verify of
+# contrib/cloner-server.service), iproute2 (namespaces, tc), openssh-client, openssl;
 # then the npm packages (which bring Node 24 and build the fsx native addon). Run as root
 # (CI does), or with sudo available. The VM image is built by the first VM test (or by
 # `npm run vm:build`) and cached in /var/cache/cloner-vm.
@@ -9,9 +14,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   rsync attr acl lz4 restic debootstrap mmdebstrap
-  e2fsprogs xfsprogs btrfs-progs fdisk util-linux
+  e2fsprogs xfsprogs btrfs-progs fdisk util-linux mount
   qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
-  iproute2 openssh-client openssl
+  iproute2 openssh-client openssl systemd
   python3 make g++
 )
 SUDO=""

@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { RevisionRefusedError } from '../../core/store/errors.ts';
 import { captureTree } from '../../core/tree/capture.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, InvalidNameError } from '../../core/tree/images.ts';
 import { restoreTree } from '../../core/tree/restore.ts';
-import { file, makeTree, seededBytes } from '../helpers/fixtures.ts';
+import { file, makeTree, rsyncDifferences, seededBytes } from '../helpers/fixtures.ts';
 import { withStore } from '../helpers/store.ts';
 import { putRawDir, meta } from './attacks.ts';
 
@@ -61,8 +61,8 @@ test('gc frees deleted images, keeps live and guarded chunks, repacks, and the r
     const b = path.join(work, 'b');
     await makeTree(a, { 'big': file(seededBytes(11, 2_000_000)), 'shared': file(seededBytes(12, 500_000)) });
     await makeTree(b, { 'other': file(seededBytes(13, 2_000_000)), 'shared': file(seededBytes(12, 500_000)) });
-    const ta = await captureTree({ root: a, store, chunker: store.config.chunker });
-    const tb = await captureTree({ root: b, store, chunker: store.config.chunker });
+    // Captured together, so their chunks share packs: dropping b leaves packs partly dead.
+    const [ta, tb] = await Promise.all([a, b].map((root) => captureTree({ root, store, chunker: store.config.chunker })));
     await commitRevision(store, 'a', { tree: ta.tree, stats }, { create: true });
     await commitRevision(store, 'b', { tree: tb.tree, stats }, { create: true });
     // An upload in flight: a chunk it wrote but has not committed yet, under a guard.
@@ -76,6 +76,8 @@ test('gc frees deleted images, keeps live and guarded chunks, repacks, and the r
     guard.release();
     const after = await store.stats();
     assert.ok(report.deletedChunks > 0, 'chunks of the deleted image were dropped');
+    // Packs held chunks of a and of b: with b gone they are far over 5% dead and were repacked.
+    assert.ok(report.repackedPacks >= 1, `repacked ${report.repackedPacks} packs`);
     assert.ok(after.packBytes < before.packBytes - 1_500_000, `space freed (${before.packBytes} -> ${after.packBytes})`);
     assert.is(await store.has(pendingId), true, 'guarded chunk kept');
     assert.is(await store.has(orphanId), false, 'unguarded orphan dropped');
@@ -83,7 +85,36 @@ test('gc frees deleted images, keeps live and guarded chunks, repacks, and the r
     const dst = path.join(work, 'dst');
     await mkdir(dst);
     await restoreTree({ reader: store, tree: ta.tree, target: dst });
-    await writeFile(path.join(work, 'ok'), 'restored after gc');
+    // The restored tree is a's, byte for byte (--checksum compares content, not only size and time).
+    assert.equal(rsyncDifferences(a, dst, ['--checksum']), []);
+  });
+});
+
+test('a pack is repacked when over 5% of it is dead, and kept as it is below that', async () => {
+  await withStore(async (store) => {
+    // Incompressible chunks, so each record is 52 header bytes + its raw length; one pack each flush.
+    const RECORD = 52;
+    const live1 = seededBytes(21, 100_000);
+    const dead1 = seededBytes(22, 4_800); // (4800 + 52) / 104912: 4.6% dead, kept
+    const live2 = seededBytes(23, 100_000);
+    const dead2 = seededBytes(24, 5_600); // (5600 + 52) / 105712: 5.3% dead, repacked
+    // Puts issued together land in one pack (each put resolves once its pack is durable).
+    const ids1 = await Promise.all([store.put(live1), store.put(dead1)]);
+    const ids2 = await Promise.all([store.put(live2), store.put(dead2)]);
+    const before = await store.stats();
+    assert.is(before.packs, 2);
+    assert.is(before.packBytes, 2 * 8 + 4 * RECORD + 100_000 + 4_800 + 100_000 + 5_600, 'two packs of incompressible records');
+    const live = new Set([ids1[0], ids2[0]]);
+    const report = await store.prune((id) => live.has(id));
+    assert.equal([report.deletedChunks, report.repackedPacks, report.deletedPacks], [2, 1, 0]);
+    const after = await store.stats();
+    // Only the second pack lost its dead record; the first still holds its 4,852 dead bytes.
+    assert.is(after.packBytes, before.packBytes - (5_600 + RECORD));
+    assert.is(after.packs, 2);
+    assert.ok((await store.get(ids1[0])).equals(live1));
+    assert.ok((await store.get(ids2[0])).equals(live2));
+    assert.equal(await store.hasMany([ids1[1], ids2[1]]), [false, false]);
+    assert.equal(await store.verify().then((r) => [r.missing, r.corrupt]), [[], []]);
   });
 });
 

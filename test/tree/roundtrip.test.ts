@@ -51,7 +51,9 @@ async function buildGolden(src: string): Promise<void> {
     await chown(path.join(src, 'home/user'), 1000, 1000);
     await chown(path.join(src, 'home/user/.hidden'), 1000, 1000);
     fsx.lsetxattr(path.join(src, 'usr/bin/tool'), 'security.capability', CAP_NET_RAW);
-    spawnSync('setfacl', ['-m', 'u:1234:rwx,g:5678:r', path.join(src, 'srv/deep')]);
+    // A failed setfacl would leave no ACL to compare: the ACL checks below would pass vacuously.
+    const acl = spawnSync('setfacl', ['-m', 'u:1234:rwx,g:5678:r', path.join(src, 'srv/deep')], { encoding: 'utf8' });
+    if (acl.error || acl.status !== 0) throw new Error(`setfacl failed, so ACLs would go untested: ${acl.error?.message ?? acl.stderr.trim()}`);
   }
   await utimes(path.join(src, 'usr/lib'), 1_600_000_000.5, 1_600_000_000.5);
 }
@@ -80,6 +82,13 @@ test('round trip keeps everything rsync -aHAX compares: content, modes, owners, 
     if (isRoot) {
       assert.ok(fsx.lgetxattr(path.join(dst, 'usr/bin/tool'), 'security.capability').equals(CAP_NET_RAW), 'file capability survives chown');
       assert.is((await lstat(path.join(dst, 'dev-loop'))).rdev, (await lstat(path.join(src, 'dev-loop'))).rdev);
+      // The ACL set on the golden tree, read back from the restored one (rsync -A compares it too).
+      const aclOf = (root: string) => spawnSync('getfacl', ['--omit-header', '--numeric', path.join(root, 'srv/deep')], { encoding: 'utf8' });
+      const want = aclOf(src);
+      assert.is(want.status, 0, want.stderr);
+      assert.match(want.stdout, /^user:1234:rwx$/m);
+      assert.match(want.stdout, /^group:5678:r--$/m);
+      assert.is(aclOf(dst).stdout, want.stdout);
     }
   });
 });
