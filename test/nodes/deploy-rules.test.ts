@@ -12,6 +12,12 @@ import { getHostKeys, putHostKeys } from '../../core/nodes/hostkeys.ts';
 import { changeNode, getNode, removeNode } from '../../core/nodes/registry.ts';
 import { ClonerError } from '../../core/errors.ts';
 import { withStore } from '../helpers/store.ts';
+import { file, makeTree } from '../helpers/fixtures.ts';
+import { captureTree } from '../../core/tree/capture.ts';
+import { commitRevision } from '../../core/tree/images.ts';
+import { saveLayout } from '../../core/layout/store.ts';
+import type { Layout } from '../../core/layout/model.ts';
+import path from 'node:path';
 
 /** Awaits `work`, which must fail with an error `matches` accepts. */
 async function rejects(work: () => Promise<unknown>, matches: (e: unknown) => boolean): Promise<void> {
@@ -76,6 +82,36 @@ test('a plan needs an assigned, existing image; host keys are stored once; remov
     assert.equal(await store.listRefs('deploy'), []);
     await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01'], true);
     await rejects(() => getHostKeys(store, 'n1'), code('HOSTKEYS_NOT_FOUND'));
+  });
+});
+
+test('a plan: the latest revision, or the one cloner_revision pins; the revision\'s layout, or the one cloner_layout names', async () => {
+  await withStore(async (store, dir) => {
+    const layout = (disk: string): Layout => ({ format: 'cloner-layout/1', disks: [{ id: disk, table: 'gpt', partitions: [{ id: 'root', size: 'grow', type: 'linux' }] }], filesystems: [{ device: 'root', type: 'ext4', mount: '/' }] });
+    await saveLayout(store, 'small', layout('a'));
+    await saveLayout(store, 'big', layout('b'));
+    const root = path.join(dir, 'golden');
+    const revisions = [];
+    for (const text of ['one\n', 'two\n']) {
+      await makeTree(root, { 'etc/release': file(text) });
+      const { tree } = await captureTree({ store, chunker: store.config.chunker, root, liveNode: false });
+      revisions.push(await commitRevision(store, 'img', { tree, layout: 'small', stats: { files: 1, bytes: text.length } }, { create: revisions.length === 0 }));
+    }
+    await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01', 'cloner_image=img'], true);
+    let plan = await deployPlan(store, store.config.chunker, 'n1');
+    assert.is(plan.revision.n, 2);
+    assert.is(plan.revision.tree, revisions[1].tree);
+    assert.is(plan.layout?.name, 'small');
+    await changeNode(store, 'n1', ['cloner_revision=1', 'cloner_layout=big'], false);
+    plan = await deployPlan(store, store.config.chunker, 'n1');
+    assert.is(plan.revision.n, 1);
+    assert.is(plan.revision.tree, revisions[0].tree);
+    assert.is(plan.layout?.name, 'big');
+    assert.is(plan.layout?.layout.disks[0].id, 'b');
+    await changeNode(store, 'n1', ['cloner_revision=7'], false);
+    await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('IMAGE_NOT_FOUND'));
+    await changeNode(store, 'n1', ['cloner_revision=', 'cloner_layout=nosuch'], false);
+    await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('LAYOUT_NOT_FOUND'));
   });
 });
 

@@ -3,14 +3,16 @@
  * (recorded as discovered) and for a node set to local, the installer's kernel line with a
  * fresh deploy token for a node set to cloner; that token reads (not writes) until the next
  * boot replaces it. Plus the dnsmasq snippet, which dnsmasq --test must accept (a skip
- * without dnsmasq, which fails CI).
+ * without dnsmasq, which fails CI). With --public-url the scripts name that URL; the
+ * installer files in DATA/boot/ are served without a token; a deploy token acts for its
+ * own node only (403 for another's plan, reports, result and host keys).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { withTempDir } from '../helpers/fixtures.ts';
+import { seededBytes, withTempDir } from '../helpers/fixtures.ts';
 import { haveTool } from '../../core/tools.ts';
 import { cloner } from '../helpers/cli.ts';
 import { withServer } from '../helpers/server.ts';
@@ -65,6 +67,47 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     assert.match(c.out, new RegExp(`^dhcp-boot=tag:ipxe,${server.url}/boot\\.ipxe$`, 'm'));
     assert.is(cloner('netboot', 'dnsmasq-config', '--server', server.url).code, 2);
   });
+});
+
+test('--public-url names the server on the kernel line; the installer files are served; a deploy token acts only for its own node', async () => {
+  await withServer(
+    async (server) => {
+      const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
+      for (const [name, mac] of [['node01', '52:54:00:00:00:01'], ['node02', '52:54:00:00:00:02']]) {
+        assert.is(cloner('nodes', 'add', ...remote, name, `eth0.mac=${mac}`, 'netboot=cloner').code, 0);
+      }
+      const script = await (await fetch(`${server.url}/boot.ipxe?mac=52:54:00:00:00:01`)).text();
+      assert.match(script, /^kernel http:\/\/198\.18\.0\.1:8740\/v1\/boot\/vmlinuz cloner\.server=http:\/\/198\.18\.0\.1:8740 /m);
+      assert.match(script, /^initrd http:\/\/198\.18\.0\.1:8740\/v1\/boot\/initrd\.img$/m);
+      assert.match(await (await fetch(`${server.url}/boot.ipxe`)).text(), /^chain http:\/\/198\.18\.0\.1:8740\/boot\.ipxe\?mac=/m);
+      const token = /cloner\.token=(\S+)/.exec(script)![1];
+
+      // The installer files, as make-installer would leave them in DATA/boot/.
+      await mkdir(path.join(server.dataDir, 'boot'), { recursive: true });
+      const kernelBytes = seededBytes(3, 300_000);
+      await writeFile(path.join(server.dataDir, 'boot/vmlinuz'), kernelBytes);
+      const served = await fetch(`${server.url}/v1/boot/vmlinuz`);
+      assert.is(served.status, 200);
+      assert.ok(Buffer.from(await served.arrayBuffer()).equals(kernelBytes), 'vmlinuz is served byte for byte, without a token');
+      assert.is((await fetch(`${server.url}/v1/boot/initrd.img`)).status, 404);
+      assert.is((await fetch(`${server.url}/v1/boot/..%2fadmin.token`)).status, 400);
+
+      const as = (route: string, init: RequestInit = {}) => fetch(`${server.url}${route}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+      // Its own node: allowed (the plan fails only because no image is assigned).
+      const own = await as('/v1/nodes/node01/deploy');
+      assert.is(own.status, 400);
+      assert.is((await own.json()).error, 'NODE_INVALID');
+      assert.is((await as('/v1/nodes/node01/deploy/status', { method: 'POST', body: JSON.stringify({ phase: 'identify' }) })).status, 200);
+      // Another node: refused, for every node route.
+      assert.is((await as('/v1/nodes/node02/deploy')).status, 403);
+      assert.is((await as('/v1/nodes/node02/deploy/status', { method: 'POST', body: JSON.stringify({ phase: 'identify' }) })).status, 403);
+      assert.is((await as('/v1/nodes/node02/deploy/result', { method: 'POST', body: JSON.stringify({ ok: true, phase: 'done' }) })).status, 403);
+      assert.is((await as('/v1/nodes/node02/hostkeys')).status, 403);
+      const nodes = JSON.parse(cloner('nodes', 'list', ...remote, '--json').out) as Array<{ name: string; netboot: string }>;
+      assert.is(nodes.find((n) => n.name === 'node02')?.netboot, 'cloner', 'node02 untouched');
+    },
+    ['--public-url', 'http://198.18.0.1:8740'],
+  );
 });
 
 // dnsmasq itself must accept the snippet; without dnsmasq this is a skip (a failure in CI).
