@@ -64,7 +64,10 @@ async function deploy(): Promise<{ seconds: number; restore: number; fetched: st
   child.stderr.on('data', (d: Buffer) => (out += d));
   const code = await new Promise((r) => child.once('close', r));
   if (code !== 0) throw new Error(`cloner-agent deploy failed:\n${out}`);
-  const fetched = /fetched ([\d.]+ \S+), reused/.exec(out)?.[1] ?? '?';
+  // The restore phase is timed from the agent's own phase lines; without both, it is not measured.
+  if (!restoreStart || !restoreEnd || restoreEnd < restoreStart) throw new Error(`the agent printed no [restore] ... [identity] phase lines to time the restore by:\n${out}`);
+  const fetched = /fetched ([\d.]+ \S+), reused/.exec(out)?.[1];
+  if (!fetched) throw new Error(`the agent did not report what it fetched:\n${out}`);
   return { seconds: (performance.now() - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out };
 }
 
@@ -114,19 +117,23 @@ try {
   const rsync2 = timed(['rsync', '-aHAX', '--delete', `${two.tree}/`, `${mnt}/`]);
   spawnSync('umount', [mnt]);
 
-  const mbs = (b: number, s: number) => `${(b / 1e6 / s).toFixed(1)} MB/s`;
-  const line = (label: string, s: number, b: number, extra = '') => console.log(`${label.padEnd(44)} ${s.toFixed(2).padStart(6)} s  ${mbs(b, s).padStart(11)}${extra}`);
+  const mbs = (b: number | null, s: number) => (b === null ? '' : `${(b / 1e6 / s).toFixed(1)} MB/s`);
+  // A rate only where the whole tree was written (a re-deploy writes only what changed).
+  const line = (label: string, s: number, b: number | null, extra = '') => console.log(`${label.padEnd(44)} ${s.toFixed(2).padStart(6)} s  ${mbs(b, s).padStart(11)}${extra}`);
+  const skipped = (label: string, why: string) => console.log(`${label.padEnd(44)} skipped: ${why}`);
   console.log(`tree one ${one.tree}: ${(bytes1 / 1e6).toFixed(1)} MB; tree two (+python3): ${(bytes2 / 1e6).toFixed(1)} MB`);
   console.log('-- onto a blank disk --');
   line('cloner-agent deploy (partition, mkfs, all)', first.seconds, bytes1, `  fetched ${first.fetched}`);
   line('  of which the restore phase', first.restore, bytes1);
   if (restic) line('restic restore (local repo, ext4 made apart)', restic.first, bytes1, `  cloner restore phase / restic: ${(first.restore / restic.first).toFixed(2)}x`);
+  else skipped('restic restore (local repo)', 'restic is not installed (scripts/setup.sh installs it)');
   line('rsync -aHAX (local tree, ext4 made apart)', rsync1.seconds, bytes1, `  cloner restore phase / rsync: ${(first.restore / rsync1.seconds).toFixed(2)}x`);
   console.log('-- re-deploy after the package install (revision two onto revision one) --');
-  line('cloner-agent deploy (layout kept)', second.seconds, bytes2, `  fetched ${second.fetched}`);
-  line('  of which the restore phase', second.restore, bytes2);
+  line('cloner-agent deploy (layout kept)', second.seconds, null, `  fetched ${second.fetched}`);
+  line('  of which the restore phase', second.restore, null);
   if (restic) line('restic restore of revision two (fresh ext4)', restic.second, bytes2, `  cloner restore phase / restic: ${(second.restore / restic.second).toFixed(2)}x`);
-  line('rsync -aHAX --delete (local tree)', rsync2.seconds, bytes2, `  cloner restore phase / rsync: ${(second.restore / rsync2.seconds).toFixed(2)}x`);
+  else skipped('restic restore of revision two', 'restic is not installed');
+  line('rsync -aHAX --delete (local tree)', rsync2.seconds, null, `  cloner restore phase / rsync: ${(second.restore / rsync2.seconds).toFixed(2)}x`);
 } finally {
   await server.stop();
   spawnSync('umount', ['-R', mnt]);

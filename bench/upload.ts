@@ -51,6 +51,7 @@ try {
   console.log(`  ${http.out.trim()}`);
   console.log(`second image, same tree, --server:   ${again.seconds.toFixed(2)} s  (${again.out.trim().replace(/^.*new data stored/s, 'new data stored')})`);
   if (restic !== null) console.log(`restic backup (local repository):   ${restic.toFixed(2)} s, ${mbs(restic)} MB/s  (cloner over HTTP / restic: ${(http.seconds / restic).toFixed(2)}x)`);
+  else console.log('restic backup (local repository):   skipped: restic is not installed (scripts/setup.sh installs it)');
 } finally {
   await server.stop();
   await rm(work, { recursive: true, force: true });

@@ -4,14 +4,16 @@
  * disk each. The agents find themselves by MAC, take the one-boot token /boot.ipxe gives
  * them, partition (GPT: ext4 / and xfs /srv) and restore the Debian tree at once; each
  * tree is compared with the golden one (rsync itemize) and each node's identity checked.
- * Then: a re-deploy after update-filesystem fetches at most the new chunks, and a second
- * one nothing; a link cut mid-deploy is waited out and the deploy completes; a chunk
+ * Each node's pre-script sees its CLONER_* environment; a fifth disk that fits the layout
+ * but is in no agent's --disks is never written. Then: a re-deploy after update-filesystem
+ * fetches at most the new chunks, and a second one nothing; a link cut mid-deploy is waited
+ * out and the deploy completes, fetching again no more than what was in flight; a chunk
  * corrupted in the server's pack fails the deploy loudly and the node stays in `cloner`.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree } from '../../bench/debian-tree.ts';
 import { rsyncDifferences, seededBytes } from '../helpers/fixtures.ts';
@@ -42,7 +44,7 @@ if (blocker) {
 
   test('four nodes deploy one image at once; re-deploys fetch only what changed; a link cut resumes; a corrupt chunk fails loudly', async () => {
     await withNetLab(4, async (lab) => {
-      await withLoopDisks(['1200M', '1200M', '1200M', '1200M'], async (disks, dir) => {
+      await withLoopDisks(['1200M', '1200M', '1200M', '1200M', '1200M'], async (disks, dir) => {
         await withServer(
           async (server) => {
             await scenario(lab, server, disks, dir);
@@ -106,6 +108,16 @@ if (blocker) {
     // Directory times change where identity files were written.
     const excludes = ['--omit-dir-times', ...IDENTITY_PATHS.flatMap((p) => ['--exclude', p])];
 
+    // A fifth disk that fits the layout but is in no agent's --disks: it must never be written.
+    const bystander = disks[4];
+    const bystanderMark = seededBytes(5, 4 << 20);
+    await writeFile(bystander, bystanderMark);
+    // A pre-script that records the environment it ran with, per node.
+    const preEnv = path.join(dir, 'pre-env');
+    await mkdir(preEnv);
+    await writeFile(path.join(dir, 'pre.sh'), `#!/bin/sh\nenv | grep '^CLONER_' | sort > ${preEnv}/$CLONER_NODE.env\n`);
+    cloner('script', '--image', 'debian', '--type', 'pre', '--set', path.join(dir, 'pre.sh'));
+
     // BIOS settings with the image: node1 has (a fake) syscfg, the others none.
     await writeFile(path.join(dir, 'bios.ini'), '[BIOS::Advanced]\nHyper-Threading Technology=Disable\n');
     cloner('biossettings-upload', '--image', 'debian', '--biossettings', 'tuned', '--file', path.join(dir, 'bios.ini'));
@@ -137,6 +149,25 @@ if (blocker) {
       });
     }
     assert.is(hostKeys.size, 4, 'each node has its own SSH host keys');
+    for (const [i, n] of lab.nodes.entries()) {
+      assert.is(
+        await readFile(path.join(preEnv, `${nodeName(i)}.env`), 'utf8'),
+        [
+          `CLONER_HOSTNAME=${nodeName(i)}.cluster`,
+          `CLONER_IF_ETH0_GATEWAY=198.18.0.1`,
+          `CLONER_IF_ETH0_IP=${n.ip}/24`,
+          `CLONER_IF_ETH0_MAC=${n.mac}`,
+          'CLONER_IMAGE=debian',
+          'CLONER_INTERFACES=eth0',
+          `CLONER_NODE=${nodeName(i)}`,
+          'CLONER_REVISION=1',
+          `CLONER_SERVER=${url}`,
+          `CLONER_TARGET=${path.join(dir, `target${i}`)}`,
+          '',
+        ].join('\n'),
+        `${nodeName(i)}'s pre-script environment`,
+      );
+    }
     assert.match(await readFile(syscfgLog, 'utf8'), /^\/r \S+bios-tuned\.ini \/b\n\[BIOS::Advanced\]\nHyper-Threading Technology=Disable\n$/, 'syscfg restored the settings on node1');
     assert.match(results[1].out, /warning: the image has BIOS settings \(tuned\) but syscfg is not on this node; skipped/);
     for (const row of deploys()) {
@@ -170,6 +201,17 @@ if (blocker) {
       assert.is(r.status, 0, r.stderr);
       return Number(r.stdout);
     })();
+    /** Bytes of every distinct chunk of a revision (what a blank disk fetches at most). */
+    const treeBytes = (tree: string) => {
+      const r = spawnSync('ip', ['netns', 'exec', lab.serverNs, process.execPath, '--input-type=module', '-e', `
+        const { HttpStore } = await import('${path.resolve('core/store/http.ts')}');
+        const { treeChunkIds } = await import('${path.resolve('core/tree/images.ts')}');
+        const s = new HttpStore({ url: '${url}', token: '${server.adminToken}' });
+        let bytes = 0; for await (const [, data] of s.getMany(await treeChunkIds(s, '${tree}'))) bytes += data.length;
+        process.stdout.write(String(bytes));`], { encoding: 'utf8' });
+      assert.is(r.status, 0, r.stderr);
+      return Number(r.stdout);
+    };
     cloner('netboot', '--nodes', 'node1', '--set', 'cloner');
     let again = await agent(0);
     assert.is(again.code, 0, again.out);
@@ -210,6 +252,12 @@ if (blocker) {
     assert.match(cut.out, /retry \d+ of fetching chunks/, 'the agent retried');
     await mounted(1, async (root) => assert.equal(rsyncDifferences(golden, root, excludes), [], 'node2 complete after the cut'));
     assert.is(deploys().find((d) => d.node === 'node2')!.netboot, 'local');
+    // What the cut cost: at most the fetches in flight when the link went down (4 requests
+    // of 256 chunks, 64 KiB on average: 64 MiB) on top of the revision's own chunks; what
+    // was already written is not fetched again.
+    const cutFetched = deploys().find((d) => d.node === 'node2')!.lastDeploy!.fetchedBytes!;
+    const rev2Bytes = treeBytes(rev2.tree);
+    assert.ok(cutFetched <= rev2Bytes + (64 << 20), `after the cut node2 fetched ${cutFetched} bytes; the revision holds ${rev2Bytes}`);
 
     // 4. A corrupt chunk in the server's pack: the deploy fails in restore, node3 stays in cloner.
     const bad = path.join(dir, 'bad');
@@ -235,6 +283,14 @@ if (blocker) {
     assert.is(row.lastDeploy?.ok, false);
     assert.is(row.lastDeploy?.phase, 'restore');
     assert.match(cloner('status', '--nodes', 'node3'), /node3\s+cloner\s+bad\S*\s+failed/);
+    const after = Buffer.alloc(bystanderMark.length);
+    const handle = await open(bystander, 'r');
+    try {
+      await handle.read(after, 0, after.length, 0);
+    } finally {
+      await handle.close();
+    }
+    assert.ok(after.equals(bystanderMark), 'the disk in no agent\'s --disks was never written');
   }
 }
 
