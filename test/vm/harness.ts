@@ -341,11 +341,28 @@ export class Vm {
   /** Powers the guest off and boots it again; disks and EFI variables persist. */
   async reboot(): Promise<void> {
     await this.powerOff();
+    await this.bootAgain();
+  }
+
+  /** Boots the stopped VM again with a fresh command sequence. */
+  private async bootAgain(): Promise<void> {
     for (const f of await readdir(this.jobDir)) {
       if (/^(cmd|out|rc)\.\d+|^ready$|^poweroff$/.test(f)) await rm(path.join(this.jobDir, f), { force: true });
     }
     this.seq = 0;
     await this.boot();
+  }
+
+  /**
+   * Pulls the plug: qemu is killed at once (what the guest had not written to its virtual
+   * disks, its page cache, is lost; what it had is in the host's disk files) and the VM
+   * boots again; disks and EFI variables persist. For durability tests.
+   */
+  async hardReset(): Promise<void> {
+    this.kill('a hard reset');
+    await this.exited;
+    this.killedFor = '';
+    await this.bootAgain();
   }
 
   /** Asks the agent to power off; kills qemu when it does not within the grace period. */
