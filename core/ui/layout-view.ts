@@ -3,7 +3,7 @@
  * it: disks -> partitions -> RAID arrays / LVM volume groups -> filesystems. Each
  * partition gets a share of its disk's bar (percent of the disk, from the captured disk
  * size when the layout has it; a `grow` partition takes the rest, or, without a known
- * disk size, at least its minimum and a quarter of the bar) and says what uses it: the
+ * disk size, at least its minimum; none narrower than MIN_SHARE) and says what uses it: the
  * array or volume group it belongs to, or the filesystem on it.
  */
 import { parseSize, type FilesystemSpec, type Layout } from '../layout/model.ts';
@@ -47,6 +47,9 @@ export interface LayoutView {
   filesystems: FilesystemSpec[];
 }
 
+/** The narrowest a partition is drawn, in percent of its disk's bar. */
+export const MIN_SHARE = 12;
+
 function size(value: string | number | undefined): number | null {
   if (value === undefined || value === 'grow') return null;
   try {
@@ -76,12 +79,19 @@ export function layoutView(layout: Layout): LayoutView {
     const grows = disk.partitions.filter((p) => p.size === 'grow');
     const growBytes = (p: (typeof disk.partitions)[number]) => (sizeBytes !== null ? Math.max(0, sizeBytes - fixed) / grows.length : Math.max(size(p.minSize) ?? 0, fixed / 3 || 1));
     const barBytes = sizeBytes ?? fixed + grows.reduce((sum, p) => sum + growBytes(p), 0);
+    // Drawn to scale, except that no partition is drawn narrower than MIN_SHARE percent
+    // (a 512 MiB ESP on a 4 TB disk would be invisible), the rest shrinking to make room.
+    const exact = disk.partitions.map((p) => (barBytes ? (100 * (p.size === 'grow' ? growBytes(p) : (size(p.size) ?? 0))) / barBytes : 100 / disk.partitions.length));
+    const floor = Math.min(MIN_SHARE, 100 / Math.max(1, disk.partitions.length));
+    const raised = exact.map((w) => Math.max(w, floor));
+    const over = raised.reduce((a, b) => a + b, 0) - 100;
+    const shrinkable = raised.reduce((sum, w) => sum + (w > floor ? w - floor : 0), 0);
+    const widths = raised.map((w) => (over > 0 && shrinkable > 0 && w > floor ? w - (over * (w - floor)) / shrinkable : w));
     let x = 0;
-    const partitions = disk.partitions.map((p): PartitionView => {
+    const partitions = disk.partitions.map((p, i): PartitionView => {
       const grow = p.size === 'grow';
-      const drawn = grow ? growBytes(p) : (size(p.size) ?? 0);
-      const width = barBytes ? (100 * drawn) / barBytes : 100 / disk.partitions.length;
-      const view = { id: p.id, type: p.type, name: p.name ?? null, bytes: grow ? (sizeBytes !== null ? drawn : null) : size(p.size), grow, minBytes: size(p.minSize), x, width, use: useOf(p.id) };
+      const width = widths[i];
+      const view = { id: p.id, type: p.type, name: p.name ?? null, bytes: grow ? (sizeBytes !== null ? growBytes(p) : null) : size(p.size), grow, minBytes: size(p.minSize), x, width, use: useOf(p.id) };
       x += width;
       return view;
     });

@@ -98,7 +98,7 @@ export async function uiRoutes(app: FastifyInstance, opts: UiOptions): Promise<v
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('content-security-policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-    reply.header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer').header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY').header('referrer-policy', 'same-origin').header('x-content-type-options', 'nosniff');
     const changing = req.method !== 'GET' && req.method !== 'HEAD';
     if (changing && crossSite(req)) return refuse(req, reply, 403, 'a cross-site request may not change anything');
     const need = req.routeOptions.config?.ui ?? 'session';
