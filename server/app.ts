@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { API, JSON_BODY_LIMIT, type Access } from '../core/api/routes.ts';
 import { ClonerError } from '../core/errors.ts';
+import { LiveDeploys } from '../core/nodes/deploy.ts';
 import { deployTokenNode } from '../core/nodes/deploy-tokens.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import type { TokenAuth } from './auth.ts';
@@ -24,6 +25,8 @@ import { imageRoutes } from './images.ts';
 import { netbootRoutes } from './netboot.ts';
 import { nodeRoutes } from './nodes.ts';
 import { sendError, serve } from './route.ts';
+import type { SessionLimits } from './ui/sessions.ts';
+import { uiRoutes } from './ui/plugin.ts';
 import { SERVER_VERSION } from './version.ts';
 
 declare module 'fastify' {
@@ -48,6 +51,8 @@ export interface ServerOptions {
   publicUrl?: string;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
+  /** The web interface under /ui/ (server/ui): its session limits, or false for none. */
+  ui?: { sessions?: SessionLimits } | false;
 }
 
 /** Checks a request's token against the route's access level; answers 401/403 itself. */
@@ -115,7 +120,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(chunkRoutes, { store });
   await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
   await app.register(nodeRoutes, { store });
-  await app.register(deployRoutes, { store, chunker: store.config.chunker });
+  const live = new LiveDeploys();
+  await app.register(deployRoutes, { store, chunker: store.config.chunker, live });
   await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl });
+  if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, secure: !!opts.tls, sessions: opts.ui?.sessions });
   return app;
 }

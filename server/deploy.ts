@@ -19,9 +19,10 @@ import { getNode, NodeNotFoundError } from '../core/nodes/registry.ts';
 import type { ImageStore } from '../core/tree/images.ts';
 import { serve } from './route.ts';
 
-export async function deployRoutes(app: FastifyInstance, opts: { store: ImageStore; chunker: ChunkerParams }): Promise<void> {
+export async function deployRoutes(app: FastifyInstance, opts: { store: ImageStore; chunker: ChunkerParams; live?: LiveDeploys }): Promise<void> {
   const { store } = opts;
-  const live = new LiveDeploys();
+  // Shared with the web UI (server/ui) when the app passes one in.
+  const live = opts.live ?? new LiveDeploys();
   const mustExist = async (name: string) => {
     if (!(await getNode(store, name))) throw new NodeNotFoundError(`no node named ${name}`, 'add it with: cloner nodes add NAME');
   };

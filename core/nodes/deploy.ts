@@ -10,7 +10,8 @@
  *   system next, and ends its deploy token; a failure leaves netboot alone, so the node
  *   tries again at its next boot.
  * - Live status: kept in memory by whoever runs the routes (LiveDeploys); a restarted
- *   server shows each node's last result only.
+ *   server shows each node's last result only. Listeners (`subscribe`) hear every report
+ *   and end as it is kept, so a web page can be pushed updates instead of polling.
  */
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { loadLayout, type StoredLayout } from '../layout/store.ts';
@@ -62,14 +63,42 @@ export async function deployPlan(store: ImageStore, chunker: ChunkerParams, name
   return { node: publicView(node), image: image.name, revision, layout, chunker };
 }
 
+/** Told of a node's new live status after a report or the end of its deploy (`node` is set after an end). */
+export type DeployListener = (name: string, status: DeployStatus, node?: NodeRecord) => void;
+
 /** Live deploy status, in memory: one entry per node that reported since this process started. */
 export class LiveDeploys {
   private readonly live = new Map<string, DeployStatus>();
+  private readonly listeners = new Set<DeployListener>();
+
+  /** Calls `listener` after every report and end; returns the function that stops it. */
+  subscribe(listener: DeployListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The live status of every node that reported since this process started. */
+  snapshot(): ReadonlyMap<string, DeployStatus> {
+    return this.live;
+  }
+
+  private emit(name: string, status: DeployStatus, node?: NodeRecord): void {
+    // A listener's failure is its own: it must not fail the node's report.
+    for (const listener of this.listeners) {
+      try {
+        listener(name, status, node);
+      } catch {
+        /* ignored */
+      }
+    }
+  }
 
   /** A phase report of node `name` (which must exist). */
   async report(store: Pick<RefStore, 'getRef'>, name: string, status: DeployStatus): Promise<void> {
     await nodeOrThrow(store, name);
-    this.live.set(name, { ...status, updated: new Date().toISOString() });
+    const kept = { ...status, updated: new Date().toISOString() };
+    this.live.set(name, kept);
+    this.emit(name, kept);
   }
 
   /**
@@ -83,8 +112,10 @@ export class LiveDeploys {
       return { ...current, netboot: result.ok ? 'local' : current.netboot, lastDeploy: { ...result, at: new Date().toISOString() } };
     });
     const before = this.live.get(name);
-    this.live.set(name, { ...before, phase: result.ok ? 'done' : 'failed', message: result.message, updated: new Date().toISOString() });
+    const kept: DeployStatus = { ...before, phase: result.ok ? 'done' : 'failed', message: result.message, updated: new Date().toISOString() };
+    this.live.set(name, kept);
     if (result.ok) await dropDeployToken(store, name);
+    this.emit(name, kept, publicView(node!));
     return publicView(node!);
   }
 
