@@ -5,7 +5,8 @@
 # mmdebstrap, qemu, OVMF and socat (VM tests), e2fsprogs/xfsprogs/btrfs-progs/fdisk/
 # util-linux/mount (loop-device layout tests), dnsmasq-base (dnsmasq --test of the netboot
 # snippet), ipmitool + openipmi (ipmi_sim), systemd (systemd-analyze verify of
-# contrib/cloner-server.service), iproute2 (namespaces, tc), openssh-client, openssl;
+# contrib/cloner-server.service), iproute2 (namespaces, tc), openssh-client, openssl,
+# chromium (web UI tests, driven by playwright-core);
 # then the npm packages (which bring Node 24 and build the fsx native addon). Run as root
 # (CI does), or with sudo available. The VM image is built by the first VM test (or by
 # `npm run vm:build`) and cached in /var/cache/cloner-vm.
@@ -17,6 +18,7 @@ APT_PACKAGES=(
   e2fsprogs xfsprogs btrfs-progs fdisk util-linux mount
   qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
   iproute2 openssh-client openssl systemd
+  chromium
   python3 make g++
 )
 SUDO=""
