@@ -11,12 +11,23 @@
  * UUIDs the filesystem accepts, mount points that are absolute, normal and unique, a root
  * filesystem). Every failure is a LayoutInvalidError naming the path, e.g.
  * `filesystems[2].type: unknown filesystem type "zfs"`.
+ *
+ * A layout is untrusted input that reaches tools on every node it is deployed to, so each
+ * field is held to what that tool accepts: mount points are paths of portable name
+ * characters (they become fstab fields and mount(8) arguments: no blanks or newlines) and
+ * never an API file system (/proc, /sys, /dev, /run); VG and LV names follow lvm(8)'s
+ * rules (not "." or "..", no reserved names or suffixes, no name that /dev already has);
+ * mkfs options are taken only from a per-tool list of options that change the new file
+ * system's format (nothing that reads a file or directory, names another device, or skips
+ * making the file system), each with the values it takes; disk selector globs must parse
+ * (glob.ts matches them in bounded time).
  */
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClonerError } from '../errors.ts';
 import { formatBytes } from '../format.ts';
+import { parseGlob } from './glob.ts';
 
 export const LAYOUT_FORMAT = 'cloner-layout/1';
 export type Size = number | string;
@@ -176,12 +187,101 @@ export function parseLayout(input: string | unknown): Layout {
       const value = e.instancePath.split('/').slice(1).reduce<any>((o, k) => o?.[k], doc);
       throw new LayoutInvalidError(`${where(e.instancePath)}: bad size ${JSON.stringify(value)} (use bytes, a number with K, M, G or T such as 512M${e.instancePath.endsWith('/size') ? ', or "grow"' : ''})`);
     }
+    if (e.keyword === 'pattern' && /\/mount$/.test(e.instancePath)) {
+      const value = e.instancePath.split('/').slice(1).reduce<any>((o, k) => o?.[k], doc);
+      throw new LayoutInvalidError(`${where(e.instancePath)}: mount point ${JSON.stringify(value)} is not an absolute path of letters, digits and . _ @ + : , = ~ - (an fstab field holds no blanks, newlines, quotes or backslashes)`);
+    }
     const detail = e.keyword === 'additionalProperties' ? `unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"` : e.keyword === 'enum' ? `${e.message} (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : e.message;
     throw new LayoutInvalidError(`${where(e.instancePath)}: ${detail}`);
   }
   const layout = doc as Layout;
   checkSemantics(layout);
   return layout;
+}
+
+/** File systems the kernel mounts itself: a layout mounting a disk over them would break the node. */
+const API_MOUNTS = ['/proc', '/sys', '/dev', '/run'];
+
+/** Names /dev has on a running system: a VG named so would collide with its /dev/VG directory (lvm(8)). */
+const DEV_NAMES = new Set(['block', 'bsg', 'bus', 'char', 'cpu', 'disk', 'dri', 'fd', 'hugepages', 'input', 'mapper', 'md', 'mqueue', 'net', 'pts', 'shm', 'snd', 'vfio', 'hpet', 'null', 'zero', 'console', 'tty', 'mem', 'kmsg', 'log', 'random', 'urandom', 'stdin', 'stdout', 'stderr', 'core', 'loop-control', 'rtc', 'watchdog', 'fuse', 'kvm', 'nvme-fabrics', 'lvm']);
+/** lvm(8): "An LV cannot be called '.', '..', 'snapshot' or 'pvmove'" nor contain these. */
+const LV_RESERVED_PARTS = ['_cdata', '_cmeta', '_corig', '_iorig', '_imeta', '_mlog', '_mimage', '_pmspare', '_rimage', '_rmeta', '_tdata', '_tmeta', '_vorigin', '_vdata', '_wcorig'];
+
+function lvmNameProblem(kind: 'VG' | 'LV', name: string): string | null {
+  if (name === '.' || name === '..') return `"${name}" is not a valid ${kind} name`;
+  if (name.startsWith('-')) return `a ${kind} name cannot start with "-"`;
+  if (kind === 'VG' && DEV_NAMES.has(name)) return `a VG named "${name}" would collide with /dev/${name}`;
+  if (kind === 'LV') {
+    if (name === 'snapshot' || name === 'pvmove' || name.startsWith('snapshot') || name.startsWith('pvmove')) return `"${name}" is reserved by LVM`;
+    const part = LV_RESERVED_PARTS.find((p) => name.includes(p));
+    if (part) return `an LV name cannot contain "${part}" (reserved by LVM)`;
+  }
+  return null;
+}
+
+/** What one mkfs option takes: null for a flag, else the pattern its value must match. */
+type OptionValue = RegExp | null;
+const NUM = /^[0-9]{1,12}[kKmMgGtT]?$/;
+const FEATURES = /^\^?[a-z0-9_]{1,32}(,\^?[a-z0-9_]{1,32}){0,31}$/;
+/** A comma list of `key` or `key=value` with keys from `keys` and plain values (never a path). */
+const subopts = (keys: string[]) => new RegExp(`^(${keys.join('|')})(=[A-Za-z0-9._:+]{1,32})?(,(${keys.join('|')})(=[A-Za-z0-9._:+]{1,32})?){0,15}$`);
+const BTRFS_PROFILE = /^(single|dup|raid0|raid1|raid1c3|raid1c4|raid5|raid6|raid10)$/i;
+
+const EXT_OPTIONS: Record<string, OptionValue> = {
+  '-b': NUM, '-C': NUM, '-g': NUM, '-G': NUM, '-i': NUM, '-I': NUM, '-m': /^[0-9]{1,2}(\.[0-9]{1,3})?$/, '-N': NUM, '-r': /^[01]$/, '-j': null, '-D': null,
+  '-O': FEATURES, '-o': /^[A-Za-z]{1,16}$/, '-T': /^[a-z0-9_,]{1,64}$/, '-e': /^(continue|remount-ro|panic)$/,
+  '-E': subopts(['stride', 'stripe_width', 'stripe-width', 'resize', 'lazy_itable_init', 'lazy_journal_init', 'nodiscard', 'discard', 'num_backup_sb', 'packed_meta_blocks', 'root_owner', 'test_fs', 'encoding', 'encoding_flags', 'quotatype', 'assume_storage_prezeroed', 'orphan_file_size']),
+};
+/**
+ * Per mkfs tool, the options a layout may pass. Left out on purpose: options that read a
+ * file or directory into the new file system (mke2fs -d, mkfs.xfs -p, mkfs.btrfs --rootdir,
+ * mkfs.vfat -B), read a bad-block list (-l) or run a bad-block scan (-c), put a journal,
+ * log or realtime section on another device (mke2fs -J, mkfs.xfs -l logdev= / -r),
+ * make no file system (-n, -N, -S), and what the layout's own fields set (-L, -U, -m uuid=).
+ */
+export const MKFS_OPTIONS: Record<FilesystemType, Record<string, OptionValue>> = {
+  ext2: EXT_OPTIONS,
+  ext3: EXT_OPTIONS,
+  ext4: EXT_OPTIONS,
+  xfs: {
+    '-b': subopts(['size', 'log']),
+    '-d': subopts(['agcount', 'agsize', 'su', 'sunit', 'sw', 'swidth', 'noalign', 'cowextsize', 'extszinherit', 'daxinherit', 'concurrency']),
+    '-i': subopts(['size', 'log', 'perblock', 'maxpct', 'align', 'sparse', 'attr', 'projid32bit', 'nrext64', 'exchange']),
+    '-l': subopts(['size', 'version', 'su', 'sunit', 'lazy-count', 'internal']),
+    '-m': subopts(['crc', 'finobt', 'rmapbt', 'reflink', 'bigtime', 'inobtcount', 'autofsck']),
+    '-n': subopts(['size', 'log', 'version', 'ftype', 'parent']),
+    '-s': subopts(['size', 'log']),
+    '-K': null,
+  },
+  btrfs: {
+    '-d': BTRFS_PROFILE, '--data': BTRFS_PROFILE, '-m': BTRFS_PROFILE, '--metadata': BTRFS_PROFILE,
+    '-n': NUM, '--nodesize': NUM, '-s': NUM, '--sectorsize': NUM, '-b': NUM, '--byte-count': NUM,
+    '-O': FEATURES, '--features': FEATURES, '-R': FEATURES, '--runtime-features': FEATURES,
+    '-M': null, '--mixed': null, '-K': null, '--nodiscard': null, '--csum': /^(crc32c|xxhash|sha256|blake2)$/,
+  },
+  vfat: { '-F': /^(12|16|32)$/, '-S': NUM, '-s': NUM, '-r': NUM, '-R': NUM, '-f': /^[12]$/, '-h': NUM, '-a': null, '-I': null, '-A': null, '--codepage': /^[0-9]{3,4}$/ },
+  swap: { '-p': NUM, '--pagesize': NUM, '-e': /^(little|big|native)$/, '--endianness': /^(little|big|native)$/ },
+};
+
+function checkMkfsOptions(type: FilesystemType, options: string[], at: string, fail: (at: string, message: string) => never): void {
+  const allowed = MKFS_OPTIONS[type];
+  const tool = type === 'swap' ? 'mkswap' : `mkfs.${type}`;
+  for (let i = 0; i < options.length; i++) {
+    const item = options[i];
+    const eq = item.startsWith('--') ? item.indexOf('=') : -1;
+    const flag = eq > 0 ? item.slice(0, eq) : item;
+    if (!Object.hasOwn(allowed, flag)) {
+      fail(`${at}[${i}]`, `${JSON.stringify(item)} is not an option cloner passes to ${tool} (allowed: ${Object.keys(allowed).join(' ')}); options that read files or other devices are refused`);
+    }
+    const rule = allowed[flag];
+    if (rule === null) {
+      if (eq > 0) fail(`${at}[${i}]`, `${flag} takes no value`);
+      continue;
+    }
+    const value = eq > 0 ? item.slice(eq + 1) : options[++i];
+    if (value === undefined) fail(`${at}[${i - 1}]`, `${flag} needs a value`);
+    if (!rule.test(value)) fail(`${at}[${i}]`, `${JSON.stringify(value)} is not a value ${tool} ${flag} takes here`);
+  }
 }
 
 function checkSemantics(layout: Layout): void {
@@ -199,6 +299,11 @@ function checkSemantics(layout: Layout): void {
     const at = `disks[${d}]`;
     if (diskIds.has(disk.id)) fail(`${at}.id`, `disk id "${disk.id}" is used twice`);
     diskIds.add(disk.id);
+    for (const key of ['name', 'model', 'serial'] as const) {
+      const pattern = disk.match?.[key];
+      const problem = pattern === undefined ? null : parseGlob(pattern);
+      if (typeof problem === 'string') fail(`${at}.match.${key}`, `bad pattern ${JSON.stringify(pattern)}: ${problem}`);
+    }
     if (disk.match?.minSize !== undefined && disk.match.maxSize !== undefined && parseSize(disk.match.minSize) > parseSize(disk.match.maxSize)) fail(`${at}.match`, 'minSize is larger than maxSize');
     if (disk.table === 'dos' && disk.partitions.length > 4) fail(`${at}.partitions`, `a dos table holds 4 primary partitions, this disk has ${disk.partitions.length}`, );
     let grows = 0;
@@ -253,12 +358,17 @@ function checkSemantics(layout: Layout): void {
     const at = `volumeGroups[${v}]`;
     if (vgNames.has(vg.name)) fail(`${at}.name`, `volume group "${vg.name}" is defined twice`);
     vgNames.add(vg.name);
+    const vgProblem = lvmNameProblem('VG', vg.name);
+    if (vgProblem) fail(`${at}.name`, vgProblem);
     vg.pvs.forEach((pv, i) => use(pv, `${at}.pvs[${i}]`, `volume group ${vg.name}`));
     const lvNames = new Set<string>();
     let grows = 0;
     vg.lvs.forEach((lv, l) => {
       if (lvNames.has(lv.name)) fail(`${at}.lvs[${l}].name`, `logical volume "${lv.name}" is defined twice`);
       lvNames.add(lv.name);
+      const lvProblem = lvmNameProblem('LV', lv.name);
+      if (lvProblem) fail(`${at}.lvs[${l}].name`, lvProblem);
+      if (vg.name.length + lv.name.length > 126) fail(`${at}.lvs[${l}].name`, 'VG and LV names together hold at most 126 characters (the /dev/mapper name)');
       if (lv.size === 'grow') grows++;
       else if (lv.minSize !== undefined) fail(`${at}.lvs[${l}].minSize`, 'only a "grow" logical volume has a minimum size');
       devices.set(`${vg.name}/${lv.name}`, `${at}.lvs[${l}]`);
@@ -276,12 +386,16 @@ function checkSemantics(layout: Layout): void {
       if (short !== (fs.type === 'vfat')) fail(`${at}.uuid`, fs.type === 'vfat' ? 'a vfat volume id looks like ABCD-1234' : `a ${fs.type} UUID looks like 8-4-4-4-12 hex digits`);
     }
     if (fs.keepUuid && !fs.uuid) fail(`${at}.keepUuid`, 'keepUuid needs a uuid');
+    if (fs.mkfsOptions) checkMkfsOptions(fs.type, fs.mkfsOptions, `${at}.mkfsOptions`, fail);
     if (fs.type === 'swap') {
       if (fs.mount !== undefined) fail(`${at}.mount`, 'swap is not mounted; leave out "mount"');
       return;
     }
     if (fs.mount !== undefined) {
       if (path.posix.normalize(fs.mount) !== fs.mount || (fs.mount !== '/' && fs.mount.endsWith('/')) || fs.mount.split('/').includes('..')) fail(`${at}.mount`, `mount point "${fs.mount}" is not a normal absolute path`);
+      if (!/^\/([A-Za-z0-9._@+:,=~-]+(\/[A-Za-z0-9._@+:,=~-]+)*)?$/.test(fs.mount)) fail(`${at}.mount`, `mount point ${JSON.stringify(fs.mount)} holds characters an fstab field cannot (blanks, newlines, quotes, backslashes)`);
+      const api = API_MOUNTS.find((m) => fs.mount === m || fs.mount!.startsWith(`${m}/`));
+      if (api) fail(`${at}.mount`, `mount point "${fs.mount}" is inside ${api}, which the kernel provides (an API file system), not a disk`);
       if (mounts.has(fs.mount)) fail(`${at}.mount`, `mount point "${fs.mount}" is also used by filesystems[${mounts.get(fs.mount)}]`);
       mounts.set(fs.mount, f);
     } else if (fs.mountOptions !== undefined) {
