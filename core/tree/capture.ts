@@ -196,6 +196,17 @@ function unflushedWrites(store: CaptureOptions['store']): UnflushedWrites {
   };
 }
 
+/**
+ * Adds a task the directory awaits once its listing is done. The task may fail before then
+ * (a store that went away, an unreadable file); the handler attached here keeps that from
+ * being an unhandled rejection, which would kill Node instead of reporting the error: the
+ * error still reaches the caller through `Promise.all(d.tasks)`.
+ */
+function pushTask(d: DirWalk, task: Promise<void>): void {
+  task.catch(() => undefined);
+  d.tasks.push(task);
+}
+
 async function captureDir(w: Walk, dir: string, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
   const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
   w.progress.dirs++;
@@ -279,7 +290,7 @@ async function captureSubdir(w: Walk, d: DirWalk, full: string, relPath: string,
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
   d.entries.push(entry);
   const prev = d.previous.get(entry.name);
-  d.tasks.push(
+  pushTask(d, 
     captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => {
       entry.tree = tree;
     }),
@@ -307,7 +318,7 @@ function captureFile(w: Walk, d: DirWalk, full: string, st: BigIntStats, entry: 
   } else {
     chunks = read();
   }
-  d.tasks.push(
+  pushTask(d, 
     chunks.then(
       (refs) => {
         entry.chunks = refs;
@@ -333,7 +344,7 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
   for (const entry of d.reused) {
     if (entry.chunks.some((c) => missing.has(c[2]))) {
       const full = path.join(d.dir, entry.name);
-      d.tasks.push(
+      pushTask(d, 
         w.limit(() => readChunks(w, full, entry.size, false)).then((refs) => {
           entry.chunks = refs;
         }),
