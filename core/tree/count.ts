@@ -6,7 +6,8 @@
  * progress line gets a total (and an ETA) as soon as the count is done, without delaying
  * the capture's start.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { decodeName } from './file-names.ts';
 import type { ImageSelection } from './select.ts';
@@ -29,6 +30,16 @@ export async function countTree(selection: ImageSelection): Promise<TreeCount> {
   const count: TreeCount = { files: 0, bytes: 0 };
   // Names as bytes (escaped as the capture keeps them), so names that are not UTF-8 count too.
   async function walk(dir: Buffer, rel: string, dev: number): Promise<void> {
+    // Past 2048 bytes of path (PATH_MAX is 4096), children are named through the directory's fd, as capture does.
+    if (dir.length > 2048) {
+      const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(() => null);
+      if (!handle) return;
+      try {
+        return await walk(Buffer.from(`/proc/self/fd/${handle.fd}`), rel, dev);
+      } finally {
+        await handle.close();
+      }
+    }
     const names = await limit(() => readdir(dir, { encoding: 'buffer' })).catch(() => [] as Buffer[]);
     await Promise.all(
       names.map(async (bytes) => {
