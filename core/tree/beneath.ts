@@ -145,3 +145,22 @@ export function kindOf(st: fs.Stats | fs.BigIntStats): EntryKind | 'other' {
   if (st.isFIFO()) return 'fifo';
   return 'other';
 }
+
+/** Mount points at or under `target` (target-relative, '' for the target), deepest first. */
+export function mountRoots(target: string): string[] {
+  const roots = new Set<string>(['']);
+  let text = '';
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [''];
+  }
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    const mountPoint = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    if (mountPoint === target) roots.add('');
+    else if (mountPoint.startsWith(`${target}/`)) roots.add(mountPoint.slice(target.length));
+  }
+  return [...roots].sort((a, b) => b.length - a.length);
+}

@@ -28,11 +28,12 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import { fsx } from '../native/fsx.ts';
-import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
+import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { getJsonObject, putObject } from '../store/objects.ts';
 import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
+import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
 
 
@@ -80,9 +81,6 @@ export function newCaptureProgress(): CaptureProgress {
 
 /** Past this many bytes of path, a directory is opened and its children named through its fd (PATH_MAX is 4096). */
 const LONG_PATH = 2048;
-
-/** Bytes handed to the store but not yet durable before the walk waits for the store. */
-const MAX_UNFLUSHED = 256 * 1024 * 1024;
 
 export function timestampOf(ns: bigint): Timestamp {
   const sec = ns / 1_000_000_000n;
@@ -167,43 +165,6 @@ async function statRoot(root: string): Promise<BigIntStats> {
   });
   if (!rootStat.isDirectory()) throw new CaptureError(`${root} is not a directory`, 'pass a directory with --root');
   return rootStat;
-}
-
-interface UnflushedWrites {
-  /** Hands a chunk to the store without waiting for it; returns its id. */
-  put(data: Buffer): ChunkId;
-  /** Waits for the store once MAX_UNFLUSHED bytes are pending. */
-  drainIfFull(): Promise<void>;
-  /** Flushes the store and waits for every chunk handed to it; throws the first store error. */
-  settle(): Promise<void>;
-}
-
-function unflushedWrites(store: CaptureOptions['store']): UnflushedWrites {
-  let pending: Promise<unknown>[] = [];
-  let pendingBytes = 0;
-  let storeError: unknown = null;
-  const settle = async () => {
-    const waiting = pending;
-    pending = [];
-    pendingBytes = 0;
-    await store.flush();
-    await Promise.all(waiting);
-    if (storeError) throw storeError;
-  };
-  return {
-    put(data) {
-      const id = chunkIdOf(data);
-      pending.push(store.put(data, id).catch((err) => {
-        storeError ??= err;
-      }));
-      pendingBytes += data.length;
-      return id;
-    },
-    drainIfFull: async () => {
-      if (pendingBytes >= MAX_UNFLUSHED) await settle();
-    },
-    settle,
-  };
 }
 
 /**

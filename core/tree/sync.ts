@@ -38,7 +38,7 @@ import * as fs from 'node:fs/promises';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
-import { TargetRoot, kindOf } from './beneath.ts';
+import { TargetRoot, kindOf, mountRoots } from './beneath.ts';
 import { splitDev, timestampOf } from './capture.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
@@ -103,26 +103,6 @@ interface Existing {
 }
 
 const STAGING_DIR = '.cloner-sync';
-
-/** Mount points at or under `target` (target-relative, '' for the target), deepest first. */
-function mountRoots(target: string): string[] {
-  const roots = new Set<string>(['']);
-  let text = '';
-  try {
-    text = fsSync.readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return [''];
-  }
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (!field) continue;
-    const mountPoint = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-    if (mountPoint === target) roots.add('');
-    else if (mountPoint.startsWith(`${target}/`)) roots.add(mountPoint.slice(target.length));
-  }
-  return [...roots].sort((a, b) => b.length - a.length);
-}
-
 
 const sameChunks = (a: ChunkRef[], b: ChunkRef[]) => a.length === b.length && a.every((r, i) => r[0] === b[i][0] && r[1] === b[i][1] && r[2] === b[i][2]);
 
