@@ -21,11 +21,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import picomatch from 'picomatch';
 import {
   ESP_GUID, LayoutError, MIB, formatSize, parseSize, partitionTypeCode,
   type DiskSpec, type FilesystemSpec, type Layout,
 } from './model.ts';
+import { globMatch } from './glob.ts';
 import { listNodeDisks, run, settle, type NodeDisk } from './probe.ts';
 
 export class LayoutUnmatchedError extends LayoutError {
@@ -112,7 +112,7 @@ function describeSelector(disk: DiskSpec): string {
 
 function fits(disk: DiskSpec, node: NodeDisk): boolean {
   const m = disk.match ?? {};
-  const glob = (pattern: string | undefined, value: string | null) => pattern === undefined || picomatch.isMatch(value ?? '', pattern, { nocase: true });
+  const glob = (pattern: string | undefined, value: string | null) => pattern === undefined || globMatch(pattern, value ?? '');
   if (!glob(m.name, node.name) || !glob(m.model, node.model) || !glob(m.serial, node.serial)) return false;
   if (m.minSize !== undefined && node.size < parseSize(m.minSize)) return false;
   if (m.maxSize !== undefined && node.size > parseSize(m.maxSize)) return false;
@@ -235,6 +235,11 @@ function newUuid(fs: FilesystemSpec): string {
   return randomUUID();
 }
 
+/** An fstab field: blanks, newlines, '#' and backslashes octal-escaped as fstab(5) reads them (parseLayout already refuses them; this is the second line of defence). */
+function fstabField(value: string): string {
+  return value.replace(/[\s\\#]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
 /** The fstab of the new node for the layout's filesystems, by UUID. */
 export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>): string {
   const lines = ['# /etc/fstab: written by cloner from the disk layout', '# <file system> <mount point> <type> <options> <dump> <pass>'];
@@ -243,7 +248,7 @@ export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>):
       lines.push(`UUID=${fs.uuid} none swap sw 0 0`);
     } else if (fs.mount) {
       const pass = fs.pass ?? (fs.mount === '/' ? 1 : fs.type === 'xfs' || fs.type === 'btrfs' ? 0 : 2);
-      lines.push(`UUID=${fs.uuid} ${fs.mount} ${fs.type} ${fs.mountOptions ?? (fs.type === 'vfat' ? 'umask=0077' : 'defaults')} ${fs.dump ?? 0} ${pass}`);
+      lines.push(`UUID=${fs.uuid} ${fstabField(fs.mount)} ${fs.type} ${fs.mountOptions ?? (fs.type === 'vfat' ? 'umask=0077' : 'defaults')} ${fs.dump ?? 0} ${pass}`);
     }
   }
   return `${lines.join('\n')}\n`;

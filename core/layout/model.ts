@@ -11,12 +11,24 @@
  * UUIDs the filesystem accepts, mount points that are absolute, normal and unique, a root
  * filesystem). Every failure is a LayoutInvalidError naming the path, e.g.
  * `filesystems[2].type: unknown filesystem type "zfs"`.
+ *
+ * A layout is untrusted input that reaches tools on every node it is deployed to, so each
+ * field is held to what that tool accepts: mount points are paths of portable name
+ * characters (they become fstab fields and mount(8) arguments: no blanks or newlines) and
+ * never an API file system (/proc, /sys, /dev, /run); VG and LV names follow lvm(8)'s
+ * rules (not "." or "..", no reserved names or suffixes, no name that /dev already has);
+ * mkfs options are taken only from a per-tool list of options that change the new file
+ * system's format (nothing that reads a file or directory, names another device, or skips
+ * making the file system), each with the values it takes; disk selector globs must parse
+ * (glob.ts matches them in bounded time).
  */
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClonerError } from '../errors.ts';
 import { formatBytes } from '../format.ts';
+import { API_MOUNTS, checkMkfsOptions, lvmNameProblem } from './field-rules.ts';
+import { parseGlob } from './glob.ts';
 
 export const LAYOUT_FORMAT = 'cloner-layout/1';
 export type Size = number | string;
@@ -176,6 +188,10 @@ export function parseLayout(input: string | unknown): Layout {
       const value = e.instancePath.split('/').slice(1).reduce<any>((o, k) => o?.[k], doc);
       throw new LayoutInvalidError(`${where(e.instancePath)}: bad size ${JSON.stringify(value)} (use bytes, a number with K, M, G or T such as 512M${e.instancePath.endsWith('/size') ? ', or "grow"' : ''})`);
     }
+    if (e.keyword === 'pattern' && /\/mount$/.test(e.instancePath)) {
+      const value = e.instancePath.split('/').slice(1).reduce<any>((o, k) => o?.[k], doc);
+      throw new LayoutInvalidError(`${where(e.instancePath)}: mount point ${JSON.stringify(value)} is not an absolute path of letters, digits and . _ @ + : , = ~ - (an fstab field holds no blanks, newlines, quotes or backslashes)`);
+    }
     const detail = e.keyword === 'additionalProperties' ? `unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"` : e.keyword === 'enum' ? `${e.message} (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : e.message;
     throw new LayoutInvalidError(`${where(e.instancePath)}: ${detail}`);
   }
@@ -199,6 +215,11 @@ function checkSemantics(layout: Layout): void {
     const at = `disks[${d}]`;
     if (diskIds.has(disk.id)) fail(`${at}.id`, `disk id "${disk.id}" is used twice`);
     diskIds.add(disk.id);
+    for (const key of ['name', 'model', 'serial'] as const) {
+      const pattern = disk.match?.[key];
+      const problem = pattern === undefined ? null : parseGlob(pattern);
+      if (typeof problem === 'string') fail(`${at}.match.${key}`, `bad pattern ${JSON.stringify(pattern)}: ${problem}`);
+    }
     if (disk.match?.minSize !== undefined && disk.match.maxSize !== undefined && parseSize(disk.match.minSize) > parseSize(disk.match.maxSize)) fail(`${at}.match`, 'minSize is larger than maxSize');
     if (disk.table === 'dos' && disk.partitions.length > 4) fail(`${at}.partitions`, `a dos table holds 4 primary partitions, this disk has ${disk.partitions.length}`, );
     let grows = 0;
@@ -253,12 +274,17 @@ function checkSemantics(layout: Layout): void {
     const at = `volumeGroups[${v}]`;
     if (vgNames.has(vg.name)) fail(`${at}.name`, `volume group "${vg.name}" is defined twice`);
     vgNames.add(vg.name);
+    const vgProblem = lvmNameProblem('VG', vg.name);
+    if (vgProblem) fail(`${at}.name`, vgProblem);
     vg.pvs.forEach((pv, i) => use(pv, `${at}.pvs[${i}]`, `volume group ${vg.name}`));
     const lvNames = new Set<string>();
     let grows = 0;
     vg.lvs.forEach((lv, l) => {
       if (lvNames.has(lv.name)) fail(`${at}.lvs[${l}].name`, `logical volume "${lv.name}" is defined twice`);
       lvNames.add(lv.name);
+      const lvProblem = lvmNameProblem('LV', lv.name);
+      if (lvProblem) fail(`${at}.lvs[${l}].name`, lvProblem);
+      if (vg.name.length + lv.name.length > 126) fail(`${at}.lvs[${l}].name`, 'VG and LV names together hold at most 126 characters (the /dev/mapper name)');
       if (lv.size === 'grow') grows++;
       else if (lv.minSize !== undefined) fail(`${at}.lvs[${l}].minSize`, 'only a "grow" logical volume has a minimum size');
       devices.set(`${vg.name}/${lv.name}`, `${at}.lvs[${l}]`);
@@ -276,12 +302,16 @@ function checkSemantics(layout: Layout): void {
       if (short !== (fs.type === 'vfat')) fail(`${at}.uuid`, fs.type === 'vfat' ? 'a vfat volume id looks like ABCD-1234' : `a ${fs.type} UUID looks like 8-4-4-4-12 hex digits`);
     }
     if (fs.keepUuid && !fs.uuid) fail(`${at}.keepUuid`, 'keepUuid needs a uuid');
+    if (fs.mkfsOptions) checkMkfsOptions(fs.type, fs.mkfsOptions, `${at}.mkfsOptions`, fail);
     if (fs.type === 'swap') {
       if (fs.mount !== undefined) fail(`${at}.mount`, 'swap is not mounted; leave out "mount"');
       return;
     }
     if (fs.mount !== undefined) {
       if (path.posix.normalize(fs.mount) !== fs.mount || (fs.mount !== '/' && fs.mount.endsWith('/')) || fs.mount.split('/').includes('..')) fail(`${at}.mount`, `mount point "${fs.mount}" is not a normal absolute path`);
+      if (!/^\/([A-Za-z0-9._@+:,=~-]+(\/[A-Za-z0-9._@+:,=~-]+)*)?$/.test(fs.mount)) fail(`${at}.mount`, `mount point ${JSON.stringify(fs.mount)} holds characters an fstab field cannot (blanks, newlines, quotes, backslashes)`);
+      const api = API_MOUNTS.find((m) => fs.mount === m || fs.mount!.startsWith(`${m}/`));
+      if (api) fail(`${at}.mount`, `mount point "${fs.mount}" is inside ${api}, which the kernel provides (an API file system), not a disk`);
       if (mounts.has(fs.mount)) fail(`${at}.mount`, `mount point "${fs.mount}" is also used by filesystems[${mounts.get(fs.mount)}]`);
       mounts.set(fs.mount, f);
     } else if (fs.mountOptions !== undefined) {

@@ -5,15 +5,28 @@
  *     which cannot hold today's epoch seconds to the nanosecond);
  *   - llistxattr/lgetxattr/lsetxattr (xattrs of the link itself, never its target);
  *   - lseek(SEEK_DATA/SEEK_HOLE) to find the holes of sparse files;
- *   - mknod for character and block devices and fifos.
- * Each function is synchronous, takes plain numbers and strings, and throws an Error
- * carrying `code` (the errno name, as Node's own fs errors do) and `syscall`.
+ *   - mknod for character and block devices and fifos;
+ *   - openBeneath: open a path below a directory fd without following any symlink on the
+ *     way (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+ *     where openat2 is missing (Linux < 5.6, ENOSYS) or refused by a seccomp filter
+ *     (EPERM), or the path is longer than PATH_MAX, a walk opens each component with
+ *     O_PATH | O_DIRECTORY | O_NOFOLLOW and the last with O_NOFOLLOW, refusing "..");
+ *   - fd metadata: fdChown, fdChmod, fdSetxattr, fdUtimesNs act on exactly the inode an
+ *     fd holds, also an O_PATH fd (a device node or fifo must not be opened for I/O):
+ *     the f* call first, else the same call on /proc/self/fd/N, which names that inode
+ *     and nothing else (glibc's fchmodat does the same).
+ * Each function is synchronous, takes plain numbers, strings and (for paths) Buffers, so
+ * that file names that are not UTF-8 pass unchanged, and throws an Error carrying `code`
+ * (the errno name, as Node's own fs errors do) and `syscall`.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,6 +58,12 @@ static napi_value throw_errno(napi_env env, const char *syscall, const char *pat
     case EROFS: code = "EROFS"; break;
     case EBADF: code = "EBADF"; break;
     case ENAMETOOLONG: code = "ENAMETOOLONG"; break;
+    case EXDEV: code = "EXDEV"; break;
+    case EISDIR: code = "EISDIR"; break;
+    case EMFILE: code = "EMFILE"; break;
+    case ENFILE: code = "ENFILE"; break;
+    case ENOSYS: code = "ENOSYS"; break;
+    case EAGAIN: code = "EAGAIN"; break;
     default: break;
   }
   char message[PATH_BYTES + 128];
@@ -72,10 +91,28 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 1;
 }
 
+/* A string (as UTF-8) or a Buffer (its bytes as they are: file names need not be UTF-8). */
 static int get_string(napi_env env, napi_value value, char *buf, size_t size) {
   size_t len = 0;
+  bool is_buffer = false;
+  napi_is_buffer(env, value, &is_buffer);
+  if (is_buffer) {
+    void *data;
+    if (napi_get_buffer_info(env, value, &data, &len) != napi_ok) return 0;
+    if (len >= size - 1) {
+      napi_throw_range_error(env, "ENAMETOOLONG", "fsx: path or name too long");
+      return 0;
+    }
+    if (memchr(data, 0, len)) {
+      napi_throw_type_error(env, NULL, "fsx: a path holds a NUL byte");
+      return 0;
+    }
+    memcpy(buf, data, len);
+    buf[len] = 0;
+    return 1;
+  }
   if (napi_get_value_string_utf8(env, value, buf, size, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "fsx: expected a string");
+    napi_throw_type_error(env, NULL, "fsx: expected a string or a Buffer");
     return 0;
   }
   if (len >= size - 1) {
@@ -207,6 +244,137 @@ static napi_value mknod_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The fallback of open_beneath: one component at a time, never following a symlink. */
+static int walk_beneath(int dirfd, char *path, int flags, mode_t mode) {
+  int cur = dirfd;
+  char *save = NULL;
+  char *part = strtok_r(path, "/", &save);
+  if (!part) {
+    errno = EINVAL;
+    return -1;
+  }
+  for (;;) {
+    char *next = strtok_r(NULL, "/", &save);
+    if (strcmp(part, "..") == 0) {
+      if (cur != dirfd) close(cur);
+      errno = EXDEV; /* what RESOLVE_BENEATH answers */
+      return -1;
+    }
+    int fd;
+    if (next) fd = openat(cur, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    else fd = openat(cur, part, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    int saved = errno;
+    if (cur != dirfd) close(cur);
+    if (fd < 0) {
+      /* A symlink on the way: O_DIRECTORY|O_NOFOLLOW gives ENOTDIR, O_NOFOLLOW gives ELOOP. */
+      errno = saved;
+      return -1;
+    }
+    if (!next) return fd;
+    cur = fd;
+    part = next;
+  }
+}
+
+/* openBeneath(dirfd, path, flags, mode): fd. `path` is relative to dirfd; no symlink is followed
+ * on the way or at the end, and ".." cannot leave dirfd (EXDEV); a symlink anywhere gives ELOOP
+ * (openat2) or ELOOP/ENOTDIR (the walk). O_NOFOLLOW and O_CLOEXEC are always added. */
+static napi_value open_beneath(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  static char path[1 << 16];
+  int64_t dirfd, flags, mode;
+  if (!get_args(env, info, 4, argv) || !get_int64(env, argv[0], &dirfd) || !get_string(env, argv[1], path, sizeof path) ||
+      !get_int64(env, argv[2], &flags) || !get_int64(env, argv[3], &mode))
+    return NULL;
+  if (path[0] == '/' || path[0] == 0) {
+    errno = EINVAL;
+    return throw_errno(env, "openat2", path);
+  }
+  int fd = -1;
+  int use_walk = strlen(path) >= 4096;
+  if (!use_walk) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)flags | O_NOFOLLOW | O_CLOEXEC;
+    how.mode = (how.flags & (O_CREAT | __O_TMPFILE)) ? (uint64_t)mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    fd = (int)syscall(SYS_openat2, (int)dirfd, path, &how, sizeof how);
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == E2BIG)) use_walk = 1;
+    else if (fd < 0 && errno == EAGAIN) use_walk = 1; /* a concurrent rename: the walk decides */
+  }
+  if (use_walk) {
+    fd = walk_beneath((int)dirfd, path, (int)flags, (mode_t)mode);
+    if (fd < 0) return throw_errno(env, "openat(beneath)", path);
+  } else if (fd < 0) {
+    return throw_errno(env, "openat2", path);
+  }
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+/* The /proc/self/fd/N name of an fd: the inode the fd holds, reached without a path walk. */
+static void proc_fd_path(char *buf, size_t size, int fd) { snprintf(buf, size, "/proc/self/fd/%d", fd); }
+
+/* fdChown(fd, uid, gid): fchown, else fchownat(fd, "", AT_EMPTY_PATH) (an O_PATH fd). */
+static napi_value fd_chown(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t fd, uid, gid;
+  if (!get_args(env, info, 3, argv) || !get_int64(env, argv[0], &fd) || !get_int64(env, argv[1], &uid) || !get_int64(env, argv[2], &gid)) return NULL;
+  if (fchown((int)fd, (uid_t)uid, (gid_t)gid) == 0) return NULL;
+  if (errno == EBADF && fchownat((int)fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH) == 0) return NULL;
+  return throw_errno(env, "fchown", NULL);
+}
+
+/* fdChmod(fd, mode): fchmod, else chmod of /proc/self/fd/N (an O_PATH fd). */
+static napi_value fd_chmod(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd, mode;
+  char proc[64];
+  if (!get_args(env, info, 2, argv) || !get_int64(env, argv[0], &fd) || !get_int64(env, argv[1], &mode)) return NULL;
+  if (fchmod((int)fd, (mode_t)mode) == 0) return NULL;
+  if (errno == EBADF) {
+    proc_fd_path(proc, sizeof proc, (int)fd);
+    if (chmod(proc, (mode_t)mode) == 0) return NULL;
+  }
+  return throw_errno(env, "fchmod", NULL);
+}
+
+/* fdSetxattr(fd, name, value): fsetxattr, else setxattr of /proc/self/fd/N (an O_PATH fd). */
+static napi_value fd_setxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t fd;
+  char name[NAME_BYTES], proc[64];
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 3, argv) || !get_int64(env, argv[0], &fd) || !get_string(env, argv[1], name, sizeof name)) return NULL;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fsx: expected a Buffer value");
+    return NULL;
+  }
+  if (fsetxattr((int)fd, name, data, len, 0) == 0) return NULL;
+  if (errno == EBADF) {
+    proc_fd_path(proc, sizeof proc, (int)fd);
+    if (setxattr(proc, name, data, len, 0) == 0) return NULL;
+  }
+  return throw_errno(env, "fsetxattr", name);
+}
+
+/* fdUtimesNs(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec): futimens, else utimensat of /proc/self/fd/N. */
+static napi_value fd_utimes_ns(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int64_t fd, v[4];
+  char proc[64];
+  if (!get_args(env, info, 5, argv) || !get_int64(env, argv[0], &fd)) return NULL;
+  for (int i = 0; i < 4; i++) if (!get_int64(env, argv[i + 1], &v[i])) return NULL;
+  struct timespec ts[2] = {{.tv_sec = v[0], .tv_nsec = v[1]}, {.tv_sec = v[2], .tv_nsec = v[3]}};
+  if (futimens((int)fd, ts) == 0) return NULL;
+  if (errno == EBADF) {
+    proc_fd_path(proc, sizeof proc, (int)fd);
+    if (utimensat(AT_FDCWD, proc, ts, 0) == 0) return NULL;
+  }
+  return throw_errno(env, "futimens", NULL);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lutimesNs", NULL, lutimes_ns, NULL, NULL, NULL, napi_default, NULL},
@@ -216,8 +384,17 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, mknod_js, NULL, NULL, NULL, napi_default, NULL},
+      {"openBeneath", NULL, open_beneath, NULL, NULL, NULL, napi_default, NULL},
+      {"fdChown", NULL, fd_chown, NULL, NULL, NULL, napi_default, NULL},
+      {"fdChmod", NULL, fd_chmod, NULL, NULL, NULL, napi_default, NULL},
+      {"fdSetxattr", NULL, fd_setxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"fdUtimesNs", NULL, fd_utimes_ns, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  /* Flags node:fs does not export. */
+  napi_value o_path;
+  napi_create_int32(env, O_PATH, &o_path);
+  napi_set_named_property(env, exports, "O_PATH", o_path);
   return exports;
 }
 

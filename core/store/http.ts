@@ -9,7 +9,9 @@
  * has checked and stored its chunk. Before a batch goes up, one /missing query drops the
  * chunks the server already has (an unchanged directory manifest, a re-run after an
  * interrupted upload), so only what it lacks crosses the wire. `getMany` fetches 256 ids per request, a few requests
- * at a time (p-limit), and checks every chunk's BLAKE3 before yielding it; with `retry`, a
+ * at a time (p-limit) and at most twice that many batches ahead of the consumer (each with a
+ * rejection handler from the start: a failed batch surfaces in order, never as an
+ * unhandled rejection), and checks every chunk's BLAKE3 before yielding it; with `retry`, a
  * batch cut off by the network (or stalled) is fetched again with backoff. Errors become
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
  */
@@ -103,6 +105,8 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private readonly fetchBatch: number;
   private readonly fetchLimit: ReturnType<typeof pLimit>;
   private readonly retry: HttpStoreOptions['retry'];
+  /** Batches of one getMany fetched ahead of the one being yielded. */
+  private readonly readAhead: number;
   private queue: Pending[] = [];
   private queueBytes = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -118,6 +122,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     this.batchBytes = options.uploadBatchBytes ?? 8 * 1024 * 1024;
     this.fetchBatch = options.fetchBatch ?? 256;
     this.fetchLimit = pLimit(options.fetchConcurrency ?? 4);
+    this.readAhead = 2 * (options.fetchConcurrency ?? 4);
     this.retry = options.retry;
   }
 
@@ -191,10 +196,27 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     wanted.forEach((id) => assertChunkId(id));
     const batches: ChunkId[][] = [];
     for (let i = 0; i < wanted.length; i += this.fetchBatch) batches.push(wanted.slice(i, i + this.fetchBatch));
-    // Fetched a few batches ahead, yielded in order.
-    const results = batches.map((batch) => this.fetchLimit(() => this.fetchBatchOf(batch)));
-    for (const pending of results) {
-      for (const entry of await pending) yield entry;
+    // Fetched a few batches ahead (at most `readAhead` started and not yet yielded),
+    // yielded in order. A batch that fails before its turn must not become an unhandled
+    // rejection (which kills Node before the caller can report it): each promise gets a
+    // handler when it is started, and its error is thrown when its turn comes, so the
+    // first failure in order is the one the caller sees. Batches not started when the
+    // caller stops (an error, a break) are never fetched.
+    const ahead: Array<Promise<Array<[ChunkId, Buffer]>>> = [];
+    let next = 0;
+    const startMore = () => {
+      while (next < batches.length && ahead.length < this.readAhead) {
+        const batch = batches[next++];
+        const pending = this.fetchLimit(() => this.fetchBatchOf(batch));
+        pending.catch(() => undefined);
+        ahead.push(pending);
+      }
+    };
+    startMore();
+    while (ahead.length) {
+      const entries = await ahead.shift()!;
+      startMore();
+      for (const entry of entries) yield entry;
     }
   }
 

@@ -11,22 +11,29 @@
  * once at the end. Each directory becomes a canonical JSON object stored under its
  * content id, bottom-up.
  *
+ * Names are bytes: directories are read as Buffers and each name is kept in the lossless
+ * escaped form of file-names.ts (a name that is not UTF-8 is stored, never skipped). A
+ * directory whose path grows past LONG_PATH bytes is opened and its children named through
+ * "/proc/self/fd/N/", so a tree of any depth captures whatever PATH_MAX says.
+ *
  * Incremental capture: given the parent revision's tree, a file whose size, mtime, ctime
  * and inode are unchanged keeps its chunk list without being read (its chunks are asked
  * for with one `hasMany` per directory, which also protects them from a concurrent GC).
  */
-import { constants as fsc, type BigIntStats } from 'node:fs';
+import { closeSync, openSync, constants as fsc, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkFile } from './file-chunks.ts';
+import { decodeName, displayName, encodeName } from './file-names.ts';
 import { fsx } from '../native/fsx.ts';
-import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
+import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { getJsonObject, putObject } from '../store/objects.ts';
 import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
+import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
 
 
@@ -72,8 +79,8 @@ export function newCaptureProgress(): CaptureProgress {
   return { files: 0, dirs: 0, others: 0, bytes: 0, readBytes: 0, reusedFiles: 0, chunks: 0, skipped: 0 };
 }
 
-/** Bytes handed to the store but not yet durable before the walk waits for the store. */
-const MAX_UNFLUSHED = 256 * 1024 * 1024;
+/** Past this many bytes of path, a directory is opened and its children named through its fd (PATH_MAX is 4096). */
+const LONG_PATH = 2048;
 
 export function timestampOf(ns: bigint): Timestamp {
   const sec = ns / 1_000_000_000n;
@@ -109,7 +116,8 @@ interface Walk {
 
 /** One directory being captured: where it is, what its parent revision had, what it collects. */
 interface DirWalk {
-  dir: string;
+  /** The directory's path as bytes (a "/proc/self/fd/N" name once the real path is long). */
+  dir: Buffer;
   rel: string;
   dev: bigint;
   previous: Map<string, Entry>;
@@ -140,7 +148,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     deviceIndex: new Map(),
   };
   walk.deviceIndex.set(walk.rootStat.dev, 0);
-  const tree = await captureDir(walk, selection.root, '', opts.parentTree, walk.rootStat.dev);
+  const tree = await captureDir(walk, Buffer.from(selection.root), '', opts.parentTree, walk.rootStat.dev);
   await walk.writes.settle();
   return { tree, progress: walk.progress };
 }
@@ -159,54 +167,46 @@ async function statRoot(root: string): Promise<BigIntStats> {
   return rootStat;
 }
 
-interface UnflushedWrites {
-  /** Hands a chunk to the store without waiting for it; returns its id. */
-  put(data: Buffer): ChunkId;
-  /** Waits for the store once MAX_UNFLUSHED bytes are pending. */
-  drainIfFull(): Promise<void>;
-  /** Flushes the store and waits for every chunk handed to it; throws the first store error. */
-  settle(): Promise<void>;
+/**
+ * Adds a task the directory awaits once its listing is done. The task may fail before then
+ * (a store that went away, an unreadable file); the handler attached here keeps that from
+ * being an unhandled rejection, which would kill Node instead of reporting the error: the
+ * error still reaches the caller through `Promise.all(d.tasks)`.
+ */
+function pushTask(d: DirWalk, task: Promise<void>): void {
+  task.catch(() => undefined);
+  d.tasks.push(task);
 }
 
-function unflushedWrites(store: CaptureOptions['store']): UnflushedWrites {
-  let pending: Promise<unknown>[] = [];
-  let pendingBytes = 0;
-  let storeError: unknown = null;
-  const settle = async () => {
-    const waiting = pending;
-    pending = [];
-    pendingBytes = 0;
-    await store.flush();
-    await Promise.all(waiting);
-    if (storeError) throw storeError;
-  };
-  return {
-    put(data) {
-      const id = chunkIdOf(data);
-      pending.push(store.put(data, id).catch((err) => {
-        storeError ??= err;
-      }));
-      pendingBytes += data.length;
-      return id;
-    },
-    drainIfFull: async () => {
-      if (pendingBytes >= MAX_UNFLUSHED) await settle();
-    },
-    settle,
-  };
+async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
+  let fd: number | undefined;
+  if (dir.length > LONG_PATH) {
+    try {
+      fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    } catch (err) {
+      w.warn(`cannot open ${shownPath(w, rel)}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
+    }
+    if (fd !== undefined) dir = Buffer.from(`/proc/self/fd/${fd}`);
+  }
+  try {
+    const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
+    w.progress.dirs++;
+    const d: DirWalk = { dir, rel, dev, previous: await previousEntries(w, parentTree, rel), entries: [], reused: [], tasks: [] };
+    if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
+    await confirmReused(w, d);
+    await Promise.all(d.tasks);
+    return await putObject(w.opts.store, serializeDirectory(d.entries, rootMeta), w.opts.chunker);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
-async function captureDir(w: Walk, dir: string, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
-  const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
-  w.progress.dirs++;
-  const d: DirWalk = { dir, rel, dev, previous: await previousEntries(w, parentTree, rel), entries: [], reused: [], tasks: [] };
-  for (const name of await listDir(w, dir)) await captureEntry(w, d, name);
-  await confirmReused(w, d);
-  await Promise.all(d.tasks);
-  return putObject(w.opts.store, serializeDirectory(d.entries, rootMeta), w.opts.chunker);
-}
+/** A path for messages: the root as given, then the tree path with escaped bytes shown as \xNN. */
+const shownPath = (w: Walk, rel: string) => `${w.selection.root.replace(/\/$/, '')}${displayName(rel)}` || '/';
 
-function rootMetadata(st: BigIntStats, dir: string): DirectoryObject['root'] {
+const childPath = (dir: Buffer, name: string) => Buffer.concat([dir, Buffer.from('/'), encodeName(name)]);
+
+function rootMetadata(st: BigIntStats, dir: Buffer): DirectoryObject['root'] {
   const xattrs = readXattrs(dir);
   return { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: timestampOf(st.mtimeNs), ...(xattrs ? { xattrs } : {}) };
 }
@@ -223,19 +223,21 @@ async function previousEntries(w: Walk, parentTree: ChunkId | undefined, rel: st
   return entries;
 }
 
-async function listDir(w: Walk, dir: string): Promise<string[]> {
+/** The directory's names, as bytes in their escaped form, sorted. */
+async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
   try {
-    return (await fs.readdir(dir)).sort();
+    return (await fs.readdir(d.dir, { encoding: 'buffer' })).map(decodeName).sort();
   } catch (err) {
-    w.warn(`cannot list ${dir}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
+    w.warn(`cannot list ${shownPath(w, d.rel)}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
     return [];
   }
 }
 
 /** One directory entry: skipped when the selection excludes it, else added to `d.entries`. */
 async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
-  const full = path.join(d.dir, name);
+  const full = childPath(d.dir, name);
   const relPath = `${d.rel}/${name}`;
+  const shown = shownPath(w, relPath);
   if (w.selection.excludes(relPath)) {
     w.progress.skipped++;
     return;
@@ -244,7 +246,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
   try {
     st = await fs.lstat(full, { bigint: true });
   } catch (err) {
-    w.warn(`${full} vanished or is unreadable (${(err as NodeJS.ErrnoException).code}); skipped`);
+    w.warn(`${shown} vanished or is unreadable (${(err as NodeJS.ErrnoException).code}); skipped`);
     return;
   }
   // Key order is part of the canonical bytes (and so of the tree id): base, type fields, xattrs.
@@ -255,7 +257,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
   else if (st.isFile()) captureFile(w, d, full, st, withXattrs({ ...base, type: 'file' as const, size: Number(st.size), chunks: [], ino: st.ino.toString(), ctime: timestampOf(st.ctimeNs) }));
   else if (st.isSymbolicLink()) {
     w.progress.others++;
-    d.entries.push(withXattrs({ ...base, type: 'symlink' as const, target: await fs.readlink(full) }));
+    d.entries.push(withXattrs({ ...base, type: 'symlink' as const, target: decodeName(await fs.readlink(full, { encoding: 'buffer' })) }));
   } else if (st.isCharacterDevice() || st.isBlockDevice()) {
     w.progress.others++;
     d.entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(st.rdev) }));
@@ -263,13 +265,13 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     w.progress.others++;
     d.entries.push(withXattrs({ ...base, type: 'fifo' as const }));
   } else {
-    w.warn(`${full} is a socket; skipped`);
+    w.warn(`${shown} is a socket; skipped`);
     w.progress.skipped++;
   }
 }
 
 /** A subdirectory, walked as its own task; a mount point the selection does not enter stays an empty directory. */
-async function captureSubdir(w: Walk, d: DirWalk, full: string, relPath: string, st: BigIntStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
+async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: BigIntStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
   const crosses = st.dev !== d.dev;
   if (crosses && !w.selection.entersMount(relPath)) {
     entry.tree = await putObject(w.opts.store, serializeDirectory([]), w.opts.chunker);
@@ -279,7 +281,7 @@ async function captureSubdir(w: Walk, d: DirWalk, full: string, relPath: string,
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
   d.entries.push(entry);
   const prev = d.previous.get(entry.name);
-  d.tasks.push(
+  pushTask(d, 
     captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => {
       entry.tree = tree;
     }),
@@ -287,7 +289,7 @@ async function captureSubdir(w: Walk, d: DirWalk, full: string, relPath: string,
 }
 
 /** A regular file: its parent revision's chunks when unchanged, else read (once per hardlink group). */
-function captureFile(w: Walk, d: DirWalk, full: string, st: BigIntStats, entry: FileEntry): void {
+function captureFile(w: Walk, d: DirWalk, full: Buffer, st: BigIntStats, entry: FileEntry): void {
   w.progress.files++;
   w.progress.bytes += entry.size;
   if (st.nlink > 1n) entry.h = `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
@@ -299,7 +301,7 @@ function captureFile(w: Walk, d: DirWalk, full: string, st: BigIntStats, entry: 
     return;
   }
   const sparse = st.blocks * 512n < st.size;
-  const read = () => w.limit(() => readChunks(w, full, entry.size, sparse));
+  const read = () => w.limit(() => readChunks(w, full, shownPath(w, `${d.rel}/${entry.name}`), entry.size, sparse));
   let chunks: Promise<ChunkRef[]>;
   if (entry.h) {
     chunks = w.hardlinks.get(entry.h) ?? read();
@@ -307,14 +309,14 @@ function captureFile(w: Walk, d: DirWalk, full: string, st: BigIntStats, entry: 
   } else {
     chunks = read();
   }
-  d.tasks.push(
+  pushTask(d, 
     chunks.then(
       (refs) => {
         entry.chunks = refs;
       },
       (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'ELOOP') {
-          w.warn(`${full} unreadable (${err.code}); captured as an empty file`);
+          w.warn(`${shownPath(w, `${d.rel}/${entry.name}`)} unreadable (${err.code}); captured as an empty file`);
           entry.size = 0;
           return;
         }
@@ -332,9 +334,9 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
   const missing = new Set(ids.filter((_, i) => !present[i]));
   for (const entry of d.reused) {
     if (entry.chunks.some((c) => missing.has(c[2]))) {
-      const full = path.join(d.dir, entry.name);
-      d.tasks.push(
-        w.limit(() => readChunks(w, full, entry.size, false)).then((refs) => {
+      const full = childPath(d.dir, entry.name);
+      pushTask(d, 
+        w.limit(() => readChunks(w, full, shownPath(w, `${d.rel}/${entry.name}`), entry.size, false)).then((refs) => {
           entry.chunks = refs;
         }),
       );
@@ -345,7 +347,7 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
 }
 
 /** Reads, cuts and stores one file's data (without atime updates where allowed). */
-async function readChunks(w: Walk, file: string, size: number, sparse: boolean): Promise<ChunkRef[]> {
+async function readChunks(w: Walk, file: Buffer, shown: string, size: number, sparse: boolean): Promise<ChunkRef[]> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | w.noatime);
@@ -362,7 +364,7 @@ async function readChunks(w: Walk, file: string, size: number, sparse: boolean):
         return w.writes.put(data);
       },
       onRead: (bytes) => (w.progress.readBytes += bytes),
-      onShrunk: (bytes) => w.warn(`${file} shrank while being read; captured its first ${bytes} bytes of this extent`),
+      onShrunk: (bytes) => w.warn(`${shown} shrank while being read; captured its first ${bytes} bytes of this extent`),
       afterExtent: w.writes.drainIfFull,
     });
   } finally {
@@ -370,7 +372,7 @@ async function readChunks(w: Walk, file: string, size: number, sparse: boolean):
   }
 }
 
-function readXattrs(file: string): Record<string, string> | undefined {
+function readXattrs(file: Buffer): Record<string, string> | undefined {
   let names: string[];
   try {
     names = fsx.llistxattr(file);

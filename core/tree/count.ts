@@ -6,9 +6,10 @@
  * progress line gets a total (and an ETA) as soon as the count is done, without delaying
  * the capture's start.
  */
-import { lstat, readdir } from 'node:fs/promises';
-import path from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
 import pLimit from 'p-limit';
+import { decodeName } from './file-names.ts';
 import type { ImageSelection } from './select.ts';
 
 export interface TreeCount {
@@ -27,17 +28,29 @@ export async function countTree(selection: ImageSelection): Promise<TreeCount> {
   const rootDev = (await lstat(selection.root)).dev;
   const limit = pLimit(16);
   const count: TreeCount = { files: 0, bytes: 0 };
-  async function walk(dir: string, rel: string, dev: number): Promise<void> {
-    const names = await limit(() => readdir(dir)).catch(() => [] as string[]);
+  // Names as bytes (escaped as the capture keeps them), so names that are not UTF-8 count too.
+  async function walk(dir: Buffer, rel: string, dev: number): Promise<void> {
+    // Past 2048 bytes of path (PATH_MAX is 4096), children are named through the directory's fd, as capture does.
+    if (dir.length > 2048) {
+      const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(() => null);
+      if (!handle) return;
+      try {
+        return await walk(Buffer.from(`/proc/self/fd/${handle.fd}`), rel, dev);
+      } finally {
+        await handle.close();
+      }
+    }
+    const names = await limit(() => readdir(dir, { encoding: 'buffer' })).catch(() => [] as Buffer[]);
     await Promise.all(
-      names.map(async (name) => {
-        const relPath = `${rel}/${name}`;
+      names.map(async (bytes) => {
+        const relPath = `${rel}/${decodeName(bytes)}`;
         if (selection.excludes(relPath)) return;
-        const st = await limit(() => lstat(path.join(dir, name))).catch(() => null);
+        const full = Buffer.concat([dir, Buffer.from('/'), bytes]);
+        const st = await limit(() => lstat(full)).catch(() => null);
         if (!st) return;
         if (st.isDirectory()) {
           if (st.dev !== dev && !selection.entersMount(relPath)) return;
-          await walk(path.join(dir, name), relPath, st.dev);
+          await walk(full, relPath, st.dev);
         } else if (st.isFile()) {
           count.files++;
           count.bytes += st.size;
@@ -45,6 +58,6 @@ export async function countTree(selection: ImageSelection): Promise<TreeCount> {
       }),
     );
   }
-  await walk(selection.root, '', rootDev);
+  await walk(Buffer.from(selection.root), '', rootDev);
   return count;
 }

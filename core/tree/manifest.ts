@@ -4,15 +4,28 @@
  * the id of its own directory object. Like a Merkle tree, an unchanged directory
  * serialises to the same bytes, so a new revision re-uses its object at no cost.
  *
+ * Names and symlink targets are bytes on disk, carried in the lossless escaped form of
+ * file-names.ts (valid UTF-8 as itself, other bytes as U+DC80-U+DCFF). Format 1 objects
+ * hold only UTF-8 names; a directory with a name or target that is not UTF-8 is written
+ * as format 2 (the same fields), so a reader that predates escaped names refuses it
+ * instead of writing other names, and every directory without one keeps its old bytes
+ * (and id). Both formats are read.
+ *
  * Every manifest read from a store is untrusted: `parseDirectory` checks every field,
  * rejects names that are empty, `.`, `..` or contain `/` or NUL (so no entry can name a
- * path outside its directory, absolute or relative), duplicate names, chunk lists that
- * overlap or run past the file size, and unknown types.
+ * path outside its directory, absolute or relative), names that are not the canonical
+ * escaped form of their bytes (a lone "\ud800" would land on disk as the bytes of
+ * "\ufffd"), two entries with the same bytes, chunk lists that overlap or run past the
+ * file size, and unknown types.
  */
 import { isChunkId, type ChunkId } from '../store/chunk-id.ts';
 import { ClonerError } from '../errors.ts';
+import { encodeName, hasEscapedBytes, isCanonicalName } from './file-names.ts';
 
+/** The format of a directory whose names and targets are all UTF-8. */
 export const MANIFEST_VERSION = 1;
+/** The format of a directory with a name or symlink target that is not UTF-8 (escaped bytes). */
+export const MANIFEST_VERSION_BYTES = 2;
 
 /** Seconds and nanoseconds, both integers. */
 export type Timestamp = [number, number];
@@ -83,7 +96,8 @@ const MAX_FILE_SIZE = 2 ** 53 - 1;
 const MAX_XATTR_NAME = 255;
 const MAX_XATTR_BYTES = 64 * 1024;
 
-export function isSafeName(name: unknown): name is string {
+/** A name one directory entry may have: its bytes are one path component (1-255 bytes, not . or .., no / or NUL). */
+export function isSafeName(name: unknown, allowEscaped = true): name is string {
   return (
     typeof name === 'string' &&
     name.length > 0 &&
@@ -91,7 +105,8 @@ export function isSafeName(name: unknown): name is string {
     name !== '..' &&
     !name.includes('/') &&
     !name.includes('\0') &&
-    Buffer.byteLength(name) <= MAX_NAME_BYTES
+    (allowEscaped ? isCanonicalName(name) : name.isWellFormed()) &&
+    encodeName(name).length <= MAX_NAME_BYTES
   );
 }
 
@@ -112,17 +127,24 @@ function checkTimestamp(v: unknown, where: string, field: string): void {
 /** Parses and checks one directory object; `where` names it in errors (its path). */
 export function parseDirectory(value: unknown, where: string): DirectoryObject {
   const dir = value as DirectoryObject;
-  if (typeof dir !== 'object' || dir === null || dir.v !== MANIFEST_VERSION || !Array.isArray(dir.entries)) {
-    fail(where, `not a version ${MANIFEST_VERSION} directory object`);
+  if (typeof dir !== 'object' || dir === null || (dir.v !== MANIFEST_VERSION && dir.v !== MANIFEST_VERSION_BYTES) || !Array.isArray(dir.entries)) {
+    fail(where, `not a version ${MANIFEST_VERSION} or ${MANIFEST_VERSION_BYTES} directory object`);
   }
+  const escaped = dir.v === MANIFEST_VERSION_BYTES;
   if (dir.root !== undefined) checkRootMeta(dir.root, where);
+  // Keyed by the bytes each name lands on, so two entries can never share a path on disk.
   const names = new Set<string>();
   for (const e of dir.entries) {
     if (typeof e !== 'object' || e === null) fail(where, 'an entry is not an object');
-    if (!isSafeName(e.name)) fail(where, `unsafe entry name ${JSON.stringify(e.name)?.slice(0, 100)} (path traversal)`);
+    if (!isSafeName(e.name, escaped)) {
+      const name: unknown = (e as { name: unknown }).name;
+      const why = typeof name === 'string' && !name.isWellFormed() ? 'not the escaped form of its bytes' : 'path traversal';
+      fail(where, `unsafe entry name ${JSON.stringify(e.name)?.slice(0, 100)} (${why})`);
+    }
     const at = `${where === '/' ? '' : where}/${e.name}`;
-    if (names.has(e.name)) fail(at, 'duplicate entry');
-    names.add(e.name);
+    const bytes = encodeName(e.name).toString('latin1');
+    if (names.has(bytes)) fail(at, 'duplicate entry (two entries with the same name on disk)');
+    names.add(bytes);
     if (!isUint(e.mode, 0o7777)) fail(at, 'mode must be an integer in 0..0o7777');
     if (!isUint(e.uid) || !isUint(e.gid)) fail(at, 'uid and gid must be integers in 0..2^32-1');
     checkTimestamp(e.mtime, at, 'mtime');
@@ -143,8 +165,8 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
         if (!isChunkId(e.tree)) fail(at, 'directory without a valid tree id');
         break;
       case 'symlink':
-        if (typeof e.target !== 'string' || e.target.length === 0 || e.target.includes('\0') || e.target.length > 4095) {
-          fail(at, 'symlink target must be a non-empty string without NUL');
+        if (typeof e.target !== 'string' || e.target.length === 0 || e.target.includes('\0') || !(escaped ? isCanonicalName(e.target) : e.target.isWellFormed()) || encodeName(e.target).length > 4095) {
+          fail(at, 'symlink target must be a non-empty string without NUL, the escaped form of at most 4095 bytes');
         }
         break;
       case 'char':
@@ -186,9 +208,10 @@ function checkFile(e: FileEntry, at: string): void {
   if (e.ctime !== undefined) checkTimestamp(e.ctime, at, 'ctime');
 }
 
-/** Canonical serialisation: entries sorted by name, so equal trees give equal bytes. */
+/** Canonical serialisation: entries sorted by name, so equal trees give equal bytes; format 2 only when a name or target is not UTF-8. */
 export function serializeDirectory(entries: Entry[], root?: DirectoryObject['root']): Buffer {
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const dir: DirectoryObject = root ? { v: MANIFEST_VERSION, root, entries: sorted } : { v: MANIFEST_VERSION, entries: sorted };
+  const v = sorted.some((e) => hasEscapedBytes(e.name) || (e.type === 'symlink' && hasEscapedBytes(e.target))) ? MANIFEST_VERSION_BYTES : MANIFEST_VERSION;
+  const dir: DirectoryObject = root ? { v, root, entries: sorted } : { v, entries: sorted };
   return Buffer.from(JSON.stringify(dir));
 }

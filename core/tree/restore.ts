@@ -2,19 +2,27 @@
  * Restore: a captured tree into an empty directory or a freshly made file system.
  *
  * The driver first loads and checks every directory object (manifest.ts rejects unsafe
- * names, duplicates and bad chunk lists), then works in phases so that no write can pass
- * through a symlink and nothing lands outside the target:
+ * names, names that are not the escaped form of their bytes, two entries on the same
+ * bytes, bad chunk lists), then works in phases so that no write can pass through a
+ * symlink and nothing lands outside the target. Every path is reached through TargetRoot
+ * (beneath.ts): parents are directory fds opened with openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS, only the last component is looked up, and names are bytes, so any
+ * depth of tree and any name Linux allows restore as captured.
  *   1. directories, empty regular files (O_CREAT|O_EXCL|O_NOFOLLOW, sized with ftruncate so
  *      holes stay holes), devices and fifos, in path order; an existing directory is
- *      accepted only if lstat shows a real directory;
+ *      accepted only if lstat shows a real directory; an entry that cannot be created
+ *      (mknod refused) is reported and left out of every later phase;
  *   2. file data: every chunk id is asked for once through `getMany`, which reads in pack
  *      order and in batches, and file-writer tasks put each chunk at every offset of every
  *      file that holds it (pwrite, bounded number of open files and writes in flight);
  *   3. hardlinks, to the first restored path of their group (never to a path from the
  *      manifest), then symlinks, last, so none exists while data is written;
- *   4. metadata, best effort with warnings (strict: errors): lchown, chmod, xattrs (after
- *      chown, which clears security.capability), nanosecond times without following
- *      symlinks; directories deepest first so their times are not disturbed.
+ *   4. metadata, best effort with warnings (strict: errors), only on entries this run made
+ *      (and, for sync, found): each is opened O_PATH|O_NOFOLLOW and checked to be the
+ *      type the manifest says, then owner, mode, xattrs (after chown, which clears
+ *      security.capability) and nanosecond times are set on that fd; a symlink gets
+ *      lchown/lsetxattr/utimensat(AT_SYMLINK_NOFOLLOW) on its own name. No metadata call
+ *      ever follows a symlink. Directories deepest first so their times are not disturbed.
  */
 import * as fsSync from 'node:fs';
 import { constants as fsc } from 'node:fs';
@@ -25,6 +33,8 @@ import type { ChunkReader } from '../store/interfaces.ts';
 import { getJsonObject } from '../store/objects.ts';
 import { ManifestError, parseDirectory, type DeviceEntry, type DirectoryObject, type Entry, type FifoEntry, type FileEntry } from './manifest.ts';
 import { ClonerError } from '../errors.ts';
+import { TargetRoot, kindOf } from './beneath.ts';
+import { displayName, encodeName } from './file-names.ts';
 
 export interface RestoreProgress {
   entries: number;
@@ -91,45 +101,53 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
   if (!targetStat?.isDirectory()) {
     throw new RestoreError(`restore target ${opts.target} is not a directory`, 'create the directory (or mount the file system) first');
   }
-  const target = await fs.realpath(opts.target);
   const items = await loadTree(opts.reader, opts.tree);
-  const abs = (rel: string) => target + rel; // rel always starts with "/" and holds only checked names
+  const root = TargetRoot.open(opts.target);
+  try {
+    return await restoreInto(opts, root, items, progress, warn);
+  } finally {
+    root.close();
+  }
+}
 
+async function restoreInto(opts: RestoreOptions, root: TargetRoot, items: TreeItem[], progress: RestoreProgress, warn: (message: string) => void): Promise<RestoreProgress> {
   // Phase 1: directories, files, devices, fifos.
   const groupPrimary = new Map<string, string>();
-  const dataFiles: Array<{ path: string; entry: FileEntry }> = [];
-  const deferredLinks: Array<{ path: string; primary: string }> = [];
+  const dataFiles: Array<{ rel: string; entry: FileEntry }> = [];
+  const deferredLinks: Array<{ rel: string; primary: string }> = [];
   const symlinks: TreeItem[] = [];
+  /** Entries this run could not create: no later phase touches their paths. */
+  const notCreated = new Set<string>();
   for (const item of items) {
-    const p = abs(item.rel);
+    root.trim();
     const e = item.entry;
     switch (e.type) {
       case 'dir':
+        if (item.rel === '') break;
         try {
-          await fs.mkdir(p, 0o700);
+          fsSync.mkdirSync(root.at(item.rel), 0o700);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          const st = await fs.lstat(p);
-          if (!st.isDirectory()) {
-            throw new RestoreError(`restore target already has a non-directory at ${item.rel}`, 'restore into an empty directory or a new file system');
+          if (!fsSync.lstatSync(root.at(item.rel)).isDirectory()) {
+            throw new RestoreError(`restore target already has a non-directory at ${displayName(item.rel)}`, 'restore into an empty directory or a new file system');
           }
         }
         break;
       case 'file': {
         if (e.h !== undefined && groupPrimary.has(e.h)) {
-          deferredLinks.push({ path: p, primary: groupPrimary.get(e.h)! });
+          deferredLinks.push({ rel: item.rel, primary: groupPrimary.get(e.h)! });
           break;
         }
-        if (e.h !== undefined) groupPrimary.set(e.h, p);
+        if (e.h !== undefined) groupPrimary.set(e.h, item.rel);
         // Synchronous calls: tens of thousands of small files cost a syscall each, not a
         // thread-pool round trip each.
-        const fd = openExclusive(p, item.rel);
+        const fd = openExclusive(root, item.rel);
         try {
           fsSync.ftruncateSync(fd, e.size);
         } finally {
           fsSync.closeSync(fd);
         }
-        dataFiles.push({ path: p, entry: e });
+        dataFiles.push({ rel: item.rel, entry: e });
         progress.totalBytes += e.chunks.reduce((sum, c) => sum + c[1], 0);
         break;
       }
@@ -137,12 +155,13 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
       case 'block':
       case 'fifo': {
         try {
-          mknodEntry(p, e);
+          mknodEntry(root.at(item.rel), e);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-            throw new RestoreError(`restore target already has ${item.rel}`, 'restore into an empty directory or a new file system');
+            throw new RestoreError(`restore target already has ${displayName(item.rel)}`, 'restore into an empty directory or a new file system');
           }
-          warn(`cannot create ${e.type} ${item.rel}: ${(err as NodeJS.ErrnoException).code}`);
+          notCreated.add(item.rel);
+          warn(`cannot create ${e.type} ${displayName(item.rel)}: ${(err as NodeJS.ErrnoException).code}; not restored`);
         }
         break;
       }
@@ -154,39 +173,45 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreProgress
   }
 
   // Phase 2: file data, in the order the store finds cheapest.
-  await writeChunks(opts.reader, dataFiles.map((f) => f.path), chunkTargets(dataFiles.map((f) => f.entry)), progress);
+  root.trim();
+  await writeChunks(opts.reader, dataFiles.map((f) => f.rel), (i) => root.open(dataFiles[i].rel, fsc.O_WRONLY), chunkTargets(dataFiles.map((f) => f.entry)), progress);
 
   // Phase 3: hardlinks, then symlinks.
-  for (const link of deferredLinks) await fs.link(link.primary, link.path);
+  for (const link of deferredLinks) {
+    root.trim();
+    fsSync.linkSync(root.at(link.primary), root.at(link.rel));
+  }
   for (const item of symlinks) {
+    root.trim();
     try {
-      await fs.symlink((item.entry as { target: string }).target, abs(item.rel));
+      fsSync.symlinkSync(encodeName((item.entry as { target: string }).target), root.at(item.rel));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new RestoreError(`restore target already has ${item.rel}`, 'restore into an empty directory or a new file system');
+        throw new RestoreError(`restore target already has ${displayName(item.rel)}`, 'restore into an empty directory or a new file system');
       }
       throw err;
     }
   }
 
   // Phase 4: metadata.
-  applyTreeMetadata(items, abs, warn);
+  applyTreeMetadata(items.filter((i) => !notCreated.has(i.rel)), root, warn);
   progress.files = dataFiles.length;
   return progress;
 }
 
-/** Creates a device node or fifo (mode 0600 until the metadata phase). */
-export function mknodEntry(p: string, e: DeviceEntry | FifoEntry): void {
+/** Creates a device node or fifo (mode 0600 until the metadata phase) at `p` (a TargetRoot path). */
+export function mknodEntry(p: Buffer, e: DeviceEntry | FifoEntry): void {
   const typeBits = e.type === 'char' ? fsc.S_IFCHR : e.type === 'block' ? fsc.S_IFBLK : fsc.S_IFIFO;
   fsx.mknod(p, typeBits | 0o600, e.type === 'fifo' ? 0 : e.rdev[0], e.type === 'fifo' ? 0 : e.rdev[1]);
 }
 
-function openExclusive(p: string, rel: string): number {
+function openExclusive(root: TargetRoot, rel: string): number {
   try {
-    return fsSync.openSync(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    return root.open(rel, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new RestoreError(`restore target already has ${rel}`, 'restore into an empty directory or a new file system');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ELOOP') {
+      throw new RestoreError(`restore target already has ${displayName(rel)}`, 'restore into an empty directory or a new file system');
     }
     throw err;
   }
@@ -210,12 +235,13 @@ export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, of
 }
 
 /**
- * Writes every chunk to every place that holds it (`targets`, indexes into `paths`).
+ * Writes every chunk to every place that holds it (`targets`, indexes into `paths`, which
+ * name the files in messages; `openFile(index)` opens one for writing, never through a symlink).
  * Chunks arrive in the reader's cheapest order; writes are synchronous pwrites
  * (page-cache writes are far cheaper than a thread-pool hop) and a file is kept open
  * until its last chunk is written, at most MAX_OPEN_FILES at once.
  */
-export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: string[], targets: ChunkTargets, progress: RestoreProgress, onChunk?: (bytes: number) => void): Promise<void> {
+export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: string[], openFile: (index: number) => number, targets: ChunkTargets, progress: RestoreProgress, onChunk?: (bytes: number) => void): Promise<void> {
   const remaining = new Array<number>(paths.length).fill(0);
   for (const list of targets.values()) for (const [index] of list) remaining[index]++;
   const open = new Map<number, number>();
@@ -224,7 +250,7 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
       onChunk?.(data.length);
       for (const [index, offset, length] of targets.get(id) ?? []) {
         if (data.length !== length) {
-          throw new ManifestError(`manifest: chunk ${id} of ${paths[index]} is ${data.length} bytes, listed as ${length}`);
+          throw new ManifestError(`manifest: chunk ${id} of ${displayName(paths[index])} is ${data.length} bytes, listed as ${length}`);
         }
         let fd = open.get(index);
         if (fd === undefined) {
@@ -233,7 +259,7 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
             open.delete(oldIndex);
             fsSync.closeSync(oldFd);
           }
-          fd = fsSync.openSync(paths[index], fsc.O_WRONLY | fsc.O_NOFOLLOW);
+          fd = openFile(index);
           open.set(index, fd);
         }
         let written = 0;
@@ -252,33 +278,70 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
 }
 
 /**
- * The metadata phase of restore and sync: owner, mode, xattrs and times of every item
- * (paths from `abs(rel)`), best effort through `warn`; directories last and deepest first,
- * so writing into them does not disturb their times. Owners are set only when running as root.
+ * The metadata phase of restore and sync: owner, mode, xattrs and times of every item,
+ * best effort through `warn`; directories last and deepest first, so writing into them
+ * does not disturb their times. Owners are set only when running as root. Each entry is
+ * reached beneath `root` without following a symlink and must be the type its manifest
+ * entry says (else nothing is set on it); hardlinked paths share one inode, set once.
  */
-export function applyTreeMetadata(items: TreeItem[], abs: (rel: string) => string, warn: (message: string) => void): void {
+export function applyTreeMetadata(items: TreeItem[], root: TargetRoot, warn: (message: string) => void): void {
   const isRoot = process.getuid?.() === 0;
   const applied = new Set<string>();
-  for (const item of items) if (item.entry.type !== 'dir') applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
-  for (const item of items.filter((i) => i.entry.type === 'dir').sort((a, b) => b.depth - a.depth)) applyMetadata(abs(item.rel), item.entry, isRoot, warn, applied);
+  for (const item of items) if (item.entry.type !== 'dir') applyMetadata(root, item, isRoot, warn, applied);
+  for (const item of items.filter((i) => i.entry.type === 'dir').sort((a, b) => b.depth - a.depth)) applyMetadata(root, item, isRoot, warn, applied);
 }
 
-/** Owner, mode, xattrs and times of one restored path (once per path: hardlinks share them). */
-function applyMetadata(p: string, e: Entry, isRoot: boolean, warn: (m: string) => void, applied: Set<string>): void {
-  if (applied.has(p)) return;
-  applied.add(p);
+/** Owner, mode, xattrs and times of one restored entry. */
+function applyMetadata(root: TargetRoot, item: TreeItem, isRoot: boolean, warn: (m: string) => void, applied: Set<string>): void {
+  root.trim();
+  const e = item.entry;
+  const shown = displayName(item.rel || '/');
   const attempt = (what: string, action: () => void) => {
     try {
       action();
     } catch (err) {
-      warn(`${what} on ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      warn(`${what} on ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   };
-  if (isRoot) attempt('lchown', () => fsSync.lchownSync(p, e.uid, e.gid));
-  if (e.type !== 'symlink') attempt('chmod', () => fsSync.chmodSync(p, e.mode));
-  for (const [name, value] of Object.entries(e.xattrs ?? {})) {
-    attempt(`setxattr ${name}`, () => fsx.lsetxattr(p, name, Buffer.from(value, 'base64')));
+  if (e.type === 'symlink') {
+    // A symlink's own metadata, by its name in its (fd-held) parent; nothing follows it.
+    let p: Buffer;
+    try {
+      p = root.at(item.rel);
+      if (!fsSync.lstatSync(p).isSymbolicLink()) {
+        warn(`${shown} is not the symlink this restore made; its metadata is not set`);
+        return;
+      }
+    } catch (err) {
+      warn(`cannot reach ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return;
+    }
+    if (isRoot) attempt('lchown', () => fsSync.lchownSync(p, e.uid, e.gid));
+    for (const [name, value] of Object.entries(e.xattrs ?? {})) attempt(`setxattr ${name}`, () => fsx.lsetxattr(p, name, Buffer.from(value, 'base64')));
+    attempt('utimes', () => fsx.lutimesNs(p, e.mtime[0], e.mtime[1], e.mtime[0], e.mtime[1]));
+    return;
   }
-  attempt('utimes', () => fsx.lutimesNs(p, e.mtime[0], e.mtime[1], e.mtime[0], e.mtime[1]));
+  let fd: number;
+  try {
+    fd = root.open(item.rel, fsx.O_PATH);
+  } catch (err) {
+    warn(`cannot reach ${shown} to set its metadata: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return;
+  }
+  try {
+    const st = fsSync.fstatSync(fd);
+    if (kindOf(st) !== e.type) {
+      warn(`${shown} is a ${kindOf(st)}, not the ${e.type} this restore made; its metadata is not set`);
+      return;
+    }
+    const inode = `${st.dev}:${st.ino}`;
+    if (applied.has(inode)) return;
+    applied.add(inode);
+    if (isRoot) attempt('chown', () => fsx.fdChown(fd, e.uid, e.gid));
+    attempt('chmod', () => fsx.fdChmod(fd, e.mode));
+    for (const [name, value] of Object.entries(e.xattrs ?? {})) attempt(`setxattr ${name}`, () => fsx.fdSetxattr(fd, name, Buffer.from(value, 'base64')));
+    attempt('utimes', () => fsx.fdUtimesNs(fd, e.mtime[0], e.mtime[1], e.mtime[0], e.mtime[1]));
+  } finally {
+    fsSync.closeSync(fd);
+  }
 }
-

@@ -8,55 +8,90 @@
  * and count as done. Then every chunk the node already holds (a seed found by the scan)
  * is copied from where it was found, checked again since a file may change after the
  * scan; the rest are fetched through `reader.getMany` (batched, checked by the reader)
- * and written to every place that holds them.
+ * and written to every place that holds them. Staging directories and seed files are
+ * reached through TargetRoot (beneath.ts), never through a symlink: a staging directory
+ * is opened once (O_NOFOLLOW, beneath the target) and its files are named by that fd.
  */
 import * as fsSync from 'node:fs';
 import { constants as fsc } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
+import type { TargetRoot } from './beneath.ts';
+import { displayName } from './file-names.ts';
 import type { FileEntry } from './manifest.ts';
 import { chunkTargets, RestoreError, writeChunks, type RestoreProgress } from './restore.ts';
 
-/** Where the scan found each chunk on the node: an absolute file path and a byte offset. */
-export type Seeds = Map<ChunkId, { path: string; offset: number }>;
+/** Where the scan found each chunk on the node: a tree path and a byte offset. */
+export type Seeds = Map<ChunkId, { rel: string; offset: number }>;
+
+/** Where staged files go: the staging directory (a tree path) of each file's tree path, beneath `root`. */
+export interface StagingArea {
+  root: TargetRoot;
+  stagingDirOf: (rel: string) => string;
+}
 
 /** The counters the data phase moves (all in bytes but `files`). */
 export type StageProgress = RestoreProgress & { seededBytes: number; fetchedBytes: number };
 
 export interface Staged {
-  /** The staged file of each `toWrite` item, same order. */
+  /** The staged file of each `toWrite` item, same order ("/proc/self/fd/N/key": N the staging directory's fd). */
   paths: string[];
-  /** Every staging directory made (to remove once the files are placed). */
-  dirs: Set<string>;
+  /** Removes every staging directory made, with whatever files are still in it. */
+  removeAll(): void;
 }
 
 /**
- * Builds each `toWrite` file, complete, under `stagingDirOf(rel)` (made mode 0700 when
- * missing). Adds to progress.totalBytes, bytes, seededBytes and fetchedBytes, and sets
- * progress.files. Throws RestoreError when a staging path is not a directory, and the
- * reader's errors (a missing or corrupt chunk).
+ * Builds each `toWrite` file, complete, in the staging directory of its path (made mode
+ * 0700 when missing). Adds to progress.totalBytes, bytes, seededBytes and fetchedBytes,
+ * and sets progress.files. Throws RestoreError when a staging path is not a real
+ * directory, and the reader's errors (a missing or corrupt chunk).
  */
-export async function stageFiles(reader: Pick<ChunkReader, 'getMany'>, toWrite: Array<{ rel: string; entry: FileEntry }>, stagingDirOf: (rel: string) => string, seeds: Seeds, progress: StageProgress): Promise<Staged> {
-  const dirs = new Set<string>();
-  const paths = toWrite.map(({ rel, entry }) => {
-    const dir = stagingDirOf(rel);
-    if (!dirs.has(dir)) {
-      fsSync.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      if (!fsSync.lstatSync(dir).isDirectory()) throw new RestoreError(`${dir} is not a directory`, 'remove it and deploy again');
-      dirs.add(dir);
+export async function stageFiles(reader: Pick<ChunkReader, 'getMany'>, toWrite: Array<{ rel: string; entry: FileEntry }>, area: StagingArea, seeds: Seeds, progress: StageProgress): Promise<Staged> {
+  const { root } = area;
+  const dirs = new Map<string, number>(); // staging dir tree path -> its pinned fd
+  const staged: Staged = {
+    paths: [],
+    removeAll() {
+      for (const [rel, fd] of dirs) {
+        for (const name of fsSync.readdirSync(`/proc/self/fd/${fd}`)) fsSync.rmSync(`/proc/self/fd/${fd}/${name}`, { recursive: true, force: true });
+        root.forget(rel);
+        fsSync.rmdirSync(root.at(rel));
+      }
+      dirs.clear();
+    },
+  };
+  const dirFd = (dir: string) => {
+    let fd = dirs.get(dir);
+    if (fd === undefined) {
+      try {
+        fsSync.mkdirSync(root.at(dir), 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      try {
+        fd = root.pin(dir);
+      } catch (err) {
+        throw new RestoreError(`${displayName(dir)} on the target is not a directory (${(err as NodeJS.ErrnoException).code})`, 'remove it and deploy again');
+      }
+      dirs.set(dir, fd);
     }
+    return fd;
+  };
+  staged.paths = toWrite.map(({ rel, entry }) => {
+    const fd = dirFd(area.stagingDirOf(rel));
     const key = createHash('sha256').update(rel).update('\0').update(JSON.stringify([entry.size, entry.chunks])).digest('hex').slice(0, 40);
-    return `${dir}/${key}`;
+    return `/proc/self/fd/${fd}/${key}`;
   });
+  const { paths } = staged;
   const entries = toWrite.map((w) => w.entry);
   const filled = new Set<string>();
   entries.forEach((entry, i) => resumeStaged(paths[i], i, entry, filled, progress));
-  copySeeds(entries, paths, seeds, progress, filled);
+  copySeeds(entries, paths, root, seeds, progress, filled);
   const targets = chunkTargets(entries, (fileIndex, offset) => filled.has(`${fileIndex}:${offset}`));
-  await writeChunks(reader, paths, targets, progress, (bytes) => (progress.fetchedBytes += bytes));
+  await writeChunks(reader, toWrite.map((w) => w.rel), (i) => fsSync.openSync(paths[i], fsc.O_WRONLY | fsc.O_NOFOLLOW), targets, progress, (bytes) => (progress.fetchedBytes += bytes));
   progress.files = toWrite.length;
-  return { paths, dirs };
+  return staged;
 }
 
 /**
@@ -87,13 +122,14 @@ function resumeStaged(file: string, index: number, entry: FileEntry, filled: Set
  * Copies every chunk a staged file needs that the node already holds from where the scan
  * found it, checking its BLAKE3 again.  Adds the places filled ("file:offset") to `filled`.
  */
-function copySeeds(entries: FileEntry[], staged: string[], seeds: Seeds, progress: StageProgress, filled: Set<string>): void {
+function copySeeds(entries: FileEntry[], staged: string[], root: TargetRoot, seeds: Seeds, progress: StageProgress, filled: Set<string>): void {
   const sources = new Map<string, number>();
-  const sourceFd = (file: string) => {
-    let fd = sources.get(file);
+  const sourceFd = (rel: string) => {
+    let fd = sources.get(rel);
     if (fd === undefined) {
-      fd = fsSync.openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      sources.set(file, fd);
+      root.trim();
+      fd = root.open(rel, fsc.O_RDONLY);
+      sources.set(rel, fd);
     }
     return fd;
   };
@@ -107,7 +143,7 @@ function copySeeds(entries: FileEntry[], staged: string[], seeds: Seeds, progres
           const data = Buffer.allocUnsafe(length);
           let got: number;
           try {
-            got = fsSync.readSync(sourceFd(seed.path), data, 0, length, seed.offset);
+            got = fsSync.readSync(sourceFd(seed.rel), data, 0, length, seed.offset);
           } catch {
             continue; // gone or unreadable since the scan: fetch it instead
           }

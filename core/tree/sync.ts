@@ -5,7 +5,10 @@
  * all the same call.
  *
  * Algorithm, in phases; the target is never read through a symlink and nothing is
- * written outside it:
+ * written outside it: every path is reached through TargetRoot (beneath.ts), whose parent
+ * directories are fds opened without following symlinks, and names are bytes (escaped as
+ * file-names.ts says), so a node holding names that are not UTF-8, or a tree deeper than
+ * PATH_MAX, syncs like any other:
  *   1. scan: walk the target with lstat (never following symlinks; kept paths such as
  *      lost+found and the image's excluded paths are not entered). A file whose size and
  *      nanosecond mtime equal the tree's is kept unread (unless `checksum`); every other
@@ -25,7 +28,9 @@
  *   4. place, in path order: mkdir what is missing, rename staged files over their paths
  *      (an atomic replace), mknod, then hardlinks to their group's first path, and
  *      symlinks last, so none exists while anything is written below it.
- *   5. metadata as restore does (owner, mode, xattrs, times; directories deepest first).
+ *   5. metadata as restore does (owner, mode, xattrs, times, on an O_PATH fd of each entry
+ *      after checking its type; directories deepest first); an entry that could not be
+ *      created (mknod refused) is reported and left out.
  */
 import * as fsSync from 'node:fs';
 import { constants as fsc } from 'node:fs';
@@ -33,8 +38,10 @@ import * as fs from 'node:fs/promises';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
+import { TargetRoot, kindOf, mountRoots } from './beneath.ts';
 import { splitDev, timestampOf } from './capture.ts';
 import { chunkFile } from './file-chunks.ts';
+import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';
 import { applyTreeMetadata, loadTree, mknodEntry, newRestoreProgress, RestoreError, type RestoreProgress, type TreeItem } from './restore.ts';
 import { excludeMatcher } from './select.ts';
@@ -97,35 +104,6 @@ interface Existing {
 
 const STAGING_DIR = '.cloner-sync';
 
-/** Mount points at or under `target` (target-relative, '' for the target), deepest first. */
-function mountRoots(target: string): string[] {
-  const roots = new Set<string>(['']);
-  let text = '';
-  try {
-    text = fsSync.readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return [''];
-  }
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (!field) continue;
-    const mountPoint = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-    if (mountPoint === target) roots.add('');
-    else if (mountPoint.startsWith(`${target}/`)) roots.add(mountPoint.slice(target.length));
-  }
-  return [...roots].sort((a, b) => b.length - a.length);
-}
-
-function typeOf(st: fsSync.BigIntStats): Existing['type'] {
-  if (st.isDirectory()) return 'dir';
-  if (st.isFile()) return 'file';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isFIFO()) return 'fifo';
-  return 'other';
-}
-
 const sameChunks = (a: ChunkRef[], b: ChunkRef[]) => a.length === b.length && a.every((r, i) => r[0] === b[i][0] && r[1] === b[i][1] && r[2] === b[i][2]);
 
 /** What every phase of one sync shares. */
@@ -133,14 +111,16 @@ interface SyncRun {
   opts: SyncOptions;
   progress: SyncProgress;
   warn: (message: string) => void;
-  /** The target path of a tree path: the target's real path + rel. */
-  abs: (rel: string) => string;
+  /** The target, every path reached beneath it without following symlinks. */
+  root: TargetRoot;
   items: TreeItem[];
   wanted: Map<string, Entry>;
   /** Mount points at or under the target (target-relative, '' for the target), deepest first. */
   roots: string[];
   /** Paths the scan does not enter and the sync neither changes nor deletes. */
   keptHere: (rel: string) => boolean;
+  /** Entries this run could not create (mknod refused): their metadata is not set. */
+  notCreated: Set<string>;
 }
 
 /** What the scan found: every entry on the node, and where each chunk it holds is. */
@@ -165,21 +145,25 @@ interface Plan {
  */
 export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
   const run = await startSync(opts);
-  const { progress } = run;
-  progress.phase = 'scan';
-  const scan = await scanTarget(run);
-  const plan = planChanges(run, scan.existing);
-  progress.phase = 'data';
-  const stagingDirOf = (rel: string) => `${run.abs(run.roots.find((r) => r === '' || rel === r || rel.startsWith(`${r}/`))!)}/${STAGING_DIR}`;
-  const staged = await stageFiles(opts.reader, plan.toWrite, stagingDirOf, scan.seeds, progress);
-  progress.phase = 'place';
-  deleteUnwanted(run, scan.existing, plan.matched);
-  placeEntries(run, plan, staged);
-  progress.phase = 'metadata';
-  applyTreeMetadata(run.items, run.abs, run.warn);
-  progress.entries = run.items.length;
-  progress.phase = 'done';
-  return progress;
+  try {
+    const { progress, root } = run;
+    progress.phase = 'scan';
+    const scan = await scanTarget(run);
+    const plan = planChanges(run, scan.existing);
+    progress.phase = 'data';
+    const stagingDirOf = (rel: string) => `${run.roots.find((r) => r === '' || rel === r || rel.startsWith(`${r}/`))!}/${STAGING_DIR}`;
+    const staged = await stageFiles(opts.reader, plan.toWrite, { root, stagingDirOf }, scan.seeds, progress);
+    progress.phase = 'place';
+    deleteUnwanted(run, scan.existing, plan.matched);
+    placeEntries(run, plan, staged);
+    progress.phase = 'metadata';
+    applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel)), root, run.warn);
+    progress.entries = run.items.length;
+    progress.phase = 'done';
+    return progress;
+  } finally {
+    run.root.close();
+  }
 }
 
 /** Checks the target, loads the tree and the target's mounts, and builds the keep rule. */
@@ -193,6 +177,7 @@ async function startSync(opts: SyncOptions): Promise<SyncRun> {
   if (!targetStat?.isDirectory()) throw new RestoreError(`sync target ${opts.target} is not a directory`, 'mount the node\'s file systems there first');
   const target = await fs.realpath(opts.target);
   const items = await loadTree(opts.reader, opts.tree);
+  const root = TargetRoot.open(target);
   const wanted = new Map(items.map((item) => [item.rel, item.entry]));
   const roots = mountRoots(target);
   const isKept = excludeMatcher(opts.keep ?? []);
@@ -200,26 +185,27 @@ async function startSync(opts: SyncOptions): Promise<SyncRun> {
   const atRoot = (rel: string, name: string) => rel.endsWith(`/${name}`) && roots.includes(rel.slice(0, -name.length - 1));
   // A kept path the tree has (a captured /dev/null under a kept /dev/*) is synced as usual.
   const keptHere = (rel: string) => !wanted.has(rel) && (isKept(rel) || atRoot(rel, 'lost+found') || atRoot(rel, STAGING_DIR));
-  return { opts, progress, warn, abs: (rel) => target + rel, items, wanted, roots, keptHere };
+  return { opts, progress, warn, root, items, wanted, roots, keptHere, notCreated: new Set() };
 }
 
 /** Phase 1: what the node holds, and the chunks in its files (seeds), seed directories included. */
 async function scanTarget(run: SyncRun): Promise<Scan> {
-  const { abs, opts } = run;
+  const { root, opts } = run;
   const scan: Scan = { existing: new Map(), seeds: new Map() };
   async function walk(rel: string, depth: number): Promise<void> {
+    root.trim();
     let names: string[];
     try {
-      names = fsSync.readdirSync(abs(rel) || '/');
+      names = fsSync.readdirSync(root.dirPath(rel), { encoding: 'buffer' }).map(decodeName);
     } catch (err) {
-      run.warn(`cannot read ${rel || '/'} on the target: ${(err as NodeJS.ErrnoException).code}`);
+      run.warn(`cannot read ${displayName(rel || '/')} on the target: ${(err as NodeJS.ErrnoException).code}`);
       return;
     }
     for (const name of names.sort()) {
       const childRel = `${rel}/${name}`;
       if (run.keptHere(childRel)) continue;
-      const st = fsSync.lstatSync(abs(childRel), { bigint: true });
-      const found: Existing = { rel: childRel, depth, type: typeOf(st), ino: st.ino, size: Number(st.size), rdev: splitDev(st.rdev) };
+      const st = fsSync.lstatSync(root.at(childRel), { bigint: true });
+      const found: Existing = { rel: childRel, depth, type: kindOf(st), ino: st.ino, size: Number(st.size), rdev: splitDev(st.rdev) };
       scan.existing.set(childRel, found);
       if (found.type === 'dir') await walk(childRel, depth + 1);
       else if (found.type === 'file' && found.size > 0) {
@@ -232,11 +218,18 @@ async function scanTarget(run: SyncRun): Promise<Scan> {
   }
   await walk('', 0);
   for (const dir of opts.seedDirs ?? []) {
-    // Seeds only, one level (flat directories of saved files); a symlinked one is not read.
+    // Seeds only, one level (flat directories of saved files); a symlinked one (or one
+    // below a symlink) is not read: TargetRoot refuses to open it.
     const rel = dir.replace(/\/+$/, '');
-    if (!fsSync.lstatSync(abs(rel), { throwIfNoEntry: false })?.isDirectory() || fsSync.realpathSync(abs(rel)) !== abs(rel)) continue;
-    for (const name of fsSync.readdirSync(abs(rel))) {
-      const st = fsSync.lstatSync(abs(`${rel}/${name}`), { bigint: true });
+    root.trim();
+    let names: string[];
+    try {
+      names = fsSync.readdirSync(root.dirPath(rel), { encoding: 'buffer' }).map(decodeName);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const st = fsSync.lstatSync(root.at(`${rel}/${name}`), { bigint: true });
       if (st.isFile() && st.size > 0n) await chunkExisting(run, scan.seeds, `${rel}/${name}`, st);
     }
   }
@@ -245,14 +238,15 @@ async function scanTarget(run: SyncRun): Promise<Scan> {
 
 /** Cuts one existing file into chunks with the image's parameters; the first place of each chunk becomes its seed. */
 async function chunkExisting(run: SyncRun, seeds: Seeds, rel: string, st: fsSync.BigIntStats): Promise<ChunkRef[]> {
-  const handle = await fs.open(run.abs(rel), fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  // The path is used at once (no trim can run before the open): only its last component is looked up.
+  const handle = await fs.open(run.root.at(rel), fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
     return await chunkFile(handle, Number(st.size), {
       params: run.opts.chunker,
       sparse: st.blocks * 512n < st.size,
       onChunk: (data, offset) => {
         const id = chunkIdOf(data);
-        if (!seeds.has(id)) seeds.set(id, { path: run.abs(rel), offset });
+        if (!seeds.has(id)) seeds.set(id, { rel, offset });
         return id;
       },
       onRead: (bytes) => (run.progress.scannedBytes += bytes),
@@ -295,7 +289,7 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
         else plan.toWrite.push({ rel, entry });
         break;
       case 'symlink':
-        if (fsSync.readlinkSync(run.abs(rel)) === entry.target) matched.add(rel);
+        if (fsSync.readlinkSync(run.root.at(rel), { encoding: 'buffer' }).equals(encodeName(entry.target))) matched.add(rel);
         break;
       case 'char':
       case 'block':
@@ -320,51 +314,55 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
 function deleteUnwanted(run: SyncRun, existing: Map<string, Existing>, matched: Set<string>): void {
   const doomed = [...existing.values()].filter((e) => !matched.has(e.rel)).sort((a, b) => b.depth - a.depth);
   for (const e of doomed) {
+    run.root.trim();
     try {
-      if (e.type === 'dir') fsSync.rmdirSync(run.abs(e.rel));
-      else fsSync.unlinkSync(run.abs(e.rel));
+      if (e.type === 'dir') {
+        fsSync.rmdirSync(run.root.at(e.rel));
+        run.root.forget(e.rel);
+      } else fsSync.unlinkSync(run.root.at(e.rel));
       run.progress.deleted++;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
       if (code === 'ENOTEMPTY' && !run.wanted.has(e.rel)) {
-        run.warn(`kept ${e.rel}: it holds kept paths`);
+        run.warn(`kept ${displayName(e.rel)}: it holds kept paths`);
         continue;
       }
-      throw new RestoreError(`cannot remove ${e.rel} from the target: ${code}`, 'check that nothing else writes to the target');
+      throw new RestoreError(`cannot remove ${displayName(e.rel)} from the target: ${code}`, 'check that nothing else writes to the target');
     }
   }
 }
 
 /** Phase 4: place everything, parents first; hardlinks, then symlinks, last; then remove the staging directories. */
 function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
-  const { abs } = run;
+  const { root } = run;
   const stagedOf = new Map(plan.toWrite.map((w, i) => [w.rel, staged.paths[i]]));
   const symlinks: string[] = [];
   for (const { rel, entry } of run.items) {
     if (!rel || (plan.matched.has(rel) && entry.type !== 'file')) continue;
-    const p = abs(rel);
+    root.trim();
     switch (entry.type) {
       case 'dir':
         try {
-          fsSync.mkdirSync(p, 0o700);
+          fsSync.mkdirSync(root.at(rel), 0o700);
         } catch (err) {
           // A kept path (lost+found) the scan did not enter.
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fsSync.lstatSync(p).isDirectory()) throw err;
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fsSync.lstatSync(root.at(rel)).isDirectory()) throw err;
         }
         break;
       case 'file': {
         const from = stagedOf.get(rel);
-        if (from) fsSync.renameSync(from, p);
+        if (from) fsSync.renameSync(from, root.at(rel));
         break;
       }
       case 'char':
       case 'block':
       case 'fifo': {
         try {
-          mknodEntry(p, entry);
+          mknodEntry(root.at(rel), entry);
         } catch (err) {
-          run.warn(`cannot create ${entry.type} ${rel}: ${(err as NodeJS.ErrnoException).code}`);
+          run.notCreated.add(rel);
+          run.warn(`cannot create ${entry.type} ${displayName(rel)}: ${(err as NodeJS.ErrnoException).code}; not restored`);
         }
         break;
       }
@@ -375,10 +373,18 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
   }
   for (const link of plan.secondaries) {
     if (plan.matched.has(link.rel)) continue;
-    fsSync.rmSync(abs(link.rel), { force: true });
-    fsSync.linkSync(abs(link.primary), abs(link.rel));
+    root.trim();
+    try {
+      fsSync.unlinkSync(root.at(link.rel));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    fsSync.linkSync(root.at(link.primary), root.at(link.rel));
   }
-  for (const rel of symlinks) fsSync.symlinkSync((run.wanted.get(rel) as { target: string }).target, abs(rel));
+  for (const rel of symlinks) {
+    root.trim();
+    fsSync.symlinkSync(encodeName((run.wanted.get(rel) as { target: string }).target), root.at(rel));
+  }
   // Staged files of a cut-off run that this one did not need go too.
-  for (const dir of staged.dirs) fsSync.rmSync(dir, { recursive: true, force: true });
+  staged.removeAll();
 }
