@@ -3,7 +3,6 @@
  * machine's disks, as the agent does during a deploy; --dry-run prints every command.
  */
 import type { CAC } from 'cac';
-import { applyLayout, formatPlan } from '../../core/layout/apply.ts';
 import { UsageError } from '../errors.ts';
 import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
@@ -30,6 +29,7 @@ export function register(cli: CAC): void {
     .option('--force', 'Allow it outside the cloner boot environment')
     .option('--json', 'Print the result as JSON')
     .action(async (o: Options) => {
+      const { applyLayout, formatPlan } = await import('../../core/layout/apply.ts');
       if (!o.disklayout) throw new UsageError('--disklayout is required', 'list layouts with: cloner disklayout');
       const version = o.version === undefined ? undefined : Number(o.version);
       await withBackend(o, async (backend) => {

@@ -1,7 +1,6 @@
 /** disklayout: print or save (--output) a stored disk layout, to read or to edit and upload again. */
 import type { CAC } from 'cac';
 import { writeFile } from 'node:fs/promises';
-import { serializeLayout } from '../../core/layout/model.ts';
 import { UsageError } from '../errors.ts';
 import { backendOptions, withBackend } from '../backend.ts';
 
@@ -22,6 +21,7 @@ export function register(cli: CAC): void {
     .option('--output <file>', 'Write to this file instead of standard output')
     .option('--json', 'List as JSON')
     .action(async (o: Options) => {
+      const { serializeLayout } = await import('../../core/layout/model.ts');
       await withBackend(o, async (backend) => {
         if (!o.disklayout) {
           const layouts = await backend.listLayouts();

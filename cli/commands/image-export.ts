@@ -1,7 +1,6 @@
 /** image-export: restore a revision of an image into a directory. */
 import type { CAC } from 'cac';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
-import { newRestoreProgress, restoreTree } from '../../core/tree/restore.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes, ProgressReporter } from '../progress.ts';
 import { backendOptions, withBackend } from '../backend.ts';
@@ -21,6 +20,7 @@ export function register(cli: CAC): void {
     .option('--target <dir>', 'Empty directory (or fresh file system) to restore into')
     .option('--strict', 'Fail on any metadata that cannot be restored')
     .action(async (o: ExportOptions) => {
+      const { newRestoreProgress, restoreTree } = await import('../../core/tree/restore.ts');
       if (!o.image || !o.target) throw new UsageError('--image and --target are required', 'e.g. image-export --image node --target /mnt/node');
       await withBackend(o, async (backend) => {
         const image = await backend.getImage(o.image!);

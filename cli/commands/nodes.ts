@@ -8,7 +8,7 @@
 import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
 import { selectNodes } from '../../core/nodes/selector.ts';
-import { applySettings, type NodeRecord } from '../../core/nodes/registry.ts';
+import type { NodeRecord } from '../../core/nodes/registry.ts';
 import { backendOptions, withBackend, type Backend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 
@@ -67,6 +67,7 @@ export function register(cli: CAC): void {
     .option('--file <csv>', 'With import: a CSV file with a header row of keys')
     .option('--json', 'Print JSON')
     .action(async (action: string, args: string[], o: Options) => {
+      const { applySettings } = await import('../../core/nodes/registry.ts');
       await withBackend(o, async (backend) => {
         switch (action) {
           case 'add': {
