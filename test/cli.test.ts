@@ -40,7 +40,7 @@ test('new-image, update-filesystem, image-list --json, image-export, verify, gc,
     assert.is(await readFile(path.join(dir, 'out/etc/hostname'), 'utf8'), 'golden\n');
     r = cloner('verify', '--store', store, '--json');
     assert.is(JSON.parse(r.out).ok, true);
-    r = cloner('image-delete', '--store', store, '--image', 'node');
+    r = cloner('image-delete', '--store', store, '--image', 'node', '--yes');
     assert.is(r.code, 0, r.err);
     r = cloner('gc', '--store', store, '--json');
     assert.ok(JSON.parse(r.out).deletedChunks > 0);
