@@ -32,6 +32,9 @@ import { register as updateFilesystem } from './commands/update-filesystem.ts';
 import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
+// A reader that goes away (cloner config | head) ends the output, not the program with a stack.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : reportAndExit(err)));
+
 const cli = cac('cloner');
 for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
