@@ -27,7 +27,7 @@ import { API } from '../core/api/routes.ts';
 import type { DeployStatusBody } from '../core/api/schemas.ts';
 import { NODE_STATE_FILE, type DeployedRecord } from '../core/boot/efi.ts';
 import { formatBytes } from '../core/format.ts';
-import { applyLayout, fstabFor, mountSteps, runSteps, unmountPlan, type ApplyPlan } from '../core/layout/apply.ts';
+import { applyLayout, fstabFor, isClonerBootEnvironment, mountSteps, runSteps, unmountPlan, type ApplyPlan } from '../core/layout/apply.ts';
 import { checkLayoutSync } from '../core/layout/sync.ts';
 import type { DeployPlan } from '../core/nodes/deploy.ts';
 import type { DeployPhase } from '../core/nodes/deploy-state.ts';
@@ -189,6 +189,17 @@ async function identify(r: DeployRun): Promise<DeployPlan> {
   return plan;
 }
 
+/**
+ * Checks before actions: outside the cloner boot environment, a deploy that would partition
+ * needs --force, and is refused here, before the pre-script runs (the layout phase checks
+ * again). Disks that already carry the layout are not partitioned and need no --force.
+ */
+async function refuseFirst(r: DeployRun, plan: DeployPlan): Promise<void> {
+  if (!plan.layout || r.o.force || isClonerBootEnvironment()) return;
+  if ((await checkLayoutSync(plan.layout.layout, { devices: r.o.disks })).inSync) return;
+  throw new DeployError(`deploying ${plan.image} would partition and format this machine's disks, and this is not the cloner boot environment`, 'add --force if you mean it; --dry-run prints every step first');
+}
+
 /** pre-scripts: the image's pre-script, on the boot environment. */
 async function preScript(r: DeployRun, plan: DeployPlan, workDir: string): Promise<void> {
   if (!r.hasAttachment('script', 'pre')) return;
@@ -323,6 +334,7 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
     const plan = await identify(r);
     const workDir = fs.mkdtempSync(path.join(tmpdir(), 'cloner-agent-'));
     try {
+      await refuseFirst(r, plan);
       await preScript(r, plan, workDir);
       const disks = await layoutDisks(r, plan);
       const progress = await restore(r, plan);

@@ -6,23 +6,22 @@
  * The server comes from --server (host, host:port or URL; port 8740 by default), else
  * CLONER_SERVER, else /etc/cloner/client.json {"server": ..., "tokenFile": ...}. The token
  * from --token-file, else CLONER_TOKEN, else the client config's tokenFile.
+ *
+ * This file is what every command loads to parse its flags, so it holds only types and the
+ * choice of backend: the implementations (backend-local.ts: LevelDB and the whole core;
+ * backend-remote.ts: the API client) are imported when a command opens one, which keeps
+ * `cloner --help` and `cloner image-list` from loading LevelDB (bench/startup.ts).
  */
 import { readFile } from 'node:fs/promises';
 import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
-import { listLayouts, loadLayout, layoutExists, saveLayout, type StoredLayout } from '../core/layout/store.ts';
-import { parseLayout, type Layout } from '../core/layout/model.ts';
-import { HttpStore, ServerError } from '../core/store/http.ts';
-import { LiveDeploys, type DeployRow } from '../core/nodes/deploy.ts';
-import { ApiClient } from '../core/api/client.ts';
-import { API } from '../core/api/routes.ts';
-import { serverUrl } from '../core/api/url.ts';
-import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
-import { LocalStore } from '../core/store/local.ts';
-import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
-import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
-import type { PruneReport } from '../core/store/interfaces.ts';
-import { powerNode, type PowerAction, type PowerResult } from '../core/nodes/power.ts';
-import { changeNode, identifyMac, identifyNode, listNodes, publicView, removeNode, type Assignment, type NodeRecord } from '../core/nodes/registry.ts';
+import type { StoredLayout } from '../core/layout/store.ts';
+import type { Layout } from '../core/layout/model.ts';
+import type { DeployRow } from '../core/nodes/deploy.ts';
+import type { ChunkReader, ChunkWriter, PruneReport } from '../core/store/interfaces.ts';
+import type { ImageRecord, ImageVerifyReport, Revision, RevisionStats } from '../core/tree/images.ts';
+import type { AttachmentKind } from '../core/tree/attachments.ts';
+import type { PowerAction, PowerResult } from '../core/nodes/power.ts';
+import type { Assignment, NodeRecord } from '../core/nodes/registry.ts';
 import { UsageError } from './errors.ts';
 
 export interface RevisionInput {
@@ -125,90 +124,17 @@ async function readToken(file: string): Promise<string> {
 
 export async function openBackend(args: BackendArgs): Promise<Backend> {
   if (args.store && args.server) throw new UsageError('--store and --server exclude each other', 'use --server for a cloner server, --store for a local store directory');
-  if (args.store) return localBackend(await LocalStore.open(String(args.store), { create: !!args.init }), String(args.store));
+  if (args.store) {
+    const [{ LocalStore }, { localBackend }] = await Promise.all([import('../core/store/local.ts'), import('./backend-local.ts')]);
+    return localBackend(await LocalStore.open(String(args.store), { create: !!args.init }), String(args.store));
+  }
   const config = await clientConfig();
   const server = args.server ?? process.env.CLONER_SERVER ?? config.server;
   if (!server) throw new UsageError('no server given', 'pass --server HOST (or set CLONER_SERVER, or /etc/cloner/client.json); --store DIR uses a local store');
   const tokenFile = args.tokenFile ?? (process.env.CLONER_TOKEN ? undefined : config.tokenFile);
   const token = tokenFile ? await readToken(String(tokenFile)) : process.env.CLONER_TOKEN;
+  const [{ HttpStore }, { serverUrl }, { remoteBackend }] = await Promise.all([import('../core/store/http.ts'), import('../core/api/url.ts'), import('./backend-remote.ts')]);
   return remoteBackend(new HttpStore({ url: serverUrl(String(server)), token }));
-}
-
-export function localBackend(store: LocalStore, dir: string): Backend {
-  return {
-    where: `store ${dir}`,
-    chunks: store,
-    chunker: store.config.chunker,
-    getImage: (name) => getImage(store, name),
-    listImages: () => listImages(store),
-    usage: () => imageUsage(store),
-    commitRevision: (name, input, create) => commitRevision(store, name, input, { create }),
-    layoutExists: (name) => layoutExists(store, name),
-    loadLayout: (name, version) => loadLayout(store, name, version),
-    saveLayout: (name, layout) => saveLayout(store, name, layout),
-    listLayouts: () => listLayouts(store),
-    deleteImage: (name) => deleteImage(store, name),
-    putAttachment: (image, kind, item, body) => putAttachment(store, store.config.chunker, image, kind, item, body),
-    getAttachment: (image, kind, item) => getAttachment(store, image, kind, item),
-    listAttachments: (image) => listAttachments(store, image),
-    gc: () => collectGarbage(store),
-    listNodes: async () => (await listNodes(store)).map(publicView),
-    // No deploy reports reach a local store: only each node's last result shows.
-    deploys: () => new LiveDeploys().rows(store),
-    changeNode: async (name, settings, create) => publicView(await changeNode(store, name, settings, create)),
-    deleteNode: (name) => removeNode(store, name),
-    // Without a server, the BMCs are reached from this machine, with the credentials the store keeps.
-    power: (name, action) => powerNode(store, name, action),
-    identify: (query) => ('mac' in query ? identifyMac(store, query.mac) : identifyNode(store, query.node)),
-    verify: () => verifyImages(store),
-    bytesMark: async () => (await store.stats()).packBytes,
-    transfer: () => null,
-    hold: () => store.guard(),
-    close: () => store.close(),
-  };
-}
-
-async function remoteBackend(http: HttpStore): Promise<Backend> {
-  const api = new ApiClient(http);
-  const { chunker } = await api.call(API.config);
-  const imageGone = (err: unknown) => err instanceof ServerError && err.code === 'IMAGE_NOT_FOUND';
-  const layoutGone = (err: unknown) => err instanceof ServerError && err.code === 'LAYOUT_NOT_FOUND';
-  return {
-    where: `server ${http.url}`,
-    chunks: http,
-    chunker,
-    getImage: (name) => api.call(API.getImage, { params: { name } }).catch((err) => (imageGone(err) ? undefined : Promise.reject(err))),
-    listImages: () => api.call(API.listImages),
-    usage: () => api.call(API.usage),
-    commitRevision: async (name, input, create) => {
-      await http.flush();
-      return api.call(API.commitRevision, { params: { name }, body: { ...input, layout: input.layout ?? null, options: input.options ?? null, create } });
-    },
-    layoutExists: (name) => api.call(API.getLayout, { params: { name }, query: {} }).then(() => true, (err) => (layoutGone(err) ? false : Promise.reject(err))),
-    loadLayout: (name, version) => api.call(API.getLayout, { params: { name }, query: version ? { version: String(version) } : {} }),
-    // Checked here first for a precise local error; the server checks again.
-    saveLayout: (name, layout) => api.call(API.saveLayout, { params: { name }, body: parseLayout(layout) }),
-    listLayouts: () => api.call(API.listLayouts),
-    deleteImage: async (name) => void (await api.call(API.deleteImage, { params: { name } })),
-    putAttachment: async (image, kind, item, body) => (await api.upload(API.putAttachment, { params: { name: image, kind, item } }, body)).version,
-    getAttachment: async (image, kind, item) => {
-      const { body, headers } = await api.bytes(API.getAttachment, { params: { name: image, kind, item } });
-      return { version: Number(headers.get('x-cloner-version')), body };
-    },
-    listAttachments: (image) => api.call(API.listAttachments, { params: { name: image } }),
-    gc: () => api.call(API.gc),
-    listNodes: () => api.call(API.listNodes),
-    deploys: () => api.call(API.deploys),
-    changeNode: (name, settings, create) => api.call(API.changeNode, { params: { name }, body: { settings, create } }),
-    deleteNode: async (name) => void (await api.call(API.deleteNode, { params: { name } })),
-    power: (name, action) => api.call(API.power, { params: { name }, body: { action } }),
-    identify: (query) => api.call(API.identify, { query }),
-    verify: () => api.call(API.verify),
-    bytesMark: async () => http.uploadedBytes,
-    transfer: () => ({ sent: http.uploadedBytes, alreadyStored: http.alreadyStoredBytes }),
-    hold: () => ({ release: () => {} }),
-    close: () => http.close(),
-  };
 }
 
 /** Opens the backend, runs `work`, always closes it. */

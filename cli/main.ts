@@ -4,6 +4,7 @@
  */
 import cac from 'cac';
 import { reportAndExit, UsageError } from './errors.ts';
+import { CLONER_VERSION } from '../core/version.ts';
 import { register as biossettings } from './commands/biossettings.ts';
 import { register as biossettingsUpload } from './commands/biossettings-upload.ts';
 import { register as config } from './commands/config.ts';
@@ -31,15 +32,20 @@ import { register as updateFilesystem } from './commands/update-filesystem.ts';
 import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
+// A reader that goes away (cloner config | head) ends the output, not the program with a stack.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : reportAndExit(err)));
+
 const cli = cac('cloner');
 for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
-cli.version('0.1.0');
+cli.version(CLONER_VERSION);
 
 try {
   cli.parse(process.argv, { run: false });
   if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
     if (cli.args.length) throw new UsageError(`unknown command ${cli.args[0]}`, 'run cloner --help for the list of commands');
+    const flag = Object.keys(cli.options).find((k) => k !== '--');
+    if (flag) throw new UsageError(`unknown flag --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, 'run cloner --help for the list of commands');
     cli.outputHelp();
     process.exit(0);
   }

@@ -1,9 +1,9 @@
 /** Reading a small file to upload (layouts, scripts, BIOS settings; bounded, so a wrong path cannot pull in a huge file) and writing one out. */
 import { open, writeFile } from 'node:fs/promises';
-import { MAX_ATTACHMENT_BYTES } from '../core/tree/attachments.ts';
 import { UsageError } from './errors.ts';
 
 export async function readSmallFile(file: string, what: string): Promise<Buffer> {
+  const { MAX_ATTACHMENT_BYTES } = await import('../core/tree/attachments.ts');
   const handle = await open(file, 'r');
   try {
     const size = (await handle.stat()).size;

@@ -7,7 +7,9 @@
 # snippet), ipmitool + openipmi (ipmi_sim), systemd (systemd-analyze verify of
 # contrib/cloner-server.service), iproute2 (namespaces, tc), openssh-client, openssl,
 # chromium (web UI tests, driven by playwright-core);
-# then the npm packages (which bring Node 24 and build the fsx native addon). Run as root
+# then the npm packages (which bring Node 24 and build the fsx native addon), then
+# scripts/install.sh (bundles dist/ and links cloner, cloner-server and cloner-agent into
+# /usr/local/bin, or CLONER_PREFIX/bin, with the systemd unit). Run as root
 # (CI does), or with sudo available. The VM image is built by the first VM test (or by
 # `npm run vm:build`) and cached in /var/cache/cloner-vm.
 set -euo pipefail
@@ -36,4 +38,5 @@ fi
 # @napi-rs/blake-hash out of the lock file, and npm ci then refuses the lock.
 echo "setup: npm install"
 npm install --no-audit --no-fund
-echo "setup: done ($(node_modules/.bin/node --version))"
+$SUDO env CLONER_PREFIX="${CLONER_PREFIX:-/usr/local}" scripts/install.sh
+echo "setup: done ($(node_modules/.bin/node --version); $(command -v cloner || echo "cloner not on PATH"))"

@@ -10,7 +10,7 @@
  * 400, anything else 500 (logged). Unknown fields are refused, types never coerced, and
  * bodies are limited per route (1 MiB unless the route says otherwise).
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { API, JSON_BODY_LIMIT, type Access } from '../core/api/routes.ts';
@@ -81,6 +81,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { store, auth } = opts;
   const app = Fastify({
     logger: opts.logger ?? false,
+    // One line per request only at debug (the onResponse hook below): at info an hour of
+    // ordinary use logged ~40k lines; info is for what an admin wants to read.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
@@ -99,6 +102,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.addHook('onSend', async (_req, reply, payload) => {
     if (closing) reply.header('connection', 'close');
     return payload;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
   app.decorateRequest('deployNode', null);

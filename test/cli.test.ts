@@ -31,16 +31,14 @@ test('new-image, update-filesystem, image-list --json, image-export, verify, gc,
     const rows = JSON.parse(r.out);
     assert.is(rows[0].name, 'node');
     assert.is(rows[0].revisions, 2);
-    r = cloner('image-export', '--store', store, '--image', 'node', '--revision', '1', '--target', path.join(dir, 'out'));
-    assert.is(r.code, 2, 'a missing target directory is refused');
-    const { mkdir, readFile } = await import('node:fs/promises');
-    await mkdir(path.join(dir, 'out'));
+    // A missing target is created (issue 15); a non-empty one is refused (test/cli-admin.test.ts).
+    const { readFile } = await import('node:fs/promises');
     r = cloner('image-export', '--store', store, '--image', 'node', '--revision', '1', '--target', path.join(dir, 'out'));
     assert.is(r.code, 0, r.err);
     assert.is(await readFile(path.join(dir, 'out/etc/hostname'), 'utf8'), 'golden\n');
     r = cloner('verify', '--store', store, '--json');
     assert.is(JSON.parse(r.out).ok, true);
-    r = cloner('image-delete', '--store', store, '--image', 'node');
+    r = cloner('image-delete', '--store', store, '--image', 'node', '--yes');
     assert.is(r.code, 0, r.err);
     r = cloner('gc', '--store', store, '--json');
     assert.ok(JSON.parse(r.out).deletedChunks > 0);

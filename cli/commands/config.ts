@@ -1,8 +1,6 @@
 /** config: the stored configuration of an image (options, layout name) and of a disk layout. */
 import type { CAC } from 'cac';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { loadOptions } from '../options-run.ts';
-import { describeLayout } from '../layout-run.ts';
 import { UsageError } from '../errors.ts';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 
@@ -12,6 +10,8 @@ export function register(cli: CAC): void {
     .option('--disklayout <name>', 'Disk layout name (default: the image\'s)')
     .option('--json', 'Print JSON')
     .action(async (o: BackendArgs & { image?: string; disklayout?: string; json?: boolean }) => {
+      const { describeLayout } = await import('../layout-run.ts');
+      const { loadOptions } = await import('../options-run.ts');
       if (!o.image && !o.disklayout) throw new UsageError('--image or --disklayout is required', 'e.g. cloner config --image node --disklayout node');
       await withBackend(o, async (backend) => {
         const out: Record<string, unknown> = {};

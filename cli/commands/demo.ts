@@ -9,11 +9,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { LocalStore } from '../../core/store/local.ts';
-import { getImage } from '../../core/tree/images.ts';
-import { newRestoreProgress, restoreTree } from '../../core/tree/restore.ts';
-import { runCapture } from '../capture-run.ts';
-import { localBackend } from '../backend.ts';
 import { formatBytes } from '../progress.ts';
 
 export function register(cli: CAC): void {
@@ -23,6 +18,11 @@ export function register(cli: CAC): void {
     .option('--work <dir>', 'Where to put the temporary store and copy', { default: tmpdir() })
     .option('--keep', 'Keep the store and the restored copy')
     .action(async (o: { root: string; work: string; keep?: boolean }) => {
+      const { localBackend } = await import('../backend-local.ts');
+      const { runCapture } = await import('../capture-run.ts');
+      const { newRestoreProgress, restoreTree } = await import('../../core/tree/restore.ts');
+      const { getImage } = await import('../../core/tree/images.ts');
+      const { LocalStore } = await import('../../core/store/local.ts');
       const work = await mkdtemp(path.join(o.work, 'cloner-demo-'));
       const storeDir = path.join(work, 'store');
       const copy = path.join(work, 'copy');

@@ -3,14 +3,13 @@
  * machine's disks, as the agent does during a deploy; --dry-run prints every command.
  */
 import type { CAC } from 'cac';
-import { applyLayout, formatPlan } from '../../core/layout/apply.ts';
 import { UsageError } from '../errors.ts';
 import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 
 interface Options extends BackendArgs {
   disklayout?: string;
-  version?: string;
+  layoutVersion?: string;
   disks?: string;
   excludeDevices?: string;
   target?: string;
@@ -22,7 +21,8 @@ interface Options extends BackendArgs {
 export function register(cli: CAC): void {
   backendOptions(cli.command('disklayout-apply', 'Partition, format and mount a stored disk layout on this machine (erases the disks)'))
     .option('--disklayout <name>', 'Disk layout name')
-    .option('--version <n>', 'A version other than the latest')
+    // Not --version: cac's global --version (the program's) would take it.
+    .option('--layout-version <n>', 'A version of the layout other than the latest')
     .option('--disks <disks>', 'Only these disks may be used, e.g. /dev/sdb,/dev/sdc (loop devices only this way)')
     .option('--exclude-devices <disks>', 'Never touch these disks')
     .option('--target <dir>', 'Mount the filesystems here')
@@ -30,8 +30,10 @@ export function register(cli: CAC): void {
     .option('--force', 'Allow it outside the cloner boot environment')
     .option('--json', 'Print the result as JSON')
     .action(async (o: Options) => {
+      const { applyLayout, formatPlan } = await import('../../core/layout/apply.ts');
       if (!o.disklayout) throw new UsageError('--disklayout is required', 'list layouts with: cloner disklayout');
-      const version = o.version === undefined ? undefined : Number(o.version);
+      const version = o.layoutVersion === undefined ? undefined : Number(o.layoutVersion);
+      if (version !== undefined && !(Number.isInteger(version) && version > 0)) throw new UsageError(`bad --layout-version ${o.layoutVersion}`, 'give a version number, e.g. --layout-version 2');
       await withBackend(o, async (backend) => {
         const { layout } = await backend.loadLayout(String(o.disklayout), version);
         const plan = await applyLayout(layout, {

@@ -1,7 +1,6 @@
 /** disklayout: print or save (--output) a stored disk layout, to read or to edit and upload again. */
 import type { CAC } from 'cac';
 import { writeFile } from 'node:fs/promises';
-import { serializeLayout } from '../../core/layout/model.ts';
 import { UsageError } from '../errors.ts';
 import { backendOptions, withBackend } from '../backend.ts';
 
@@ -9,7 +8,7 @@ interface Options {
   store?: string;
   image?: string;
   disklayout?: string;
-  version?: string;
+  layoutVersion?: string;
   output?: string;
   json?: boolean;
 }
@@ -18,10 +17,12 @@ export function register(cli: CAC): void {
   backendOptions(cli.command('disklayout', 'Export a disk layout (JSON); without --disklayout, list the stored layouts'))
     .option('--image <name>', 'Image (accepted for cv-cloner compatibility)')
     .option('--disklayout <name>', 'Disk layout name')
-    .option('--version <n>', 'A version other than the latest')
+    // Not --version: cac's global --version (the program's) would take it.
+    .option('--layout-version <n>', 'A version of the layout other than the latest')
     .option('--output <file>', 'Write to this file instead of standard output')
     .option('--json', 'List as JSON')
     .action(async (o: Options) => {
+      const { serializeLayout } = await import('../../core/layout/model.ts');
       await withBackend(o, async (backend) => {
         if (!o.disklayout) {
           const layouts = await backend.listLayouts();
@@ -29,8 +30,8 @@ export function register(cli: CAC): void {
           else for (const l of layouts) process.stdout.write(`${l.name}  ${l.versions} version(s)  updated ${l.updated}\n`);
           return;
         }
-        const version = o.version === undefined ? undefined : Number(o.version);
-        if (version !== undefined && !(Number.isInteger(version) && version > 0)) throw new UsageError(`bad --version ${o.version}`, 'give a version number, e.g. --version 2');
+        const version = o.layoutVersion === undefined ? undefined : Number(o.layoutVersion);
+        if (version !== undefined && !(Number.isInteger(version) && version > 0)) throw new UsageError(`bad --layout-version ${o.layoutVersion}`, 'give a version number, e.g. --layout-version 2');
         const text = serializeLayout((await backend.loadLayout(String(o.disklayout), version)).layout);
         if (o.output) {
           await writeFile(o.output, text);

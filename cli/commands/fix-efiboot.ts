@@ -3,7 +3,6 @@
  * one for this system's loader on its ESP (/boot/efi), as a deploy does at its end.
  */
 import type { CAC } from 'cac';
-import { fixEfiBoot } from '../../core/boot/efi.ts';
 
 export function register(cli: CAC): void {
   cli
@@ -13,6 +12,7 @@ export function register(cli: CAC): void {
     .option('--dry-run', 'Show what would change, change nothing')
     .option('--json', 'Print the actions as JSON')
     .action(async (o: { root: string; label?: string; dryRun?: boolean; json?: boolean }) => {
+      const { fixEfiBoot } = await import('../../core/boot/efi.ts');
       const actions = await fixEfiBoot({ root: String(o.root), label: o.label, dryRun: !!o.dryRun, log: o.json ? () => {} : (line) => process.stdout.write(`${o.dryRun ? '(dry run) ' : ''}${line}\n`) });
       if (o.json) process.stdout.write(`${JSON.stringify({ dryRun: !!o.dryRun, actions }, null, 2)}\n`);
     });

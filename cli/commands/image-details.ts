@@ -4,13 +4,13 @@ import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { UsageError } from '../errors.ts';
 import { formatBytes } from '../progress.ts';
 import { backendOptions, withBackend } from '../backend.ts';
-import { loadOptions } from '../options-run.ts';
 
 export function register(cli: CAC): void {
   backendOptions(cli.command('image-details', 'Show the revisions of an image'))
     .option('--image <name>', 'Image name')
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; image?: string; json?: boolean }) => {
+      const { loadOptions } = await import('../options-run.ts');
       if (!o.image) throw new UsageError('--image is required', 'list images with image-list');
       await withBackend(o, async (backend) => {
         const image = await backend.getImage(o.image!);

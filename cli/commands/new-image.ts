@@ -1,10 +1,7 @@
 /** new-image: capture a tree into a new image (on a server or a local store), with its disk layout and options. */
 import type { CAC } from 'cac';
-import { runCapture } from '../capture-run.ts';
-import { confirmPlan, ensureLayout } from '../layout-run.ts';
 import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { storeOptions, stdinAsker } from '../options-run.ts';
 import { UsageError } from '../errors.ts';
 import { RevisionRefusedError } from '../../core/store/errors.ts';
 
@@ -32,6 +29,9 @@ export function register(cli: CAC): void {
     .option('--dry-run', 'Scan and chunk everything, report what would be sent, send nothing')
     .option('--yes', 'Do not ask "Is this correct?"')
     .action(async (o: NewImageOptions) => {
+      const { storeOptions, stdinAsker } = await import('../options-run.ts');
+      const { confirmPlan, ensureLayout } = await import('../layout-run.ts');
+      const { runCapture } = await import('../capture-run.ts');
       if (!o.image) throw new UsageError('--image is required', 'name the image, e.g. --image node');
       await withBackend(o, async (backend) => {
         // Checked before the layout capture, so a taken name costs nothing.

@@ -8,14 +8,16 @@
 import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
 import { selectNodes } from '../../core/nodes/selector.ts';
-import { applySettings, type NodeRecord } from '../../core/nodes/registry.ts';
+import type { NodeRecord } from '../../core/nodes/registry.ts';
 import { backendOptions, withBackend, type Backend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
+import { confirm } from '../confirm.ts';
 
 interface Options extends BackendArgs {
   nodes?: string;
   file?: string;
   json?: boolean;
+  yes?: boolean;
 }
 
 export async function selected(backend: Backend, selector: string | undefined): Promise<NodeRecord[]> {
@@ -63,10 +65,29 @@ function parseCsv(text: string): Array<Record<string, string>> {
 
 export function register(cli: CAC): void {
   backendOptions(cli.command('nodes <action> [...args]', 'Node registry: add NAME k=v..., set --nodes SEL k=v..., list, show NAME, remove --nodes SEL, import --file CSV'))
+    .usage(`nodes <action> [...args] [options]
+
+Actions:
+  add NAME [KEY=VALUE...]           add a node
+  set --nodes SEL KEY=VALUE...      change nodes (each is checked before any is changed)
+  list [--nodes SEL] [--json]       list nodes
+  show NAME                         one node as JSON
+  remove --nodes SEL [--yes]        remove nodes with their deploy tokens and SSH host keys (asks first)
+  import --file CSV                 add or update nodes from a CSV with a header row of keys
+
+Keys:
+  groups=a,b  hostname=NAME  cloner_image=NAME  cloner_revision=N (empty: the latest)
+  cloner_layout=NAME  netboot=local|cloner|cloner-multicast
+  bmc.type=ipmi|redfish  bmc.address  bmc.port  bmc.username  bmc.password  bmc.tls_verify=yes|no
+  IFACE.mac  IFACE.ip=ADDR/PREFIX  IFACE.gateway  IFACE.dns   (e.g. eth0.ip=198.18.1.5/24)
+
+Selectors: node01,node02  node[01-64]  @group`)
     .option('--nodes <selector>', 'Nodes: node01,node02, node[01-64], @group')
     .option('--file <csv>', 'With import: a CSV file with a header row of keys')
     .option('--json', 'Print JSON')
+    .option('--yes', 'With remove: do not ask')
     .action(async (action: string, args: string[], o: Options) => {
+      const { applySettings } = await import('../../core/nodes/registry.ts');
       await withBackend(o, async (backend) => {
         switch (action) {
           case 'add': {
@@ -105,7 +126,13 @@ export function register(cli: CAC): void {
             return;
           }
           case 'remove': {
-            for (const n of await selected(backend, o.nodes)) {
+            const nodes = await selected(backend, o.nodes);
+            process.stdout.write(`removes ${nodes.length} node(s) with their deploy tokens and SSH host keys: ${nodes.map((n) => n.name).join(', ')}\n`);
+            if (!(await confirm(`Remove ${nodes.length} node(s)?`, o.yes))) {
+              process.stdout.write('nothing removed\n');
+              return;
+            }
+            for (const n of nodes) {
               await backend.deleteNode(n.name);
               process.stdout.write(`removed ${n.name}\n`);
             }

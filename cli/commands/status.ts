@@ -2,7 +2,8 @@
  * status: each selected node's deploy as the server sees it: the phase it is in, how far
  * the restore is (percent, bytes fetched, rate), when it last reported, and its last
  * result (or error). `--watch` redraws every --interval seconds until every selected
- * node is done or failed (or Ctrl-C); `--json` prints the rows.
+ * node is done or failed (a node that has not reported is not), or `--timeout` seconds
+ * passed (exit 2), or Ctrl-C; `--json` prints the rows.
  */
 import type { CAC } from 'cac';
 import { formatBytes } from '../../core/format.ts';
@@ -35,17 +36,24 @@ export function statusLine(row: DeployRow, now = Date.now()): string {
 export function register(cli: CAC): void {
   backendOptions(cli.command('status', 'Deploy status of nodes: phase, progress, rate, last result or error'))
     .option('--nodes <selector>', 'Nodes: node01,node02, node[01-64], @group (default: all)')
-    .option('--watch', 'Redraw until every selected node is done or failed')
+    .option('--watch', 'Redraw until every selected node is done or failed (a node that has not reported yet is not)')
+    .option('--timeout <s>', 'With --watch: give up after this many seconds (exit 2)')
     .option('--interval <s>', 'Seconds between redraws with --watch', { default: 2 })
     .option('--json', 'Print JSON')
-    .action(async (o: BackendArgs & { nodes?: string; watch?: boolean; interval?: unknown; json?: boolean }) => {
+    .action(async (o: BackendArgs & { nodes?: string; watch?: boolean; interval?: unknown; timeout?: unknown; json?: boolean }) => {
       const interval = Number(o.interval);
       if (!Number.isFinite(interval) || interval < 0.2 || interval > 3600) throw new UsageError('--interval must be 0.2 to 3600 seconds', 'e.g. --interval 5');
+      const timeout = o.timeout === undefined ? Infinity : Number(o.timeout);
+      if (!(timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds', 'e.g. --timeout 1800');
+      const watchStart = Date.now();
       await withBackend(o, async (backend) => {
         const wanted = o.nodes ? new Set(selectNodes(String(o.nodes), await backend.listNodes())) : null;
         const read = async () => (await backend.deploys()).filter((r) => !wanted || wanted.has(r.node));
         const header = `${'NODE'.padEnd(16)} ${'NETBOOT'.padEnd(10)} ${'IMAGE'.padEnd(14)} ${'PHASE'.padEnd(13)} ${'UPDATED'.padEnd(9)} DETAIL`;
-        const finished = (r: DeployRow) => !r.status || r.status.phase === 'done' || r.status.phase === 'failed';
+        // Finished: a live report of done or failed, or a result recorded since the watch began
+        // (a restarted server keeps only results). A node that has not reported is not finished.
+        const finished = (r: DeployRow) =>
+          r.status ? r.status.phase === 'done' || r.status.phase === 'failed' : !!r.lastDeploy && Date.parse(r.lastDeploy.at) >= watchStart - 1000;
         for (;;) {
           const rows = await read();
           if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -54,6 +62,10 @@ export function register(cli: CAC): void {
             process.stdout.write(`${[header, ...rows.map((r) => statusLine(r))].join('\n')}\n`);
           }
           if (!o.watch || rows.every(finished)) return;
+          if (Date.now() - watchStart >= timeout * 1000) {
+            const open = rows.filter((r) => !finished(r)).map((r) => r.node);
+            throw new UsageError(`--timeout ${o.timeout} s passed with ${open.length} node(s) not done or failed: ${open.slice(0, 10).join(', ')}${open.length > 10 ? ', ...' : ''}`, 'see where they are with cloner status --nodes ...');
+          }
           await new Promise((r) => setTimeout(r, interval * 1000));
         }
       });

@@ -2,9 +2,7 @@
 import type { CAC } from 'cac';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { UsageError } from '../errors.ts';
-import { ensureLayout } from '../layout-run.ts';
 import { splitList } from '../../core/format.ts';
-import { conflictMode, optionsForUpdate, storeOptions } from '../options-run.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 
 interface Options extends BackendArgs {
@@ -23,6 +21,8 @@ export function register(cli: CAC): void {
     .option('--exclude-devices <disks>', 'Comma-separated disks to leave out, e.g. /dev/sdb (default: as stored)')
     .option('--update-conflict <mode>', 'prompt (default), server or commandline: which wins when --exclude-devices differs from the stored one')
     .action(async (o: Options) => {
+      const { conflictMode, optionsForUpdate, storeOptions } = await import('../options-run.ts');
+      const { ensureLayout } = await import('../layout-run.ts');
       const mode = conflictMode(o.updateConflict);
       if (!o.image || !o.disklayout) throw new UsageError('--image and --disklayout are required', 'e.g. cloner update-disklayout --image node --disklayout node');
       await withBackend(o, async (backend) => {

@@ -4,10 +4,9 @@
  * such conflicts are settled by --update-conflict prompt|server|commandline.
  */
 import type { CAC } from 'cac';
-import { runCapture } from '../capture-run.ts';
 import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { conflictMode, optionsForUpdate, storeOptions, type ImageOptions } from '../options-run.ts';
+import type { ImageOptions } from '../options-run.ts';
 import { UsageError } from '../errors.ts';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 
@@ -39,6 +38,8 @@ export function register(cli: CAC): void {
     .option('--note <text>', 'Note stored with the revision')
     .option('--dry-run', 'Scan and chunk everything, report what would be sent, send nothing')
     .action(async (o: UpdateOptions) => {
+      const { conflictMode, optionsForUpdate, storeOptions } = await import('../options-run.ts');
+      const { runCapture } = await import('../capture-run.ts');
       if (!o.image) throw new UsageError('--image is required', 'name the image to update, e.g. --image node');
       const mode = conflictMode(o.updateConflict);
       await withBackend(o, async (backend) => {

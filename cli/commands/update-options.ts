@@ -1,7 +1,6 @@
 /** update-options: replace the stored options of an image (a revision with the same data). */
 import type { CAC } from 'cac';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
-import { loadOptions, storeOptions } from '../options-run.ts';
 import { UsageError } from '../errors.ts';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { givenOptions } from './update-filesystem.ts';
@@ -18,6 +17,7 @@ export function register(cli: CAC): void {
     .option('--exclude-paths <globs>', 'Comma-separated paths or globs to leave out of later updates')
     .option('--exclude-devices <disks>', 'Comma-separated disks to leave out')
     .action(async (o: Options) => {
+      const { loadOptions, storeOptions } = await import('../options-run.ts');
       if (!o.image) throw new UsageError('--image is required', 'e.g. cloner update-options --image node --exclude-paths /scratch');
       const given = givenOptions(o);
       if (!Object.keys(given).length) throw new UsageError('no option given', 'give --exclude-paths and/or --exclude-devices');

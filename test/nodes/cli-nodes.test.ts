@@ -71,7 +71,7 @@ test('nodes, netboot and identify against a server', async () => {
 
       r = cloner('nodes', 'show', ...remote, 'node01');
       assert.equal(JSON.parse(r.out).groups, ['rack1', 'gpu']);
-      r = cloner('nodes', 'remove', ...remote, '--nodes', '@rack2');
+      r = cloner('nodes', 'remove', ...remote, '--nodes', '@rack2', '--yes');
       assert.is(r.code, 0, r.err);
       assert.equal(list().map((n) => n.name), ['node01', 'node02']);
 

@@ -300,7 +300,7 @@ test('scripts and BIOS settings with an image; verify, image-delete and gc on th
       r = cloner('verify', ...remote);
       assert.is(r.code, 0, r.err);
       assert.match(r.out, /checked \d+ chunks: 0 missing, 0 corrupt/);
-      assert.is(cloner('image-delete', ...remote, '--image', 'node').code, 0);
+      assert.is(cloner('image-delete', ...remote, '--image', 'node', '--yes').code, 0);
       assert.is(cloner('biossettings', ...remote, '--image', 'node', '--biossettings', 's2600').code, 2, 'its BIOS settings went with the image');
       // Chunks touched by uploads stay for one to two grace periods (1 s here) before gc may take them.
       await new Promise((res) => setTimeout(res, 2500));

@@ -1,0 +1,44 @@
+/** The CLI's backend on a local store directory: the same core functions the server's routes call. */
+import { listLayouts, loadLayout, layoutExists, saveLayout } from '../core/layout/store.ts';
+import { LiveDeploys } from '../core/nodes/deploy.ts';
+import type { LocalStore } from '../core/store/local.ts';
+import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages } from '../core/tree/images.ts';
+import { getAttachment, listAttachments, putAttachment } from '../core/tree/attachments.ts';
+import { powerNode } from '../core/nodes/power.ts';
+import { changeNode, identifyMac, identifyNode, listNodes, publicView, removeNode } from '../core/nodes/registry.ts';
+import type { Backend } from './backend.ts';
+
+export function localBackend(store: LocalStore, dir: string): Backend {
+  return {
+    where: `store ${dir}`,
+    chunks: store,
+    chunker: store.config.chunker,
+    getImage: (name) => getImage(store, name),
+    listImages: () => listImages(store),
+    usage: () => imageUsage(store),
+    commitRevision: (name, input, create) => commitRevision(store, name, input, { create }),
+    layoutExists: (name) => layoutExists(store, name),
+    loadLayout: (name, version) => loadLayout(store, name, version),
+    saveLayout: (name, layout) => saveLayout(store, name, layout),
+    listLayouts: () => listLayouts(store),
+    deleteImage: (name) => deleteImage(store, name),
+    putAttachment: (image, kind, item, body) => putAttachment(store, store.config.chunker, image, kind, item, body),
+    getAttachment: (image, kind, item) => getAttachment(store, image, kind, item),
+    listAttachments: (image) => listAttachments(store, image),
+    gc: () => collectGarbage(store),
+    listNodes: async () => (await listNodes(store)).map(publicView),
+    // No deploy reports reach a local store: only each node's last result shows.
+    deploys: () => new LiveDeploys().rows(store),
+    changeNode: async (name, settings, create) => publicView(await changeNode(store, name, settings, create)),
+    deleteNode: (name) => removeNode(store, name),
+    // Without a server, the BMCs are reached from this machine, with the credentials the store keeps.
+    power: (name, action) => powerNode(store, name, action),
+    identify: (query) => ('mac' in query ? identifyMac(store, query.mac) : identifyNode(store, query.node)),
+    verify: () => verifyImages(store),
+    bytesMark: async () => (await store.stats()).packBytes,
+    transfer: () => null,
+    hold: () => store.guard(),
+    close: () => store.close(),
+  };
+}
+
