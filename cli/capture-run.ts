@@ -1,4 +1,5 @@
 /** The capture half shared by new-image and update-filesystem: walk, upload what the server lacks, commit. */
+import type { Layout } from '../core/layout/model.ts';
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { countTree } from '../core/tree/count.ts';
 import type { Revision } from '../core/tree/images.ts';
@@ -68,6 +69,8 @@ export interface CaptureRunOptions {
   note?: string;
   /** Disk layout name the revision refers to (kept from the previous revision when absent). */
   layout?: string;
+  /** That layout itself when the caller has it (a dry run's layout captured now is not stored). */
+  layoutDoc?: Layout;
   /** The image options object (kept from the previous revision when absent). */
   options?: string;
   /** Scan, chunk and hash everything, ask the server what it lacks, send and commit nothing. */
@@ -80,7 +83,8 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   const previous = o.create ? undefined : (await backend.getImage(o.image))?.revisions.at(-1);
   // The layout's filesystems (/boot/efi, /home...) are part of the image; other mounts are not.
   const layoutName = o.layout ?? previous?.layout;
-  const includeMounts = layoutName ? ((await backend.loadLayout(layoutName)).layout.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : [])) : [];
+  const layoutDoc = o.layoutDoc ?? (layoutName ? (await backend.loadLayout(layoutName)).layout : undefined);
+  const includeMounts = (layoutDoc?.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : []));
   const before = await backend.bytesMark();
   const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();

@@ -49,7 +49,7 @@ export function register(cli: CAC): void {
         }
         if (layout && !layout.reused && !o.dryRun) await layout.save();
         const optionsId = o.dryRun ? undefined : await storeOptions(backend, options);
-        await runCapture({ backend, image: o.image!, root: o.root, exclude: options.excludePaths, create: true, note: o.note, layout: layout?.name, options: optionsId, dryRun: o.dryRun });
+        await runCapture({ backend, image: o.image!, root: o.root, exclude: options.excludePaths, create: true, note: o.note, layout: layout?.name, layoutDoc: layout?.layout, options: optionsId, dryRun: o.dryRun });
       });
     });
 }

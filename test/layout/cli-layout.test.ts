@@ -31,6 +31,14 @@ if (blocker) {
       assert.match(r.err, /Is this correct\? \[y\/N\] n/);
       assert.match(r.out, /nothing done/);
       assert.equal(JSON.parse(cloner('disklayout', '--store', store, '--json').out), []);
+      // A dry run of a first capture shows the layout it would capture (and the /data files
+      // its filesystems bring in), and stores neither the layout nor the image.
+      r = cloner('new-image', '--store', store, '--image', 'node', '--disklayout', 'node', '--root', root, '--dry-run');
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /drives \(disk layout node, captured now\):\n  drive disk0 /);
+      assert.match(r.out, /dry run: image node would have 2 files, .*nothing was sent/);
+      assert.equal(JSON.parse(cloner('disklayout', '--store', store, '--json').out), []);
+      assert.equal(JSON.parse(cloner('image-list', '--store', store, '--json').out), []);
       r = clonerWithInput('y\n', 'new-image', '--store', store, '--image', 'node', '--disklayout', 'node', '--root', root);
       assert.is(r.code, 0, r.err);
       assert.match(r.out, /disk layout node version 1 stored/);
