@@ -7,8 +7,9 @@
  *
  * Kept outside the bundle: the npm packages with native addons (found from dist/ through
  * node_modules as usual). Source files that locate files next to themselves with
- * `import.meta.url` (the fsx addon, the layout JSON schema) get it rewritten to their own
- * source path, relative to dist/, so they find the same files from the bundle.
+ * `import.meta.url`, `.filename` or `.dirname` (the fsx addon, the layout JSON schema, the
+ * web UI's templates and assets) get them rewritten to their own source path, relative to
+ * dist/, so they find the same files from the bundle.
  * Usage: node scripts/build.ts   (Node 24; the launchers in bin/ fall back to the sources
  * when dist/ is missing or older than the sources is not checked: rebuild after a change).
  */
@@ -24,9 +25,15 @@ const importMetaUrlOfSource: Plugin = {
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
-      if (!text.includes('import.meta.url')) return undefined;
+      if (!/import\.meta\.(url|dirname|filename)/.test(text)) return undefined;
       const rel = path.relative(outdir, args.path).split(path.sep).join('/');
-      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'ts' };
+      const relDir = `${path.relative(outdir, path.dirname(args.path)).split(path.sep).join('/')}/`;
+      // The source's own URL, file and directory, as seen from the bundle's place in dist/.
+      const contents = text
+        .replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`)
+        .replaceAll('import.meta.filename', `decodeURIComponent(new URL(${JSON.stringify(rel)}, import.meta.url).pathname)`)
+        .replaceAll('import.meta.dirname', `decodeURIComponent(new URL(${JSON.stringify(relDir)}, import.meta.url).pathname).replace(/\\/$/, '')`);
+      return { contents, loader: 'ts' };
     });
   },
 };
