@@ -3,7 +3,8 @@
  * new-image --disklayout captures the layout, a second image reuses it, disklayout
  * exports, disklayout-upload stores an edited file and refuses a bad one with one line and
  * a hint, disklayout-apply prints a dry run, needs --force, then partitions a blank disk
- * with the edited layout; update-disklayout records a new layout name.
+ * with the edited layout; update-disklayout records a new layout name, and a second disk
+ * mounted under the root is a second drive unless --exclude-devices leaves it out.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -102,6 +103,32 @@ if (blocker) {
       assert.is(r.code, 0, r.err);
       assert.match(r.out, /disk layout node-v2 version 2 stored/);
       assert.equal(JSON.parse(cloner('config', '--store', store, '--image', 'node', '--json').out).image.options.excludeDevices, ['/dev/nosuch']);
+
+      // A second real disk mounted under the root: captured as a second drive, unless
+      // --exclude-devices leaves it out (then its filesystem is not in the layout either).
+      const scratch = path.join(root, 'scratch');
+      sh(['mkdir', '-p', scratch]);
+      sh(['mount', `${blank}p3`, scratch]);
+      try {
+        const drives = (name: string) => {
+          const file = path.join(dir, `${name}.json`);
+          assert.is(cloner('disklayout', '--store', store, '--disklayout', name, '--output', file).code, 0);
+          return JSON.parse(spawnSync('cat', [file], { encoding: 'utf8' }).stdout) as { disks: unknown[]; filesystems: Array<{ mount?: string }> };
+        };
+        r = cloner('update-disklayout', '--store', store, '--image', 'node', '--disklayout', 'both', '--root', root, '--exclude-devices', '', '--update-conflict', 'commandline');
+        assert.is(r.code, 0, r.err);
+        const both = drives('both');
+        assert.is(both.disks.length, 2, 'the scratch disk is a second drive');
+        assert.ok(both.filesystems.some((f) => f.mount === '/scratch'));
+        r = cloner('update-disklayout', '--store', store, '--image', 'node', '--disklayout', 'one', '--root', root, '--exclude-devices', blank, '--update-conflict', 'commandline');
+        assert.is(r.code, 0, r.err);
+        const one = drives('one');
+        assert.is(one.disks.length, 1, 'the excluded disk is left out');
+        assert.not.ok(one.filesystems.some((f) => f.mount === '/scratch'));
+        assert.equal(JSON.parse(cloner('config', '--store', store, '--image', 'node', '--json').out).image.options.excludeDevices, [blank]);
+      } finally {
+        spawnSync('umount', [scratch]);
+      }
     });
   });
 }
