@@ -8,11 +8,14 @@
  *      are copied, still encoded, into a new pack written durably and indexed, and only
  *      then is the old pack deleted. A crash in between leaves the chunk in two packs,
  *      never in none.
+ * Dead packs are deleted in a first pass and repacks done in a second, so a full disk gets
+ * space back before any new pack is written; a repack that does not fit is skipped.
  * The caller runs this under the store's exclusive gate (no put or has interleaves) after
  * flushing the pack writer; reads may still run and retry a pack that disappears.
  */
 import * as fs from 'node:fs/promises';
 import type { ChunkId } from './chunk-id.ts';
+import { StoreFullError } from './errors.ts';
 import type { PruneReport } from './interfaces.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { PACK_MAGIC, RECORD_HEADER_BYTES } from './pack.ts';
@@ -40,6 +43,9 @@ export async function prunePacks(parts: PruneParts, keep: (id: ChunkId) => boole
   const report: PruneReport = { deletedChunks: 0, repackedPacks: 0, deletedPacks: 0, freedBytes: 0 };
   const byPack = await index.byPack();
   for (const pack of await listPacks(dir)) if (!byPack.has(pack)) byPack.set(pack, []);
+  // Pass 1 only deletes (index entries, then dead packs), so on a full disk it frees space
+  // before pass 2 needs any for new packs.
+  const toRepack: Array<{ pack: PackId; live: Located[]; freed: number }> = [];
   for (const [pack, entries] of byPack) {
     const live = entries.filter((e) => keep(e.id));
     const liveSet = new Set(live);
@@ -61,10 +67,22 @@ export async function prunePacks(parts: PruneParts, keep: (id: ChunkId) => boole
       report.deletedPacks++;
       report.freedBytes += fileSize;
     } else if (liveBytes < fileSize * REPACK_LIVE_SHARE) {
-      await repack(parts, pack, live);
-      report.repackedPacks++;
-      report.freedBytes += fileSize - liveBytes;
+      toRepack.push({ pack, live, freed: fileSize - liveBytes });
     }
+  }
+  // Pass 2: repacks, most space freed first. One that does not fit (StoreFullError) and
+  // every later one is left for a later gc: the old packs stay whole and indexed.
+  toRepack.sort((a, b) => b.freed - a.freed);
+  for (const [i, { pack, live, freed }] of toRepack.entries()) {
+    try {
+      await repack(parts, pack, live);
+    } catch (err) {
+      if (!(err instanceof StoreFullError)) throw err;
+      report.skippedRepacks = toRepack.length - i;
+      break;
+    }
+    report.repackedPacks++;
+    report.freedBytes += freed;
   }
   return report;
 }
