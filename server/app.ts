@@ -16,6 +16,7 @@ import path from 'node:path';
 import { API, JSON_BODY_LIMIT, type Access } from '../core/api/routes.ts';
 import { ClonerError } from '../core/errors.ts';
 import { deployTokenNode } from '../core/nodes/deploy-tokens.ts';
+import type { DiscoveredLimits } from '../core/nodes/discovered.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import type { TokenAuth } from './auth.ts';
 import { chunkRoutes } from './chunks.ts';
@@ -48,6 +49,8 @@ export interface ServerOptions {
   publicUrl?: string;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
+  /** Bounds of the discovered-MAC list (tests shrink them). */
+  discovered?: Partial<DiscoveredLimits>;
 }
 
 /** Checks a request's token against the route's access level; answers 401/403 itself. */
@@ -116,6 +119,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
   await app.register(nodeRoutes, { store });
   await app.register(deployRoutes, { store, chunker: store.config.chunker });
-  await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl });
+  await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl, discovered: opts.discovered });
+  // What opening the store found (e.g. a full disk that needed its reserve file).
+  for (const notice of store.notices) app.log.warn(notice);
   return app;
 }
