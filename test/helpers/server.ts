@@ -12,6 +12,8 @@ export interface TestServer {
   dataDir: string;
   adminToken: string;
   readToken: string;
+  /** The server's process id (e.g. to read its memory from /proc). */
+  pid: number;
   /** Resolves with the exit code once the server stopped on SIGTERM. */
   stop(): Promise<number | null>;
 }
@@ -53,7 +55,7 @@ export async function withServer<T>(work: (server: TestServer) => Promise<T>, ex
     try {
       const adminToken = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
       const readToken = (await readFile(path.join(dataDir, 'read.token'), 'utf8')).trim();
-      return await work({ url, dataDir, adminToken, readToken, stop });
+      return await work({ url, dataDir, adminToken, readToken, pid: child.pid!, stop });
     } finally {
       if (child.exitCode === null && child.signalCode === null) await stop();
     }
