@@ -14,6 +14,7 @@ import { describeFatal, UsageError } from '../core/errors.ts';
 import { LocalStore } from '../core/store/local.ts';
 import { buildServer } from './app.ts';
 import { loadTokens } from './auth.ts';
+import { secureDataDir } from './data-dir.ts';
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(value);
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
   const { host, port } = parseListen(values.listen!);
   const dataDir = path.resolve(values.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  for (const warning of await secureDataDir(dataDir)) process.stderr.write(`cloner-server: warning: ${warning}\n`);
   const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
   const auth = await loadTokens(dataDir);
   if (values['public-url'] !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(values['public-url'])) throw new UsageError(`bad --public-url ${values['public-url']}`, 'the URL nodes reach this server at, e.g. http://198.18.0.1:8740');
