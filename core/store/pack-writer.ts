@@ -156,9 +156,12 @@ export class PackWriter {
     await this.commits.run(async () => undefined);
   }
 
-  /** Writes a pack filled by the caller (a repack) and indexes its entries, outside the queue. */
-  async writeAndIndex(pack: OpenPack): Promise<void> {
-    await ensureRoom(this.dir, pack.size);
+  /**
+   * Writes a pack and indexes its entries (the seal path, and repacks, which call it
+   * directly, outside the queue, with a small `margin` of free space instead of the headroom).
+   */
+  async writeAndIndex(pack: OpenPack, margin?: number): Promise<void> {
+    await ensureRoom(this.dir, pack.size, margin);
     await writePackFile(this.dir, pack.id, pack.parts);
     try {
       await this.index.put(pack.entries);

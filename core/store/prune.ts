@@ -16,6 +16,7 @@
 import * as fs from 'node:fs/promises';
 import type { ChunkId } from './chunk-id.ts';
 import { StoreFullError } from './errors.ts';
+import { REPACK_MARGIN } from './space.ts';
 import type { PruneReport } from './interfaces.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { PACK_MAGIC, RECORD_HEADER_BYTES } from './pack.ts';
@@ -45,7 +46,7 @@ export async function prunePacks(parts: PruneParts, keep: (id: ChunkId) => boole
   for (const pack of await listPacks(dir)) if (!byPack.has(pack)) byPack.set(pack, []);
   // Pass 1 only deletes (index entries, then dead packs), so on a full disk it frees space
   // before pass 2 needs any for new packs.
-  const toRepack: Array<{ pack: PackId; live: Located[]; freed: number }> = [];
+  const toRepack: Array<{ pack: PackId; live: Located[]; liveBytes: number; freed: number }> = [];
   for (const [pack, entries] of byPack) {
     const live = entries.filter((e) => keep(e.id));
     const liveSet = new Set(live);
@@ -67,12 +68,13 @@ export async function prunePacks(parts: PruneParts, keep: (id: ChunkId) => boole
       report.deletedPacks++;
       report.freedBytes += fileSize;
     } else if (liveBytes < fileSize * REPACK_LIVE_SHARE) {
-      toRepack.push({ pack, live, freed: fileSize - liveBytes });
+      toRepack.push({ pack, live, liveBytes, freed: fileSize - liveBytes });
     }
   }
-  // Pass 2: repacks, most space freed first. One that does not fit (StoreFullError) and
-  // every later one is left for a later gc: the old packs stay whole and indexed.
-  toRepack.sort((a, b) => b.freed - a.freed);
+  // Pass 2: repacks, the smallest live part first (it needs the least room, and each one
+  // done frees room for the next). One that does not fit (StoreFullError) and every later
+  // one is left for a later gc: the old packs stay whole and indexed.
+  toRepack.sort((a, b) => a.liveBytes - b.liveBytes);
   for (const [i, { pack, live, freed }] of toRepack.entries()) {
     try {
       await repack(parts, pack, live);
@@ -94,6 +96,6 @@ async function repack({ dir, reader, writer }: PruneParts, oldPack: PackId, live
   for (const { id, loc } of live) {
     fresh.append({ id, codec: loc.codec, rawLength: loc.rawLength, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) });
   }
-  await writer.writeAndIndex(fresh);
+  await writer.writeAndIndex(fresh, REPACK_MARGIN);
   await reader.drop(oldPack);
 }

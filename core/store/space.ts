@@ -22,6 +22,9 @@ import { StoreFullError } from './errors.ts';
 export const RESERVE_BYTES = 8 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
+
+/** Free space a repack leaves for the index batch that follows it (a few KiB per pack). */
+export const REPACK_MARGIN = 1024 * 1024;
 export const mib = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
 
 export interface Space {
@@ -52,11 +55,13 @@ export function storeFull(dir: string, free: number, need: number, cause?: unkno
 
 /**
  * Throws StoreFullError unless `bytes` fit in `dir` with the index headroom left over, and
- * room to write the reserve again when it was used (its space is not for pack data).
+ * room to write the reserve again when it was used (its space is not for pack data). A
+ * repack, which frees more than it writes as soon as its old pack is deleted, passes a
+ * small `margin` instead (REPACK_MARGIN), so gc can work on a full disk.
  */
-export async function ensureRoom(dir: string, bytes: number): Promise<void> {
+export async function ensureRoom(dir: string, bytes: number, margin?: number): Promise<void> {
   const space = await spaceOf(dir);
-  const need = bytes + headroomOf(space) + ((await hasReserve(dir)) ? 0 : RESERVE_BYTES);
+  const need = bytes + (margin ?? headroomOf(space) + ((await hasReserve(dir)) ? 0 : RESERVE_BYTES));
   if (space.free < need) throw storeFull(dir, space.free, need);
 }
 
