@@ -17,6 +17,7 @@ import { API, JSON_BODY_LIMIT, type Access } from '../core/api/routes.ts';
 import { ClonerError } from '../core/errors.ts';
 import { LiveDeploys } from '../core/nodes/deploy.ts';
 import { deployTokenNode } from '../core/nodes/deploy-tokens.ts';
+import { DiscoveredMacs, type DiscoveredLimits } from '../core/nodes/discovered.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import type { TokenAuth } from './auth.ts';
 import { chunkRoutes } from './chunks.ts';
@@ -53,6 +54,8 @@ export interface ServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** The web interface under /ui/ (server/ui): its session limits, or false for none. */
   ui?: { sessions?: SessionLimits } | false;
+  /** Bounds of the discovered-MAC list (tests shrink them). */
+  discovered?: Partial<DiscoveredLimits>;
 }
 
 /** Checks a request's token against the route's access level; answers 401/403 itself. */
@@ -77,6 +80,30 @@ function authHook(store: LocalStore, auth: TokenAuth) {
   };
 }
 
+/** Deepest nesting of arrays and objects a JSON body may have (a layout needs about 6). */
+const MAX_JSON_DEPTH = 64;
+
+class BadBodyError extends ClonerError {
+  override readonly code = 'BAD_REQUEST';
+}
+
+/** The deepest nesting of [ and { outside strings in `text` (one pass, no recursion). */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { store, auth } = opts;
   const app = Fastify({
@@ -86,6 +113,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // The router's own refusals (a URL that does not decode, a path parameter over 100
+    // characters) answer with the same JSON error body as every other 4xx.
+    frameworkErrors: (err: Error & { statusCode?: number; code?: string }, _req, reply) =>
+      sendError(reply, err.statusCode ?? 400, err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'URL_TOO_LONG' : 'BAD_URL', err.message.slice(0, 200), 'check the name or id in the URL'),
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
   });
 
@@ -102,6 +133,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.addHook('onSend', async (_req, reply, payload) => {
     if (closing) reply.header('connection', 'close');
     return payload;
+  });
+
+  // JSON bodies: the default parser (prototype keys refused) behind a nesting check, so a
+  // 1 MiB body of brackets cannot exhaust the stack of whatever walks the value later.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (jsonDepth(body as string) > MAX_JSON_DEPTH) return done(new BadBodyError(`the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`, 'no request of the protocol needs that'), undefined);
+    parseJson(req, body as string, done);
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -128,8 +167,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(imageRoutes, { store, uploadGraceMs: opts.uploadGraceMs });
   await app.register(nodeRoutes, { store });
   const live = new LiveDeploys();
+  // Unknown MACs /boot.ipxe sees, in memory (bounded, written now and then): netboot records, the UI lists.
+  const discovered = new DiscoveredMacs(store, opts.discovered);
+  await discovered.start();
+  app.addHook('onClose', async () => discovered.stop());
   await app.register(deployRoutes, { store, chunker: store.config.chunker, live });
-  await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl });
-  if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, secure: !!opts.tls, sessions: opts.ui?.sessions });
+  await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl, discovered });
+  if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, discovered, secure: !!opts.tls, sessions: opts.ui?.sessions });
+  // What opening the store found (e.g. a full disk that needed its reserve file).
+  for (const notice of store.notices) app.log.warn(notice);
   return app;
 }

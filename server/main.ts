@@ -18,6 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeFatal, UsageError } from '../core/errors.ts';
 import { CLONER_VERSION } from '../core/version.ts';
+import { secureDataDir } from './data-dir.ts';
 
 const HELP = `cloner-server ${CLONER_VERSION}: the Cloner image server
 
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
   } catch (err) {
     throw new UsageError(`cannot create --data ${dataDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give a directory this user may create or write, e.g. --data /var/lib/cloner');
   }
+  for (const warning of await secureDataDir(dataDir)) process.stderr.write(`cloner-server: warning: ${warning}\n`);
   const [{ LocalStore }, { buildServer }, { loadTokens }] = await Promise.all([import('../core/store/local.ts'), import('./app.ts'), import('./auth.ts')]);
   const store = await LocalStore.open(path.join(dataDir, 'store'), { create: true });
   const auth = await loadTokens(dataDir);

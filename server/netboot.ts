@@ -6,7 +6,8 @@
  *   cloner[-multicast] -> the installer's kernel and initrd from /v1/boot/, with the server
  *                         URL, the node's name and a fresh deploy token on the kernel line
  *                         (core/nodes/deploy-tokens.ts)
- *   unknown MAC        -> recorded as discovered (core/nodes/discovered.ts), boots local
+ *   unknown MAC        -> recorded as discovered (core/nodes/discovered.ts: in memory, bounded,
+ *                         rate-limited per source address, written once per period), boots local
  * Only names that passed the registry's rules (node names, URLs checked at start-up) reach
  * the script.
  */
@@ -17,7 +18,7 @@ import { API } from '../core/api/routes.ts';
 import { UsageError } from '../core/errors.ts';
 import { normalizeMac } from '../core/names.ts';
 import { issueDeployToken } from '../core/nodes/deploy-tokens.ts';
-import { listDiscovered, recordDiscovered } from '../core/nodes/discovered.ts';
+import type { DiscoveredMacs } from '../core/nodes/discovered.ts';
 import { nodeByMac } from '../core/nodes/registry.ts';
 import type { RefStore } from '../core/store/interfaces.ts';
 import { sendError, serve } from './route.ts';
@@ -29,8 +30,9 @@ function baseUrl(req: FastifyRequest, publicUrl?: string): string {
   return `${req.protocol}://${req.host}`;
 }
 
-export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStore; bootDir: string; publicUrl?: string }): Promise<void> {
+export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStore; bootDir: string; publicUrl?: string; discovered: DiscoveredMacs }): Promise<void> {
   const { store } = opts;
+  const { discovered } = opts;
 
   serve(app, API.bootScript, async (req, reply) => {
     reply.type('text/plain; charset=utf-8');
@@ -40,8 +42,8 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStor
     if (!mac) return reply.code(400).send('#!ipxe\necho cloner: no valid ?mac= given; booting from disk\nexit\n');
     const node = await nodeByMac(store, mac);
     if (!node) {
-      await recordDiscovered(store, mac, req.ip);
-      return `#!ipxe\necho cloner: ${mac} is not a registered node (recorded as discovered); booting from disk\nexit\n`;
+      const recorded = discovered.record(mac, req.ip) !== 'rate-limited';
+      return `#!ipxe\necho cloner: ${mac} is not a registered node (${recorded ? 'recorded as discovered' : 'not recorded: too many new MACs from this address'}); booting from disk\nexit\n`;
     }
     if (node.netboot === 'local') return `#!ipxe\necho cloner: ${node.name} boots from disk\nexit\n`;
     const token = await issueDeployToken(store, node.name);
@@ -56,5 +58,5 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStor
     return reply.type('application/octet-stream').send(createReadStream(file));
   });
 
-  serve(app, API.discovered, async () => listDiscovered(store));
+  serve(app, API.discovered, async () => discovered.list());
 }

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static, TSchema } from 'typebox';
-import { JSON_BODY_LIMIT, type RouteDef, type RouteOutput } from '../core/api/routes.ts';
+import { JSON_BODY_LIMIT, NO_BODY_LIMIT, type RouteDef, type RouteOutput } from '../core/api/routes.ts';
 import { ErrorBody } from '../core/api/schemas.ts';
 
 type S<T> = T extends TSchema ? Static<T> : unknown;
@@ -24,7 +24,8 @@ export function serve<D extends RouteDef>(
     method: d.method,
     url: d.url,
     config: { access: d.access },
-    bodyLimit: d.bodyLimit ?? JSON_BODY_LIMIT,
+    // A route without a body (no schema, not raw) takes none: NO_BODY_LIMIT.
+    bodyLimit: d.bodyLimit ?? (d.body || d.raw ? JSON_BODY_LIMIT : NO_BODY_LIMIT),
     schema: {
       ...(d.params ? { params: d.params } : {}),
       ...(d.querystring ? { querystring: d.querystring } : {}),

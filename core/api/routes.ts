@@ -63,8 +63,18 @@ const def = <const D extends RouteDef>(d: D): D => d;
 
 /** Most chunk ids in one missing/fetch request. */
 export const MAX_BATCH = 20_000;
-/** Largest JSON body of an ordinary route: a layout, a node change, a revision (bytes). */
+/**
+ * Body limits, sized to what each route needs (a body over its route's limit is refused
+ * with 413 before it is parsed; fastify stops reading at the limit). JSON_BODY_LIMIT is the
+ * server's default and the largest JSON body of an ordinary route; NO_BODY_LIMIT applies to
+ * every route without a body. Chunk uploads are streamed frame by frame (server/chunks.ts)
+ * and attachments have their own limit (MAX_ATTACHMENT_BYTES).
+ */
 export const JSON_BODY_LIMIT = 1024 * 1024;
+export const NO_BODY_LIMIT = 1024;
+const KiB = 1024;
+/** {"ids": [...]}: 64 hex digits, quotes, a comma and some whitespace per id. */
+const IDS_BODY_LIMIT = MAX_BATCH * 70 + KiB;
 
 const Listed = Type.Array(Type.Object({ name: Type.String(), versions: Count, updated: Type.String() }));
 
@@ -73,16 +83,16 @@ export const API = {
   config: def({ method: 'GET', url: '/v1/config', access: 'read', response: Record<{ version: string; chunker: ChunkerParams }>() }),
 
   // Chunks (frames as core/store/wire.ts writes them).
-  chunksMissing: def({ method: 'POST', url: '/v1/chunks/missing', access: 'read', body: Ids(MAX_BATCH), bodyLimit: 2 * 1024 * 1024, response: Type.Object({ missing: Type.Array(Type.String()) }) }),
+  chunksMissing: def({ method: 'POST', url: '/v1/chunks/missing', access: 'read', body: Ids(MAX_BATCH), bodyLimit: IDS_BODY_LIMIT, response: Type.Object({ missing: Type.Array(Type.String()) }) }),
   chunksUpload: def({ method: 'POST', url: '/v1/chunks', access: 'write', raw: true, response: Type.Object({ stored: Count, ids: Type.Array(Type.String()) }) }),
-  chunksFetch: def({ method: 'POST', url: '/v1/chunks/fetch', access: 'read', body: Ids(MAX_BATCH), bodyLimit: 2 * 1024 * 1024, raw: true }),
+  chunksFetch: def({ method: 'POST', url: '/v1/chunks/fetch', access: 'read', body: Ids(MAX_BATCH), bodyLimit: IDS_BODY_LIMIT, raw: true }),
   chunk: def({ method: 'GET', url: '/v1/chunks/:id', access: 'read', params: Type.Object({ id: ChunkId }), raw: true }),
 
   // Images, revisions, usage, maintenance.
   listImages: def({ method: 'GET', url: '/v1/images', access: 'read', response: Record<ImageRecord[]>() }),
   usage: def({ method: 'GET', url: '/v1/usage', access: 'read', response: Type.Array(Type.Object({ name: Type.String(), uniqueBytes: Count, totalBytes: Count })) }),
   getImage: def({ method: 'GET', url: '/v1/images/:name', access: 'read', params: NameParams, response: Record<ImageRecord>() }),
-  commitRevision: def({ method: 'POST', url: '/v1/images/:name/revisions', access: 'write', params: NameParams, body: RevisionBody, status: 201, response: Record<Revision>() }),
+  commitRevision: def({ method: 'POST', url: '/v1/images/:name/revisions', access: 'write', params: NameParams, body: RevisionBody, bodyLimit: 16 * KiB, status: 201, response: Record<Revision>() }),
   deleteImage: def({ method: 'DELETE', url: '/v1/images/:name', access: 'write', params: NameParams, response: Type.Object({ deleted: Type.String() }) }),
   gc: def({ method: 'POST', url: '/v1/gc', access: 'write', response: Record<PruneReport & { liveChunks: number }>() }),
   verify: def({ method: 'POST', url: '/v1/verify', access: 'write', response: Record<ImageVerifyReport>() }),
@@ -90,7 +100,7 @@ export const API = {
   // Layouts (versioned), attachments (scripts, BIOS settings).
   listLayouts: def({ method: 'GET', url: '/v1/layouts', access: 'read', response: Listed }),
   getLayout: def({ method: 'GET', url: '/v1/layouts/:name', access: 'read', params: NameParams, querystring: LayoutVersionQuery, response: Record<StoredLayout>() }),
-  saveLayout: def({ method: 'POST', url: '/v1/layouts/:name', access: 'write', params: NameParams, body: Type.Unknown(), response: Type.Object({ name: Type.String(), version: Count }) }),
+  saveLayout: def({ method: 'POST', url: '/v1/layouts/:name', access: 'write', params: NameParams, body: Type.Unknown(), bodyLimit: 256 * KiB, response: Type.Object({ name: Type.String(), version: Count }) }),
   listAttachments: def({ method: 'GET', url: '/v1/images/:name/attachments', access: 'read', params: NameParams, response: Record<Array<{ kind: AttachmentKind; item: string; versions: number; updated: string }>>() }),
   putAttachment: def({ method: 'PUT', url: '/v1/images/:name/attachments/:kind/:item', access: 'write', params: AttachmentParams, raw: true, response: Type.Object({ version: Count }) }),
   getAttachment: def({ method: 'GET', url: '/v1/images/:name/attachments/:kind/:item', access: 'read', params: AttachmentParams, raw: true }),
@@ -98,19 +108,19 @@ export const API = {
   // Nodes.
   listNodes: def({ method: 'GET', url: '/v1/nodes', access: 'read', response: Record<NodeRecord[]>() }),
   getNode: def({ method: 'GET', url: '/v1/nodes/:name', access: 'read', params: NameParams, response: Record<NodeRecord>() }),
-  changeNode: def({ method: 'POST', url: '/v1/nodes/:name', access: 'write', params: NameParams, body: NodeChange, bodyLimit: 512 * 1024, response: Record<NodeRecord>() }),
+  changeNode: def({ method: 'POST', url: '/v1/nodes/:name', access: 'write', params: NameParams, body: NodeChange, bodyLimit: 512 * KiB, response: Record<NodeRecord>() }),
   deleteNode: def({ method: 'DELETE', url: '/v1/nodes/:name', access: 'write', params: NameParams, response: Type.Object({ deleted: Type.String() }) }),
-  power: def({ method: 'POST', url: '/v1/nodes/:name/power', access: 'write', params: NameParams, body: PowerBody, response: Record<PowerResult>() }),
+  power: def({ method: 'POST', url: '/v1/nodes/:name/power', access: 'write', params: NameParams, body: PowerBody, bodyLimit: KiB, response: Record<PowerResult>() }),
   identify: def({ method: 'GET', url: '/v1/identify', access: 'read', querystring: IdentifyQuery, response: Record<Assignment>() }),
   discovered: def({ method: 'GET', url: '/v1/discovered', access: 'read', response: Record<Array<{ mac: string; first: string; last: string; from: string }>>() }),
 
   // Deploys.
   deployPlan: def({ method: 'GET', url: '/v1/nodes/:name/deploy', access: 'node', params: NameParams, response: Record<DeployPlan>() }),
-  deployStatus: def({ method: 'POST', url: '/v1/nodes/:name/deploy/status', access: 'node', params: NameParams, body: DeployStatusBody, bodyLimit: 16 * 1024, response: Type.Object({ ok: Type.Boolean() }) }),
-  deployResult: def({ method: 'POST', url: '/v1/nodes/:name/deploy/result', access: 'node', params: NameParams, body: DeployResultBody, bodyLimit: 16 * 1024, response: Record<NodeRecord>() }),
+  deployStatus: def({ method: 'POST', url: '/v1/nodes/:name/deploy/status', access: 'node', params: NameParams, body: DeployStatusBody, bodyLimit: 16 * KiB, response: Type.Object({ ok: Type.Boolean() }) }),
+  deployResult: def({ method: 'POST', url: '/v1/nodes/:name/deploy/result', access: 'node', params: NameParams, body: DeployResultBody, bodyLimit: 16 * KiB, response: Record<NodeRecord>() }),
   deploys: def({ method: 'GET', url: '/v1/deploys', access: 'read', response: Record<DeployRow[]>() }),
   getHostKeys: def({ method: 'GET', url: '/v1/nodes/:name/hostkeys', access: 'node', params: NameParams, response: HostKeys }),
-  putHostKeys: def({ method: 'PUT', url: '/v1/nodes/:name/hostkeys', access: 'node', params: NameParams, body: HostKeys, bodyLimit: 256 * 1024, response: Type.Object({ stored: Count }) }),
+  putHostKeys: def({ method: 'PUT', url: '/v1/nodes/:name/hostkeys', access: 'node', params: NameParams, body: HostKeys, bodyLimit: 320 * KiB, response: Type.Object({ stored: Count }) }),
 
   // Netboot (no token: firmware has none).
   bootScript: def({ method: 'GET', url: '/boot.ipxe', access: 'public', querystring: BootQuery, raw: true }),

@@ -58,3 +58,13 @@ export class ImageNotFoundError extends StoreError {
 export class ObjectInvalidError extends StoreError {
   override readonly code = 'OBJECT_INVALID';
 }
+
+/**
+ * The store's filesystem has no room for a write (ENOSPC, EDQUOT, or less free space than
+ * the write plus the headroom the index needs). Nothing of the refused write is stored or
+ * indexed; HTTP 507 (Insufficient Storage).
+ */
+export class StoreFullError extends StoreError {
+  override readonly code = 'STORE_FULL';
+  override readonly status = 507;
+}

@@ -42,6 +42,8 @@ export interface PruneReport {
   repackedPacks: number;
   deletedPacks: number;
   freedBytes: number;
+  /** Packs worth repacking left as they were: the disk had no room for their new packs. */
+  skippedRepacks?: number;
 }
 
 export interface PrunableStore {

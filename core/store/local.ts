@@ -13,6 +13,7 @@
  *   checker.ts         verify
  *   prune.ts           prune and repack
  *   repair.ts          index rebuild from the packs
+ *   space.ts           free space: headroom kept for the index, the reserve file
  *
  * Concurrency: puts, `hasMany` and `withoutPrune` work take the gate shared; prune and
  * index rebuild take it exclusively, so no put or presence answer interleaves with a
@@ -24,7 +25,7 @@ import * as fs from 'node:fs/promises';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { verifyStore, type VerifyReport } from './checker.ts';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
-import { StoreFormatError, StoreIndexDamagedError } from './errors.ts';
+import { StoreFormatError, StoreFullError, StoreIndexDamagedError } from './errors.ts';
 import { SharedExclusiveGate } from './gate.ts';
 import { Guards, type TouchGuard } from './guard.ts';
 import type { ChunkReader, ChunkWriter, EncodedChunkReader, PrunableStore, PruneReport, RefStore } from './interfaces.ts';
@@ -34,7 +35,8 @@ import { PackWriter } from './pack-writer.ts';
 import { prunePacks } from './prune.ts';
 import { RefIndex } from './refs.ts';
 import { rebuildLocations, repairLevelDb, type RebuildReport } from './repair.ts';
-import { listPacks, packPath, prepareStoreDir, type StoreConfig } from './store-dir.ts';
+import { dropReserve, ensureReserve } from './space.ts';
+import { listPacks, packPath, prepareStoreDir, restrictModes, type StoreConfig } from './store-dir.ts';
 
 export { fsyncDir, STORE_FORMAT, writeFileDurably, type StoreConfig } from './store-dir.ts';
 export { TouchGuard } from './guard.ts';
@@ -72,6 +74,8 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   private readonly guards = new Guards();
   private readonly gate = new SharedExclusiveGate();
   private closed = false;
+  /** What an admin should know about this open (e.g. it used the reserve of a full disk). */
+  readonly notices: string[] = [];
 
   private constructor(dir: string, config: StoreConfig, db: ClassicLevel<string, string>, opts: LocalStoreOptions) {
     this.dir = dir;
@@ -87,11 +91,32 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
    * Opens the store at `dir` (creating it with `opts.create`). Throws StoreFormatError
    * when there is no store (and no `create`) or its config is bad, StoreLockedError when
    * another process has it open, StoreIndexDamagedError when its LevelDB is damaged
-   * (see repairIndex).
+   * (see repairIndex), StoreFullError when its disk is full and no reserve is left to
+   * open in. Puts the store's modes right (0700/0600) and writes its reserve file.
    */
   static async open(dir: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
     const config = await prepareStoreDir(dir, opts);
-    return new LocalStore(dir, config, await openIndexDb(dir), opts);
+    const notices: string[] = [];
+    let db: ClassicLevel<string, string>;
+    try {
+      db = await openIndexDb(dir);
+    } catch (err) {
+      // A full disk: open in the room the reserve file gives back (space.ts), so the
+      // server can start and gc can free space.
+      if (!(err instanceof StoreFullError) || !(await dropReserve(dir))) throw err;
+      db = await openIndexDb(dir);
+      notices.push(`the filesystem of ${dir} was full: the store opened in the space of its reserve file; uploads are refused until space is freed (cloner image-delete, then cloner gc)`);
+    }
+    const store = new LocalStore(dir, config, db, opts);
+    store.notices.push(...notices);
+    try {
+      await restrictModes(dir);
+      await ensureReserve(dir);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
   }
 
   /**
@@ -215,9 +240,11 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
    */
   async prune(isLive: (id: ChunkId) => boolean): Promise<PruneReport> {
     await this.flush();
-    return this.gate.exclusively(() =>
+    const report = await this.gate.exclusively(() =>
       prunePacks({ dir: this.dir, index: this.index, reader: this.reader, writer: this.writer }, (id) => isLive(id) || this.guards.isGuarded(id)),
     );
+    await ensureReserve(this.dir); // a full disk may have used it
+    return report;
   }
 
   /** Rebuilds the chunk index from the packs alone (repair.ts). Flushes first; runs under the exclusive gate. */

@@ -12,7 +12,8 @@
 import { ClassicLevel } from 'classic-level';
 import type { ChunkId } from './chunk-id.ts';
 import type { Codec } from './codec.ts';
-import { StoreIndexDamagedError, StoreLockedError } from './errors.ts';
+import { StoreFullError, StoreIndexDamagedError, StoreLockedError } from './errors.ts';
+import { isNoSpace } from './space.ts';
 import { indexPath, type PackId } from './store-dir.ts';
 
 /** Where one chunk's stored bytes are: `storedLength` bytes at `offset` of `pack`. */
@@ -56,8 +57,8 @@ const key = (id: ChunkId) => Buffer.from(id, 'hex');
 
 /**
  * Opens (creating if absent) the LevelDB of the store at `dir`. Throws StoreLockedError
- * when another process holds it, StoreIndexDamagedError when LevelDB reports corruption;
- * other errors pass through.
+ * when another process holds it, StoreIndexDamagedError when LevelDB reports corruption,
+ * StoreFullError when its filesystem has no room for LevelDB to open; other errors pass through.
  */
 export async function openIndexDb(dir: string): Promise<ClassicLevel<string, string>> {
   const db = new ClassicLevel<string, string>(indexPath(dir));
@@ -70,6 +71,9 @@ export async function openIndexDb(dir: string): Promise<ClassicLevel<string, str
     }
     if (cause?.code === 'LEVEL_CORRUPTION') {
       throw new StoreIndexDamagedError(`the index of store ${dir} is damaged: ${cause.message}`, `stop any cloner-server using it, then run: cloner repair-index --store ${dir}`);
+    }
+    if (isNoSpace(err)) {
+      throw new StoreFullError(`cannot open the index of store ${dir}: its filesystem is full`, 'free some space on that filesystem (files outside the store), then start again; cloner gc can then free more', { cause: err });
     }
     throw err;
   }

@@ -6,7 +6,8 @@
  * entries in one synced LevelDB batch; each `add` resolves after that batch. A chunk is
  * therefore never visible (has/get) before its bytes are durable, and a crash at any
  * moment leaves at worst an unindexed pack (garbage for prune) or a tmp file (removed
- * on open). Seals run one at a time, in order.
+ * on open). Seals run one at a time, in order. A pack is written only when the disk keeps
+ * the index's headroom after it (space.ts); otherwise its adds fail with StoreFullError.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
@@ -17,6 +18,7 @@ import type { EncodedChunk } from './codec.ts';
 import { SerialQueue } from './gate.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { PACK_MAGIC, RECORD_HEADER_BYTES, recordHeader } from './pack.ts';
+import { ensureRoom, isNoSpace, spaceOf, storeFull } from './space.ts';
 import { fsyncDir, packPath, type PackId } from './store-dir.ts';
 
 /** A pack being filled in memory: its bytes as parts, and the index entries they make. */
@@ -50,28 +52,60 @@ export class OpenPack {
 }
 
 /**
- * Writes a whole pack durably: a new file in tmp/ (exclusive create), fsync, rename to
- * packs/ab/<id>.pack (creating and fsyncing the fan-out directory when new), fsync the
- * fan-out directory. Throws the fs error (ENOSPC, EEXIST on an id clash...) as is.
+ * Writes a whole pack durably: a new file in tmp/ (exclusive create, mode 0600), every
+ * byte written (a short write is continued, a write that makes no progress is an error),
+ * its size checked, fsync, rename to packs/ab/<id>.pack (creating and fsyncing the fan-out
+ * directory when new), fsync the fan-out directory. On any failure the tmp file is removed
+ * and nothing is renamed; ENOSPC/EDQUOT become StoreFullError, other fs errors (EEXIST on
+ * an id clash...) pass as they are.
  */
 export async function writePackFile(dir: string, packId: PackId, parts: Buffer[]): Promise<void> {
   const tmp = path.join(dir, 'tmp', `${packId}.pack`);
   const fanout = path.join(dir, 'packs', packId.slice(0, 2));
-  const handle = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+  const total = parts.reduce((sum, p) => sum + p.length, 0);
+  const handle = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
   try {
-    await handle.writev(parts);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await writeAll(handle, parts, total);
+      const { size } = await handle.stat();
+      if (size !== total) throw Object.assign(new Error(`pack ${packId} is ${size} bytes on disk, ${total} written`), { code: 'EIO' });
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    if (isNoSpace(err)) throw storeFull(dir, (await spaceOf(dir)).free, total, err);
+    throw err;
   }
   try {
-    await fs.mkdir(fanout);
+    await fs.mkdir(fanout, { mode: 0o700 });
     await fsyncDir(path.join(dir, 'packs'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   await fs.rename(tmp, packPath(dir, packId));
   await fsyncDir(fanout);
+}
+
+/**
+ * Writes every byte of `parts` from offset 0. writev may write less than asked (a disk
+ * filling up mid-call); the rest is written again from where it stopped, so a short count
+ * is never mistaken for the whole, and the ENOSPC of the next call surfaces.
+ */
+async function writeAll(handle: fs.FileHandle, parts: Buffer[], total: number): Promise<void> {
+  let pending = parts;
+  let position = 0;
+  while (position < total) {
+    const { bytesWritten } = await handle.writev(pending, position);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC' });
+    position += bytesWritten;
+    let skip = bytesWritten;
+    let i = 0;
+    while (i < pending.length && skip >= pending[i].length) skip -= pending[i++].length;
+    pending = pending.slice(i);
+    if (skip > 0) pending[0] = pending[0].subarray(skip);
+  }
 }
 
 export interface PackWriterOptions {
@@ -122,10 +156,20 @@ export class PackWriter {
     await this.commits.run(async () => undefined);
   }
 
-  /** Writes a pack filled by the caller (a repack) and indexes its entries, outside the queue. */
-  async writeAndIndex(pack: OpenPack): Promise<void> {
+  /**
+   * Writes a pack and indexes its entries (the seal path, and repacks, which call it
+   * directly, outside the queue, with a small `margin` of free space instead of the headroom).
+   */
+  async writeAndIndex(pack: OpenPack, margin?: number): Promise<void> {
+    await ensureRoom(this.dir, pack.size, margin);
     await writePackFile(this.dir, pack.id, pack.parts);
-    await this.index.put(pack.entries);
+    try {
+      await this.index.put(pack.entries);
+    } catch (err) {
+      // The pack stays: an unindexed pack is garbage for prune, never a lost chunk.
+      if (isNoSpace(err)) throw storeFull(this.dir, (await spaceOf(this.dir)).free, pack.size, err);
+      throw err;
+    }
   }
 
   private currentPack(): OpenPack {

@@ -8,11 +8,15 @@
  *      are copied, still encoded, into a new pack written durably and indexed, and only
  *      then is the old pack deleted. A crash in between leaves the chunk in two packs,
  *      never in none.
+ * Dead packs are deleted in a first pass and repacks done in a second, so a full disk gets
+ * space back before any new pack is written; a repack that does not fit is skipped.
  * The caller runs this under the store's exclusive gate (no put or has interleaves) after
  * flushing the pack writer; reads may still run and retry a pack that disappears.
  */
 import * as fs from 'node:fs/promises';
 import type { ChunkId } from './chunk-id.ts';
+import { StoreFullError } from './errors.ts';
+import { REPACK_MARGIN } from './space.ts';
 import type { PruneReport } from './interfaces.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { PACK_MAGIC, RECORD_HEADER_BYTES } from './pack.ts';
@@ -40,6 +44,9 @@ export async function prunePacks(parts: PruneParts, keep: (id: ChunkId) => boole
   const report: PruneReport = { deletedChunks: 0, repackedPacks: 0, deletedPacks: 0, freedBytes: 0 };
   const byPack = await index.byPack();
   for (const pack of await listPacks(dir)) if (!byPack.has(pack)) byPack.set(pack, []);
+  // Pass 1 only deletes (index entries, then dead packs), so on a full disk it frees space
+  // before pass 2 needs any for new packs.
+  const toRepack: Array<{ pack: PackId; live: Located[]; liveBytes: number; freed: number }> = [];
   for (const [pack, entries] of byPack) {
     const live = entries.filter((e) => keep(e.id));
     const liveSet = new Set(live);
@@ -61,10 +68,23 @@ export async function prunePacks(parts: PruneParts, keep: (id: ChunkId) => boole
       report.deletedPacks++;
       report.freedBytes += fileSize;
     } else if (liveBytes < fileSize * REPACK_LIVE_SHARE) {
-      await repack(parts, pack, live);
-      report.repackedPacks++;
-      report.freedBytes += fileSize - liveBytes;
+      toRepack.push({ pack, live, liveBytes, freed: fileSize - liveBytes });
     }
+  }
+  // Pass 2: repacks, the smallest live part first (it needs the least room, and each one
+  // done frees room for the next). One that does not fit (StoreFullError) and every later
+  // one is left for a later gc: the old packs stay whole and indexed.
+  toRepack.sort((a, b) => a.liveBytes - b.liveBytes);
+  for (const [i, { pack, live, freed }] of toRepack.entries()) {
+    try {
+      await repack(parts, pack, live);
+    } catch (err) {
+      if (!(err instanceof StoreFullError)) throw err;
+      report.skippedRepacks = toRepack.length - i;
+      break;
+    }
+    report.repackedPacks++;
+    report.freedBytes += freed;
   }
   return report;
 }
@@ -76,6 +96,6 @@ async function repack({ dir, reader, writer }: PruneParts, oldPack: PackId, live
   for (const { id, loc } of live) {
     fresh.append({ id, codec: loc.codec, rawLength: loc.rawLength, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) });
   }
-  await writer.writeAndIndex(fresh);
+  await writer.writeAndIndex(fresh, REPACK_MARGIN);
   await reader.drop(oldPack);
 }

@@ -7,8 +7,14 @@
  *   DIR/packs/ab/<id>.pack pack files (see pack.ts), fanned out by the first byte of the id
  *   DIR/tmp/               packs being written; removed on open (nothing points at them)
  *
+ *   DIR/reserve            space given back when the disk is full (space.ts)
+ *
  * "Durable" means fsynced, renamed into place, and the directory fsynced, so a crash never
  * leaves a half-written file under its final name.
+ *
+ * Modes: the store holds image data (a golden node's /etc/shadow), BMC passwords and SSH
+ * host private keys, so its directories are 0700 and its files 0600 whatever the umask or
+ * the mode a directory was made with; `restrictModes` puts an existing store right.
  */
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
@@ -63,14 +69,34 @@ export async function prepareStoreDir(dir: string, opts: { create?: boolean; chu
       throw new StoreFormatError(`no store at ${dir}`, 'check the path, or create a store with new-image --init');
     }
     config = { format: STORE_FORMAT, chunker: validateChunkerParams({ ...(opts.chunker ?? DEFAULT_CHUNKER_PARAMS) }) };
-    await fs.mkdir(path.join(dir, 'packs'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'packs'), { recursive: true, mode: 0o700 });
     await writeFileDurably(configPath, JSON.stringify(config, null, 2) + '\n');
   }
-  await fs.mkdir(path.join(dir, 'packs'), { recursive: true });
-  // Packs still in tmp/ were never renamed into place, so nothing points at them.
-  await fs.rm(path.join(dir, 'tmp'), { recursive: true, force: true });
-  await fs.mkdir(path.join(dir, 'tmp'), { recursive: true });
+  await fs.mkdir(path.join(dir, 'packs'), { recursive: true, mode: 0o700 });
+  // Packs still in tmp/ were never renamed into place, so nothing points at them. They are
+  // unlinked one by one rather than tmp/ re-made, which needs no free block on a full disk.
+  const tmp = path.join(dir, 'tmp');
+  await fs.mkdir(tmp, { recursive: true, mode: 0o700 });
+  for (const f of await fs.readdir(tmp)) await fs.rm(path.join(tmp, f), { recursive: true, force: true });
   return config;
+}
+
+/**
+ * Sets DIR, its index/, packs/ and tmp/ to 0700 and the files of index/ and config.json
+ * to 0600 (the directories alone already keep others out of every file below them).
+ */
+export async function restrictModes(dir: string): Promise<void> {
+  for (const d of [dir, indexPath(dir), path.join(dir, 'packs'), path.join(dir, 'tmp')]) await chmodIfLoose(d, 0o700);
+  await chmodIfLoose(path.join(dir, 'config.json'), 0o600);
+  for (const f of await fs.readdir(indexPath(dir))) await chmodIfLoose(path.join(indexPath(dir), f), 0o600);
+}
+
+async function chmodIfLoose(file: string, mode: number): Promise<void> {
+  try {
+    if (((await fs.stat(file)).mode & 0o077) !== 0) await fs.chmod(file, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 function parseConfig(text: string, where: string): StoreConfig {
@@ -100,7 +126,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Writes `file` whole or not at all: a flushed temp file renamed over it, then its directory fsynced. */
 export async function writeFileDurably(file: string, content: string | Buffer): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, content, { flush: true });
+  await fs.writeFile(tmp, content, { flush: true, mode: 0o600 });
   await fs.rename(tmp, file);
   await fsyncDir(path.dirname(file));
 }

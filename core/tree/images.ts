@@ -73,21 +73,75 @@ export async function listImages(store: RefStore): Promise<ImageRecord[]> {
   return (await store.listRefs('image/')).map(([, v]) => JSON.parse(v) as ImageRecord);
 }
 
-/** Every chunk id a tree references: directory objects, their parts, file chunks. */
-export async function treeChunkIds(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>()): Promise<Set<ChunkId>> {
-  const visitedTrees = new Set<ChunkId>();
-  async function walk(id: ChunkId, where: string): Promise<void> {
-    if (visitedTrees.has(id)) return;
-    visitedTrees.add(id);
+/**
+ * Limits on a tree's expanded size, checked when a revision is committed (README "Tree
+ * limits"): entries (files, directories, links, devices, counted once per path, so a
+ * directory object listed twice counts twice), bytes (sum of file sizes), depth (nested
+ * directories). A tree of a few tiny directory objects that list each other many times
+ * (a "DAG bomb") expands past them and is refused before any restore tries to expand it.
+ */
+export const TREE_LIMITS = { entries: 16_000_000, bytes: 64 * 1024 ** 4, depth: 256 };
+export type TreeLimits = typeof TREE_LIMITS;
+
+/** What a tree expands to: entries and depth as TREE_LIMITS counts them, regular files and their bytes. */
+export interface TreeSize {
+  entries: number;
+  files: number;
+  bytes: number;
+  depth: number;
+}
+
+export class TreeTooLargeError extends StoreError {
+  override readonly code = 'TREE_TOO_LARGE';
+  override readonly status = 422;
+}
+
+/**
+ * Walks a tree once per distinct directory object: adds every chunk id it references
+ * (directory objects, their parts, file chunks) to `into`, and returns its expanded size,
+ * each directory's size computed once and reused wherever it is listed again. With
+ * `limits`, throws TreeTooLargeError as soon as a running total passes one, so a bomb
+ * costs no more than its distinct objects.
+ */
+export async function walkTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>(), limits?: TreeLimits): Promise<TreeSize> {
+  const sizes = new Map<ChunkId, TreeSize>();
+  const over = (what: string, value: number, limit: number) => {
+    throw new TreeTooLargeError(`the tree ${tree} expands past the limit of ${limit} ${what} (${value > Number.MAX_SAFE_INTEGER ? 'more' : value} counted so far)`, 'a tree this large is refused at commit (README "Tree limits"); capture less, or split it into several images');
+  };
+  async function walk(id: ChunkId, where: string, level: number): Promise<TreeSize> {
+    const known = sizes.get(id);
+    if (known) return known;
+    if (limits && level > limits.depth) over('nested directories', level, limits.depth);
     into.add(id);
     for (const part of objectPartIds(await reader.get(id), id)) into.add(part);
     const dir = parseDirectory(await getJsonObject(reader, id), where);
+    const size: TreeSize = { entries: 0, files: 0, bytes: 0, depth: 1 };
     for (const e of dir.entries) {
-      if (e.type === 'file') for (const c of e.chunks) into.add(c[2]);
-      else if (e.type === 'dir') await walk(e.tree, `${where === '/' ? '' : where}/${e.name}`);
+      size.entries++;
+      if (e.type === 'file') {
+        size.files++;
+        size.bytes += e.size;
+        for (const c of e.chunks) into.add(c[2]);
+      } else if (e.type === 'dir') {
+        const sub = await walk(e.tree, `${where === '/' ? '' : where}/${e.name}`, level + 1);
+        size.entries += sub.entries;
+        size.files += sub.files;
+        size.bytes += sub.bytes;
+        size.depth = Math.max(size.depth, sub.depth + 1);
+      }
+      if (limits && size.entries > limits.entries) over('entries', size.entries, limits.entries);
+      if (limits && size.bytes > limits.bytes) over('bytes of files', size.bytes, limits.bytes);
+      if (limits && level - 1 + size.depth > limits.depth) over('nested directories', level - 1 + size.depth, limits.depth);
     }
+    sizes.set(id, size);
+    return size;
   }
-  await walk(tree, '/');
+  return walk(tree, '/', 1);
+}
+
+/** Every chunk id a tree references: directory objects, their parts, file chunks. */
+export async function treeChunkIds(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>()): Promise<Set<ChunkId>> {
+  await walkTree(reader, tree, into);
   return into;
 }
 
@@ -98,17 +152,22 @@ async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, int
 
 /**
  * Appends a revision to an image (creating the image when `create`), after checking that
- * everything it references is stored. Returns the new revision.
+ * everything it references is stored and that the tree is within TREE_LIMITS. The
+ * revision's stats (regular files, their bytes) are the ones counted here: what a client
+ * reports is never stored. Returns the new revision.
  */
 export async function commitRevision(
   store: ImageStore,
   name: string,
-  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats: RevisionStats; parent?: number | null },
+  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats?: RevisionStats; parent?: number | null },
   mode: { create: boolean },
+  limits: TreeLimits = TREE_LIMITS,
 ): Promise<Revision> {
   assertName('image', name);
   return store.withoutPrune(async () => {
-    const ids = [...(await treeChunkIds(store, input.tree))];
+    const treeIds = new Set<ChunkId>();
+    const size = await walkTree(store, input.tree, treeIds, limits);
+    const ids = [...treeIds];
     if (input.options) {
       const optionIds = new Set<ChunkId>();
       await objectChunkIds(store, input.options, optionIds);
@@ -139,7 +198,7 @@ export async function commitRevision(
         layout: input.layout ?? last?.layout ?? null,
         options: input.options ?? last?.options ?? null,
         note: input.note ?? '',
-        stats: input.stats,
+        stats: { files: size.files, bytes: size.bytes },
       };
       record.revisions.push(revision);
       if (await store.casRef(key, before, JSON.stringify(record))) return revision;
@@ -224,26 +283,46 @@ export interface ImageVerifyReport {
   checked: number;
   missing: ChunkId[];
   corrupt: ChunkId[];
-  incomplete: Array<{ image: string; revision: number; missing: number; error?: string }>;
+  /** Packs with a bad magic, damaged record headers or a torn tail (store verify). */
+  damagedPacks: string[];
+  /**
+   * Every revision that refers to a chunk that is not indexed, missing from its pack or
+   * corrupt: `missing` counts all of those it cannot read, `corrupt` the corrupt ones among
+   * them; `error` when its tree itself could not be read.
+   */
+  incomplete: Array<{ image: string; revision: number; missing: number; corrupt?: number; error?: string }>;
 }
 
-/** Re-reads every chunk (BLAKE3) and checks that every revision of every image is complete. */
+/**
+ * Re-reads every chunk (BLAKE3) and names every revision of every image that refers to a
+ * chunk found missing or corrupt, or to one the index lacks.
+ */
 export async function verifyImages(store: LocalStore): Promise<ImageVerifyReport> {
   const report = await store.verify();
+  const missingSet = new Set(report.missing);
+  const corruptSet = new Set(report.corrupt);
   const incomplete: ImageVerifyReport['incomplete'] = [];
   for (const image of await listImages(store)) {
     for (const rev of image.revisions) {
       try {
-        const ids = [...(await treeChunkIds(store, rev.tree))];
+        const idSet = await treeChunkIds(store, rev.tree);
+        if (rev.options) await objectChunkIds(store, rev.options, idSet);
+        const ids = [...idSet];
         const present = await store.hasMany(ids);
-        const missing = present.filter((p) => !p).length;
-        if (missing) incomplete.push({ image: image.name, revision: rev.n, missing });
+        let missing = 0;
+        let corrupt = 0;
+        ids.forEach((id, i) => {
+          if (corruptSet.has(id)) corrupt++;
+          if (!present[i] || missingSet.has(id) || corruptSet.has(id)) missing++;
+        });
+        if (missing) incomplete.push({ image: image.name, revision: rev.n, missing, ...(corrupt ? { corrupt } : {}) });
       } catch (err) {
         incomplete.push({ image: image.name, revision: rev.n, missing: -1, error: (err as Error).message });
       }
     }
   }
-  return { ok: report.missing.length === 0 && report.corrupt.length === 0 && incomplete.length === 0, checked: report.checked, missing: report.missing, corrupt: report.corrupt, incomplete };
+  const ok = report.missing.length === 0 && report.corrupt.length === 0 && report.damagedPacks.length === 0 && incomplete.length === 0;
+  return { ok, checked: report.checked, missing: report.missing, corrupt: report.corrupt, damagedPacks: report.damagedPacks, incomplete };
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import type { DeployRow } from '../nodes/deploy.ts';
 import type { DeployStatus } from '../nodes/deploy-state.ts';
-import { listDiscovered, type Discovered } from '../nodes/discovered.ts';
+import type { Discovered } from '../nodes/discovered.ts';
 import { listNodes, NETBOOT_STATES, publicView, type NodeRecord } from '../nodes/registry.ts';
 import { selectNodes } from '../nodes/selector.ts';
 import type { RefStore } from '../store/interfaces.ts';
@@ -173,7 +173,7 @@ export interface Overview {
 }
 
 /** The overview page: images, nodes by state, deploys under way and failed, discovered MACs. */
-export async function overview(store: RefStore, live: ReadonlyMap<string, DeployStatus>): Promise<Overview> {
+export async function overview(store: RefStore, live: ReadonlyMap<string, DeployStatus>, discovered: Discovered[]): Promise<Overview> {
   const nodes = await listNodes(store);
   const states = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<NodeState, number>;
   const running: DeployView[] = [];
@@ -187,7 +187,7 @@ export async function overview(store: RefStore, live: ReadonlyMap<string, Deploy
       (state === 'failed' ? failed : running).push(view);
     }
   }
-  return { images: await imageSummaries(store), nodes: nodes.length, states, running, failed, discovered: waitingMacs(await listDiscovered(store), nodes) };
+  return { images: await imageSummaries(store), nodes: nodes.length, states, running, failed, discovered: waitingMacs(discovered, nodes) };
 }
 
 /** Discovered MACs that no node has yet (one that became a node since is left out), newest first. */

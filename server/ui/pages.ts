@@ -8,7 +8,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { NAME_SOURCE } from '../../core/names.ts';
 import { loadLayout } from '../../core/layout/store.ts';
-import { listDiscovered } from '../../core/nodes/discovered.ts';
 import { assignmentOf, getNode, listNodes, NodeNotFoundError, publicView } from '../../core/nodes/registry.ts';
 import { POWER_ACTIONS } from '../../core/nodes/power.ts';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
@@ -67,7 +66,7 @@ export async function pageRoutes(app: FastifyInstance, ctx: UiContext): Promise<
   const { store, live } = ctx;
   const view = (reply: FastifyReply, template: string, data: object) => reply.type('text/html; charset=utf-8').view(template, data);
 
-  app.get('/', async (req, reply) => view(reply, 'overview.eta', pageData(req, 'Overview', 'overview', { o: await overview(store, live.snapshot()) })));
+  app.get('/', async (req, reply) => view(reply, 'overview.eta', pageData(req, 'Overview', 'overview', { o: await overview(store, live.snapshot(), ctx.discovered.list()) })));
   app.get('/usage', async (_req, reply) => view(reply, 'store-usage.eta', { u: await storeUsage(store) }));
 
   app.get('/images', async (req, reply) => view(reply, 'images.eta', pageData(req, 'Images', 'images', { images: await imageSummaries(store), usage: null })));
@@ -131,7 +130,7 @@ export async function nodePageData(ctx: UiContext, req: FastifyRequest, name: st
 
 export async function discoveredPageData(ctx: UiContext, req: FastifyRequest, outcome: Outcomes): Promise<object> {
   const images = (await imageSummaries(ctx.store)).map((i) => i.name);
-  return pageData(req, 'Discovered MACs', 'discovered', { discovered: waitingMacs(await listDiscovered(ctx.store), await listNodes(ctx.store)), images, outcome });
+  return pageData(req, 'Discovered MACs', 'discovered', { discovered: waitingMacs(ctx.discovered.list(), await listNodes(ctx.store)), images, outcome });
 }
 
 /** Every node's deploy (narrowed by a selector), with counts by state over all nodes. */

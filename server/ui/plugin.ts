@@ -14,6 +14,7 @@
  * API (server/app.ts) lets these routes through as 'public': this plugin checks them.
  * Actions call the same core functions as the API routes (server/ui/actions.ts).
  */
+import type { DiscoveredMacs } from '../../core/nodes/discovered.ts';
 import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyView from '@fastify/view';
@@ -47,6 +48,8 @@ export interface UiOptions {
   store: UiStore;
   auth: TokenAuth;
   live: LiveDeploys;
+  /** The unknown MACs /boot.ipxe saw (kept in memory by the netboot routes). */
+  discovered: DiscoveredMacs;
   /** Mark the cookie Secure (the server speaks HTTPS). */
   secure: boolean;
   sessions?: SessionLimits;
@@ -159,13 +162,13 @@ export async function uiRoutes(app: FastifyInstance, opts: UiOptions): Promise<v
     return reply.redirect('/ui/login', 303);
   });
 
-  const ctx = { store: opts.store, live: opts.live, sessions, eta };
+  const ctx = { store: opts.store, live: opts.live, discovered: opts.discovered, sessions, eta };
   await pageRoutes(app, ctx);
   await actionRoutes(app, ctx);
   await eventRoutes(app, ctx);
 }
 
-export type UiContext = { store: UiStore; live: LiveDeploys; sessions: Sessions; eta: Eta };
+export type UiContext = { store: UiStore; live: LiveDeploys; discovered: DiscoveredMacs; sessions: Sessions; eta: Eta };
 
 /** An error answer: a fragment for htmx (swapped into the page), else a small page. */
 export function refuse(req: FastifyRequest, reply: FastifyReply, status: number, message: string, hint = ''): FastifyReply {

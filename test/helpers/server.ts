@@ -12,6 +12,10 @@ export interface TestServer {
   dataDir: string;
   adminToken: string;
   readToken: string;
+  /** The server's process id (e.g. to read its memory from /proc). */
+  pid: number;
+  /** What the server wrote to stderr so far. */
+  stderr(): string;
   /** Resolves with the exit code once the server stopped on SIGTERM. */
   stop(): Promise<number | null>;
 }
@@ -21,11 +25,13 @@ export interface ServerPlacement {
   listen?: string;
   /** Starts the server process (e.g. inside a network namespace); default: spawn here. */
   spawner?: (argv: string[]) => ChildProcess;
+  /** An existing data directory to serve (left in place); default: a fresh temporary one. */
+  dataDir?: string;
 }
 
 export async function withServer<T>(work: (server: TestServer) => Promise<T>, extraArgs: string[] = [], placement: ServerPlacement = {}): Promise<T> {
   return withTempDir(async (dir) => {
-    const dataDir = path.join(dir, 'data');
+    const dataDir = placement.dataDir ?? path.join(dir, 'data');
     const argv = [process.execPath, 'bin/cloner-server.js', '--data', dataDir, '--listen', placement.listen ?? '127.0.0.1:0', '--log-level', 'warn', ...extraArgs];
     const child = placement.spawner ? placement.spawner(argv) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -53,7 +59,7 @@ export async function withServer<T>(work: (server: TestServer) => Promise<T>, ex
     try {
       const adminToken = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
       const readToken = (await readFile(path.join(dataDir, 'read.token'), 'utf8')).trim();
-      return await work({ url, dataDir, adminToken, readToken, stop });
+      return await work({ url, dataDir, adminToken, readToken, pid: child.pid!, stderr: () => stderr, stop });
     } finally {
       if (child.exitCode === null && child.signalCode === null) await stop();
     }

@@ -3,7 +3,8 @@
  * disk with GPT, a vfat EFI system partition, swap and an ext4 root, plus a pair of disks
  * as md RAID1 with LVM on top (ext4 /home, xfs /scratch). Capture it, then apply it to
  * blank disks of larger and of smaller sizes, and check each result with lsblk, mdadm and
- * the LVM reports, the sync check, and the fstab and ESP the apply reports.
+ * the LVM reports, the sync check, and the fstab and ESP the apply reports. Then the same
+ * layout with the array at RAID levels 0 and 5.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -131,6 +132,22 @@ if (blocker) {
         assert.ok(plan.fstab.includes(`UUID=${uuids[2]} /home ext4 nodev,nosuid 0 2`), `${uuids}\n${plan.fstab}`);
         const sync = await json<SyncReport>(vm, `${TOOL} sync /tmp/layout.json ${devs.join(',')}`);
         assert.ok(sync.inSync, sync.differences.join('\n'));
+        await vm.runOk(TEARDOWN('/mnt/target', 'vgdata', '/dev/md/data', devs));
+      }
+
+      // RAID levels other than 1 on the same pair (mdadm takes two members for 0 and 5): the
+      // array is made at that level, the sync check agrees, and a raid0 array is not taken
+      // for the layout's raid1.
+      const devs = [byId(SETS.big.sys), byId(SETS.big.a), byId(SETS.big.b)];
+      for (const level of [0, 5] as const) {
+        const variant: Layout = { ...layout, raids: layout.raids!.map((r) => ({ ...r, level })) };
+        await vm.runOk(`cat > /tmp/layout-${level}.json <<'EOF'\n${JSON.stringify(variant)}\nEOF`);
+        await json<ApplyPlan>(vm, `${TOOL} apply /tmp/layout-${level}.json /mnt/target ${devs.join(',')}`);
+        assert.match(await vm.runOk('mdadm --detail --export /dev/md/data'), new RegExp(`MD_LEVEL=raid${level}\\n`));
+        assert.equal((await vm.runOk('findmnt -rn -o TARGET -R /mnt/target')).trim().split('\n').sort(), ['/mnt/target', '/mnt/target/boot/efi', '/mnt/target/home', '/mnt/target/scratch']);
+        const sync = await json<SyncReport>(vm, `${TOOL} sync /tmp/layout-${level}.json ${devs.join(',')}`);
+        assert.ok(sync.inSync, sync.differences.join('\n'));
+        if (level === 0) assert.not.ok((await json<SyncReport>(vm, `${TOOL} sync /tmp/layout.json ${devs.join(',')}`)).inSync, 'a raid0 array does not pass for raid1');
         await vm.runOk(TEARDOWN('/mnt/target', 'vgdata', '/dev/md/data', devs));
       }
     });
