@@ -18,3 +18,13 @@ export function splitList(value: unknown): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
 }
+
+/**
+ * Text that came from elsewhere (a node's status message, an error, a hostname) made safe
+ * to print on an admin's terminal: C0/C1 control characters and DEL (escape sequences could
+ * move the cursor, retitle the window or hide lines) are shown as \xNN; newlines as \n.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}

@@ -18,7 +18,7 @@ import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from '../core/store/wire.t
 import { sendError, serve } from './route.ts';
 
 /** What the chunk routes use of the store. */
-export type ChunkRouteStore = Pick<ChunkReader, 'has' | 'hasMany'> & Pick<ChunkWriter, 'putEncoded'> & EncodedChunkReader;
+export type ChunkRouteStore = Pick<ChunkReader, 'hasMany'> & Pick<ChunkWriter, 'putEncoded'> & EncodedChunkReader & { present(ids: readonly string[]): Promise<boolean[]> };
 
 /** Bytes of uploaded chunks one request may have waiting at once (bounds its memory). */
 const UPLOAD_WINDOW_BYTES = 32 * 1024 * 1024;
@@ -68,7 +68,8 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
 
   serve(app, API.chunksFetch, async (req, reply) => {
     const ids = req.body.ids;
-    const present = await store.hasMany(ids);
+    // Reads do not touch: only an uploader's /missing question holds chunks for its commit.
+    const present = await store.present(ids);
     const absent = ids.filter((_, i) => !present[i]);
     if (absent.length) return sendError(reply, 404, 'CHUNK_MISSING', `${absent.length} of ${ids.length} chunks are not stored (first: ${absent[0]})`, 'ask /v1/chunks/missing first; a revision never refers to a missing chunk');
     async function* frames() {
@@ -81,7 +82,7 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
     const { id } = req.params;
     const etag = `"${id}"`;
     if (req.headers['if-none-match'] === etag) return reply.code(304).header('ETag', etag).send();
-    if (!(await store.has(id))) return sendError(reply, 404, 'CHUNK_MISSING', `chunk ${id} is not stored`, 'ask /v1/chunks/missing');
+    if (!(await store.present([id]))[0]) return sendError(reply, 404, 'CHUNK_MISSING', `chunk ${id} is not stored`, 'ask /v1/chunks/missing');
     const frame = encodeFrame(await store.getEncoded(id));
     return reply.type(CHUNKS_MEDIA_TYPE).header('Cache-Control', 'public, max-age=31536000, immutable').header('ETag', etag).send(frame);
   });

@@ -51,7 +51,7 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: ImageRout
   });
   serve(app, API.commitRevision, async (req) => {
     const { create, ...input } = req.body;
-    return commitRevision(store, req.params.name, input, { create: !!create });
+    return commitRevision(store, req.params.name, input, { create: !!create, onCommitted: (ids) => grace.settle(ids) });
   });
   serve(app, API.deleteImage, async (req) => {
     await deleteImage(store, req.params.name);

@@ -10,7 +10,7 @@ export function register(cli: CAC): void {
       await withBackend(o, async (backend) => {
         const r = await backend.gc();
         if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-        else process.stdout.write(`gc: ${r.liveChunks} live chunks; deleted ${r.deletedChunks} chunks, repacked ${r.repackedPacks} and deleted ${r.deletedPacks} packs, freed ${formatBytes(r.freedBytes)}\n`);
+        else process.stdout.write(`gc: ${r.liveChunks} live chunks; deleted ${r.deletedChunks} chunks, repacked ${r.repackedPacks} and deleted ${r.deletedPacks} packs, freed ${formatBytes(r.freedBytes)}${r.keptForUploads?.chunks ? `; kept ${r.keptForUploads.chunks} chunks (${formatBytes(r.keptForUploads.bytes)}) of uploads not yet committed` : ''}\n`);
       });
     });
 }

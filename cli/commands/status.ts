@@ -6,7 +6,7 @@
  * passed (exit 2), or Ctrl-C; `--json` prints the rows.
  */
 import type { CAC } from 'cac';
-import { formatBytes } from '../../core/format.ts';
+import { formatBytes, printable } from '../../core/format.ts';
 import { selectNodes } from '../../core/nodes/selector.ts';
 import { backendOptions, withBackend, type BackendArgs, type DeployRow } from '../backend.ts';
 import { UsageError } from '../errors.ts';
@@ -59,7 +59,8 @@ export function register(cli: CAC): void {
           if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
           else {
             if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
-            process.stdout.write(`${[header, ...rows.map((r) => statusLine(r))].join('\n')}\n`);
+            // What nodes reported is shown with control characters escaped (printable).
+            process.stdout.write(`${[header, ...rows.map((r) => printable(statusLine(r)))].join('\n')}\n`);
           }
           if (!o.watch || rows.every(finished)) return;
           if (Date.now() - watchStart >= timeout * 1000) {

@@ -1,8 +1,10 @@
 /**
- * Touch guards, the GC's safety net. Ids answered present by `has`/`hasMany`, or written
- * by `put`, while a guard is open are added to it; prune never drops an id any open
- * guard holds. An upload holds a guard until its revision commits; GC holds one from
- * before its mark phase, so a chunk a concurrent upload relies on survives the sweep.
+ * Touch guards, the GC's safety net. Ids answered present by `has`/`hasMany` (an uploader's
+ * question: it skips them), or written by `put`, while a guard is open are added to it (a
+ * reader's `present` adds nothing); prune never drops an id any open guard holds. The
+ * server's upload grace holds rotating guards and lets go of a revision's ids once it is
+ * committed (`forget`); GC holds one from before its mark phase, so a chunk a concurrent
+ * upload relies on survives the sweep.
  */
 import type { ChunkId } from './chunk-id.ts';
 
@@ -16,6 +18,10 @@ export class TouchGuard {
   }
   has(id: ChunkId): boolean {
     return this.ids.has(id);
+  }
+  /** Stops protecting these ids (their revision is committed: references keep them now). */
+  forget(ids: Iterable<ChunkId>): void {
+    for (const id of ids) this.ids.delete(id);
   }
   /** Stops recording; its ids are no longer protected. Idempotent. */
   release(): void {

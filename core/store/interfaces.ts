@@ -44,6 +44,8 @@ export interface PruneReport {
   freedBytes: number;
   /** Packs worth repacking left as they were: the disk had no room for their new packs. */
   skippedRepacks?: number;
+  /** Dead chunks kept because uploads not yet committed touched them (stored bytes). */
+  keptForUploads?: { chunks: number; bytes: number };
 }
 
 export interface PrunableStore {

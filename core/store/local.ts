@@ -151,11 +151,24 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     return (await this.hasMany([id]))[0];
   }
 
+  /**
+   * Which ids are stored; those that are are touched (open guards hold them), since an
+   * uploader told "present" skips them and relies on them until its revision commits.
+   */
   async hasMany(ids: readonly ChunkId[]): Promise<boolean[]> {
+    return this.presence(ids, true);
+  }
+
+  /** Like hasMany, for readers (fetches): nothing is touched, so reads hold nothing from gc. */
+  async present(ids: readonly ChunkId[]): Promise<boolean[]> {
+    return this.presence(ids, false);
+  }
+
+  private async presence(ids: readonly ChunkId[], touch: boolean): Promise<boolean[]> {
     for (const id of ids) assertChunkId(id);
     return this.gate.shared(async () => {
       const answer = (await this.index.getMany(ids)).map((loc) => loc !== undefined);
-      ids.forEach((id, i) => answer[i] && this.guards.touch(id));
+      if (touch) ids.forEach((id, i) => answer[i] && this.guards.touch(id));
       return answer;
     });
   }
@@ -240,10 +253,19 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
    */
   async prune(isLive: (id: ChunkId) => boolean): Promise<PruneReport> {
     await this.flush();
+    // Chunks kept only because an upload not yet committed touched them: reported apart.
+    const keptForUploads: ChunkId[] = [];
     const report = await this.gate.exclusively(() =>
-      prunePacks({ dir: this.dir, index: this.index, reader: this.reader, writer: this.writer }, (id) => isLive(id) || this.guards.isGuarded(id)),
+      prunePacks({ dir: this.dir, index: this.index, reader: this.reader, writer: this.writer }, (id) => {
+        if (isLive(id)) return true;
+        if (!this.guards.isGuarded(id)) return false;
+        keptForUploads.push(id);
+        return true;
+      }),
     );
     await ensureReserve(this.dir); // a full disk may have used it
+    const locations = await this.index.getMany(keptForUploads);
+    report.keptForUploads = { chunks: keptForUploads.length, bytes: locations.reduce((sum, loc) => sum + (loc?.storedLength ?? 0), 0) };
     return report;
   }
 

@@ -154,13 +154,14 @@ async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, int
  * Appends a revision to an image (creating the image when `create`), after checking that
  * everything it references is stored and that the tree is within TREE_LIMITS. The
  * revision's stats (regular files, their bytes) are the ones counted here: what a client
- * reports is never stored. Returns the new revision.
+ * reports is never stored. `onCommitted` gets every chunk id the revision references once
+ * it is written (the server's upload grace stops holding them). Returns the new revision.
  */
 export async function commitRevision(
   store: ImageStore,
   name: string,
   input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats?: RevisionStats; parent?: number | null },
-  mode: { create: boolean },
+  mode: { create: boolean; onCommitted?: (ids: readonly ChunkId[]) => void },
   limits: TreeLimits = TREE_LIMITS,
 ): Promise<Revision> {
   assertName('image', name);
@@ -201,7 +202,10 @@ export async function commitRevision(
         stats: { files: size.files, bytes: size.bytes },
       };
       record.revisions.push(revision);
-      if (await store.casRef(key, before, JSON.stringify(record))) return revision;
+      if (await store.casRef(key, before, JSON.stringify(record))) {
+        mode.onCommitted?.(ids);
+        return revision;
+      }
     }
     throw new RevisionRefusedError(`image ${name} is being updated by too many writers at once`, 'retry');
   });
@@ -308,7 +312,7 @@ export async function verifyImages(store: LocalStore): Promise<ImageVerifyReport
         const idSet = await treeChunkIds(store, rev.tree);
         if (rev.options) await objectChunkIds(store, rev.options, idSet);
         const ids = [...idSet];
-        const present = await store.hasMany(ids);
+        const present = await store.present(ids); // a check, not an upload: holds nothing from gc
         let missing = 0;
         let corrupt = 0;
         ids.forEach((id, i) => {
