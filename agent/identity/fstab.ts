@@ -84,7 +84,7 @@ export function mergeFstab(previous: string | null, filesystems: NodeFilesystem[
     if (!p) return line;
     const fs = owner.get(i);
     if (!fs) {
-      if (/^(UUID=|PARTUUID=|\/dev\/disk\/by-(uuid|partuuid|id|path)\/)/i.test(p.source)) warnings.push(`/etc/fstab: ${p.source} (${p.mount}) is not a filesystem of the layout: line kept as the golden had it`);
+      if (/^(UUID=|LABEL=|PARTUUID=|PARTLABEL=|\/dev\/disk\/by-)/i.test(p.source)) warnings.push(`/etc/fstab: ${p.source} (${p.mount}) is not a filesystem of the layout: line kept as the golden had it`);
       return line;
     }
     const source = nodeSource(p.source, fs);
