@@ -40,7 +40,7 @@ import { AgentClient } from './client.ts';
 import { DeployError } from './errors.ts';
 import { espOf } from './esp.ts';
 import { nodeHostKeys } from './hostkeys.ts';
-import { applyIdentity, IMAGE_FILES_DIR, writeTargetFile, type IdentityChange, type NodeFilesystem } from './identity.ts';
+import { applyIdentity, IMAGE_FILES_DIR, resultLists, writeTargetFile, type IdentityChange, type NodeFilesystem } from './identity.ts';
 import { runScript, scriptEnv, withChrootMounts, withShebang } from './scripts.ts';
 
 export { DeployError };
@@ -74,6 +74,8 @@ export interface DeploySummary {
   writtenFiles: number;
   layoutKept: boolean;
   warnings: string[];
+  /** What the identity step changed on the node. */
+  changes: IdentityChange[];
 }
 
 /** This machine's MAC addresses (not loopback, not all-zero). */
@@ -317,9 +319,9 @@ async function finish(r: DeployRun, plan: DeployPlan, disks: Disks, progress: Sy
   const seconds = (performance.now() - r.started) / 1000;
   await r.enter('report', 'telling the server');
   const message = r.warnings.length ? `${r.warnings.length} warning(s): ${r.warnings[0]}`.slice(0, 2000) : undefined;
-  await r.client.api.call(API.deployResult, { params: { name: plan.node.name }, body: { ok: true, phase: 'done', image: plan.image, revision: plan.revision.n, seconds: Math.round(seconds * 10) / 10, fetchedBytes: progress.fetchedBytes, message } });
+  await r.client.api.call(API.deployResult, { params: { name: plan.node.name }, body: { ok: true, phase: 'done', image: plan.image, revision: plan.revision.n, seconds: Math.round(seconds * 10) / 10, fetchedBytes: progress.fetchedBytes, message, ...resultLists(r.warnings, r.changes) } });
   r.log(`[done] ${plan.node.name} has ${plan.image} revision ${plan.revision.n} (${seconds.toFixed(1)} s)`);
-  return { node: plan.node.name, image: plan.image, revision: plan.revision.n, seconds, fetchedBytes: progress.fetchedBytes, seededBytes: progress.seededBytes, keptFiles: progress.keptFiles, writtenFiles: progress.files, layoutKept: disks.kept, warnings: r.warnings };
+  return { node: plan.node.name, image: plan.image, revision: plan.revision.n, seconds, fetchedBytes: progress.fetchedBytes, seededBytes: progress.seededBytes, keptFiles: progress.keptFiles, writtenFiles: progress.files, layoutKept: disks.kept, warnings: r.warnings, changes: r.changes };
 }
 
 /** Runs every phase in order; a failure is reported with its phase and rethrown. */

@@ -47,6 +47,30 @@ export interface IdentityReport {
   warnings: string[];
 }
 
+/** The warnings and changes of a deploy result, trimmed to fit the server's 16 KiB body limit (about 12 KiB of them). */
+export function resultLists(warnings: string[], changes: IdentityChange[], budget = 12 * 1024): { warnings: string[]; changes: IdentityChange[] } {
+  const cut = (s: string) => (s.length > 1000 ? `${s.slice(0, 997)}...` : s);
+  const w: string[] = [];
+  const c: IdentityChange[] = [];
+  let used = 0;
+  for (const x of warnings) {
+    if (w.length >= 199 || (used += cut(x).length + 4) > budget / 2) {
+      w.push(`... and ${warnings.length - w.length} more warnings (see the agent's log)`);
+      break;
+    }
+    w.push(cut(x));
+  }
+  used = Math.max(used, 0);
+  for (const x of changes) {
+    if (c.length >= 199 || (used += cut(x.file).length + cut(x.change).length + 24) > budget) {
+      c.push({ file: '...', change: `and ${changes.length - c.length} more changes (see the agent's log)` });
+      break;
+    }
+    c.push({ file: cut(x.file), change: cut(x.change) });
+  }
+  return { warnings: w, changes: c };
+}
+
 /** Writes one file of the target (`rel` relative to it), never through a symlink; returns its tree path. */
 export function writeTargetFile(target: string, rel: string, content: string | Buffer, mode = 0o644): string {
   const t = TargetFiles.open(target);

@@ -1,7 +1,7 @@
 /**
  * status: each selected node's deploy as the server sees it: the phase it is in, how far
  * the restore is (percent, bytes fetched, rate), when it last reported, and its last
- * result (or error). `--watch` redraws every --interval seconds until every selected
+ * result (or error; a done deploy's warnings follow its row, one a line). `--watch` redraws every --interval seconds until every selected
  * node is done or failed (or Ctrl-C); `--json` prints the rows.
  */
 import type { CAC } from 'cac';
@@ -27,7 +27,13 @@ export function statusLine(row: DeployRow, now = Date.now()): string {
   if (phase === 'failed' || (!s && last && !last.ok)) {
     phase = 'failed';
     detail = `in ${last?.phase ?? s?.phase}: ${last?.message ?? s?.message ?? ''}`;
-  } else if (phase === 'done' && last?.ok) detail = `${last.image ?? ''}${last.revision ? ` rev ${last.revision}` : ''} in ${last.seconds ?? '?'} s, fetched ${formatBytes(last.fetchedBytes ?? 0)}`;
+  } else if (phase === 'done' && last?.ok) {
+    const warned = last.warnings?.length ?? 0;
+    detail = `${last.image ?? ''}${last.revision ? ` rev ${last.revision}` : ''} in ${last.seconds ?? '?'} s, fetched ${formatBytes(last.fetchedBytes ?? 0)}${warned ? `, ${warned} warning${warned > 1 ? 's' : ''}:` : ''}`;
+    // A done deploy's warnings, each on its own line under the row: they are what the admin must read.
+    if (warned) detail += last.warnings!.map((w) => `\n${' '.repeat(4)}warning: ${w}`).join('');
+    else if (last.message && /warning/.test(last.message)) detail += `, ${last.message}`;
+  }
   const image = s?.image ? `${s.image}${s.revision ? `@${s.revision}` : ''}` : row.image ?? '-';
   return `${row.node.padEnd(16)} ${row.netboot.padEnd(10)} ${image.padEnd(14)} ${phase.padEnd(13)} ${ago(s?.updated ?? last?.at, now).padEnd(9)} ${detail}`;
 }
