@@ -36,6 +36,7 @@ import { run, toolPath } from '../core/tools.ts';
 import { deployKeepList } from '../core/tree/select.ts';
 import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
 import { installBootloader } from './boot.ts';
+import { labelWithPolicy, mdadmScan } from './identity/node-tools.ts';
 import { AgentClient } from './client.ts';
 import { DeployError } from './errors.ts';
 import { espOf } from './esp.ts';
@@ -101,6 +102,8 @@ class DeployRun {
   readonly warnings: string[] = [];
   /** What the identity step changed on the node (file, what). */
   readonly changes: IdentityChange[] = [];
+  /** The identity step changed a block-device reference of the boot chain: the initramfs is made anew. */
+  bootChainChanged = false;
   readonly started = performance.now();
   phase: DeployPhase = 'identify';
   node: string | null;
@@ -257,8 +260,11 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
 async function identity(r: DeployRun, plan: DeployPlan, disks: Disks, workDir: string): Promise<void> {
   await r.enter('identity', `hostname ${plan.node.hostname ?? plan.node.name}, ${plan.node.interfaces.length} interfaces`);
   const hostKeys = fs.existsSync(path.join(r.o.target, 'etc/ssh')) ? await nodeHostKeys(r.client, plan.node.name, workDir, r.warn) : null;
-  const changes = applyIdentity({ target: r.o.target, node: plan.node, filesystems: disks.filesystems, hostKeys });
+  const mdadm = await mdadmScan(plan.layout?.layout, r.warn);
+  const changes = applyIdentity({ target: r.o.target, node: plan.node, filesystems: disks.filesystems, hostKeys, mdadmScan: mdadm });
+  await labelWithPolicy(r.o.target, changes, r.warn, (line) => r.log(line));
   r.changes.push(...changes.changes);
+  r.bootChainChanged = changes.bootChainChanged;
   changes.warnings.forEach(r.warn);
   r.log(`identity: ${changes.network ?? 'no'} network configuration; ${changes.changes.length} changes`);
   for (const c of changes.changes) r.log(`  ${c.file}: ${c.change}`);
@@ -291,7 +297,7 @@ async function bootloader(r: DeployRun, plan: DeployPlan, disks: Disks): Promise
   const layout = plan.layout.layout;
   await r.enter('bootloader', 'boot loader and EFI entries');
   const esp = espOf(layout, disks.devices);
-  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks }));
+  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks, initramfs: r.bootChainChanged }));
   warnings.forEach(r.warn);
 }
 

@@ -12,7 +12,10 @@
  *     format (identity/network-write.ts);
  *   - DHCP leases and LVM's system.devices (it names the golden node's disks) removed;
  *   - SSH host keys: the node's own, kept by the server (made on the first deploy);
- *   - /etc/fstab: the layout's filesystems' entries rewritten (identity/fstab.ts).
+ *   - /etc/fstab: the layout's filesystems' entries rewritten (identity/fstab.ts), and every
+ *     other golden block-device reference of the boot chain (identity/devices.ts);
+ *   - the golden's name, machine-id and per-host secrets in other files (identity/golden-names.ts);
+ *   - SELinux labels for what was written, or /.autorelabel (identity/selinux.ts).
  * Every access goes through identity/files.ts (beneath the target, never through a symlink);
  * every change is listed in the report (file, what changed), with the warnings.
  */
@@ -22,6 +25,9 @@ import { controllerOf, typeOf } from '../core/nodes/network.ts';
 import { TargetRoot } from '../core/tree/beneath.ts';
 import { TargetFiles, type IdentityChange } from './identity/files.ts';
 import { mergeFstab, type NodeFilesystem } from './identity/fstab.ts';
+import { rewriteDeviceReferences } from './identity/devices.ts';
+import { goldenNames } from './identity/golden-names.ts';
+import { labelWritten, policyLabeler } from './identity/selinux.ts';
 import { hostsFile } from './identity/hosts.ts';
 import { cleanIfupdown, detectFormat, disableGoldenNetwork } from './identity/network-find.ts';
 import { networkFiles, type NetworkFormat } from './identity/network-write.ts';
@@ -38,6 +44,8 @@ export interface IdentityOptions {
   filesystems: NodeFilesystem[] | null;
   /** The node's SSH host keys (file name -> bytes), or null to leave the image without keys. */
   hostKeys: Record<string, Buffer> | null;
+  /** `mdadm --detail --scan` on the node when the layout made arrays (mdadm.conf's ARRAY lines). */
+  mdadmScan?: string | null;
 }
 
 export interface IdentityReport {
@@ -45,6 +53,10 @@ export interface IdentityReport {
   network: NetworkFormat | null;
   changes: IdentityChange[];
   warnings: string[];
+  /** A reference to a block device in the boot chain changed: the initramfs and GRUB's config must be made anew. */
+  bootChainChanged: boolean;
+  /** Files written without an SELinux label that the image's setfiles is to label (tree paths), with its tool and contexts. */
+  selinuxToLabel: { files: string[]; setfiles: string; fileContexts: string } | null;
 }
 
 /** The warnings and changes of a deploy result, trimmed to fit the server's 16 KiB body limit (about 12 KiB of them). */
@@ -137,6 +149,7 @@ function applyIdentityIn(t: TargetFiles, o: IdentityOptions): IdentityReport {
   const hostname = node.hostname ?? node.name;
 
   const golden = t.read('etc/hostname')?.trim() || null;
+  const goldenMachineId = t.read('etc/machine-id')?.trim() || null;
   t.write('etc/hostname', `${hostname.split('.')[0]}\n`, 0o644, `${golden ?? '(none)'} -> ${hostname.split('.')[0]}`);
   const primary = node.interfaces.find((i) => i.ip && !i.ip.includes(':') && !controllerOf(node.interfaces, i));
   t.write('etc/hosts', hostsFile(t.read('etc/hosts'), golden, hostname, primary?.ip?.split('/')[0] ?? null), 0o644, `${golden ?? 'the golden'}'s names -> ${hostname}`);
@@ -159,10 +172,16 @@ function applyIdentityIn(t: TargetFiles, o: IdentityOptions): IdentityReport {
       for (const [name, body] of Object.entries(o.hostKeys)) t.write(`etc/ssh/${name}`, body, name.endsWith('.pub') ? 0o644 : 0o600, "the node's own SSH host key");
     } else t.warn('no SSH host keys for this node; sshd makes its own at first start (if the image does that)');
   }
+  let bootChainChanged = false;
   if (o.filesystems !== null) {
     const merged = mergeFstab(t.read('etc/fstab'), o.filesystems);
     merged.warnings.forEach((w) => t.warn(w));
+    const before = t.changes.length;
     t.write('etc/fstab', merged.text, 0o644, merged.notes.join('; ') || 'unchanged');
+    bootChainChanged = rewriteDeviceReferences(t, { filesystems: o.filesystems, mdadmScan: o.mdadmScan ?? null }, t.changes.length > before);
   }
-  return { hostname, network: format, changes: t.changes, warnings: t.warnings };
+  goldenNames(t, golden, goldenMachineId, hostname, machineId, new Set(t.changes.map((c) => c.file.slice(1))));
+  const toLabel = labelWritten(t);
+  const labeler = policyLabeler(t);
+  return { hostname, network: format, changes: t.changes, warnings: t.warnings, bootChainChanged, selinuxToLabel: toLabel.length && labeler ? { files: toLabel, ...labeler } : null };
 }
