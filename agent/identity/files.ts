@@ -40,6 +40,8 @@ const SELINUX_XATTR = 'security.selinux';
 
 /** Tree path ("/etc/hosts") of a target-relative one ("etc/hosts"). */
 export const treePath = (rel: string) => `/${rel.split('/').filter(Boolean).join('/')}`;
+/** TargetRoot's name of a directory: "" for the target itself, else a tree path. */
+const dirName = (rel: string) => (rel.split('/').filter(Boolean).length ? treePath(rel) : '');
 const parentRel = (rel: string) => rel.split('/').filter(Boolean).slice(0, -1).join('/');
 
 /** Codes openBeneath gives for a symlink (or non-directory) on the way. */
@@ -52,6 +54,8 @@ export class TargetFiles {
   readonly warnings: string[] = [];
   /** Tree paths written that carry no SELinux label (nothing to copy it from). */
   readonly unlabeled: string[] = [];
+  /** Labels of files removed or disabled, by directory and kind (see kindOf), for new files of the same kind. */
+  private readonly lostLabels = new Map<string, Buffer>();
 
   constructor(root: TargetRoot) {
     this.root = root;
@@ -131,7 +135,7 @@ export class TargetFiles {
 
   list(rel: string): string[] {
     try {
-      return fs.readdirSync(this.root.dirPath(treePath(rel)), { encoding: 'buffer' }).map(decodeName).sort();
+      return fs.readdirSync(this.root.dirPath(dirName(rel)), { encoding: 'buffer' }).map(decodeName).sort();
     } catch (err) {
       if (isMissing(err)) return [];
       throw err;
@@ -145,6 +149,31 @@ export class TargetFiles {
     } catch {
       return null;
     }
+  }
+
+  /** A file's kind for labels: its directory and extension, or its name's first word (ssh_host_*_key). */
+  private static kindOf(rel: string): string {
+    const name = rel.split('/').at(-1)!;
+    const ext = /\.[A-Za-z0-9]+$/.exec(name)?.[0] ?? `${name.split(/[_.-]/)[0]}*${/_key$/.test(name) ? '_key' : ''}`;
+    return `${parentRel(rel)}|${ext}`;
+  }
+
+  /** The label of a file of the same kind beside `rel` (or one removed from there), for a file that replaces none. */
+  private siblingLabel(rel: string): Buffer | null {
+    const kind = TargetFiles.kindOf(rel);
+    for (const name of this.list(parentRel(rel))) {
+      const sib = `${parentRel(rel)}/${name}`;
+      if (sib !== rel && TargetFiles.kindOf(sib) === kind && this.lstat(sib)?.isFile()) {
+        const l = this.label(sib);
+        if (l) return l;
+      }
+    }
+    return this.lostLabels.get(kind) ?? null;
+  }
+
+  private rememberLabel(rel: string): void {
+    const l = this.label(rel);
+    if (l) this.lostLabels.set(TargetFiles.kindOf(rel), l);
   }
 
   /** Creates (or replaces) a file by a temporary name and a rename, all beneath the root; the label of the file replaced is kept. */
@@ -191,8 +220,8 @@ export class TargetFiles {
     this.ensureDir(parentRel(rel));
     const before = this.readBytes(rel);
     if (before !== null && before.equals(Buffer.from(content))) return treePath(rel);
-    // The label of the file replaced, else that of a sibling of the same kind the caller names.
-    const label = this.label(rel);
+    // The label of the file replaced, else that of a file of the same kind beside it.
+    const label = this.label(rel) ?? this.siblingLabel(rel);
     this.saveImageVersion(rel);
     this.replace(rel, content, mode, label);
     this.change(rel, what ?? (before === null ? 'created' : 'rewritten'));
@@ -203,7 +232,7 @@ export class TargetFiles {
   private parentReachable(rel: string): boolean {
     const dir = parentRel(rel);
     try {
-      this.root.dirFd(treePath(dir));
+      this.root.dirFd(dirName(dir));
       return true;
     } catch (err) {
       if (isBlocked(err)) this.warn(`/${dir} is a symlink (or below one) in the image: /${rel} left alone`);
@@ -217,6 +246,7 @@ export class TargetFiles {
     if (!this.parentReachable(rel)) return false;
     const st = this.lstat(rel);
     if (!st || st.isDirectory()) return false;
+    this.rememberLabel(rel);
     this.saveImageVersion(rel);
     fs.unlinkSync(this.root.at(treePath(rel)));
     this.change(rel, why);
@@ -229,6 +259,7 @@ export class TargetFiles {
     const st = this.lstat(rel);
     if (!st || st.isDirectory()) return false;
     const content = st.isFile() ? this.readBytes(rel) : null;
+    this.rememberLabel(rel);
     if (content !== null) {
       this.ensureDir(DISABLED_DIR, 0o700);
       this.replace(`${DISABLED_DIR}/${rel.split('/').filter(Boolean).join('%')}`, content, st.mode & 0o7777, null);
