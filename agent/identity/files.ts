@@ -56,6 +56,8 @@ export class TargetFiles {
   readonly unlabeled: string[] = [];
   /** Labels of files removed or disabled, by directory and kind (see kindOf), for new files of the same kind. */
   private readonly lostLabels = new Map<string, Buffer>();
+  /** Files whose image version is saved in this run. */
+  private readonly saved = new Set<string>();
 
   constructor(root: TargetRoot) {
     this.root = root;
@@ -209,6 +211,10 @@ export class TargetFiles {
    * holds the image's SSH host keys when the image has them.
    */
   private saveImageVersion(rel: string): void {
+    // Only the first version seen is the image's: a file written twice in one run keeps it.
+    const key = rel.split('/').filter(Boolean).join('/');
+    if (this.saved.has(key)) return;
+    this.saved.add(key);
     const content = this.readBytes(rel);
     if (content === null) return;
     this.ensureDir(IMAGE_FILES_DIR, 0o700);
@@ -251,6 +257,17 @@ export class TargetFiles {
     fs.unlinkSync(this.root.at(treePath(rel)));
     this.change(rel, why);
     return true;
+  }
+
+  /** Copies a file's current content to /var/lib/cloner/disabled/ (before parts of it are taken out); returns where. */
+  setAside(rel: string): string {
+    const content = this.readBytes(rel);
+    const dest = `${DISABLED_DIR}/${rel.split('/').filter(Boolean).join('%')}`;
+    if (content !== null) {
+      this.ensureDir(DISABLED_DIR, 0o700);
+      this.replace(dest, content, 0o600, null);
+    }
+    return treePath(dest);
   }
 
   /** Moves a file to /var/lib/cloner/disabled/ (where nothing reads it); records why. */

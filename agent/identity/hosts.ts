@@ -53,7 +53,9 @@ export function hostsFile(previous: string | null, goldenName: string | null, ho
       const onlyHost = unique.every((t) => t === short || t.startsWith(`${short}.`));
       const newAddr = addr === '127.0.1.1' && onlyHost && address ? address : addr;
       const sep = newAddr === addr ? gap : '\t';
-      return `${lead}${newAddr}${sep}${unique.join(' ')}${tail}`;
+      // The host's own line names it as hosts(5) wants: canonical (FQDN) name first, then the short one.
+      const names = addr === '127.0.1.1' && onlyHost && hostname !== short ? [hostname, short] : unique;
+      return `${lead}${newAddr}${sep}${names.join(' ')}${tail}`;
     }
     if (tokens.includes(short) || tokens.includes(hostname)) named = true;
     return line;

@@ -16,7 +16,7 @@
  * catch-all DHCP files (networkd `Name=en*`) stay. Each golden one is disabled (moved aside,
  * where no stack reads it): replaced when the registry describes its interface, and otherwise
  * also reported as a warning. An ifupdown file holding loopback keeps it, the other stanzas
- * are commented out.
+ * are taken out.
  */
 import type { TargetFiles } from './files.ts';
 import type { NetworkFormat } from './network-write.ts';
@@ -194,7 +194,8 @@ function ifupdownFiles(t: TargetFiles, rel: string, seen: Set<string>): string[]
 /**
  * ifupdown: every stanza for an interface other than loopback, in every file interfaces(5)
  * reads, is the golden's. A file of only such stanzas is disabled; one that also holds
- * loopback or source lines keeps those, with the rest commented out. Returns whether
+ * loopback or source lines keeps those, the golden's stanzas taken out (the whole file as it
+ * was set aside in /var/lib/cloner/disabled). Returns whether
  * etc/network/interfaces includes interfaces.d/cloner-* after this (else it sources them).
  */
 export function cleanIfupdown(t: TargetFiles, described: Set<string>, writing: boolean): void {
@@ -208,6 +209,7 @@ export function cleanIfupdown(t: TargetFiles, described: Set<string>, writing: b
     let inGolden = false;
     const ifaces = new Set<string>();
     let kept = 0;
+    const DROP = '\0drop';
     const out = lines.map((line) => {
       const m = STANZA.exec(line);
       if (m) {
@@ -230,11 +232,11 @@ export function cleanIfupdown(t: TargetFiles, described: Set<string>, writing: b
         if (kw.startsWith('allow-') || kw === 'auto' || kw.startsWith('no-')) {
           const loOnly = names.filter((n) => !others.includes(n));
           if (loOnly.length) kept++;
-          return `${loOnly.length ? `${kw} ${loOnly.join(' ')}\n` : ''}# cloner: ${line.trim()}`;
+          return loOnly.length ? `${kw} ${loOnly.join(' ')}` : DROP;
         }
-        return `# cloner: ${line}`;
+        return DROP;
       }
-      if (inGolden && line.trim() && !line.trim().startsWith('#')) return `# cloner: ${line}`;
+      if (inGolden && line.trim() && !line.trim().startsWith('#')) return DROP;
       return line;
     });
     if (!ifaces.size) continue;
@@ -242,7 +244,13 @@ export function cleanIfupdown(t: TargetFiles, described: Set<string>, writing: b
     const others = [...ifaces].filter((n) => !described.has(n));
     const why = `the golden's stanzas for ${[...ifaces].join(', ')}${mine.length ? ' (replaced by cloner\'s)' : ''}`;
     if (!kept && rel !== 'etc/network/interfaces') t.disable(rel, why);
-    else t.write(rel, `${out.join('\n')}`, t.lstat(rel)?.mode ? t.lstat(rel)!.mode & 0o7777 : 0o644, `${why}: commented out`);
+    else {
+      // The golden's stanzas go (a copy of the whole file is set aside); loopback and source lines stay.
+      const aside = t.setAside(rel);
+      const first = out.indexOf(DROP);
+      const text = out.map((l, n) => (n === first ? `# cloner: the golden's stanzas for ${[...ifaces].join(', ')} were here (the file as it was: ${aside})` : l)).filter((l) => l !== DROP).join('\n');
+      t.write(rel, text, t.lstat(rel)?.mode ? t.lstat(rel)!.mode & 0o7777 : 0o644, `${why}: taken out (the file as it was: ${aside})`);
+    }
     if (others.length) t.warn(`/${rel}: the golden's stanzas for ${others.join(', ')}, interfaces the registry does not describe: disabled`);
   }
   if (writing && !includesOurs) {
