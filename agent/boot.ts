@@ -11,6 +11,9 @@
  *     HD(partition of the ESP)\EFI\cloner\grubx64.efi, first in BootOrder;
  *   - no ESP: `grub-install --target=i386-pc` onto the disk holding /boot (or /);
  *   - then update-grub (or grub-mkconfig -o /boot/grub/grub.cfg).
+ * First, when the identity step changed a block-device reference of the boot chain (fstab,
+ * resume=, mdadm.conf, crypttab, ...), the initramfs is made anew with the image's own tool
+ * (regenerateInitramfs); GRUB's config is generated after it, so both name the node's devices.
  * An image without GRUB is left as it is, with a warning. Returns the warnings. The EFI
  * entry rules are core/boot/efi.ts (shared with `cloner fix-efiboot`).
  */
@@ -35,13 +38,33 @@ export interface BootOptions {
   esp: EspLocation | null;
   label: string;
   disks?: string[];
+  /** Make the initramfs anew first (the identity step changed a device reference it holds). */
+  initramfs?: boolean;
   log: (line: string) => void;
+}
+
+/**
+ * The image's own initramfs tool, chrooted: update-initramfs (initramfs-tools), dracut,
+ * mkinitcpio, for every kernel of the image. Returns a warning when the image has none.
+ */
+export async function regenerateInitramfs(target: string, log: (line: string) => void): Promise<string | null> {
+  const chroot = (argv: string[]) => run(['chroot', target, ...argv]);
+  const tool = inTarget(target, 'usr/sbin/update-initramfs', 'sbin/update-initramfs', 'usr/bin/dracut', 'usr/sbin/dracut', 'sbin/dracut', 'usr/bin/mkinitcpio', 'usr/sbin/mkinitcpio');
+  if (!tool) return 'the boot configuration names the node\'s devices now, but the image has no initramfs tool (update-initramfs, dracut, mkinitcpio): its initramfs still names the golden\'s';
+  const argv = tool.endsWith('update-initramfs') ? [`/${tool}`, '-u', '-k', 'all'] : tool.endsWith('dracut') ? [`/${tool}`, '--regenerate-all', '--force'] : [`/${tool}`, '-P'];
+  log(`initramfs: ${argv.join(' ')} (the boot configuration names the node's devices now)`);
+  await chroot(argv);
+  return null;
 }
 
 const inTarget = (target: string, ...candidates: string[]) => candidates.find((c) => fs.existsSync(path.join(target, c))) ?? null;
 
 export async function installBootloader(o: BootOptions): Promise<string[]> {
   const warnings: string[] = [];
+  if (o.initramfs) {
+    const w = await regenerateInitramfs(o.target, o.log);
+    if (w) warnings.push(w);
+  }
   const grubInstall = inTarget(o.target, 'usr/sbin/grub-install', 'sbin/grub-install', 'usr/sbin/grub2-install');
   if (!grubInstall) {
     warnings.push('the image has no grub-install: boot loader left as the image has it');

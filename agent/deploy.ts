@@ -36,11 +36,12 @@ import { run, toolPath } from '../core/tools.ts';
 import { deployKeepList } from '../core/tree/select.ts';
 import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
 import { installBootloader } from './boot.ts';
+import { labelWithPolicy, mdadmScan } from './identity/node-tools.ts';
 import { AgentClient } from './client.ts';
 import { DeployError } from './errors.ts';
 import { espOf } from './esp.ts';
 import { nodeHostKeys } from './hostkeys.ts';
-import { applyIdentity, IMAGE_FILES_DIR, writeTargetFile } from './identity.ts';
+import { applyIdentity, IMAGE_FILES_DIR, resultLists, writeTargetFile, type IdentityChange, type NodeFilesystem } from './identity.ts';
 import { runScript, scriptEnv, withChrootMounts, withShebang } from './scripts.ts';
 
 export { DeployError };
@@ -74,6 +75,8 @@ export interface DeploySummary {
   writtenFiles: number;
   layoutKept: boolean;
   warnings: string[];
+  /** What the identity step changed on the node. */
+  changes: IdentityChange[];
 }
 
 /** This machine's MAC addresses (not loopback, not all-zero). */
@@ -97,6 +100,10 @@ class DeployRun {
   readonly o: DeployOptions;
   readonly client: AgentClient;
   readonly warnings: string[] = [];
+  /** What the identity step changed on the node (file, what). */
+  readonly changes: IdentityChange[] = [];
+  /** The identity step changed a block-device reference of the boot chain: the initramfs is made anew. */
+  bootChainChanged = false;
   readonly started = performance.now();
   phase: DeployPhase = 'identify';
   node: string | null;
@@ -163,6 +170,8 @@ class DeployRun {
 /** What the layout phase leaves: the fstab to write, the devices by layout id, what was applied. */
 interface Disks {
   fstab: string | null;
+  /** The layout's filesystems on this node (their fstab entries are rewritten), or null without a layout. */
+  filesystems: NodeFilesystem[] | null;
   devices: Record<string, string>;
   applied: ApplyPlan | null;
   kept: boolean;
@@ -216,7 +225,7 @@ async function layoutDisks(r: DeployRun, plan: DeployPlan): Promise<Disks> {
   fs.mkdirSync(r.o.target, { recursive: true });
   if (!plan.layout) {
     if (!fs.lstatSync(r.o.target).isDirectory()) throw new DeployError(`${r.o.target} is not a directory`, 'give --target an existing directory (the image has no layout)');
-    return { fstab: null, devices: {}, applied: null, kept: false };
+    return { fstab: null, filesystems: null, devices: {}, applied: null, kept: false };
   }
   const layout = plan.layout.layout;
   await r.enter('layout', `checking disks against layout ${plan.layout.name}`);
@@ -227,13 +236,13 @@ async function layoutDisks(r: DeployRun, plan: DeployPlan): Promise<Disks> {
     const { steps, mounts } = mountSteps(filesystems, r.o.target);
     r.mounts = mounts;
     await runSteps(steps, (line) => r.log(line));
-    return { fstab: fstabFor(filesystems), devices: sync.devices, applied: null, kept: true };
+    return { fstab: fstabFor(filesystems), filesystems: (layout.filesystems ?? []).map((spec, n) => ({ spec, uuid: filesystems[n].uuid, device: filesystems[n].path })), devices: sync.devices, applied: null, kept: true };
   }
   for (const d of sync.differences) r.log(`  differs: ${d}`);
   await r.report('layout', { message: 'partitioning and formatting' });
   const applied = await applyLayout(layout, { devices: r.o.disks, target: r.o.target, force: r.o.force, log: (line) => r.log(line) });
   r.mounts = applied.mounts;
-  return { fstab: applied.fstab, devices: applied.devices, applied, kept: false };
+  return { fstab: applied.fstab, filesystems: (layout.filesystems ?? []).map((spec, n) => ({ spec, uuid: applied.filesystems[n].uuid, device: applied.filesystems[n].path })), devices: applied.devices, applied, kept: false };
 }
 
 /** restore: sync the tree onto the target, fetching only what the node lacks, with progress reports. */
@@ -262,9 +271,14 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
 async function identity(r: DeployRun, plan: DeployPlan, disks: Disks, workDir: string): Promise<void> {
   await r.enter('identity', `hostname ${plan.node.hostname ?? plan.node.name}, ${plan.node.interfaces.length} interfaces`);
   const hostKeys = fs.existsSync(path.join(r.o.target, 'etc/ssh')) ? await nodeHostKeys(r.client, plan.node.name, workDir, r.warn) : null;
-  const changes = applyIdentity({ target: r.o.target, node: plan.node, fstab: disks.fstab, hostKeys });
+  const mdadm = await mdadmScan(plan.layout?.layout, r.warn);
+  const changes = applyIdentity({ target: r.o.target, node: plan.node, filesystems: disks.filesystems, hostKeys, mdadmScan: mdadm });
+  await labelWithPolicy(r.o.target, changes, r.warn, (line) => r.log(line));
+  r.changes.push(...changes.changes);
+  r.bootChainChanged = changes.bootChainChanged;
   changes.warnings.forEach(r.warn);
-  r.log(`identity: ${changes.network ?? 'no'} network configuration; wrote ${changes.changed.filter((c) => !c.startsWith('-')).length} files, removed ${changes.changed.filter((c) => c.startsWith('-')).length}`);
+  r.log(`identity: ${changes.network ?? 'no'} network configuration; ${changes.changes.length} changes`);
+  for (const c of changes.changes) r.log(`  ${c.file}: ${c.change}`);
   // What fix-efiboot (and an admin) later find on the node.
   const record: DeployedRecord = { node: plan.node.name, image: plan.image, revision: plan.revision.n, efiLabel: efiLabel(plan), at: new Date().toISOString() };
   writeTargetFile(r.o.target, NODE_STATE_FILE, `${JSON.stringify(record, null, 2)}\n`);
@@ -294,7 +308,7 @@ async function bootloader(r: DeployRun, plan: DeployPlan, disks: Disks): Promise
   const layout = plan.layout.layout;
   await r.enter('bootloader', 'boot loader and EFI entries');
   const esp = espOf(layout, disks.devices);
-  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks }));
+  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks, initramfs: r.bootChainChanged }));
   warnings.forEach(r.warn);
 }
 
@@ -322,9 +336,9 @@ async function finish(r: DeployRun, plan: DeployPlan, disks: Disks, progress: Sy
   const seconds = (performance.now() - r.started) / 1000;
   await r.enter('report', 'telling the server');
   const message = r.warnings.length ? `${r.warnings.length} warning(s): ${r.warnings[0]}`.slice(0, 2000) : undefined;
-  await r.client.api.call(API.deployResult, { params: { name: plan.node.name }, body: { ok: true, phase: 'done', image: plan.image, revision: plan.revision.n, seconds: Math.round(seconds * 10) / 10, fetchedBytes: progress.fetchedBytes, message } });
+  await r.client.api.call(API.deployResult, { params: { name: plan.node.name }, body: { ok: true, phase: 'done', image: plan.image, revision: plan.revision.n, seconds: Math.round(seconds * 10) / 10, fetchedBytes: progress.fetchedBytes, message, ...resultLists(r.warnings, r.changes) } });
   r.log(`[done] ${plan.node.name} has ${plan.image} revision ${plan.revision.n} (${seconds.toFixed(1)} s)`);
-  return { node: plan.node.name, image: plan.image, revision: plan.revision.n, seconds, fetchedBytes: progress.fetchedBytes, seededBytes: progress.seededBytes, keptFiles: progress.keptFiles, writtenFiles: progress.files, layoutKept: disks.kept, warnings: r.warnings };
+  return { node: plan.node.name, image: plan.image, revision: plan.revision.n, seconds, fetchedBytes: progress.fetchedBytes, seededBytes: progress.seededBytes, keptFiles: progress.keptFiles, writtenFiles: progress.files, layoutKept: disks.kept, warnings: r.warnings, changes: r.changes };
 }
 
 /** Runs every phase in order; a failure is reported with its phase and rethrown. */

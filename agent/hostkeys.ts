@@ -1,6 +1,6 @@
 /**
  * The node's SSH host keys: those the server keeps (made by its first deploy), or new ones
- * made now with ssh-keygen -A and kept there (a PUT the server accepts once; if another
+ * made now with ssh-keygen -A (their comment root@NODE) and kept there (a PUT the server accepts once; if another
  * deploy of the node stored keys first, those are used).
  */
 import * as fs from 'node:fs';
@@ -21,6 +21,10 @@ export async function nodeHostKeys(client: AgentClient, node: string, workDir: s
   const prefix = path.join(workDir, 'hostkeys');
   fs.mkdirSync(path.join(prefix, 'etc/ssh'), { recursive: true });
   await run(['ssh-keygen', '-A', '-f', prefix]);
+  // ssh-keygen -A names the machine that made them (root@<boot environment>): the keys are the node's.
+  for (const name of fs.readdirSync(path.join(prefix, 'etc/ssh'))) {
+    if (/^ssh_host_[a-z0-9]+_key$/.test(name)) await run(['ssh-keygen', '-q', '-c', '-C', `root@${node}`, '-P', '', '-f', path.join(prefix, 'etc/ssh', name)]);
+  }
   const files: Record<string, string> = {};
   for (const name of fs.readdirSync(path.join(prefix, 'etc/ssh'))) if (/^ssh_host_[a-z0-9]+_key(\.pub)?$/.test(name)) files[name] = fs.readFileSync(path.join(prefix, 'etc/ssh', name)).toString('base64');
   try {

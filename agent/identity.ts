@@ -1,367 +1,187 @@
 /**
- * Node identity on a freshly deployed tree: what makes one image many distinct nodes.
- *
- * Every write, delete, read and copy stays under the target: paths are built from fixed
- * relative names and reached through core/tree/beneath.ts's TargetRoot, whose parent
- * directories are opened with openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (or an
- * O_NOFOLLOW walk), so a symlink anywhere on the way (etc/udev -> /etc/udev in a hostile
- * image) is never followed: a file to write below one is refused (IdentityError), a file
- * to remove or read below one is not there for this step (and the report says so). A file
- * is replaced by writing a temporary name (O_CREAT|O_EXCL|O_NOFOLLOW), then renaming it.
- * The operations, after virt-sysprep's identity and network ones:
- *   - /etc/hostname, and /etc/hosts with the golden node's name replaced by this node's;
+ * Node identity on a freshly deployed tree: what makes one image many distinct nodes, and
+ * only that: every file is changed where it names the golden node, the rest kept as it was.
+ * After virt-sysprep's identity and network operations:
+ *   - /etc/hostname; /etc/hosts with the golden's name tokens replaced (identity/hosts.ts);
  *   - a fresh /etc/machine-id (and /var/lib/dbus/machine-id when it is a file), a fresh
  *     systemd random seed;
- *   - interface names pinned to MACs (systemd .link files, or a udev rule without
- *     systemd), the golden node's persistent-net rules removed;
- *   - network configuration for each interface in the format the image uses:
- *     NetworkManager keyfiles, systemd-networkd, ifupdown or ifcfg (static when the
- *     registry gives an address, DHCP otherwise); the golden node's own configuration for
- *     ethernet interfaces is removed first;
+ *   - interface names pinned to MACs (systemd .link files, or a udev rule without systemd),
+ *     the golden node's persistent-net rules removed;
+ *   - the golden's network configuration, wherever the image's stacks read it, disabled
+ *     (identity/network-find.ts), and the registry's interfaces written in the image's
+ *     format (identity/network-write.ts);
  *   - DHCP leases and LVM's system.devices (it names the golden node's disks) removed;
  *   - SSH host keys: the node's own, kept by the server (made on the first deploy);
- *   - /etc/fstab from the layout's new UUIDs.
- * The image's version of every file changed or removed is saved under
- * /var/lib/cloner/image-files (not part of any image): the next deploy finds those chunks
- * on the node, so a re-deploy of an unchanged image fetches nothing.
+ *   - /etc/fstab: the layout's filesystems' entries rewritten (identity/fstab.ts), and every
+ *     other golden block-device reference of the boot chain (identity/devices.ts);
+ *   - the golden's name, machine-id and per-host secrets in other files (identity/golden-names.ts);
+ *   - SELinux labels for what was written, or /.autorelabel (identity/selinux.ts).
+ * Every access goes through identity/files.ts (beneath the target, never through a symlink);
+ * every change is listed in the report (file, what changed), with the warnings.
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import { constants as fsc } from 'node:fs';
-import { ClonerError } from '../core/errors.ts';
-import type { NodeInterface, NodeRecord } from '../core/nodes/registry.ts';
+import type { NodeRecord } from '../core/nodes/registry.ts';
+import { controllerOf, typeOf } from '../core/nodes/network.ts';
 import { TargetRoot } from '../core/tree/beneath.ts';
-import { decodeName } from '../core/tree/file-names.ts';
-import { NODE_STATE_DIR } from '../core/tree/select.ts';
+import { TargetFiles, type IdentityChange } from './identity/files.ts';
+import { mergeFstab, type NodeFilesystem } from './identity/fstab.ts';
+import { rewriteDeviceReferences } from './identity/devices.ts';
+import { goldenNames } from './identity/golden-names.ts';
+import { labelWritten, policyLabeler } from './identity/selinux.ts';
+import { hostsFile } from './identity/hosts.ts';
+import { cleanIfupdown, detectFormat, disableGoldenNetwork } from './identity/network-find.ts';
+import { networkFiles, type NetworkFormat } from './identity/network-write.ts';
 
-export class IdentityError extends ClonerError {
-  override readonly code = 'IDENTITY_FAILED';
-}
-
-export type NetworkFormat = 'networkmanager' | 'networkd' | 'ifupdown' | 'ifcfg';
+export { IdentityError, IMAGE_FILES_DIR, type IdentityChange } from './identity/files.ts';
+export { hostsFile } from './identity/hosts.ts';
+export { mergeFstab, type NodeFilesystem } from './identity/fstab.ts';
+export { ifcfgFile, ifupdownStanza, networkdFiles, nmKeyfile, netplanFile, type NetworkFormat } from './identity/network-write.ts';
 
 export interface IdentityOptions {
   target: string;
   node: NodeRecord;
-  /** The new fstab (from the layout), or null to leave the image's. */
-  fstab: string | null;
+  /** The layout's filesystems on this node (the golden's fstab entries for them are rewritten), or null to leave fstab. */
+  filesystems: NodeFilesystem[] | null;
   /** The node's SSH host keys (file name -> bytes), or null to leave the image without keys. */
   hostKeys: Record<string, Buffer> | null;
+  /** `mdadm --detail --scan` on the node when the layout made arrays (mdadm.conf's ARRAY lines). */
+  mdadmScan?: string | null;
 }
 
 export interface IdentityReport {
   hostname: string;
   network: NetworkFormat | null;
-  changed: string[];
+  changes: IdentityChange[];
   warnings: string[];
+  /** A reference to a block device in the boot chain changed: the initramfs and GRUB's config must be made anew. */
+  bootChainChanged: boolean;
+  /** Files written without an SELinux label that the image's setfiles is to label (tree paths), with its tool and contexts. */
+  selinuxToLabel: { files: string[]; setfiles: string; fileContexts: string } | null;
 }
 
-/** Tree path ("/etc/hosts") of a target-relative one ("etc/hosts"). */
-const treePath = (rel: string) => `/${rel.split('/').filter(Boolean).join('/')}`;
-
-/** Codes openBeneath gives for a symlink (or non-directory) on the way. */
-const isBlocked = (err: unknown) => ['ELOOP', 'ENOTDIR', 'EXDEV'].includes((err as NodeJS.ErrnoException).code ?? '');
-
-/** A real directory under the target, created (0755) when missing; a symlink on the way is refused, never followed. */
-function ensureDir(root: TargetRoot, rel: string, mode = 0o755): void {
-  let current = '';
-  for (const part of rel.split('/').filter(Boolean)) {
-    current = `${current}/${part}`;
-    try {
-      root.dirFd(current);
-      continue;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new IdentityError(`${root.path}${current} is not a directory (a symlink in the image?)`, 'identity files are only written into real directories of the target');
-      }
+/** The warnings and changes of a deploy result, trimmed to fit the server's 16 KiB body limit (about 12 KiB of them). */
+export function resultLists(warnings: string[], changes: IdentityChange[], budget = 12 * 1024): { warnings: string[]; changes: IdentityChange[] } {
+  const cut = (s: string) => (s.length > 1000 ? `${s.slice(0, 997)}...` : s);
+  const w: string[] = [];
+  const c: IdentityChange[] = [];
+  let used = 0;
+  for (const x of warnings) {
+    if (w.length >= 199 || (used += cut(x).length + 4) > budget / 2) {
+      w.push(`... and ${warnings.length - w.length} more warnings (see the agent's log)`);
+      break;
     }
-    fs.mkdirSync(root.at(current), mode);
-    root.dirFd(current);
+    w.push(cut(x));
   }
-}
-
-/** Where the image's versions of the files made node-specific are saved (seeds of the next deploy). */
-export const IMAGE_FILES_DIR = `${NODE_STATE_DIR.slice(1)}/image-files`;
-
-/** The content of a regular file of the target, or null (missing, not a regular file, or below a symlink). */
-function readTargetBytes(root: TargetRoot, rel: string): Buffer | null {
-  let fd: number;
-  try {
-    fd = root.open(treePath(rel), fsc.O_RDONLY | fsc.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || isBlocked(err)) return null;
-    throw err;
+  used = Math.max(used, 0);
+  for (const x of changes) {
+    if (c.length >= 199 || (used += cut(x.file).length + cut(x.change).length + 24) > budget) {
+      c.push({ file: '...', change: `and ${changes.length - c.length} more changes (see the agent's log)` });
+      break;
+    }
+    c.push({ file: cut(x.file), change: cut(x.change) });
   }
-  try {
-    return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd) : null;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Creates (or replaces) a file by a temporary name and a rename, all beneath the root. */
-function replaceFile(root: TargetRoot, rel: string, content: string | Buffer, mode: number): void {
-  const file = treePath(rel);
-  const temp = `${file}.cloner-new`;
-  try {
-    fs.unlinkSync(root.at(temp));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const fd = root.open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
-  try {
-    fs.writeFileSync(fd, content);
-    fs.fchmodSync(fd, mode);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(root.at(temp), root.at(file));
-}
-
-/**
- * Saves the image's version of a file about to be changed or removed, so a re-deploy finds
- * its chunks on the node instead of fetching them. The directory is root's only (0700):
- * it holds the image's SSH host keys when the image has them (which every node holding
- * the read token could fetch from the image anyway).
- */
-function saveImageVersion(root: TargetRoot, rel: string): void {
-  const content = readTargetBytes(root, rel);
-  if (content === null) return;
-  ensureDir(root, IMAGE_FILES_DIR, 0o700);
-  replaceFile(root, `${IMAGE_FILES_DIR}/${rel.replace(/\//g, '%')}`, content, 0o600);
-}
-
-function writeFileIn(root: TargetRoot, rel: string, content: string | Buffer, mode = 0o644): string {
-  const dir = rel.split('/').filter(Boolean).slice(0, -1).join('/');
-  ensureDir(root, dir);
-  saveImageVersion(root, rel);
-  replaceFile(root, rel, content, mode);
-  return treePath(rel);
+  return { warnings: w, changes: c };
 }
 
 /** Writes one file of the target (`rel` relative to it), never through a symlink; returns its tree path. */
 export function writeTargetFile(target: string, rel: string, content: string | Buffer, mode = 0o644): string {
-  const root = TargetRoot.open(target);
+  const t = TargetFiles.open(target);
   try {
-    return writeFileIn(root, rel, content, mode);
+    return t.write(rel, content, mode);
   } finally {
-    root.close();
+    t.close();
   }
 }
 
-function readTarget(root: TargetRoot, rel: string): string | null {
-  return readTargetBytes(root, rel)?.toString('utf8') ?? null;
-}
-
-/** The kind of the entry at `rel`, or null when missing or below a symlink (not part of this target). */
-function lstatTarget(root: TargetRoot, rel: string): fs.Stats | null {
+/** The network configuration format of an image. */
+export function detectNetworkFormat(target: string): NetworkFormat | null {
+  const t = TargetFiles.open(target);
   try {
-    return fs.lstatSync(root.at(treePath(rel)));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || isBlocked(err)) return null;
-    throw err;
+    return detectFormat(t);
+  } finally {
+    t.close();
   }
-}
-
-function removeTarget(root: TargetRoot, rel: string, changed: string[], warnings: string[]): void {
-  const dir = rel.split('/').filter(Boolean).slice(0, -1).join('/');
-  try {
-    root.dirFd(treePath(dir));
-  } catch (err) {
-    if (isBlocked(err)) warnings.push(`/${dir} is a symlink (or below one) in the image: /${rel} left alone`);
-    else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    return;
-  }
-  const st = lstatTarget(root, rel);
-  if (st && !st.isDirectory()) {
-    saveImageVersion(root, rel);
-    fs.unlinkSync(root.at(treePath(rel)));
-    changed.push(`-/${rel}`);
-  }
-}
-
-function listTarget(root: TargetRoot, rel: string): string[] {
-  try {
-    return fs.readdirSync(root.dirPath(treePath(rel)), { encoding: 'buffer' }).map(decodeName).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || isBlocked(err)) return [];
-    throw err;
-  }
-}
-
-const exists = (root: TargetRoot, rel: string) => lstatTarget(root, rel) !== null;
-
-/** The network configuration format of an image: the enabled manager first, then what is installed. */
-export function detectNetworkFormat(target: string | TargetRoot): NetworkFormat | null {
-  if (typeof target === 'string') {
-    const root = TargetRoot.open(target);
-    try {
-      return detectNetworkFormat(root);
-    } finally {
-      root.close();
-    }
-  }
-  const wants = 'etc/systemd/system/multi-user.target.wants';
-  if (exists(target, `${wants}/NetworkManager.service`)) return 'networkmanager';
-  if (exists(target, `${wants}/systemd-networkd.service`)) return 'networkd';
-  if (exists(target, 'etc/network/interfaces')) return 'ifupdown';
-  if (exists(target, 'etc/sysconfig/network-scripts')) return 'ifcfg';
-  if (exists(target, 'etc/NetworkManager')) return 'networkmanager';
-  if (exists(target, 'etc/systemd/network')) return 'networkd';
-  return null;
-}
-
-function prefixToNetmask(prefix: number): string {
-  const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return [24, 16, 8, 0].map((s) => (bits >>> s) & 0xff).join('.');
-}
-
-/** NetworkManager keyfile of one interface (the connection binds to the MAC). */
-export function nmKeyfile(i: NodeInterface): string {
-  const lines = ['[connection]', `id=cloner-${i.name}`, 'type=ethernet', `interface-name=${i.name}`, 'autoconnect=true', '', '[ethernet]', `mac-address=${i.mac.toUpperCase()}`, '', '[ipv4]'];
-  if (i.ip) {
-    lines.push('method=manual', `address1=${i.ip}${i.gateway ? `,${i.gateway}` : ''}`);
-    if (i.dns?.length) lines.push(`dns=${i.dns.join(';')};`);
-  } else lines.push('method=auto');
-  lines.push('', '[ipv6]', 'method=ignore', '');
-  return lines.join('\n');
-}
-
-export function networkdFile(i: NodeInterface): string {
-  const lines = ['[Match]', `MACAddress=${i.mac}`, '', '[Network]'];
-  if (i.ip) {
-    lines.push(`Address=${i.ip}`);
-    if (i.gateway) lines.push(`Gateway=${i.gateway}`);
-    for (const d of i.dns ?? []) lines.push(`DNS=${d}`);
-  } else lines.push('DHCP=yes');
-  return `${lines.join('\n')}\n`;
-}
-
-export function ifupdownStanza(i: NodeInterface): string {
-  if (!i.ip) return `auto ${i.name}\niface ${i.name} inet dhcp\n`;
-  const lines = [`auto ${i.name}`, `iface ${i.name} inet static`, `    address ${i.ip}`];
-  if (i.gateway) lines.push(`    gateway ${i.gateway}`);
-  if (i.dns?.length) lines.push(`    dns-nameservers ${i.dns.join(' ')}`);
-  return `${lines.join('\n')}\n`;
-}
-
-export function ifcfgFile(i: NodeInterface): string {
-  const lines = [`DEVICE=${i.name}`, `HWADDR=${i.mac}`, 'TYPE=Ethernet', 'ONBOOT=yes'];
-  if (i.ip) {
-    const [addr, prefix] = i.ip.split('/');
-    lines.push('BOOTPROTO=none', `IPADDR=${addr}`, `PREFIX=${prefix}`);
-    if (!addr.includes(':')) lines.push(`NETMASK=${prefixToNetmask(Number(prefix))}`);
-    if (i.gateway) lines.push(`GATEWAY=${i.gateway}`);
-    (i.dns ?? []).forEach((d, n) => lines.push(`DNS${n + 1}=${d}`));
-  } else lines.push('BOOTPROTO=dhcp');
-  return `${lines.join('\n')}\n`;
-}
-
-/** Is a NetworkManager keyfile an ethernet connection (the golden node's own NIC config)? */
-const isEthernetKeyfile = (text: string) => /^type=(ethernet|802-3-ethernet)\s*$/m.test(text);
-
-function writeNetwork(target: TargetRoot, format: NetworkFormat, interfaces: NodeInterface[], changed: string[], warnings: string[]): void {
-  switch (format) {
-    case 'networkmanager': {
-      const dir = 'etc/NetworkManager/system-connections';
-      for (const name of listTarget(target, dir)) {
-        const text = readTarget(target, `${dir}/${name}`);
-        if (text !== null && (name.startsWith('cloner-') || isEthernetKeyfile(text))) removeTarget(target, `${dir}/${name}`, changed, warnings);
-      }
-      for (const i of interfaces) changed.push(writeFileIn(target, `${dir}/cloner-${i.name}.nmconnection`, nmKeyfile(i), 0o600));
-      break;
-    }
-    case 'networkd': {
-      const dir = 'etc/systemd/network';
-      for (const name of listTarget(target, dir)) {
-        if (!name.endsWith('.network')) continue;
-        const text = readTarget(target, `${dir}/${name}`) ?? '';
-        // The golden node's files for its ethernet interfaces (matched by name or MAC).
-        if (name.startsWith('10-cloner-') || /^\s*(MACAddress|Name)\s*=\s*(en|eth|[0-9a-f]{2}:)/m.test(text)) removeTarget(target, `${dir}/${name}`, changed, warnings);
-      }
-      for (const i of interfaces) changed.push(writeFileIn(target, `${dir}/10-cloner-${i.name}.network`, networkdFile(i)));
-      break;
-    }
-    case 'ifupdown': {
-      // The golden node's stanzas go: interfaces keeps loopback and sources interfaces.d.
-      changed.push(writeFileIn(target, 'etc/network/interfaces', '# written by cloner: loopback here, each interface in interfaces.d\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n'));
-      for (const name of listTarget(target, 'etc/network/interfaces.d')) if (name.startsWith('cloner-')) removeTarget(target, `etc/network/interfaces.d/${name}`, changed, warnings);
-      for (const i of interfaces) changed.push(writeFileIn(target, `etc/network/interfaces.d/cloner-${i.name}`, ifupdownStanza(i)));
-      break;
-    }
-    case 'ifcfg': {
-      const dir = 'etc/sysconfig/network-scripts';
-      for (const name of listTarget(target, dir)) if (name.startsWith('ifcfg-') && name !== 'ifcfg-lo') removeTarget(target, `${dir}/${name}`, changed, warnings);
-      for (const i of interfaces) changed.push(writeFileIn(target, `${dir}/ifcfg-${i.name}`, ifcfgFile(i)));
-      break;
-    }
-  }
-}
-
-/** /etc/hosts with every line naming the golden host renamed, and this node's address. */
-export function hostsFile(previous: string | null, goldenName: string | null, hostname: string, address: string | null): string {
-  const short = hostname.split('.')[0];
-  const names = hostname === short ? short : `${hostname} ${short}`;
-  const lines = (previous ?? '127.0.0.1\tlocalhost\n').split('\n').filter((line) => {
-    if (line.trim().startsWith('#') || !line.trim()) return true;
-    const fields = line.trim().split(/\s+/);
-    // The golden node's own line (127.0.1.1 golden), and any earlier line for this node.
-    return !(goldenName && fields.slice(1).some((f) => f === goldenName || f.split('.')[0] === goldenName.split('.')[0])) && !fields.slice(1).includes(short);
-  });
-  while (lines.length && !lines.at(-1)!.trim()) lines.pop();
-  lines.push(`${address ?? '127.0.1.1'}\t${names}`);
-  return `${lines.join('\n')}\n`;
 }
 
 export function applyIdentity(o: IdentityOptions): IdentityReport {
-  const root = TargetRoot.open(o.target);
+  const t = new TargetFiles(TargetRoot.open(o.target));
   try {
-    return applyIdentityIn(root, o);
+    return applyIdentityIn(t, o);
   } finally {
-    root.close();
+    t.close();
   }
 }
 
-function applyIdentityIn(target: TargetRoot, o: IdentityOptions): IdentityReport {
+function network(t: TargetFiles, node: NodeRecord): NetworkFormat | null {
+  const nics = node.interfaces.filter((i) => typeOf(i) === 'ethernet');
+  // Interface names pinned to MACs; the golden node's pinning goes.
+  t.remove('etc/udev/rules.d/70-persistent-net.rules', "removed (the golden's interface names by MAC)");
+  for (const name of t.list('etc/systemd/network')) if (name.startsWith('10-cloner-') && name.endsWith('.link')) t.remove(`etc/systemd/network/${name}`, 'removed (an earlier deploy\'s)');
+  if (t.exists('etc/systemd') || t.exists('lib/systemd/systemd-udevd') || t.exists('usr/lib/systemd/systemd-udevd')) {
+    for (const i of nics) t.write(`etc/systemd/network/10-cloner-${i.name}.link`, `[Match]\nMACAddress=${i.mac}\n\n[Link]\nName=${i.name}\n`, 0o644, `${i.name} named by its MAC ${i.mac}`);
+  } else if (nics.length) {
+    t.write('etc/udev/rules.d/70-cloner-net.rules', nics.map((i) => `SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="${i.mac}", NAME="${i.name}"\n`).join(''), 0o644, 'interface names by MAC');
+  }
+  const format = node.interfaces.length ? detectFormat(t) : null;
+  const described = new Set(node.interfaces.map((i) => i.name));
+  const scan = disableGoldenNetwork(t, described);
+  cleanIfupdown(t, described, format === 'ifupdown');
+  if (!format) {
+    if (node.interfaces.length) t.warn('the image has no network configuration cloner knows (NetworkManager, systemd-networkd, ifupdown, ifcfg, wicked, netplan); interfaces left unconfigured');
+    return null;
+  }
+  // Files of an earlier deploy that the registry no longer describes.
+  const files = networkFiles(format, node.interfaces, scan.netplanRenderer);
+  const ours = new Set(files.map((f) => f.path));
+  for (const [dir, prefix] of [['etc/NetworkManager/system-connections', 'cloner-'], ['etc/systemd/network', '10-cloner-'], ['etc/network/interfaces.d', 'cloner-']] as const) {
+    for (const name of t.list(dir)) if (name.startsWith(prefix) && !name.endsWith('.link') && !ours.has(`${dir}/${name}`)) t.remove(`${dir}/${name}`, 'removed (an interface the registry no longer describes)');
+  }
+  for (const f of files) {
+    const i = node.interfaces.find((x) => f.path.includes(`-${x.name}.`) || f.path.endsWith(`-${x.name}`));
+    const what = i ? `${typeOf(i)} ${i.name}: ${controllerOf(node.interfaces, i) ? `port of ${controllerOf(node.interfaces, i)!.name}` : i.ip ?? 'DHCP'}` : `${node.interfaces.map((x) => x.name).join(', ')}`;
+    t.write(f.path, f.content, f.mode, what);
+  }
+  return format;
+}
+
+function applyIdentityIn(t: TargetFiles, o: IdentityOptions): IdentityReport {
   const { node } = o;
-  const changed: string[] = [];
-  const warnings: string[] = [];
   const hostname = node.hostname ?? node.name;
 
-  const golden = readTarget(target, 'etc/hostname')?.trim() || null;
-  changed.push(writeFileIn(target, 'etc/hostname', `${hostname.split('.')[0]}\n`));
-  const primary = node.interfaces.find((i) => i.ip && !i.ip.includes(':'));
-  changed.push(writeFileIn(target, 'etc/hosts', hostsFile(readTarget(target, 'etc/hosts'), golden, hostname, primary?.ip?.split('/')[0] ?? null)));
+  const golden = t.read('etc/hostname')?.trim() || null;
+  const goldenMachineId = t.read('etc/machine-id')?.trim() || null;
+  t.write('etc/hostname', `${hostname.split('.')[0]}\n`, 0o644, `${golden ?? '(none)'} -> ${hostname.split('.')[0]}`);
+  const primary = node.interfaces.find((i) => i.ip && !i.ip.includes(':') && !controllerOf(node.interfaces, i));
+  t.write('etc/hosts', hostsFile(t.read('etc/hosts'), golden, hostname, primary?.ip?.split('/')[0] ?? null), 0o644, `${golden ?? 'the golden'}'s names -> ${hostname}`);
 
   const machineId = randomBytes(16).toString('hex');
-  changed.push(writeFileIn(target, 'etc/machine-id', `${machineId}\n`, 0o444));
-  if (lstatTarget(target, 'var/lib/dbus/machine-id')?.isFile()) changed.push(writeFileIn(target, 'var/lib/dbus/machine-id', `${machineId}\n`, 0o444));
-  if (exists(target, 'var/lib/systemd')) changed.push(writeFileIn(target, 'var/lib/systemd/random-seed', randomBytes(512), 0o600));
+  t.write('etc/machine-id', `${machineId}\n`, 0o444, 'a new machine-id');
+  if (t.lstat('var/lib/dbus/machine-id')?.isFile()) t.write('var/lib/dbus/machine-id', `${machineId}\n`, 0o444, 'a new machine-id');
+  if (t.exists('var/lib/systemd')) t.write('var/lib/systemd/random-seed', randomBytes(512), 0o600, 'a new random seed');
 
-  // Interface names pinned to MACs; the golden node's pinning goes.
-  removeTarget(target, 'etc/udev/rules.d/70-persistent-net.rules', changed, warnings);
-  for (const name of listTarget(target, 'etc/systemd/network')) if (name.startsWith('10-cloner-') && name.endsWith('.link')) removeTarget(target, `etc/systemd/network/${name}`, changed, warnings);
-  if (exists(target, 'etc/systemd') || exists(target, 'lib/systemd/systemd-udevd') || exists(target, 'usr/lib/systemd/systemd-udevd')) {
-    for (const i of node.interfaces) changed.push(writeFileIn(target, `etc/systemd/network/10-cloner-${i.name}.link`, `[Match]\nMACAddress=${i.mac}\n\n[Link]\nName=${i.name}\n`));
-  } else if (node.interfaces.length) {
-    changed.push(writeFileIn(target, 'etc/udev/rules.d/70-cloner-net.rules', node.interfaces.map((i) => `SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="${i.mac}", NAME="${i.name}"\n`).join('')));
-  }
-
-  const network = node.interfaces.length ? detectNetworkFormat(target) : null;
-  if (network) writeNetwork(target, network, node.interfaces, changed, warnings);
-  else if (node.interfaces.length) warnings.push('the image has no network configuration cloner knows (NetworkManager, systemd-networkd, ifupdown, ifcfg); interfaces left unconfigured');
+  const format = network(t, node);
 
   for (const dir of ['var/lib/dhcp', 'var/lib/dhclient', 'var/lib/NetworkManager']) {
-    for (const name of listTarget(target, dir)) if (/\.lease(s)?$/.test(name) || name.startsWith('dhclient')) removeTarget(target, `${dir}/${name}`, changed, warnings);
+    for (const name of t.list(dir)) if (/\.lease(s)?$/.test(name) || name.startsWith('dhclient')) t.remove(`${dir}/${name}`, "removed (the golden's DHCP lease)");
   }
-  removeTarget(target, 'etc/lvm/devices/system.devices', changed, warnings);
+  t.remove('etc/lvm/devices/system.devices', "removed (it names the golden's disks)");
 
-  if (exists(target, 'etc/ssh')) {
-    for (const name of listTarget(target, 'etc/ssh')) if (/^ssh_host_.*_key(\.pub)?$/.test(name)) removeTarget(target, `etc/ssh/${name}`, changed, warnings);
+  if (t.exists('etc/ssh')) {
+    for (const name of t.list('etc/ssh')) if (/^ssh_host_.*_key(\.pub)?$/.test(name) && !o.hostKeys?.[name]) t.remove(`etc/ssh/${name}`, "removed (the golden's SSH host key)");
     if (o.hostKeys) {
-      for (const [name, body] of Object.entries(o.hostKeys)) changed.push(writeFileIn(target, `etc/ssh/${name}`, body, name.endsWith('.pub') ? 0o644 : 0o600));
-    } else warnings.push('no SSH host keys for this node; sshd makes its own at first start (if the image does that)');
+      for (const [name, body] of Object.entries(o.hostKeys)) t.write(`etc/ssh/${name}`, body, name.endsWith('.pub') ? 0o644 : 0o600, "the node's own SSH host key");
+    } else t.warn('no SSH host keys for this node; sshd makes its own at first start (if the image does that)');
   }
-  if (o.fstab !== null) changed.push(writeFileIn(target, 'etc/fstab', o.fstab));
-  return { hostname, network, changed, warnings };
+  let bootChainChanged = false;
+  if (o.filesystems !== null) {
+    const merged = mergeFstab(t.read('etc/fstab'), o.filesystems);
+    merged.warnings.forEach((w) => t.warn(w));
+    const before = t.changes.length;
+    t.write('etc/fstab', merged.text, 0o644, merged.notes.join('; ') || 'unchanged');
+    bootChainChanged = rewriteDeviceReferences(t, { filesystems: o.filesystems, mdadmScan: o.mdadmScan ?? null }, t.changes.length > before);
+  }
+  goldenNames(t, golden, goldenMachineId, hostname, machineId, new Set(t.changes.map((c) => c.file.slice(1))));
+  const toLabel = labelWritten(t);
+  const labeler = policyLabeler(t);
+  return { hostname, network: format, changes: t.changes, warnings: t.warnings, bootChainChanged, selinuxToLabel: toLabel.length && labeler ? { files: toLabel, ...labeler } : null };
 }

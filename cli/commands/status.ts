@@ -1,9 +1,10 @@
 /**
  * status: each selected node's deploy as the server sees it: the phase it is in, how far
  * the restore is (percent, bytes fetched, rate), when it last reported, and its last
- * result (or error). `--watch` redraws every --interval seconds until every selected
- * node is done or failed (a node that has not reported is not), or `--timeout` seconds
- * passed (exit 2), or Ctrl-C; `--json` prints the rows.
+ * result (or error; a done deploy's warnings follow its row, one a line). `--watch` redraws
+ * every --interval seconds until every selected node is done or failed (a node that has
+ * not reported is not), or `--timeout` seconds passed (exit 2), or Ctrl-C; `--json` prints
+ * the rows. What nodes reported is shown with control characters escaped.
  */
 import type { CAC } from 'cac';
 import { formatBytes, printable } from '../../core/format.ts';
@@ -24,11 +25,17 @@ export function statusLine(row: DeployRow, now = Date.now()): string {
   let detail = '';
   if (s?.phase === 'restore' && s.totalBytes) {
     detail = `${Math.floor((100 * (s.bytes ?? 0)) / s.totalBytes)}% of ${formatBytes(s.totalBytes)}, fetched ${formatBytes(s.fetchedBytes ?? 0)}${s.rate ? ` at ${formatBytes(s.rate)}/s` : ''}`;
-  } else if (s?.message && s.phase !== 'done') detail = s.message;
+  } else if (s?.message && s.phase !== 'done') detail = printable(s.message);
   if (phase === 'failed' || (!s && last && !last.ok)) {
     phase = 'failed';
-    detail = `in ${last?.phase ?? s?.phase}: ${last?.message ?? s?.message ?? ''}`;
-  } else if (phase === 'done' && last?.ok) detail = `${last.image ?? ''}${last.revision ? ` rev ${last.revision}` : ''} in ${last.seconds ?? '?'} s, fetched ${formatBytes(last.fetchedBytes ?? 0)}`;
+    detail = `in ${last?.phase ?? s?.phase}: ${printable(last?.message ?? s?.message ?? '')}`;
+  } else if (phase === 'done' && last?.ok) {
+    const warned = last.warnings?.length ?? 0;
+    detail = `${last.image ?? ''}${last.revision ? ` rev ${last.revision}` : ''} in ${last.seconds ?? '?'} s, fetched ${formatBytes(last.fetchedBytes ?? 0)}${warned ? `, ${warned} warning${warned > 1 ? 's' : ''}:` : ''}`;
+    // A done deploy's warnings, each on its own line under the row: they are what the admin must read.
+    if (warned) detail += last.warnings!.map((w) => `\n${' '.repeat(4)}warning: ${printable(w)}`).join('');
+    else if (last.message && /warning/.test(last.message)) detail += `, ${printable(last.message)}`;
+  }
   const image = s?.image ? `${s.image}${s.revision ? `@${s.revision}` : ''}` : row.image ?? '-';
   return `${row.node.padEnd(16)} ${row.netboot.padEnd(10)} ${image.padEnd(14)} ${phase.padEnd(13)} ${ago(s?.updated ?? last?.at, now).padEnd(9)} ${detail}`;
 }
@@ -59,8 +66,7 @@ export function register(cli: CAC): void {
           if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
           else {
             if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
-            // What nodes reported is shown with control characters escaped (printable).
-            process.stdout.write(`${[header, ...rows.map((r) => printable(statusLine(r)))].join('\n')}\n`);
+            process.stdout.write(`${[header, ...rows.map((r) => statusLine(r))].join('\n')}\n`);
           }
           if (!o.watch || rows.every(finished)) return;
           if (Date.now() - watchStart >= timeout * 1000) {

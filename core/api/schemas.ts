@@ -91,7 +91,15 @@ export type DeployStatusBody = Static<typeof DeployStatusBody>;
 
 /** The end of a deploy, as the agent reports it. */
 export const DeployResultBody = Type.Object(
-  { ...deployShared, ok: Type.Boolean(), seconds: Type.Optional(Type.Number({ minimum: 0 })) },
+  {
+    ...deployShared,
+    ok: Type.Boolean(),
+    seconds: Type.Optional(Type.Number({ minimum: 0 })),
+    /** Every warning of the deploy (the agent trims the lists to fit the body limit). */
+    warnings: Type.Optional(Type.Array(Type.String({ maxLength: 1000 }), { maxItems: 200 })),
+    /** What the identity step changed on the node: file and what changed. */
+    changes: Type.Optional(Type.Array(Type.Object({ file: Type.String({ maxLength: 1000 }), change: Type.String({ maxLength: 1000 }) }, { additionalProperties: false }), { maxItems: 200 })),
+  },
   { additionalProperties: false },
 );
 export type DeployResultBody = Static<typeof DeployResultBody>;

@@ -1,7 +1,7 @@
 /**
  * The node registry: one record per node under the store ref `node/<name>`, written with
  * compare-and-set. A record holds the node's groups, hostname, interfaces (name, MAC,
- * address/prefix, gateway, DNS), its image assignment (`cloner_image`, optionally pinned
+ * address/prefix, gateway, DNS; bonds, VLANs, bridges and IPoIB: core/nodes/network.ts), its image assignment (`cloner_image`, optionally pinned
  * `cloner_revision`, layout override `cloner_layout`), its netboot state and its BMC.
  *
  * `applySettings` takes cv-conf style `key=value` pairs (`cloner_image=node`,
@@ -13,7 +13,8 @@
 import { isIP } from 'node:net';
 import type { DeployResult } from './deploy-state.ts';
 import { ClonerError } from '../errors.ts';
-import { MAC_PATTERN, NAME_PATTERN, NAME_RULE, normalizeMac } from '../names.ts';
+import { NAME_PATTERN, NAME_RULE, normalizeMac } from '../names.ts';
+import { checkInterfaces, IFNAME, INTERFACE_FIELDS, setInterfaceField, type NodeInterface } from './network.ts';
 import { dropDeployToken } from './deploy-tokens.ts';
 import { dropHostKeys } from './hostkeys.ts';
 import type { RefStore } from '../store/interfaces.ts';
@@ -22,13 +23,7 @@ import { getImage } from '../tree/images.ts';
 export type Netboot = 'local' | 'cloner' | 'cloner-multicast';
 export const NETBOOT_STATES: readonly Netboot[] = ['local', 'cloner', 'cloner-multicast'];
 
-export interface NodeInterface {
-  name: string;
-  mac: string;
-  ip?: string;
-  gateway?: string;
-  dns?: string[];
-}
+export type { NodeInterface, InterfaceType } from './network.ts';
 
 export interface NodeRecord {
   name: string;
@@ -53,8 +48,6 @@ export class NodeNotFoundError extends NodeError {
 }
 
 const NAME = NAME_PATTERN;
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/;
-const MAC = MAC_PATTERN;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export function assertNodeName(name: string): string {
@@ -66,18 +59,9 @@ export function newNode(name: string): NodeRecord {
   return { name: assertNodeName(name), groups: [], interfaces: [], netboot: 'local' };
 }
 
-function cidr(value: string, key: string): string {
-  const [addr, prefix, extra] = value.split('/');
-  const family = isIP(addr ?? '');
-  const max = family === 6 ? 128 : 32;
-  if (!family || extra !== undefined || prefix === undefined || !/^\d{1,3}$/.test(prefix) || Number(prefix) > max) throw new NodeError(`${key}: ${JSON.stringify(value)} is not ADDRESS/PREFIX`, 'e.g. eth0.ip=198.18.1.5/24');
-  return value;
-}
-
-function address(value: string, key: string): string {
-  if (!isIP(value)) throw new NodeError(`${key}: ${JSON.stringify(value)} is not an IP address`, 'e.g. 198.18.1.1');
-  return value;
-}
+const fail = (message: string, hint: string): never => {
+  throw new NodeError(message, hint);
+};
 
 /** Applies `key=value` settings to a copy of `node`; throws on the first bad one. */
 export function applySettings(node: NodeRecord, settings: string[]): NodeRecord {
@@ -87,7 +71,7 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
     if (eq <= 0) throw new NodeError(`bad setting ${JSON.stringify(setting)}`, 'write key=value, e.g. cloner_image=node');
     const key = setting.slice(0, eq);
     const value = setting.slice(eq + 1);
-    const iface = /^([A-Za-z0-9][A-Za-z0-9._-]{0,14})\.(mac|ip|gateway|dns)$/.exec(key);
+    const iface = new RegExp(`^([A-Za-z0-9][A-Za-z0-9._-]{0,14})\\.(${INTERFACE_FIELDS.join('|')})$`).exec(key);
     const clear = value === '';
     switch (key) {
       case 'groups':
@@ -136,7 +120,7 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
         break;
       }
       default: {
-        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/port/username/password/tls_verify, IFACE.mac/ip/gateway/dns');
+        if (!iface) throw new NodeError(`unknown key ${JSON.stringify(key)}`, 'keys: groups, hostname, cloner_image, cloner_revision, cloner_layout, netboot, bmc.type/address/port/username/password/tls_verify, IFACE.mac/ip/gateway/dns/mtu, IFACE.type=bond|vlan|bridge|infiniband with IFACE.ports/mode/parent/vlan');
         const [, name, field] = iface;
         let entry = out.interfaces.find((i) => i.name === name);
         if (!entry) {
@@ -144,19 +128,11 @@ export function applySettings(node: NodeRecord, settings: string[]): NodeRecord 
           entry = { name, mac: '' };
           out.interfaces.push(entry);
         }
-        if (field === 'mac') {
-          const mac = value.toLowerCase().replace(/-/g, ':');
-          if (!MAC.test(mac)) throw new NodeError(`${key}: ${JSON.stringify(value)} is not a MAC address`, 'e.g. 52:54:00:12:34:56');
-          entry.mac = mac;
-        } else if (field === 'ip') entry.ip = clear ? undefined : cidr(value, key);
-        else if (field === 'gateway') entry.gateway = clear ? undefined : address(value, key);
-        else entry.dns = clear ? undefined : value.split(',').map((d) => address(d.trim(), key));
+        setInterfaceField(entry, field as (typeof INTERFACE_FIELDS)[number], value, key, fail);
       }
     }
   }
-  for (const i of out.interfaces) if (!i.mac) throw new NodeError(`interface ${i.name} of ${out.name} has no MAC`, `set ${i.name}.mac=...`);
-  const macs = out.interfaces.map((i) => i.mac);
-  if (new Set(macs).size !== macs.length) throw new NodeError(`${out.name} lists one MAC on two interfaces`, 'each interface has its own MAC');
+  checkInterfaces(out.name, out.interfaces, fail);
   return out;
 }
 
@@ -189,8 +165,8 @@ export async function updateNode(store: RefStore, name: string, change: (current
     const next = change(before ? (JSON.parse(before) as NodeRecord) : undefined);
     if (next) {
       if (next.name !== name) throw new NodeError(`a record for ${name} names ${next.name}`, 'internal: keep the name');
-      const taken = new Map((await listNodes(store)).filter((n) => n.name !== name).flatMap((n) => n.interfaces.map((i) => [i.mac, n.name] as const)));
-      for (const i of next.interfaces) if (taken.has(i.mac)) throw new NodeError(`MAC ${i.mac} of ${name} is already ${taken.get(i.mac)}'s`, 'a MAC identifies one node; fix or remove the other one');
+      const taken = new Map((await listNodes(store)).filter((n) => n.name !== name).flatMap((n) => n.interfaces.filter((i) => i.mac).map((i) => [i.mac, n.name] as const)));
+      for (const i of next.interfaces) if (i.mac && taken.has(i.mac)) throw new NodeError(`MAC ${i.mac} of ${name} is already ${taken.get(i.mac)}'s`, 'a MAC identifies one node; fix or remove the other one');
     }
     if (await store.casRef(key(name), before, next ? JSON.stringify(next) : undefined)) return next;
   }

@@ -36,7 +36,7 @@ test('NetworkManager: keyfiles bound to each MAC; the golden ethernet connection
       'var/lib/NetworkManager/internal-eth0.lease': file('lease'),
     });
     assert.is(detectNetworkFormat(root), 'networkmanager');
-    const report = applyIdentity({ target: root, node: NODE, fstab: null, hostKeys: null });
+    const report = applyIdentity({ target: root, node: NODE, filesystems: null, hostKeys: null });
     assert.is(report.network, 'networkmanager');
     const dirNm = path.join(root, 'etc/NetworkManager/system-connections');
     assert.equal((await readdir(dirNm)).sort(), ['cloner-eth0.nmconnection', 'cloner-ib0.nmconnection', 'lab-wifi.nmconnection']);
@@ -60,16 +60,16 @@ test('ifcfg: the golden ifcfg-eth0 is replaced, loopback kept, DHCP without an a
       'etc/sysconfig/network-scripts/ifcfg-lo': file('DEVICE=lo\n'),
       'etc/udev/rules.d/70-persistent-net.rules': file('SUBSYSTEM=="net", NAME="eth0"\n'),
     });
-    const report = applyIdentity({ target: root, node: NODE, fstab: 'UUID=x / ext4 defaults 0 1\n', hostKeys: null });
+    const report = applyIdentity({ target: root, node: NODE, filesystems: [{ spec: { device: 'root', type: 'ext4', mount: '/' }, uuid: 'x', device: '/dev/sda1' }], hostKeys: null });
     assert.is(report.network, 'ifcfg');
     const scripts = path.join(root, 'etc/sysconfig/network-scripts');
     assert.equal((await readdir(scripts)).sort(), ['ifcfg-eth0', 'ifcfg-ib0', 'ifcfg-lo']);
-    assert.is(await readFile(path.join(scripts, 'ifcfg-eth0'), 'utf8'), 'DEVICE=eth0\nHWADDR=52:54:00:00:00:07\nTYPE=Ethernet\nONBOOT=yes\nBOOTPROTO=none\nIPADDR=198.18.3.7\nPREFIX=24\nNETMASK=255.255.255.0\nGATEWAY=198.18.3.1\nDNS1=198.18.3.2\nDNS2=198.18.3.3\n');
+    assert.is(await readFile(path.join(scripts, 'ifcfg-eth0'), 'utf8'), 'DEVICE=eth0\nNAME=cloner-eth0\nHWADDR=52:54:00:00:00:07\nTYPE=Ethernet\nONBOOT=yes\nBOOTPROTO=none\nIPADDR=198.18.3.7\nPREFIX=24\nNETMASK=255.255.255.0\nGATEWAY=198.18.3.1\nDNS1=198.18.3.2\nDNS2=198.18.3.3\n');
     assert.match(await readFile(path.join(scripts, 'ifcfg-ib0'), 'utf8'), /BOOTPROTO=dhcp/);
     // No systemd in this image: interface names are pinned by a udev rule instead.
     assert.not.ok(existsSync(path.join(root, 'etc/udev/rules.d/70-persistent-net.rules')));
     assert.match(await readFile(path.join(root, 'etc/udev/rules.d/70-cloner-net.rules'), 'utf8'), /ATTR\{address\}=="52:54:00:00:00:07", NAME="eth0"/);
-    assert.is(await readFile(path.join(root, 'etc/fstab'), 'utf8'), 'UUID=x / ext4 defaults 0 1\n');
+    assert.match(await readFile(path.join(root, 'etc/fstab'), 'utf8'), /^UUID=x \/ ext4 defaults 0 1$/m);
     assert.match(await readFile(path.join(root, 'etc/machine-id'), 'utf8'), /^[0-9a-f]{32}\n$/);
   });
 });
@@ -81,13 +81,13 @@ test('a symlinked /etc/ssh in the image is refused, not followed', async () => {
     await makeTree(work, { 'outside/keep': file('x'), 'root/etc/hostname': file('g\n'), 'root/etc/ssh': symlink(outside) });
     await makeTree(root, { 'etc/network': dir() });
     const keys = { ssh_host_ed25519_key: Buffer.from('secret') };
-    assert.throws(() => applyIdentity({ target: root, node: NODE, fstab: null, hostKeys: keys }), /not a directory/);
+    assert.throws(() => applyIdentity({ target: root, node: NODE, filesystems: null, hostKeys: keys }), /not a directory/);
     assert.equal(await readdir(outside), ['keep']);
   });
 });
 
-test('hosts: lines naming the golden host go, loopback stays, no address gives 127.0.1.1', () => {
-  assert.is(hostsFile('127.0.0.1 localhost\n10.0.0.1 golden.example golden\n# comment\n', 'golden', 'n1', null), '127.0.0.1 localhost\n# comment\n127.0.1.1\tn1\n');
+test('hosts: the golden cluster entry stays, loopback stays, the node is added (127.0.1.1 without an address)', () => {
+  assert.is(hostsFile('127.0.0.1 localhost\n10.0.0.1 golden.example golden\n# comment\n', 'golden', 'n1', null), '127.0.0.1 localhost\n10.0.0.1 golden.example golden\n# comment\n127.0.1.1\tn1\n');
 });
 
 test.run();

@@ -1,0 +1,84 @@
+/**
+ * The boot chain follows the node's own disks (issue 20): every reference to a golden block
+ * device in the boot configuration is rewritten for the node's devices, or reported.
+ *
+ * The golden's filesystem UUIDs (captured in the layout) map to the node's; labels are the
+ * same on every node (mkfs -L). In the GRUB defaults (and grub.d), GRUB's config, the kernel
+ * command line files (etc/kernel/cmdline, BLS entries), initramfs-tools' conf.d/resume,
+ * dracut's conf.d, crypttab, the LVM configuration, each golden UUID becomes the node's
+ * (UUID=, resume=, root=, /dev/disk/by-uuid/). mdadm.conf's ARRAY lines are the arrays made
+ * on the node (`mdadm --detail --scan`, probed by the agent). What is left naming a device by
+ * an identifier the node does not have (a UUID, PARTUUID, /dev/disk/by-id|by-path name) is a
+ * warning. `changed` tells the agent to regenerate the initramfs (and then GRUB's config).
+ */
+import type { TargetFiles } from './files.ts';
+import type { NodeFilesystem } from './fstab.ts';
+
+export interface NodeDevices {
+  filesystems: NodeFilesystem[];
+  /** `mdadm --detail --scan` on the node (ARRAY lines of the arrays made), or null without arrays. */
+  mdadmScan: string | null;
+}
+
+const FILES = ['etc/default/grub', 'etc/initramfs-tools/conf.d/resume', 'etc/uswsusp.conf', 'etc/crypttab', 'etc/kernel/cmdline', 'etc/lvm/lvm.conf', 'boot/grub/grub.cfg', 'boot/grub2/grub.cfg', 'etc/sysconfig/grub'];
+const DIRS: Array<[string, RegExp]> = [['etc/default/grub.d', /\.cfg$/], ['etc/dracut.conf.d', /\.conf$/], ['etc/initramfs-tools/conf.d', /./], ['boot/loader/entries', /\.conf$/], ['etc/cmdline.d', /\.conf$/]];
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9A-F]{4}-[0-9A-F]{4}\b/gi;
+
+/** The boot configuration files of the image that exist. */
+function bootFiles(t: TargetFiles): string[] {
+  const out = FILES.filter((f) => t.lstat(f)?.isFile());
+  for (const [dir, re] of DIRS) for (const n of t.list(dir)) if (re.test(n) && t.lstat(`${dir}/${n}`)?.isFile() && !out.includes(`${dir}/${n}`)) out.push(`${dir}/${n}`);
+  return out;
+}
+
+/** Rewrites golden device references; returns whether anything of the boot chain changed. */
+export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabChanged: boolean): boolean {
+  let changed = fstabChanged;
+  const map = new Map<string, string>();
+  for (const f of d.filesystems) if (f.spec.uuid && f.spec.uuid.toLowerCase() !== f.uuid.toLowerCase()) map.set(f.spec.uuid.toLowerCase(), f.uuid);
+  const nodeIds = new Set(d.filesystems.flatMap((f) => [f.uuid.toLowerCase(), ...(f.partuuid ? [f.partuuid.toLowerCase()] : [])]));
+  for (const rel of bootFiles(t)) {
+    const text = t.read(rel);
+    if (text === null) continue;
+    const notes: string[] = [];
+    const next = text.replace(UUID, (m) => {
+      const to = map.get(m.toLowerCase());
+      if (!to) return m;
+      if (!notes.includes(`${m} -> ${to}`)) notes.push(`${m} -> ${to}`);
+      return to;
+    });
+    if (next !== text) {
+      t.write(rel, next, (t.lstat(rel)!.mode & 0o7777) || 0o644, `golden device references: ${notes.join(', ')}`);
+      changed = true;
+    }
+    // What still names a device the node does not have.
+    const stale = new Set<string>();
+    for (const line of next.split('\n')) {
+      if (line.trim().startsWith('#')) continue;
+      for (const m of line.matchAll(/\b(?:UUID|PARTUUID)=["']?([0-9A-Fa-f-]{9,36})|\/dev\/disk\/by-(?:uuid|partuuid)\/([0-9A-Fa-f-]{9,36})|(\/dev\/disk\/by-(?:id|path)\/[^\s"',]+)/g)) {
+        const id = (m[1] ?? m[2] ?? '').toLowerCase();
+        if (m[3]) stale.add(m[3]);
+        else if (id && !nodeIds.has(id)) stale.add(id);
+      }
+    }
+    // GRUB's own search --fs-uuid lines are regenerated after this; the rest is the admin's to check.
+    if (stale.size && !/grub2?\/grub\.cfg$/.test(rel)) t.warn(`/${rel} names devices this node does not have: ${[...stale].join(', ')} (not rewritten: check it)`);
+  }
+  for (const rel of ['etc/mdadm/mdadm.conf', 'etc/mdadm.conf']) {
+    const text = t.read(rel);
+    if (text === null) continue;
+    const golden = text.split('\n').filter((l) => /^\s*ARRAY\s/.test(l));
+    if (d.mdadmScan === null) {
+      if (golden.length) t.warn(`/${rel} names arrays (${golden.length}) but the layout made none: left as it is`);
+      continue;
+    }
+    const arrays = d.mdadmScan.split('\n').filter((l) => /^ARRAY\s/.test(l));
+    const kept = text.split('\n').filter((l) => !/^\s*ARRAY\s/.test(l) && !/^\s+\S/.test(l) || !golden.length).filter((l, i, all) => !(i === all.length - 1 && l === ''));
+    const next = `${[...kept, ...arrays].join('\n')}\n`;
+    if (next !== text) {
+      t.write(rel, next, (t.lstat(rel)!.mode & 0o7777) || 0o644, `ARRAY lines are this node's arrays (${arrays.map((a) => a.split(/\s+/)[1]).join(', ')}), the golden's ${golden.length} replaced`);
+      changed = true;
+    }
+  }
+  return changed;
+}
