@@ -6,9 +6,10 @@
  * `cloner-agent deploy` partitions its two blank disks,
  * restores the tree over the network, writes the node's identity (hostname, a networkd
  * file for its MAC, interface name pinned by a .link file), runs the image's post-script
- * chrooted (it enables networkd and a unit that reports to the serial console, and
- * rebuilds the initramfs so it assembles the mirror and the volume group), installs
- * GRUB and writes the EFI boot entry. Then the VM is started again through its firmware
+ * chrooted (it enables networkd and a unit that reports to the serial console; it does not
+ * touch mdadm.conf or the initramfs: the agent writes the node's arrays into mdadm.conf and
+ * regenerates the initramfs itself, since the root moved to LVM on md), installs GRUB and
+ * writes the EFI boot entry. Then the VM is started again through its firmware
  * alone: it boots the clone from its disks, whose report on the serial console gives the
  * node's hostname, its root (the LV) and its address on eth0.
  */
@@ -75,10 +76,6 @@ ExecStart=/bin/sh -c 'echo "cloner-report: hostname=$(hostname) root=$(findmnt -
 WantedBy=multi-user.target
 EOF
 systemctl enable systemd-networkd.service cloner-report.service
-# The root is on LVM on md: the initramfs must assemble and activate them.
-mdadm --detail --scan > /etc/mdadm/mdadm.conf
-kernel=$(ls /lib/modules | head -n 1)
-mkinitramfs -o /boot/initrd.img-$kernel $kernel
 mkdir -p /etc/default
 printf 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=0\nGRUB_DISTRIBUTOR=Debian\nGRUB_CMDLINE_LINUX="console=ttyS0"\n' > /etc/default/grub
 echo "post-script ran on $CLONER_NODE"
