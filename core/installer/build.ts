@@ -66,6 +66,7 @@ export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
   const log = o.log ?? (() => {});
   const root = path.resolve(o.root);
   const { kernel, tools, warnings } = planInstaller(root, o.kernelVersion);
+  if (root !== '/' && process.getuid?.() !== 0) throw new InstallerBuildError(`building from ${root} needs root (an overlay mount and chroot)`, 'run make-installer as root');
   const work = await mkdtemp(path.join(tmpdir(), 'cloner-installer-'));
   const mounts: string[] = [];
   const mount = async (argv: string[], at: string) => {
