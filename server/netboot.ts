@@ -79,6 +79,9 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStor
       return script(`echo cloner: ${name} is set to cloner, but the server has no installer (run cloner make-installer); booting from disk`, 'exit');
     }
     if (choice.warning) req.log.warn({ node: node.name }, choice.warning);
+    // Everything the script names is checked before the arm's one token is spent.
+    const url = ipxeWord(baseUrl(req, opts.publicUrl));
+    const version = ipxeWord(choice.version);
     let token: string;
     try {
       token = await issueDeployToken(store, node.name, req.ip);
@@ -87,8 +90,6 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStor
       req.log.warn({ node: node.name, mac, from: req.ip, code: err.code }, err.message);
       return script(`echo cloner: ${name} gets no deploy token from this request (see the server log); booting from disk`, 'exit');
     }
-    const url = ipxeWord(baseUrl(req, opts.publicUrl));
-    const version = ipxeWord(choice.version);
     const args = [`cloner.server=${url}`, `cloner.node=${name}`, `cloner.token=${ipxeWord(token)}`, `cloner.mode=${node.netboot === 'cloner-multicast' ? 'multicast' : 'unicast'}`, 'boot=cloner', 'initrd=initrd.img', 'console=tty0', 'console=ttyS0,115200'];
     return script(`echo cloner: ${name} boots the cloner installer ${version}`, `kernel ${url}/v1/boot/${version}/vmlinuz ${args.join(' ')}`, `initrd ${url}/v1/boot/${version}/initrd.img`, 'boot');
   });
