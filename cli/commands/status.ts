@@ -9,6 +9,7 @@ import { formatBytes } from '../../core/format.ts';
 import { selectNodes } from '../../core/nodes/selector.ts';
 import { backendOptions, withBackend, type BackendArgs, type DeployRow } from '../backend.ts';
 import { UsageError } from '../errors.ts';
+import { installerWarnings } from '../installer-notes.ts';
 
 function ago(iso: string | undefined, now: number): string {
   if (!iso) return '-';
@@ -46,6 +47,7 @@ export function register(cli: CAC): void {
         const read = async () => (await backend.deploys()).filter((r) => !wanted || wanted.has(r.node));
         const header = `${'NODE'.padEnd(16)} ${'NETBOOT'.padEnd(10)} ${'IMAGE'.padEnd(14)} ${'PHASE'.padEnd(13)} ${'UPDATED'.padEnd(9)} DETAIL`;
         const finished = (r: DeployRow) => !r.status || r.status.phase === 'done' || r.status.phase === 'failed';
+        if (!o.json) for (const w of await installerWarnings(backend, o, (await backend.listNodes()).filter((n) => !wanted || wanted.has(n.name)))) process.stderr.write(`warning: ${w}\n`);
         for (;;) {
           const rows = await read();
           if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);

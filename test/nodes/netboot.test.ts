@@ -52,7 +52,10 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     r = await boot('?mac=52-54-00-00-00-01');
     assert.match(r.text, /^#!ipxe\necho cloner: node01 boots from disk\nexit\n$/);
 
-    assert.is(cloner('netboot', ...remote, '--nodes', 'node01', '--set', 'cloner').code, 0);
+    const armed = cloner('netboot', ...remote, '--nodes', 'node01', '--set', 'cloner');
+    assert.is(armed.code, 0);
+    assert.match(armed.err, /warning: node01: set to cloner, but server \S+ has no installer; the node will boot from its disk\nhint: run cloner make-installer on the golden node/);
+    assert.match(cloner('status', ...remote, '--nodes', 'node01').err, /hint: run cloner make-installer/);
     // No installer on the server: the node is not sent a kernel URL that 404s.
     r = await boot('?mac=52:54:00:00:00:01');
     assert.match(r.text, /^#!ipxe\necho cloner: node01 is set to cloner, but the server has no installer \(run cloner make-installer\); booting from disk\nexit\n$/);
