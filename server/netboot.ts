@@ -6,7 +6,8 @@
  *   cloner[-multicast] -> the installer for the kernel its image's golden node ran (else the
  *                         newest, with a warning; core/installer/store.ts) from
  *                         /v1/boot/<version>/, with the server URL, the node's name and the
- *                         deploy token of this arm on the kernel line
+ *                         deploy token of this arm on the kernel line, and BOOTIF= (iPXE
+ *                         fills in the MAC it booted from: the installer's DHCP tries it first)
  *                         (core/nodes/deploy-tokens.ts: one token per arm, bound to the
  *                         asking address; a second ask is logged and boots from disk)
  *   no installer       -> `exit`, logged with the hint `cloner make-installer`
@@ -90,7 +91,7 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStor
       req.log.warn({ node: node.name, mac, from: req.ip, code: err.code }, err.message);
       return script(`echo cloner: ${name} gets no deploy token from this request (see the server log); booting from disk`, 'exit');
     }
-    const args = [`cloner.server=${url}`, `cloner.node=${name}`, `cloner.token=${ipxeWord(token)}`, `cloner.mode=${node.netboot === 'cloner-multicast' ? 'multicast' : 'unicast'}`, 'boot=cloner', 'initrd=initrd.img', 'console=tty0', 'console=ttyS0,115200'];
+    const args = [`cloner.server=${url}`, `cloner.node=${name}`, `cloner.token=${ipxeWord(token)}`, `cloner.mode=${node.netboot === 'cloner-multicast' ? 'multicast' : 'unicast'}`, 'boot=cloner', 'initrd=initrd.img', 'console=tty0', 'console=ttyS0,115200', 'BOOTIF=01-${netX/mac:hexhyp}'];
     return script(`echo cloner: ${name} boots the cloner installer ${version}`, `kernel ${url}/v1/boot/${version}/vmlinuz ${args.join(' ')}`, `initrd ${url}/v1/boot/${version}/initrd.img`, 'boot');
   });
 
