@@ -69,7 +69,7 @@ function authHook(store: LocalStore, auth: TokenAuth) {
     // read.token and may act for its own node.
     let role = auth.roleOf(m[1]);
     if (!role) {
-      req.deployNode = await deployTokenNode(store, m[1]);
+      req.deployNode = await deployTokenNode(store, m[1], { ip: req.ip });
       if (req.deployNode) role = 'read';
     }
     if (!role) return sendError(reply, 401, 'UNAUTHORIZED', 'the token is not valid for this server', 'use the token in the server\'s data directory (admin.token, or read.token for read-only clients)');

@@ -15,6 +15,7 @@ import { API } from '../core/api/routes.ts';
 import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
 import { deployPlan, LiveDeploys } from '../core/nodes/deploy.ts';
 import { getHostKeys, putHostKeys } from '../core/nodes/hostkeys.ts';
+import { claimHostKeys } from '../core/nodes/deploy-tokens.ts';
 import { getNode, NodeNotFoundError } from '../core/nodes/registry.ts';
 import type { ImageStore } from '../core/tree/images.ts';
 import { serve } from './route.ts';
@@ -36,7 +37,10 @@ export async function deployRoutes(app: FastifyInstance, opts: { store: ImageSto
   serve(app, API.deploys, async () => live.rows(store));
   serve(app, API.getHostKeys, async (req) => {
     await mustExist(req.params.name);
-    return getHostKeys(store, req.params.name);
+    const keys = await getHostKeys(store, req.params.name);
+    // A deploy token gets the private keys once per armed deploy (core/nodes/deploy-tokens.ts).
+    if (req.deployNode) await claimHostKeys(store, req.params.name);
+    return keys;
   });
   serve(app, API.putHostKeys, async (req) => {
     await mustExist(req.params.name);

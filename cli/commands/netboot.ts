@@ -9,6 +9,7 @@ import { serverUrl } from '../../core/api/url.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 import { selected } from './nodes.ts';
+import { installerWarnings } from '../installer-notes.ts';
 
 interface Options extends BackendArgs {
   nodes?: string;
@@ -52,10 +53,12 @@ export function register(cli: CAC): void {
       if (action !== undefined) throw new UsageError(`unknown netboot action ${action}`, 'use --nodes SEL --set STATE, or dnsmasq-config');
       if (!o.set || !NETBOOT_STATES.includes(o.set as never)) throw new UsageError(`--set must be one of ${NETBOOT_STATES.join(', ')}`, 'e.g. cloner netboot --nodes node[01-04] --set cloner');
       await withBackend(o, async (backend) => {
+        const changed = [];
         for (const n of await selected(backend, o.nodes)) {
-          await backend.changeNode(n.name, [`netboot=${o.set}`], false);
+          changed.push(await backend.changeNode(n.name, [`netboot=${o.set}`], false));
           process.stdout.write(`${n.name}: netboot ${o.set}\n`);
         }
+        for (const w of await installerWarnings(backend, o, changed)) process.stderr.write(`warning: ${w}\n`);
       });
     });
 }

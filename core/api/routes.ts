@@ -20,6 +20,7 @@ import type { PruneReport } from '../store/interfaces.ts';
 import type { ImageRecord, ImageVerifyReport, Revision } from '../tree/images.ts';
 import type { StoredLayout } from '../layout/store.ts';
 import type { AttachmentKind } from '../tree/attachments.ts';
+import { MAX_INSTALLER_FILE_BYTES, type InstallerRecord } from '../installer/store.ts';
 import {
   AttachmentParams,
   BootFileParams,
@@ -29,6 +30,9 @@ import {
   DeployStatusBody,
   HostKeys,
   IdentifyQuery,
+  InstallerCommitBody,
+  InstallerFileParams,
+  KernelVersion,
   Ids,
   LayoutVersionQuery,
   NameParams,
@@ -125,6 +129,12 @@ export const API = {
   // Netboot (no token: firmware has none).
   bootScript: def({ method: 'GET', url: '/boot.ipxe', access: 'public', querystring: BootQuery, raw: true }),
   bootFile: def({ method: 'GET', url: '/v1/boot/:file', access: 'public', params: BootFileParams, raw: true }),
+  installerBootFile: def({ method: 'GET', url: '/v1/boot/:version/:file', access: 'public', params: InstallerFileParams, raw: true }),
+
+  // Installers, one per kernel version (cloner make-installer; core/installer/store.ts).
+  listInstallers: def({ method: 'GET', url: '/v1/installers', access: 'read', response: Record<InstallerRecord[]>() }),
+  putInstallerFile: def({ method: 'PUT', url: '/v1/installers/:version/:file', access: 'write', params: InstallerFileParams, bodyLimit: MAX_INSTALLER_FILE_BYTES, raw: true, response: Type.Object({ bytes: Count }) }),
+  commitInstaller: def({ method: 'POST', url: '/v1/installers/:version', access: 'write', params: Type.Object({ version: KernelVersion }), body: InstallerCommitBody, response: Record<InstallerRecord>() }),
 } as const;
 
 export type Api = typeof API;

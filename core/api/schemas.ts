@@ -13,6 +13,7 @@
  * passwords), not by a second copy of the record's shape.
  */
 import { Type, type Static, type TSchema } from 'typebox';
+import { KERNEL_VERSION_PATTERN } from '../installer/kernel.ts';
 import { CHUNK_ID_SOURCE, MAC_INPUT_SOURCE, NAME_SOURCE } from '../names.ts';
 import { DEPLOY_PHASES } from '../nodes/deploy-state.ts';
 import { POWER_ACTIONS } from '../nodes/power.ts';
@@ -115,6 +116,13 @@ export const HostKeys = Type.Object(
 export type HostKeys = Static<typeof HostKeys>;
 
 export const BootFileParams = Type.Object({ file: Type.Enum(['vmlinuz', 'initrd.img']) });
+/** A kernel version (`uname -r`): an installer's key (core/installer/kernel.ts). */
+export const KernelVersion = Type.String({ pattern: KERNEL_VERSION_PATTERN, maxLength: 64 });
+export const InstallerFileParams = Type.Object({ version: KernelVersion, file: Type.Enum(['vmlinuz', 'initrd.img']) });
+export const InstallerCommitBody = Type.Object(
+  { overwrite: Type.Boolean(), generator: Type.Optional(Type.Enum(['initramfs-tools', 'dracut'])), buildSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 86400 })) },
+  { additionalProperties: false },
+);
 export const BootQuery = Type.Object({ mac: Type.Optional(Type.String({ maxLength: 64 })) });
 
 export type { Static, TSchema };

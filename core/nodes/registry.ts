@@ -15,7 +15,7 @@ import type { DeployResult } from './deploy-state.ts';
 import { ClonerError } from '../errors.ts';
 import { NAME_PATTERN, NAME_RULE, normalizeMac } from '../names.ts';
 import { checkInterfaces, IFNAME, INTERFACE_FIELDS, setInterfaceField, type NodeInterface } from './network.ts';
-import { dropDeployToken } from './deploy-tokens.ts';
+import { armDeploy, dropDeployToken } from './deploy-tokens.ts';
 import { dropHostKeys } from './hostkeys.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { getImage } from '../tree/images.ts';
@@ -210,6 +210,8 @@ export async function changeNode(store: RefStore, name: string, settings: string
     if (!create && !current) throw new NodeNotFoundError(`no node named ${name}`, 'add it with: cloner nodes add NAME');
     return applySettings(current ?? newNode(name), settings);
   });
+  // Setting netboot (to cloner: again too) starts a new arm, the one boot that may get a deploy token.
+  if (settings.some((s) => s.startsWith('netboot='))) await (node!.netboot === 'local' ? dropDeployToken(store, name) : armDeploy(store, name));
   return node!;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Image records and versioned named objects on top of a store's refs.
  *
- *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats}]}
+ *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats, kernel}]}
  *   layout/<name>   {name, versions: [{n, created, object}]}   (disk layouts, issue 4)
  *   options/<name>  {name, versions: [...]}                     (image options)
  *
@@ -22,6 +22,7 @@ import type { ChunkReader, PruneReport, RefStore } from '../store/interfaces.ts'
 import type { LocalStore } from '../store/local.ts';
 import { getJsonObject, objectPartIds } from '../store/objects.ts';
 import { parseDirectory } from './manifest.ts';
+import { treeKernelVersion } from '../installer/kernel.ts';
 
 export interface RevisionStats {
   files: number;
@@ -37,6 +38,8 @@ export interface Revision {
   options: ChunkId | null;
   note: string;
   stats: RevisionStats;
+  /** The golden node's kernel version (`uname -r`), read from the tree at commit: which installer boots its nodes. */
+  kernel?: string | null;
 }
 
 export interface ImageRecord {
@@ -182,6 +185,7 @@ export async function commitRevision(
         'the upload did not finish; re-run the capture (chunks already stored are skipped)',
       );
     }
+    const kernel = await treeKernelVersion(store, input.tree);
     for (let attempt = 0; attempt < 100; attempt++) {
       const key = `image/${name}`;
       const before = await store.getRef(key);
@@ -200,6 +204,7 @@ export async function commitRevision(
         options: input.options ?? last?.options ?? null,
         note: input.note ?? '',
         stats: { files: size.files, bytes: size.bytes },
+        kernel,
       };
       record.revisions.push(revision);
       if (await store.casRef(key, before, JSON.stringify(record))) {

@@ -81,6 +81,11 @@ if (blocker) {
     cloner('netboot', '--nodes', '@lab', '--set', 'cloner');
 
     /** What the netboot endpoint gives the node's installer: its one-boot token. */
+    // An installer on the server (as make-installer leaves one): /boot.ipxe hands out tokens only with one.
+    const installer = path.join(server.dataDir, 'boot', '6.1.0-50-amd64');
+    await mkdir(installer, { recursive: true });
+    for (const f of ['vmlinuz', 'initrd.img']) await writeFile(path.join(installer, f), f);
+    await writeFile(path.join(installer, 'installer.json'), JSON.stringify({ version: '6.1.0-50-amd64', created: new Date().toISOString(), bytes: { vmlinuz: 7, 'initrd.img': 10 } }));
     const bootToken = (i: number) => {
       const ipxe = lab.runIn(lab.nodes[i].ns, ['node', '-e', `fetch('${url}/boot.ipxe?mac=${lab.nodes[i].mac}').then(r => r.text()).then(t => process.stdout.write(t))`]);
       const token = /cloner\.token=(\S+)/.exec(ipxe)?.[1];

@@ -1,12 +1,12 @@
 /**
  * The deploy rules of core/nodes in a real store, as both the server and `--store` run
- * them: tokens (one per node, replaced by the next boot, expiring on a clock the test
+ * them: tokens (one per arm, bound to an address, expiring on a clock the test
  * sets), a result (success flips netboot to local and ends the token; failure leaves
  * both), host keys stored once, and removing a node removing its token and keys.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DEPLOY_TOKEN_TTL_MS, deployTokenNode, issueDeployToken } from '../../core/nodes/deploy-tokens.ts';
+import { claimHostKeys, DEPLOY_TOKEN_TTL_MS, deployTokenNode, issueDeployToken } from '../../core/nodes/deploy-tokens.ts';
 import { deployPlan, LiveDeploys } from '../../core/nodes/deploy.ts';
 import { getHostKeys, putHostKeys } from '../../core/nodes/hostkeys.ts';
 import { changeNode, getNode, removeNode } from '../../core/nodes/registry.ts';
@@ -32,24 +32,36 @@ async function rejects(work: () => Promise<unknown>, matches: (e: unknown) => bo
 
 const code = (c: string) => (e: unknown) => e instanceof ClonerError && e.code === c;
 
-test('deploy tokens: one per node, the next boot replaces it, it expires after the TTL', async () => {
+test('deploy tokens: one per arm, bound to the asking address; a second ask is refused without revoking the first; re-arming starts over; the TTL', async () => {
   await withStore(async (store) => {
+    await changeNode(store, 'n0', ['eth0.mac=52:54:00:00:00:00'], true);
+    await rejects(() => issueDeployToken(store, 'n0', '198.18.0.5'), code('DEPLOY_NOT_ARMED'));
     await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01', 'netboot=cloner'], true);
-    const first = await issueDeployToken(store, 'n1');
-    assert.is(await deployTokenNode(store, first), 'n1');
-    const second = await issueDeployToken(store, 'n1');
-    assert.is(await deployTokenNode(store, first), null, 'the earlier boot\'s token is gone');
-    assert.is(await deployTokenNode(store, second), 'n1');
-    assert.is(await deployTokenNode(store, second, Date.now() + DEPLOY_TOKEN_TTL_MS - 60_000), 'n1');
-    assert.is(await deployTokenNode(store, second, Date.now() + DEPLOY_TOKEN_TTL_MS + 1000), null, 'expired');
+    const first = await issueDeployToken(store, 'n1', '198.18.0.5');
+    assert.is(await deployTokenNode(store, first, { ip: '198.18.0.5' }), 'n1');
+    assert.is(await deployTokenNode(store, first, { ip: '::ffff:198.18.0.5' }), 'n1');
+    assert.is(await deployTokenNode(store, first, { ip: '198.18.0.6' }), null, 'bound to the address it was issued to');
+    await rejects(() => issueDeployToken(store, 'n1', '198.18.0.66'), code('DEPLOY_TOKEN_HELD'));
+    await rejects(() => issueDeployToken(store, 'n1', '198.18.0.5'), code('DEPLOY_TOKEN_HELD'));
+    assert.is(await deployTokenNode(store, first, { ip: '198.18.0.5' }), 'n1', 'a second ask does not revoke the first boot\'s token');
+    await changeNode(store, 'n1', ['netboot=cloner'], false);
+    assert.is(await deployTokenNode(store, first, { ip: '198.18.0.5' }), null, 're-arming ends the earlier token');
+    const second = await issueDeployToken(store, 'n1', '198.18.0.5');
+    assert.is(await deployTokenNode(store, second, { ip: '198.18.0.5', now: Date.now() + DEPLOY_TOKEN_TTL_MS - 60_000 }), 'n1');
+    assert.is(await deployTokenNode(store, second, { ip: '198.18.0.5', now: Date.now() + DEPLOY_TOKEN_TTL_MS + 1000 }), null, 'expired');
     assert.is(await deployTokenNode(store, 'not-a-token'), null);
+    await claimHostKeys(store, 'n1');
+    await rejects(() => claimHostKeys(store, 'n1'), code('DEPLOY_NOT_ARMED'));
+    await changeNode(store, 'n1', ['netboot=local'], false);
+    assert.is(await deployTokenNode(store, second, { ip: '198.18.0.5' }), null, 'netboot local disarms');
+    await rejects(() => issueDeployToken(store, 'n1', '198.18.0.5'), code('DEPLOY_NOT_ARMED'));
   });
 });
 
 test('a result: failure keeps netboot and the token; success sets netboot local and ends the token', async () => {
   await withStore(async (store) => {
     await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01', 'netboot=cloner'], true);
-    const token = await issueDeployToken(store, 'n1');
+    const token = await issueDeployToken(store, 'n1', '198.18.0.5');
     const live = new LiveDeploys();
     await live.report(store, 'n1', { phase: 'restore', bytes: 10, totalBytes: 100 });
     assert.is((await live.rows(store))[0].status?.phase, 'restore');
@@ -75,7 +87,8 @@ test('a plan needs an assigned, existing image; host keys are stored once; remov
     assert.is(await putHostKeys(store, 'n1', { ssh_host_ed25519_key: 'AAAA' }), 1);
     await rejects(() => putHostKeys(store, 'n1', { ssh_host_ed25519_key: 'BBBB' }), (e: unknown) => e instanceof ClonerError && e.code === 'HOSTKEYS_EXIST' && e.status === 409);
     assert.equal((await getHostKeys(store, 'n1')).files, { ssh_host_ed25519_key: 'AAAA' });
-    const token = await issueDeployToken(store, 'n1');
+    await changeNode(store, 'n1', ['netboot=cloner'], false);
+    const token = await issueDeployToken(store, 'n1', '198.18.0.5');
     await removeNode(store, 'n1');
     assert.is(await deployTokenNode(store, token), null);
     assert.equal(await store.listRefs('hostkeys/'), []);

@@ -19,6 +19,17 @@ import { withServer } from '../helpers/server.ts';
 import { kernelArgs } from '../../agent/kernel-args.ts';
 import { skipUnless } from '../helpers/skip.ts';
 
+/** An installer as make-installer uploads it: both files, then the commit. */
+async function uploadInstaller(server: { url: string; adminToken: string }, version: string): Promise<void> {
+  const headers = { authorization: `Bearer ${server.adminToken}` };
+  for (const file of ['vmlinuz', 'initrd.img']) {
+    const r = await fetch(`${server.url}/v1/installers/${version}/${file}`, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: `${file === 'vmlinuz' ? 'kernel' : 'initrd'} of ${version}` });
+    assert.is(r.status, 200, await r.text());
+  }
+  const c = await fetch(`${server.url}/v1/installers/${version}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ overwrite: false }) });
+  assert.is(c.status, 200, await c.text());
+}
+
 test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-config', async () => {
   await withServer(async (server) => {
     const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
@@ -41,25 +52,41 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     r = await boot('?mac=52-54-00-00-00-01');
     assert.match(r.text, /^#!ipxe\necho cloner: node01 boots from disk\nexit\n$/);
 
-    assert.is(cloner('netboot', ...remote, '--nodes', 'node01', '--set', 'cloner').code, 0);
+    const armed = cloner('netboot', ...remote, '--nodes', 'node01', '--set', 'cloner');
+    assert.is(armed.code, 0);
+    assert.match(armed.err, /warning: node01: set to cloner, but server \S+ has no installer; the node will boot from its disk\nhint: run cloner make-installer on the golden node/);
+    assert.match(cloner('status', ...remote, '--nodes', 'node01').err, /hint: run cloner make-installer/);
+    // No installer on the server: the node is not sent a kernel URL that 404s.
     r = await boot('?mac=52:54:00:00:00:01');
-    const kernel = new RegExp(`^kernel ${server.url}/v1/boot/vmlinuz cloner\\.server=${server.url} cloner\\.node=node01 cloner\\.token=(\\S+) cloner\\.mode=unicast initrd=initrd\\.img`, 'm');
+    assert.match(r.text, /^#!ipxe\necho cloner: node01 is set to cloner, but the server has no installer \(run cloner make-installer\); booting from disk\nexit\n$/);
+    await uploadInstaller(server, '6.1.0-9-amd64');
+    await uploadInstaller(server, '6.1.0-50-amd64');
+    r = await boot('?mac=52:54:00:00:00:01');
+    const kernel = new RegExp(`^kernel ${server.url}/v1/boot/6\\.1\\.0-50-amd64/vmlinuz cloner\\.server=${server.url} cloner\\.node=node01 cloner\\.token=(\\S+) cloner\\.mode=unicast boot=cloner initrd=initrd\\.img`, 'm');
     const token = kernel.exec(r.text)?.[1];
     assert.ok(token, r.text);
-    assert.match(r.text, new RegExp(`^initrd ${server.url}/v1/boot/initrd\\.img\\nboot\\n$`, 'm'));
+    assert.match(r.text, new RegExp(`^initrd ${server.url}/v1/boot/6\\.1\\.0-50-amd64/initrd\\.img\\nboot\\n$`, 'm'), 'the newest installer when the image records no kernel');
     // What the installer's agent reads back from /proc/cmdline.
     assert.equal(kernelArgs(/^kernel \S+ (.*)$/m.exec(r.text)![1]), { server: server.url, node: 'node01', token: token!, mode: 'unicast' });
     const asNode = (t: string, route: string, init: RequestInit = {}) => fetch(`${server.url}${route}`, { ...init, headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' } });
     assert.is((await asNode(token!, '/v1/images')).status, 200, 'a deploy token reads');
     assert.is((await asNode(token!, '/v1/nodes/node01', { method: 'POST', body: JSON.stringify({ settings: ['netboot=local'] }) })).status, 403, 'but does not write');
-    // The next boot issues a new token; the old one stops working.
+    // A second ask in the same arm gets no token and does not revoke the first.
+    r = await boot('?mac=52:54:00:00:00:01');
+    assert.match(r.text, /^#!ipxe\necho cloner: node01 gets no deploy token from this request \(see the server log\); booting from disk\nexit\n$/);
+    assert.is((await asNode(token!, '/v1/images')).status, 200);
+    // Re-arming starts over: a new token, the old one ends.
+    assert.is(cloner('netboot', ...remote, '--nodes', 'node01', '--set', 'cloner').code, 0);
     const again = kernel.exec((await boot('?mac=52:54:00:00:00:01')).text)?.[1];
     assert.ok(again && again !== token);
     assert.is((await asNode(token!, '/v1/images')).status, 401);
     assert.is((await asNode(again!, '/v1/images')).status, 200);
+    const served = await fetch(`${server.url}/v1/boot/6.1.0-50-amd64/initrd.img`);
+    assert.is(served.status, 200);
+    assert.is(Buffer.from(await served.arrayBuffer()).toString(), 'initrd of 6.1.0-50-amd64');
     const missing = await fetch(`${server.url}/v1/boot/vmlinuz`);
     assert.is(missing.status, 404);
-    assert.match((await missing.json()).hint, /vmlinuz and initrd.img in/);
+    assert.match((await missing.json()).hint, /cloner make-installer/);
 
     const c = cloner('netboot', 'dnsmasq-config', '--server', server.url, '--subnet', '198.18.0.0');
     assert.is(c.code, 0, c.err);
@@ -76,13 +103,14 @@ test('--public-url names the server on the kernel line; the installer files are 
       for (const [name, mac] of [['node01', '52:54:00:00:00:01'], ['node02', '52:54:00:00:00:02']]) {
         assert.is(cloner('nodes', 'add', ...remote, name, `eth0.mac=${mac}`, 'netboot=cloner').code, 0);
       }
+      await uploadInstaller(server, '6.1.0-50-amd64');
       const script = await (await fetch(`${server.url}/boot.ipxe?mac=52:54:00:00:00:01`)).text();
-      assert.match(script, /^kernel http:\/\/198\.18\.0\.1:8740\/v1\/boot\/vmlinuz cloner\.server=http:\/\/198\.18\.0\.1:8740 /m);
-      assert.match(script, /^initrd http:\/\/198\.18\.0\.1:8740\/v1\/boot\/initrd\.img$/m);
+      assert.match(script, /^kernel http:\/\/198\.18\.0\.1:8740\/v1\/boot\/6\.1\.0-50-amd64\/vmlinuz cloner\.server=http:\/\/198\.18\.0\.1:8740 /m);
+      assert.match(script, /^initrd http:\/\/198\.18\.0\.1:8740\/v1\/boot\/6\.1\.0-50-amd64\/initrd\.img$/m);
       assert.match(await (await fetch(`${server.url}/boot.ipxe`)).text(), /^chain http:\/\/198\.18\.0\.1:8740\/boot\.ipxe\?mac=/m);
       const token = /cloner\.token=(\S+)/.exec(script)![1];
 
-      // The installer files, as make-installer would leave them in DATA/boot/.
+      // The unversioned installer files of earlier servers, in DATA/boot/, are still served.
       await mkdir(path.join(server.dataDir, 'boot'), { recursive: true });
       const kernelBytes = seededBytes(3, 300_000);
       await writeFile(path.join(server.dataDir, 'boot/vmlinuz'), kernelBytes);
