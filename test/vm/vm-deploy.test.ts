@@ -49,8 +49,10 @@ const EXCLUDES = [
   '/usr/lib/modules/*/kernel/sound',
   '/usr/lib/modules/*/kernel/drivers/!(net|virtio|block|char|md|nvme)',
   '/usr/lib/modules/*/kernel/drivers/net/!(*.ko)',
-  '/usr/lib/x86_64-linux-gnu/perl*',
-  '/usr/share/perl*',
+  // Full perl goes; perl-base (Essential) and /usr/share/perl5 stay: update-initramfs needs
+  // linux-version, which needs both.
+  '/usr/lib/x86_64-linux-gnu/perl/*',
+  '/usr/share/perl/*',
   '/usr/lib/firmware/*',
   '/usr/lib/python3*',
   '/usr/bin/python3*',
