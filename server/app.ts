@@ -1,7 +1,7 @@
 /**
  * The cloner server's HTTP API (fastify), over an embedded LocalStore. The routes are the
  * table of core/api/routes.ts, served by the plugins chunks.ts, images.ts, nodes.ts,
- * deploy.ts and netboot.ts; the rules behind them live in core/.
+ * deploy.ts, multicast.ts and netboot.ts; the rules behind them live in core/.
  *
  * Auth is the route's `access` ('public' | 'read' | 'node' | 'write') checked in an
  * onRequest hook against the admin and read tokens (server/auth.ts) and deploy tokens
@@ -18,10 +18,12 @@ import { ClonerError } from '../core/errors.ts';
 import { LiveDeploys } from '../core/nodes/deploy.ts';
 import { deployTokenNode } from '../core/nodes/deploy-tokens.ts';
 import type { LocalStore } from '../core/store/local.ts';
+import type { HubLimits } from '../core/multicast/hub.ts';
 import type { TokenAuth } from './auth.ts';
 import { chunkRoutes } from './chunks.ts';
 import { deployRoutes } from './deploy.ts';
 import { imageRoutes } from './images.ts';
+import { multicastRoutes } from './multicast.ts';
 import { netbootRoutes } from './netboot.ts';
 import { nodeRoutes } from './nodes.ts';
 import { sendError, serve } from './route.ts';
@@ -53,6 +55,8 @@ export interface ServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** The web interface under /ui/ (server/ui): its session limits, or false for none. */
   ui?: { sessions?: SessionLimits } | false;
+  /** Multicast session limits (core/multicast/hub.ts DEFAULT_LIMITS). */
+  multicast?: Partial<HubLimits>;
 }
 
 /** Checks a request's token against the route's access level; answers 401/403 itself. */
@@ -122,6 +126,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(nodeRoutes, { store });
   const live = new LiveDeploys();
   await app.register(deployRoutes, { store, chunker: store.config.chunker, live });
+  await app.register(multicastRoutes, { store, limits: opts.multicast });
   await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl });
   if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, secure: !!opts.tls, sessions: opts.ui?.sessions });
   return app;

@@ -105,6 +105,31 @@ export class Reassembler {
     return end >= p.data.length;
   }
 
+  /**
+   * What to ask for again: chunks with no piece yet, and for chunks partly here the
+   * offsets still lacking (`payload` bytes apart, as the sender cut them), so a repair
+   * round resends only lost datagrams, not whole chunks.
+   */
+  nack(payload: number): { missing: ChunkId[]; gaps: Array<[ChunkId, number[]]> } {
+    const missing: ChunkId[] = [];
+    const gaps: Array<[ChunkId, number[]]> = [];
+    for (const id of this.missing) {
+      const p = this.partial.get(id);
+      if (!p) {
+        missing.push(id);
+        continue;
+      }
+      const lacking: number[] = [];
+      for (let offset = 0; offset < p.data.length; offset += payload) if (!p.pieces.has(offset)) lacking.push(offset);
+      // Pieces at other offsets (forged) or a corrupt whole: start the chunk again.
+      if (!lacking.length) {
+        this.partial.delete(id);
+        missing.push(id);
+      } else gaps.push([id, lacking]);
+    }
+    return { missing, gaps };
+  }
+
   /** Forgets the pieces of chunks not completed (between rounds: a chunk is resent whole). */
   dropPartial(): void {
     this.partial.clear();

@@ -67,8 +67,16 @@ export class MulticastSender {
     return new MulticastSender(o, socket);
   }
 
-  /** Sends every chunk of `ids` once; stops early when `signal` aborts. */
-  async sendRound(store: EncodedChunkReader, session: string, ids: Iterable<ChunkId>, signal?: AbortSignal): Promise<RoundResult> {
+  /** Payload bytes per datagram (receivers name lost pieces by offsets this far apart). */
+  get payloadBytes(): number {
+    return this.payload;
+  }
+
+  /**
+   * Sends every chunk of `ids` once; of a chunk in `gaps` only the datagrams at those
+   * offsets (a repair). Stops early when `signal` aborts.
+   */
+  async sendRound(store: EncodedChunkReader, session: string, ids: Iterable<ChunkId>, gaps?: Map<ChunkId, Set<number>>, signal?: AbortSignal): Promise<RoundResult> {
     const result: RoundResult = { chunks: 0, datagrams: 0, bytes: 0, unreadable: [] };
     let inFlight = 0;
     let drained: (() => void) | null = null;
@@ -88,7 +96,11 @@ export class MulticastSender {
         result.unreadable.push(id);
         continue;
       }
+      const only = gaps?.get(id);
+      let offset = -this.payload;
       for (const frame of chunkFrames(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload)) {
+        offset += this.payload;
+        if (only && !only.has(offset)) continue;
         await this.bucket.take(frame.length + 28);
         if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => (drained = r));
         inFlight++;
