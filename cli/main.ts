@@ -19,6 +19,8 @@ import { register as imageDetails } from './commands/image-details.ts';
 import { register as imageExport } from './commands/image-export.ts';
 import { register as imageList } from './commands/image-list.ts';
 import { register as imageRollback } from './commands/image-rollback.ts';
+import { register as multicastImage } from './commands/multicast-image.ts';
+import { register as multicastStatus } from './commands/multicast-status.ts';
 import { register as netboot } from './commands/netboot.ts';
 import { register as newImage } from './commands/new-image.ts';
 import { register as nodes } from './commands/nodes.ts';
@@ -32,7 +34,7 @@ import { register as updateOptions } from './commands/update-options.ts';
 import { register as verify } from './commands/verify.ts';
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, verify, gc, repairIndex, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, multicastStatus, multicastImage, identify, fixEfiboot, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
 cli.version('0.1.0');
 
