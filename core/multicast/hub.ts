@@ -221,6 +221,8 @@ export class MulticastHub {
   report(node: string, session: string, body: { round: number; missing: ChunkId[]; gaps: Array<[ChunkId, number[]]> }): Assignment {
     const r = this.receiver(node, session);
     r.report = body;
+    // A receiver lacking nothing is done at once: no round waits for it.
+    if (!body.missing.length && !body.gaps.length && (r.state === 'ready' || r.state === 'receiving')) Object.assign(r, { state: 'done', missingBytes: 0 });
     return this.poll(node);
   }
 

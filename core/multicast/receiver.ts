@@ -15,6 +15,11 @@ export interface ReceiverOptions {
   lacking: Iterable<ChunkId>;
   /** Join on these addresses only (default: every non-internal IPv4 address). */
   interfaceAddresses?: string[];
+  /**
+   * Tests only: drop this fraction of incoming datagrams at random, before anything looks
+   * at them (a lossy link where the kernel has no netem: sch_netem is not everywhere).
+   */
+  simulatedLoss?: number;
 }
 
 /** Receive buffer asked for: ~100 ms at 300 Mbit/s, so a pause of the event loop (a disk write) loses nothing. Capped by net.core.rmem_max. */
@@ -27,10 +32,17 @@ export class MulticastReceiver {
   private wake: (() => void) | null = null;
   private closed = false;
 
-  private constructor(socket: dgram.Socket, reassembler: Reassembler) {
+  /** Datagrams dropped by `simulatedLoss`. */
+  simulatedDrops = 0;
+
+  private constructor(socket: dgram.Socket, reassembler: Reassembler, loss: number) {
     this.socket = socket;
     this.reassembler = reassembler;
     socket.on('message', (msg) => {
+      if (loss > 0 && Math.random() < loss) {
+        this.simulatedDrops++;
+        return;
+      }
       const done = this.reassembler.accept(msg);
       if (done) {
         this.queue.push(done);
@@ -68,7 +80,7 @@ export class MulticastReceiver {
       socket.close();
       throw new Error(`could not join multicast group ${o.group} on any interface (${addresses.join(', ') || 'none'})`);
     }
-    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking));
+    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking), Math.min(1, Math.max(0, o.simulatedLoss ?? 0)));
   }
 
   /** Verified chunks as they complete, until `stop()` resolves or the receiver closes. */
