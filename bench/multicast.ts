@@ -7,7 +7,9 @@
  *              union of the chunks the nodes lacked (what multicast had to send)
  * Nodes restore into directories (no layout: the bench measures the network, not mkfs).
  * For each: wall time, bytes the server sent (tx of its bridge, br0, i.e. its egress)
- * and the ratios. Needs root, iproute2 and udpcast (apt-get install udpcast).
+ * and the ratios. The multicast and unicast times include what every deploy does after the
+ * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores);
+ * udpcast writes to /dev/null, so its time is the network's alone. Needs root, iproute2 and udpcast (apt-get install udpcast).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -102,7 +104,8 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}`);
   console.log(`  union of chunks lacked: ${MiB(start.unionBytes)} stored; unicast owes ${MiB(start.lackingBytes)}`);
   const row = (name: string, r: { seconds: number; bytes: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}`);
-  row('multicast', mc, `  (session: ${session.round} rounds, ${unicastFallbacks} fell back to unicast)`);
+  const sessionSeconds = (Date.parse(session.ended!) - Date.parse(session.created)) / 1000;
+  row('multicast', mc, `  (session ${sessionSeconds.toFixed(1)} s from start to its last node done, sending ${(session.sent.bytes / 1048576).toFixed(1)} MiB; ${session.round} rounds, ${unicastFallbacks} fell back to unicast)`);
   row('unicast', uc);
   if (udp) row('udpcast', udp);
   console.log(`  multicast/unicast: time ${(mc.seconds / uc.seconds).toFixed(2)}, server egress ${(mc.bytes / uc.bytes).toFixed(3)}`);
