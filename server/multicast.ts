@@ -55,7 +55,7 @@ export async function multicastRoutes(app: FastifyInstance, opts: { store: Local
       image: b.image,
       revision,
       nodes: b.nodes,
-      minReceivers: b.minReceivers ?? 1,
+      minReceivers: b.minReceivers ?? b.nodes.length,
       maxWaitMs: (b.maxWaitS ?? 120) * 1000,
       rate: (b.rate ?? DEFAULT_RATE_BITS) / 8,
       group: b.group ?? DEFAULT_GROUP,

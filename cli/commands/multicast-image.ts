@@ -1,8 +1,7 @@
 /**
  * multicast-image: starts a multicast session of an image for the selected nodes (those
  * waiting in cloner-multicast mode; others join if they register before it starts). It
- * waits for every selected node, or --max-wait seconds with at least --min-receivers,
- * then sends the union of what they lack once and repairs what they report missing;
+ * waits for --min-receivers of them (default all) or --max-wait seconds, then sends the union of what they lack once and repairs what they report missing;
  * nodes too slow or lossy finish over unicast. `--dry-run` shows who is waiting and the
  * bytes it would send; `--wait` follows the session to its end.
  */
@@ -39,8 +38,8 @@ export function register(cli: CAC): void {
   backendOptions(cli.command('multicast-image', 'Image the selected nodes (waiting in cloner-multicast) from one multicast session'))
     .option('--image <name>', 'Image to send')
     .option('--nodes <selector>', 'Nodes: node01,node02, node[01-64], @group')
-    .option('--min-receivers <n>', 'Start after --max-wait with at least this many ready (default 1)')
-    .option('--max-wait <s>', 'Seconds to wait for the selected nodes to join (default 120)')
+    .option('--min-receivers <n>', 'Start as soon as this many are ready (default: all selected)')
+    .option('--max-wait <s>', 'Seconds to wait for them; then start with whoever is ready (default 120)')
     .option('--rate <bits>', 'Pace: bits per second, e.g. 400M, 1G (default 400M)')
     .option('--group <addr>', 'Multicast group in 239.0.0.0/8 (default 239.192.87.40)')
     .option('--interface <if>', 'Server interface to send from (default: the one the nodes registered through)')

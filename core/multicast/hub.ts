@@ -6,8 +6,8 @@
  * A session, in phases:
  *   gathering   selected waiting nodes of the session's image and revision are given the
  *               session at their next poll, join the group and say they are ready; it
- *               starts when every selected node is ready, or after --max-wait with at
- *               least --min-receivers ready (else it fails and they go back to waiting).
+ *               starts when --min-receivers (default: every selected node) are ready, or
+ *               after --max-wait with whoever is (none: it fails).
  *               Selected nodes that did not get ready in time are told to go unicast.
  *   sending     round r sends the union of what the active receivers lack (round 1:
  *               what they registered; later rounds: what they reported missing, down to
@@ -64,6 +64,7 @@ export interface SessionConfig {
   image: string;
   revision: number;
   nodes: string[];
+  /** Start as soon as this many are ready (at most nodes.length). */
   minReceivers: number;
   maxWaitMs: number;
   /** Bytes per second. */
@@ -301,11 +302,11 @@ export class MulticastHub {
     // Gathering: bounded by maxWait.
     for (;;) {
       const ready = [...s.receivers.values()].filter((r) => r.state === 'ready').length;
-      if (ready === config.nodes.length) break;
+      if (ready >= Math.min(config.minReceivers, config.nodes.length)) break;
       if (Date.now() - Date.parse(s.created) >= config.maxWaitMs) {
-        if (ready >= Math.max(1, config.minReceivers)) break;
+        if (ready >= 1) break;
         for (const r of s.receivers.values()) this.drop(r, 'the session did not start');
-        return this.finish(s, 'failed', `only ${ready} of ${config.minReceivers} receivers were ready after ${config.maxWaitMs / 1000} s`);
+        return this.finish(s, 'failed', `no receiver was ready after ${config.maxWaitMs / 1000} s`);
       }
       if (this.stopping.signal.aborted) return;
       await sleep(200);
