@@ -1,14 +1,15 @@
 /**
  * Multicast deploys over a real network: the cloner server in one network namespace and
- * four nodes in their own (veth eth0 on the server's bridge, 198.18.0.0/24, group in
- * 239.0.0.0/8, TTL 1), each with a loop-device disk. The agents run in multicast mode,
- * partition, scan, register what they lack and wait (polling every second);
- * `multicast-image` images all four from one session while a forger on the bridge sends
- * junk, truncated, foreign-session and unasked-for datagrams: every tree equals the golden
- * one (rsync itemize), nothing came over unicast, the forged datagrams were counted.
- * Then after update-filesystem, with 1% loss on every node (simulated in the receiver:
- * this kernel has no netem) and 5% plus a real 30 Mbit/s tbf limit on the last node's link: the nodes lack (and register) only the new chunks,
- * everyone finishes, node4 over unicast after being dropped as slow.
+ * eight nodes (CLONER_MULTICAST_TEST_NODES) in their own (veth eth0 on the server's
+ * bridge, 198.18.0.0/24, group in 239.0.0.0/8, TTL 1), each with a loop-device disk. The
+ * agents run in multicast mode, partition, scan, register what they lack and wait (polling
+ * every second); `multicast-image` images them all from one session while a forger on the
+ * bridge sends junk, truncated, foreign-session and unasked-for datagrams: every tree
+ * equals the golden one (rsync itemize), nothing came over unicast, the forged datagrams
+ * were counted. Then after update-filesystem, with 1% loss on every node (simulated in the
+ * receiver: this kernel has no sch_netem) and 5% plus a real 30 Mbit/s tbf limit on the
+ * last node's link: the nodes lack (and register) only the new chunks, everyone finishes,
+ * the last node over unicast after being dropped as slow.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -32,7 +33,7 @@ const LAYOUT = {
   ],
 };
 const IDENTITY_PATHS = ['/etc/hostname', '/etc/hosts', '/etc/machine-id', '/etc/fstab', '/etc/network/', '/etc/ssh/ssh_host_*', '/etc/systemd/network/', '/var/lib/cloner/', '/var/lib/systemd/random-seed', '/lost+found/', '/srv/lost+found/'];
-const NODES = Number(process.env.CLONER_MULTICAST_TEST_NODES ?? 4);
+const NODES = Number(process.env.CLONER_MULTICAST_TEST_NODES ?? 8);
 
 const debian = await ensureDebianTree();
 const blocker = netnsUnavailable() ?? loopUnavailable() ?? ('skip' in debian ? debian.skip : null);
@@ -117,7 +118,7 @@ if (blocker) {
     assert.is(dry.session, null);
     assert.ok(dry.lackingBytes >= NODES * dry.unionBytes * 0.99, 'unicast would send each node its own copy');
     if (process.env.CLONER_TEST_LOG_DIR) console.log('# all waiting');
-    const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '400M', '--json')) as { session: SessionView };
+    const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
     const forger = finished(lab.spawnIn(lab.serverNs, [process.execPath, 'test/multicast/forger.ts', start.session.group, String(start.session.port), start.session.id, '4000']));
     const results = await Promise.all(runs);
     assert.is((await forger).code, 0);
