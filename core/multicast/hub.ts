@@ -134,7 +134,10 @@ export interface HubLimits {
   waitingTtlMs: number;
 }
 
-export const DEFAULT_LIMITS: HubLimits = { reportTimeoutMs: 10_000, maxLoss: 0.2, maxRounds: 8, waitingTtlMs: 10 * 60_000 };
+// maxLoss: a receiver on a busy node (8 agents on 2 cores, bench/multicast.ts) loses up to
+// ~20% of a round to its full receive buffer and catches up in the next; one on a link 10x
+// slower than --rate misses ~90% (test/multicast/netns-multicast.test.ts).
+export const DEFAULT_LIMITS: HubLimits = { reportTimeoutMs: 10_000, maxLoss: 0.5, maxRounds: 8, waitingTtlMs: 10 * 60_000 };
 const KEEP_FINISHED = 20;
 
 interface RunReceiver extends Receiver {

@@ -153,7 +153,7 @@ if (blocker) {
     const runs2 = lab.nodes.map((_, i) => agent(i, { CLONER_MULTICAST_TEST_LOSS: i === slow ? '0.05' : '0.01' }));
     const waiting2 = await waitForWaiting(NODES, 2, runs2);
     for (const w of waiting2) assert.ok(w.lackingBytes < firstLacking / 4 && w.lackingBytes > 20 << 20, `${w.node} lacks only the new chunks: ${w.lackingBytes} (a blank disk lacked ${firstLacking})`);
-    const start2 = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--json')) as { session: SessionView };
+    const start2 = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
     const results2 = await Promise.all(runs2);
     results2.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
     const session2 = status().sessions.find((s) => s.id === start2.session.id)!;
