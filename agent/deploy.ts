@@ -10,7 +10,8 @@
  *                the file systems are mounted under --target
  *   restore      sync the tree onto the target (core/tree/sync.ts): only chunks the node
  *                lacks are fetched, each BLAKE3-checked; a network cut is retried with
- *                backoff and resumes
+ *                backoff and resumes. In multicast mode (agent/multicast.ts) the chunks
+ *                it lacks come from a multicast session, the rest over unicast
  *   identity     hostname, network, machine-id, SSH host keys, fstab (agent/identity.ts)
  *   post-scripts the image's post-script, chrooted into the target
  *   bootloader   GRUB and EFI boot entries when the layout and image have them (agent/boot.ts)
@@ -37,6 +38,7 @@ import { deployKeepList } from '../core/tree/select.ts';
 import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
 import { installBootloader } from './boot.ts';
 import { labelWithPolicy, mdadmScan } from './identity/node-tools.ts';
+import { MulticastReader, type MulticastOptions } from './multicast.ts';
 import { AgentClient } from './client.ts';
 import { DeployError } from './errors.ts';
 import { espOf } from './esp.ts';
@@ -61,6 +63,8 @@ export interface DeployOptions {
   retryDeadlineMs: number;
   stallMs: number;
   progressIntervalMs: number;
+  /** Receive the chunks this node lacks from a multicast session (cloner-multicast). */
+  multicast?: MulticastOptions;
   log: (line: string) => void;
 }
 
@@ -257,11 +261,15 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
     r.log(`restore: ${progress.phase}, ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)} in place, ${formatBytes(progress.fetchedBytes)} fetched (${formatBytes(rate)}/s), ${formatBytes(progress.scannedBytes)} scanned`);
     void r.report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
   }, r.o.progressIntervalMs);
+  const reader = r.o.multicast
+    ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })
+    : r.client.store;
   try {
-    await syncTree({ reader: r.client.store, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: deployKeepList(options.excludePaths), seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });
+    await syncTree({ reader, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: deployKeepList(options.excludePaths), seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });
   } finally {
     clearInterval(tick);
   }
+  if (reader instanceof MulticastReader) r.log(`restore: ${formatBytes(reader.tally.multicastBytes)} by multicast, ${reader.tally.unicastChunks} chunks over unicast${reader.tally.fellBack ? ` (${reader.tally.fellBack})` : ''}`);
   r.log(`restore: ${progress.files} files written, ${progress.keptFiles} already right, ${progress.deleted} removed; fetched ${formatBytes(progress.fetchedBytes)}, reused ${formatBytes(progress.seededBytes)} already on the node`);
   await r.report('restore', { bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes });
   return progress;

@@ -40,6 +40,9 @@ const deployCommand = cli
   .option('--no-reboot', 'do not reboot at the end (default outside the cloner boot environment)')
   .option('--retry-deadline-s <s>', 'keep retrying a lost server for this long', { default: 600 })
   .option('--stall-s <s>', 'a fetch with no data for this long is retried', { default: 30 })
+  .option('--multicast', 'receive the image from a multicast session (default: when booted as cloner-multicast)')
+  .option('--poll-s <s>', 'multicast: seconds between polls for a session', { default: 30 })
+  .option('--multicast-wait-s <s>', 'multicast: deploy over unicast after waiting this long for a session', { default: 86400 })
   .action(async (o: Record<string, unknown>) => {
     const boot = kernelArgs(readFileSync('/proc/cmdline', 'utf8'));
     const server = (o.server as string | undefined) ?? boot.server;
@@ -48,7 +51,7 @@ const deployCommand = cli
     if (token === '') token = undefined;
     const disks = o.disks === undefined ? undefined : splitList(o.disks);
     if (disks) for (const d of disks) if (!d.startsWith('/dev/')) throw new UsageError(`--disks: ${d} is not a /dev path`, 'e.g. --disks /dev/sda,/dev/sdb');
-    if (boot.mode === 'multicast') process.stdout.write('warning: this node is set to cloner-multicast, which this agent does not serve yet; deploying over unicast\n');
+    const multicast = o.multicast || boot.mode === 'multicast' ? { pollMs: positiveSeconds(o.pollS, '--poll-s', 30), maxWaitMs: positiveSeconds(o.multicastWaitS, '--multicast-wait-s', 86400) } : undefined;
     // cac gives --no-reboot a default of true, so what was typed is read from argv.
     const argv = process.argv.slice(2);
     const reboot = argv.includes('--no-reboot') ? false : argv.includes('--reboot') ? true : !!boot.server;
@@ -63,6 +66,7 @@ const deployCommand = cli
       retryDeadlineMs: positiveSeconds(o.retryDeadlineS, '--retry-deadline-s', 600),
       stallMs: positiveSeconds(o.stallS, '--stall-s', 30),
       progressIntervalMs: Number(process.env.CLONER_PROGRESS_INTERVAL_MS) || 5000,
+      multicast,
       log: (line: string) => process.stdout.write(`${line}\n`),
     };
     if (o.dryRun) return (await import('./dry-run.ts')).dryRunDeploy({ ...options, reboot });

@@ -21,6 +21,8 @@ import { register as imageExport } from './commands/image-export.ts';
 import { register as imageList } from './commands/image-list.ts';
 import { register as imageRollback } from './commands/image-rollback.ts';
 import { register as makeInstaller } from './commands/make-installer.ts';
+import { register as multicastImage } from './commands/multicast-image.ts';
+import { register as multicastStatus } from './commands/multicast-status.ts';
 import { register as netboot } from './commands/netboot.ts';
 import { register as newImage } from './commands/new-image.ts';
 import { register as nodes } from './commands/nodes.ts';
@@ -37,7 +39,7 @@ import { register as verify } from './commands/verify.ts';
 for (const stream of [process.stdout, process.stderr]) stream.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : reportAndExit(err)));
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, identify, fixEfiboot, makeInstaller, verify, gc, repairIndex, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, multicastStatus, multicastImage, identify, fixEfiboot, makeInstaller, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
 cli.version(CLONER_VERSION);
 

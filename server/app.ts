@@ -1,7 +1,7 @@
 /**
  * The cloner server's HTTP API (fastify), over an embedded LocalStore. The routes are the
  * table of core/api/routes.ts, served by the plugins chunks.ts, images.ts, nodes.ts,
- * deploy.ts and netboot.ts; the rules behind them live in core/.
+ * deploy.ts, multicast.ts and netboot.ts; the rules behind them live in core/.
  *
  * Auth is the route's `access` ('public' | 'read' | 'node' | 'write') checked in an
  * onRequest hook against the admin and read tokens (server/auth.ts) and deploy tokens
@@ -19,10 +19,12 @@ import { LiveDeploys } from '../core/nodes/deploy.ts';
 import { deployTokenNode } from '../core/nodes/deploy-tokens.ts';
 import { DiscoveredMacs, type DiscoveredLimits } from '../core/nodes/discovered.ts';
 import type { LocalStore } from '../core/store/local.ts';
+import type { HubLimits } from '../core/multicast/hub.ts';
 import type { TokenAuth } from './auth.ts';
 import { chunkRoutes } from './chunks.ts';
 import { deployRoutes } from './deploy.ts';
 import { imageRoutes } from './images.ts';
+import { multicastRoutes } from './multicast.ts';
 import { netbootRoutes } from './netboot.ts';
 import { nodeRoutes } from './nodes.ts';
 import { sendError, serve } from './route.ts';
@@ -56,6 +58,8 @@ export interface ServerOptions {
   ui?: { sessions?: SessionLimits } | false;
   /** Bounds of the discovered-MAC list (tests shrink them). */
   discovered?: Partial<DiscoveredLimits>;
+  /** Multicast session limits (core/multicast/hub.ts DEFAULT_LIMITS). */
+  multicast?: Partial<HubLimits>;
 }
 
 /** Checks a request's token against the route's access level; answers 401/403 itself. */
@@ -172,6 +176,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await discovered.start();
   app.addHook('onClose', async () => discovered.stop());
   await app.register(deployRoutes, { store, chunker: store.config.chunker, live });
+  await app.register(multicastRoutes, { store, limits: opts.multicast });
   await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl, discovered });
   if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, discovered, secure: !!opts.tls, sessions: opts.ui?.sessions });
   // What opening the store found (e.g. a full disk that needed its reserve file).

@@ -21,6 +21,7 @@ import type { ImageRecord, ImageVerifyReport, Revision } from '../tree/images.ts
 import type { StoredLayout } from '../layout/store.ts';
 import type { AttachmentKind } from '../tree/attachments.ts';
 import { MAX_INSTALLER_FILE_BYTES, type InstallerRecord } from '../installer/store.ts';
+import type { Assignment as MulticastAssignment, MulticastStart, MulticastStatus } from '../multicast/hub.ts';
 import {
   AttachmentParams,
   BootFileParams,
@@ -41,6 +42,10 @@ import {
   Record,
   RevisionBody,
   ChunkId,
+  MulticastRegisterBody,
+  MulticastReadyBody,
+  MulticastReportBody,
+  MulticastStartBody,
 } from './schemas.ts';
 
 export type Access = 'public' | 'read' | 'write' | 'node';
@@ -125,6 +130,14 @@ export const API = {
   deploys: def({ method: 'GET', url: '/v1/deploys', access: 'read', response: Record<DeployRow[]>() }),
   getHostKeys: def({ method: 'GET', url: '/v1/nodes/:name/hostkeys', access: 'node', params: NameParams, response: HostKeys }),
   putHostKeys: def({ method: 'PUT', url: '/v1/nodes/:name/hostkeys', access: 'node', params: NameParams, body: HostKeys, bodyLimit: 320 * KiB, response: Type.Object({ stored: Count }) }),
+
+  // Multicast (core/multicast/hub.ts): nodes in cloner-multicast mode, sessions.
+  multicastRegister: def({ method: 'POST', url: '/v1/multicast/nodes/:name', access: 'node', params: NameParams, body: MulticastRegisterBody, bodyLimit: 40 * 1024 * 1024, response: Record<MulticastAssignment>() }),
+  multicastPoll: def({ method: 'GET', url: '/v1/multicast/nodes/:name', access: 'node', params: NameParams, response: Record<MulticastAssignment>() }),
+  multicastReady: def({ method: 'POST', url: '/v1/multicast/nodes/:name/ready', access: 'node', params: NameParams, body: MulticastReadyBody, response: Record<MulticastAssignment>() }),
+  multicastReport: def({ method: 'POST', url: '/v1/multicast/nodes/:name/report', access: 'node', params: NameParams, body: MulticastReportBody, bodyLimit: 40 * 1024 * 1024, response: Record<MulticastAssignment>() }),
+  multicastStatus: def({ method: 'GET', url: '/v1/multicast', access: 'read', response: Record<MulticastStatus>() }),
+  multicastStart: def({ method: 'POST', url: '/v1/multicast/sessions', access: 'write', body: MulticastStartBody, response: Record<MulticastStart>() }),
 
   // Netboot (no token: firmware has none).
   bootScript: def({ method: 'GET', url: '/boot.ipxe', access: 'public', querystring: BootQuery, raw: true }),

@@ -126,3 +126,50 @@ export const InstallerCommitBody = Type.Object(
 export const BootQuery = Type.Object({ mac: Type.Optional(Type.String({ maxLength: 64 })) });
 
 export type { Static, TSchema };
+
+// ---- multicast (core/multicast/hub.ts) ----------------------------------------------
+
+/** Most chunk ids a node may say it lacks (a 30 GiB image of 64 KiB chunks; ~33 MB of JSON). */
+export const MAX_MULTICAST_LACKING = 500_000;
+export const MulticastSessionId = Type.String({ pattern: '^[0-9a-f]{16}$' });
+
+export const MulticastRegisterBody = Type.Object(
+  {
+    image: Name,
+    revision: Type.Integer({ minimum: 1 }),
+    lacking: Type.Array(ChunkId, { maxItems: MAX_MULTICAST_LACKING }),
+    linkMbps: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const MulticastReadyBody = Type.Object({ session: MulticastSessionId }, { additionalProperties: false });
+
+/** A NACK: chunks with nothing received, and lost datagram offsets of chunks partly here. */
+export const MulticastReportBody = Type.Object(
+  {
+    session: MulticastSessionId,
+    round: Type.Integer({ minimum: 1, maximum: 1000 }),
+    missing: Type.Array(ChunkId, { maxItems: MAX_MULTICAST_LACKING }),
+    gaps: Type.Array(Type.Tuple([ChunkId, Type.Array(Count, { maxItems: 4096 })]), { maxItems: MAX_MULTICAST_LACKING }),
+  },
+  { additionalProperties: false },
+);
+
+export const MulticastStartBody = Type.Object(
+  {
+    image: Name,
+    nodes: Type.Array(Name, { minItems: 1, maxItems: 100_000 }),
+    minReceivers: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    maxWaitS: Type.Optional(Type.Number({ minimum: 1, maximum: 86_400 })),
+    /** Bits per second on the wire. */
+    rate: Type.Optional(Type.Number({ minimum: 1e5, maximum: 1e11 })),
+    group: Type.Optional(Type.String({ pattern: '^239\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})$' })),
+    interface: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,15}$' })),
+    ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+    mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
+    dryRun: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type MulticastStartBody = Static<typeof MulticastStartBody>;

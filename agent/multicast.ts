@@ -1,0 +1,174 @@
+/**
+ * The agent's multicast mode: a chunk reader for sync (core/tree/sync.ts) that receives
+ * the chunks this node lacks from a multicast session instead of fetching them, so the
+ * scan, the seeds from the node's disks, the staging and the writes are exactly those of
+ * a unicast deploy, and so are the phases after it.
+ *
+ * Sync asks its reader for everything it still needs in one `getMany` call of its data
+ * phase (after it has scanned the disks): that list is what the node lacks. The reader
+ *   1. registers it with the server and polls every --poll-s until a session includes it
+ *      (bounded by --multicast-wait-s, then unicast);
+ *   2. joins the session's group, says it is ready, and hands sync each chunk as it is
+ *      reassembled and BLAKE3-checked (nothing unverified is written);
+ *   3. polls the session every SESSION_POLL_MS; after each round it reports what it still
+ *      lacks (whole chunks, and lost datagram offsets of chunks partly here);
+ *   4. when the server drops it (slow, lossy, silent) or the session ends or the server is
+ *      lost, fetches whatever is still missing over unicast HTTP (the ordinary path).
+ * Directory objects (loaded before the data phase) always come over unicast.
+ */
+import { API } from '../core/api/routes.ts';
+import type { Assignment } from '../core/multicast/hub.ts';
+import { MulticastReceiver } from '../core/multicast/receiver.ts';
+import type { ChunkId } from '../core/store/chunk-id.ts';
+import type { ChunkReader } from '../core/store/interfaces.ts';
+import type { SyncProgress } from '../core/tree/sync.ts';
+import type { AgentClient } from './client.ts';
+
+/** How often a receiver asks how the session goes (round ends, drops). */
+const SESSION_POLL_MS = 250;
+/** After a round's last datagram, datagrams still in flight get this long before the NACK. */
+const ROUND_GRACE_MS = 200;
+/** Polls in a row that may fail before the session is given up for unicast. */
+const MAX_POLL_FAILURES = 40;
+
+export interface MulticastOptions {
+  /** Between polls while waiting for a session (the spec: 30 s). */
+  pollMs: number;
+  /** Give up waiting for a session after this long and deploy over unicast. */
+  maxWaitMs: number;
+}
+
+export interface MulticastTally {
+  multicastBytes: number;
+  unicastChunks: number;
+  ignored: number;
+  corrupt: number;
+  fellBack?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
+  readonly tally: MulticastTally = { multicastBytes: 0, unicastChunks: 0, ignored: 0, corrupt: 0 };
+  private readonly client: AgentClient;
+  private readonly o: MulticastOptions & { node: string; image: string; revision: number; progress: SyncProgress; log: (line: string) => void; status: (message: string) => void };
+
+  constructor(client: AgentClient, o: MulticastReader['o']) {
+    this.client = client;
+    this.o = o;
+  }
+
+  get(id: ChunkId): Promise<Buffer> {
+    return this.client.store.get(id);
+  }
+
+  async *getMany(ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]> {
+    if (this.o.progress.phase !== 'data') return yield* this.client.store.getMany(ids);
+    const remaining = new Set(ids);
+    if (remaining.size) {
+      try {
+        for await (const [id, data] of this.receive([...remaining])) {
+          if (!remaining.delete(id)) continue;
+          yield [id, data];
+        }
+      } catch (err) {
+        this.tally.fellBack = `multicast failed: ${(err as Error).message}`;
+      }
+    }
+    if (remaining.size) {
+      this.o.log(`multicast: ${this.tally.fellBack ?? 'left'}; fetching the ${remaining.size} chunks still missing over unicast`);
+      this.o.status(`unicast: ${remaining.size} chunks (${this.tally.fellBack ?? ''})`.slice(0, 2000));
+      this.tally.unicastChunks = remaining.size;
+      yield* this.client.store.getMany(remaining);
+    }
+  }
+
+  /** Registers, waits for a session, and yields the verified chunks it receives. */
+  private async *receive(lacking: ChunkId[]): AsyncGenerator<[ChunkId, Buffer]> {
+    const { node } = this.o;
+    const register = () => this.client.api.call(API.multicastRegister, { params: { name: node }, body: { image: this.o.image, revision: this.o.revision, lacking } });
+    let a: Assignment = await register();
+    this.o.log(`multicast: registered, lacking ${lacking.length} chunks; waiting for a session (polling every ${this.o.pollMs / 1000} s)`);
+    this.o.status(`multicast: waiting for a session (lacking ${lacking.length} chunks)`);
+    const waitUntil = Date.now() + this.o.maxWaitMs;
+    while (a.state === 'waiting' || a.state === 'unknown') {
+      if (Date.now() >= waitUntil) {
+        this.tally.fellBack = `no session within ${this.o.maxWaitMs / 1000} s`;
+        return;
+      }
+      await sleep(Math.min(this.o.pollMs, Math.max(0, waitUntil - Date.now())));
+      a = await this.client.api.call(API.multicastPoll, { params: { name: node } });
+      if (a.state === 'unknown') a = await register(); // the server restarted
+    }
+    if (a.state !== 'joining' || !a.session) {
+      this.tally.fellBack = `told ${a.state}${a.message ? `: ${a.message}` : ''}`;
+      return;
+    }
+    const session = a.session;
+    // CLONER_MULTICAST_TEST_LOSS: tests on kernels without netem simulate a lossy link.
+    const receiver = await MulticastReceiver.open({ group: session.group, port: session.port, session: session.id, lacking, simulatedLoss: Number(process.env.CLONER_MULTICAST_TEST_LOSS) || 0 });
+    let stop: () => void = () => {};
+    const stopped = new Promise<void>((r) => (stop = r));
+    let ending = false;
+    try {
+      await this.client.api.call(API.multicastReady, { params: { name: node }, body: { session: session.id } });
+      this.o.log(`multicast: in session ${session.id} (${session.group}:${session.port})`);
+      this.o.status(`multicast: session ${session.id}`);
+      const watcher = this.watch(session, receiver, () => ending).finally(stop);
+      for await (const chunk of receiver.chunks(stopped)) {
+        this.tally.multicastBytes += chunk[1].length;
+        yield chunk;
+      }
+      ending = true;
+      stop();
+      await watcher;
+      if (receiver.reassembler.missing.size === 0) {
+        // Done: say so now rather than at the round's end, so the session need not wait for us.
+        const now = await this.client.once.call(API.multicastPoll, { params: { name: node } }).catch(() => null);
+        if (now?.session?.id === session.id && now.state !== 'done' && now.state !== 'unicast') {
+          await this.client.once.call(API.multicastReport, { params: { name: node }, body: { session: session.id, round: Math.max(1, now.session.round), missing: [], gaps: [] } }).catch(() => null);
+        }
+      }
+    } finally {
+      ending = true;
+      const c = receiver.reassembler.counters;
+      this.tally.ignored = Object.values(c.ignored).reduce((x, y) => x + y, 0);
+      this.tally.corrupt = c.corrupt;
+      this.o.log(`multicast: ${c.chunks} chunks received (${c.datagrams} datagrams${receiver.simulatedDrops ? `, ${receiver.simulatedDrops} dropped by CLONER_MULTICAST_TEST_LOSS` : ''}; ignored ${JSON.stringify(Object.fromEntries(Object.entries(c.ignored).filter(([, n]) => n > 0)))}, ${c.corrupt} corrupt chunks dropped)`);
+      receiver.close();
+    }
+  }
+
+  /** Follows the session: a NACK after each round; resolves when done, dropped or lost. */
+  private async watch(session: NonNullable<Assignment['session']>, receiver: MulticastReceiver, ending: () => boolean): Promise<void> {
+    const { node } = this.o;
+    let reported = 0;
+    let failures = 0;
+    while (!ending()) {
+      await sleep(SESSION_POLL_MS);
+      let a: Assignment;
+      try {
+        a = await this.client.once.call(API.multicastPoll, { params: { name: node } });
+        failures = 0;
+      } catch (err) {
+        if (++failures >= MAX_POLL_FAILURES) {
+          this.tally.fellBack = `lost the server: ${(err as Error).message}`;
+          return;
+        }
+        continue;
+      }
+      if (a.state === 'unicast' || a.state === 'unknown' || a.session?.id !== session.id) {
+        this.tally.fellBack = `dropped from the session: ${a.message ?? a.state}`;
+        return;
+      }
+      if (receiver.reassembler.missing.size === 0) return;
+      const s = a.session;
+      if (s.sending || s.round <= reported) continue;
+      await sleep(ROUND_GRACE_MS);
+      const nack = receiver.reassembler.nack(s.payload);
+      await this.client.api.call(API.multicastReport, { params: { name: node }, body: { session: session.id, round: s.round, ...nack } });
+      reported = s.round;
+      if (!nack.missing.length && !nack.gaps.length) return;
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * bench:multicast — N nodes (CLONER_BENCH_NODES, default 4) in network namespaces on one
+ * bridge, each imaged with the Debian tree three ways, one after the other, in one run:
+ *   multicast  agents in multicast mode register what they lack; one `multicast-image`
+ *   unicast    the same agents deploying at once over HTTP (the ordinary deploy)
+ *   udpcast    Debian's udp-sender/udp-receiver sending a file of the same size as the
+ *              union of the chunks the nodes lacked (what multicast had to send)
+ * Nodes restore into directories (no layout: the bench measures the network, not mkfs).
+ * For each: wall time, bytes the server sent (tx of its bridge, br0, i.e. its egress)
+ * and the ratios. The multicast and unicast times include what every deploy does after the
+ * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores);
+ * udpcast writes to /dev/null, so its time is the network's alone. Needs root, iproute2 and udpcast (apt-get install udpcast).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { ensureDebianTree } from './debian-tree.ts';
+import { haveTool } from '../core/tools.ts';
+import type { MulticastStatus, SessionView } from '../core/multicast/hub.ts';
+import { clonerAgainst } from '../test/helpers/cli.ts';
+import { finished, netnsUnavailable, withNetLab, type NetLab } from '../test/helpers/netns.ts';
+import { withServer, type TestServer } from '../test/helpers/server.ts';
+
+const N = Number(process.env.CLONER_BENCH_NODES ?? 4);
+const RATE = process.env.CLONER_BENCH_RATE ?? '400M';
+const blocker = netnsUnavailable();
+if (blocker) {
+  console.log(`bench:multicast skipped: ${blocker}`);
+  process.exit(0);
+}
+const found = await ensureDebianTree();
+if ('skip' in found) {
+  console.log(`bench:multicast skipped: ${found.skip}`);
+  process.exit(0);
+}
+const debian = found;
+const work = await mkdtemp(path.join(process.env.CLONER_BENCH_WORK ?? '/var/tmp', 'cloner-bench-multicast-'));
+const MiB = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+try {
+  await withNetLab(N, (lab) => withServer((server) => bench(lab, server), [], { listen: `${lab.serverIp}:8740`, spawner: (argv) => lab.spawnIn(lab.serverNs, argv) }));
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
+
+async function bench(lab: NetLab, server: TestServer): Promise<void> {
+  const url = `http://${lab.serverIp}:8740`;
+  const tokenFile = path.join(server.dataDir, 'admin.token');
+  const cloner = clonerAgainst(['--server', url, '--token-file', tokenFile], ['ip', 'netns', 'exec', lab.serverNs]);
+  const txBytes = () => Number(lab.runIn(lab.serverNs, ['cat', '/sys/class/net/br0/statistics/tx_bytes']));
+  cloner('new-image', '--image', 'debian', '--root', debian.tree, '--yes');
+  lab.nodes.forEach((n, i) => cloner('nodes', 'add', `node${i + 1}`, `eth0.mac=${n.mac}`, 'cloner_image=debian', 'groups=lab'));
+  const target = (i: number) => path.join(work, `node${i + 1}`);
+  const agents = async (extra: string[]) => {
+    for (let i = 0; i < N; i++) {
+      await rm(target(i), { recursive: true, force: true });
+      await mkdir(target(i));
+    }
+    return lab.nodes.map((n, i) => finished(lab.spawnIn(n.ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
+  };
+  const check = (runs: Array<{ code: number | null; out: string }>, what: string) => runs.forEach((r, i) => {
+    if (r.code !== 0) throw new Error(`${what}: node${i + 1} failed:\n${r.out}`);
+  });
+
+  // Multicast: the session's time from multicast-image to the last node done.
+  const mcRuns = await agents(['--multicast', '--poll-s', '1']);
+  for (const until = Date.now() + 300_000; ; ) {
+    const st = JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus;
+    if (st.waiting.length === N) break;
+    if (Date.now() > until) throw new Error('the nodes did not all register');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  let tx0 = txBytes();
+  let t0 = performance.now();
+  const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--rate', RATE, '--json')) as { unionBytes: number; lackingBytes: number; session: SessionView };
+  check(await Promise.all(mcRuns), 'multicast');
+  const mc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+  const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
+  const unicastFallbacks = session.receivers.filter((r) => r.state !== 'done').length;
+
+  // Unicast: the same nodes deploying at once.
+  const ucStart = await agents([]);
+  tx0 = txBytes();
+  t0 = performance.now();
+  check(await Promise.all(ucStart), 'unicast');
+  const uc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+
+  // udpcast: a file of the union's size, to the same nodes.
+  let udp: { seconds: number; bytes: number } | null = null;
+  if (haveTool('udp-sender') && haveTool('udp-receiver')) {
+    const file = path.join(work, 'union.bin');
+    execFileSync('sh', ['-c', `head -c ${start.unionBytes} /dev/urandom > '${file}'`]);
+    const rdv = ['--mcast-rdv-address', '239.192.87.41'];
+    const receivers = lab.nodes.map((n) => finished(lab.spawnIn(n.ns, ['udp-receiver', '--interface', 'eth0', '--file', '/dev/null', '--nokbd', '--nosync', ...rdv])));
+    await new Promise((r) => setTimeout(r, 1000));
+    tx0 = txBytes();
+    t0 = performance.now();
+    const sender = await finished(lab.spawnIn(lab.serverNs, ['udp-sender', '--interface', 'br0', '--file', file, '--min-receivers', String(N), '--nokbd', '--ttl', '1', '--max-bitrate', RATE.toLowerCase(), ...rdv]));
+    await Promise.all(receivers);
+    if (sender.code !== 0) throw new Error(`udp-sender failed:\n${sender.out}`);
+    udp = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+  } else console.log('udpcast skipped: udp-sender/udp-receiver not installed (apt-get install udpcast)');
+
+  console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}`);
+  console.log(`  union of chunks lacked: ${MiB(start.unionBytes)} stored; unicast owes ${MiB(start.lackingBytes)}`);
+  const row = (name: string, r: { seconds: number; bytes: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}`);
+  const sessionSeconds = (Date.parse(session.ended!) - Date.parse(session.created)) / 1000;
+  row('multicast', mc, `  (session ${sessionSeconds.toFixed(1)} s from start to its last node done, sending ${(session.sent.bytes / 1048576).toFixed(1)} MiB; ${session.round} rounds, ${unicastFallbacks} fell back to unicast)`);
+  row('unicast', uc);
+  if (udp) row('udpcast', udp);
+  console.log(`  multicast/unicast: time ${(mc.seconds / uc.seconds).toFixed(2)}, server egress ${(mc.bytes / uc.bytes).toFixed(3)}`);
+  if (udp) console.log(`  multicast/udpcast: time ${(mc.seconds / udp.seconds).toFixed(2)}, bytes ${(mc.bytes / udp.bytes).toFixed(3)}`);
+}

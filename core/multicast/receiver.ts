@@ -1,0 +1,107 @@
+/**
+ * The multicast receiver: a UDP socket on the session's port, joined to its group on
+ * every IPv4 interface of this machine, feeding a Reassembler (reassembly.ts). Verified
+ * chunks wait in a queue that `chunks()` drains; nothing unverified ever leaves it.
+ */
+import dgram from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import type { ChunkId } from '../store/chunk-id.ts';
+import { Reassembler } from './reassembly.ts';
+
+export interface ReceiverOptions {
+  group: string;
+  port: number;
+  session: string;
+  lacking: Iterable<ChunkId>;
+  /** Join on these addresses only (default: every non-internal IPv4 address). */
+  interfaceAddresses?: string[];
+  /**
+   * Tests only: drop this fraction of incoming datagrams at random, before anything looks
+   * at them (a lossy link where the kernel has no netem: sch_netem is not everywhere).
+   */
+  simulatedLoss?: number;
+}
+
+/** Receive buffer asked for: ~100 ms at 300 Mbit/s, so a pause of the event loop (a disk write) loses nothing. Capped by net.core.rmem_max. */
+const RECV_BUFFER = 8 * 1024 * 1024;
+
+export class MulticastReceiver {
+  readonly reassembler: Reassembler;
+  private readonly socket: dgram.Socket;
+  private readonly queue: Array<[ChunkId, Buffer]> = [];
+  private wake: (() => void) | null = null;
+  private closed = false;
+
+  /** Datagrams dropped by `simulatedLoss`. */
+  simulatedDrops = 0;
+
+  private constructor(socket: dgram.Socket, reassembler: Reassembler, loss: number) {
+    this.socket = socket;
+    this.reassembler = reassembler;
+    socket.on('message', (msg) => {
+      if (loss > 0 && Math.random() < loss) {
+        this.simulatedDrops++;
+        return;
+      }
+      const done = this.reassembler.accept(msg);
+      if (done) {
+        this.queue.push(done);
+        this.wake?.();
+      }
+    });
+    socket.on('error', () => {});
+  }
+
+  static async open(o: ReceiverOptions): Promise<MulticastReceiver> {
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(o.port, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      socket.setRecvBufferSize(RECV_BUFFER);
+    } catch {
+      // capped by net.core.rmem_max
+    }
+    const addresses = o.interfaceAddresses ?? Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => a.address));
+    let joined = 0;
+    for (const address of addresses) {
+      try {
+        socket.addMembership(o.group, address);
+        joined++;
+      } catch {
+        // an interface that cannot join (down, no multicast): the others may
+      }
+    }
+    if (!joined) {
+      socket.close();
+      throw new Error(`could not join multicast group ${o.group} on any interface (${addresses.join(', ') || 'none'})`);
+    }
+    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking), Math.min(1, Math.max(0, o.simulatedLoss ?? 0)));
+  }
+
+  /** Verified chunks as they complete, until `stop()` resolves or the receiver closes. */
+  async *chunks(stop: Promise<unknown>): AsyncGenerator<[ChunkId, Buffer]> {
+    let stopped = false;
+    void stop.then(() => {
+      stopped = true;
+      this.wake?.();
+    });
+    for (;;) {
+      while (this.queue.length) yield this.queue.shift()!;
+      if (stopped || this.closed || this.reassembler.missing.size === 0) return;
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = null;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake?.();
+    this.socket.close();
+  }
+}
