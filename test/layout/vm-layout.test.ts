@@ -4,7 +4,7 @@
  * as md RAID1 with LVM on top (ext4 /home, xfs /scratch). Capture it, then apply it to
  * blank disks of larger and of smaller sizes, and check each result with lsblk, mdadm and
  * the LVM reports, the sync check, and the fstab and ESP the apply reports. Then the same
- * layout with the array at RAID levels 0 and 5.
+ * layout with the array at RAID levels 0 and 10.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -135,11 +135,11 @@ if (blocker) {
         await vm.runOk(TEARDOWN('/mnt/target', 'vgdata', '/dev/md/data', devs));
       }
 
-      // RAID levels other than 1 on the same pair (mdadm takes two members for 0 and 5): the
+      // RAID levels other than 1 on the same pair (0 and 10 take two members): the
       // array is made at that level, the sync check agrees, and a raid0 array is not taken
       // for the layout's raid1.
       const devs = [byId(SETS.big.sys), byId(SETS.big.a), byId(SETS.big.b)];
-      for (const level of [0, 5] as const) {
+      for (const level of [0, 10] as const) {
         const variant: Layout = { ...layout, raids: layout.raids!.map((r) => ({ ...r, level })) };
         await vm.runOk(`cat > /tmp/layout-${level}.json <<'EOF'\n${JSON.stringify(variant)}\nEOF`);
         await json<ApplyPlan>(vm, `${TOOL} apply /tmp/layout-${level}.json /mnt/target ${devs.join(',')}`);
