@@ -6,11 +6,14 @@
  *    name order) that fits its selector; only `devices` may be candidates when given
  *    (which also admits loop devices), `exclude` never. A disk that is mounted or busy,
  *    read-only, excluded or unmatched stops everything before anything is written.
- * 2. Size: partitions are placed on 1 MiB boundaries; fixed sizes stay, the "grow"
- *    partition takes the rest; a disk too small is refused with the need and the size.
- * 3. Plan: wipefs, sfdisk (a script on stdin, --wipe-partitions so no stale RAID/LVM
- *    signature survives), partx -u (the kernel learns the new partitions even where it
- *    does not rescan, as on loop devices here), mdadm --create, pvcreate/vgcreate/
+ * 2. Size (place.ts): partitions keep the layout's exact starts and sizes, new space is
+ *    on 1 MiB boundaries, the "grow" partition takes the rest; on a smaller disk the
+ *    partitions that hold a filesystem shrink towards their minimum (the plan's notes say
+ *    which); a disk that cannot hold every partition at its minimum is refused with figures.
+ * 3. Plan: wipefs, sfdisk (a script on stdin with each partition's number, --wipe-partitions
+ *    so no stale RAID/LVM signature survives), partx -u and -a (the kernel learns the new
+ *    partitions, logical ones too, where nothing rescans, as on loop devices and in the
+ *    boot environment without udev), mdadm --create, pvcreate/vgcreate/
  *    lvcreate, mkfs with a UUID chosen here (so the plan, a dry run and fstab all know
  *    it), then mkdir + mount under the target in mount-point order.
  * 4. Run the plan step by step (or print it for a dry run), and report the new fstab, the
@@ -26,13 +29,14 @@ import {
   type DiskSpec, type FilesystemSpec, type Layout,
 } from './model.ts';
 import { globMatch } from './glob.ts';
+import { partitionNumbers } from './partitions.ts';
+import { LayoutTooSmallError, placePartitions, scalableMinimums, type Placed } from './place.ts';
+
+export { LayoutTooSmallError };
 import { listNodeDisks, run, settle, type NodeDisk } from './probe.ts';
 
 export class LayoutUnmatchedError extends LayoutError {
   override readonly code = 'LAYOUT_DISK_UNMATCHED';
-}
-export class LayoutTooSmallError extends LayoutError {
-  override readonly code = 'LAYOUT_TOO_SMALL';
 }
 export class DiskInUseError extends LayoutError {
   override readonly code = 'LAYOUT_DISK_IN_USE';
@@ -67,6 +71,8 @@ export interface Step {
   input?: string;
   /** Paths that must exist before the next step (device nodes of new partitions). */
   waitFor?: string[];
+  /** A failure is fine (partx -a on partitions the kernel already has); waitFor still holds. */
+  mayFail?: boolean;
 }
 
 export interface PlannedFilesystem extends FilesystemSpec {
@@ -76,6 +82,8 @@ export interface PlannedFilesystem extends FilesystemSpec {
 
 export interface ApplyPlan {
   disks: Array<{ id: string; device: string; size: number }>;
+  /** What was scaled or moved to fit smaller disks. */
+  notes: string[];
   /** Layout id (partition, array, VG/LV) -> device path. */
   devices: Record<string, string>;
   filesystems: PlannedFilesystem[];
@@ -158,51 +166,19 @@ function partitionPath(disk: NodeDisk, n: number): string {
   return `/dev/${disk.name}${/\d$/.test(disk.name) ? 'p' : ''}${n}`;
 }
 
-/** Sector placement of a disk's partitions on 1 MiB boundaries; throws when the disk is too small. */
-function placePartitions(disk: DiskSpec, node: NodeDisk): Array<{ start: number; size: number }> {
-  const sector = node.logicalSectorSize;
-  const align = MIB / sector;
-  const total = Math.floor(node.size / sector);
-  const endUsable = disk.table === 'gpt' ? total - 33 : total;
-  const up = (s: number) => Math.ceil(s / align) * align;
-  const need = (i: number) => {
-    // Sectors the partitions after i need (aligned), so a grow partition leaves them room.
-    let sum = 0;
-    for (const p of disk.partitions.slice(i + 1)) sum += up(Math.ceil(parseSize(p.size === 'grow' ? (p.minSize ?? MIB) : p.size) / sector));
-    return sum;
-  };
-  const placed: Array<{ start: number; size: number }> = [];
-  let cursor = align;
-  const tooSmall = (why: string) =>
-    new LayoutTooSmallError(
-      `disk ${disk.id} (${node.path}, ${formatSize(node.size)}) is too small for the layout: ${why}`,
-      'use a larger disk, or make the layout\'s fixed partitions smaller',
-    );
-  disk.partitions.forEach((p, i) => {
-    const start = p.start !== undefined ? p.start / sector : up(cursor);
-    let size: number;
-    if (p.size === 'grow') {
-      size = Math.floor((endUsable - start - need(i)) / align) * align;
-      const min = Math.ceil(parseSize(p.minSize ?? MIB) / sector);
-      if (size < min) throw tooSmall(`partition ${p.id} must grow to at least ${formatSize(min * sector)} but ${formatSize(Math.max(size, 0) * sector)} is left (the layout needs ${formatSize((start + min + need(i)) * sector + (disk.table === 'gpt' ? 33 * sector : 0))})`);
-    } else {
-      size = Math.ceil(parseSize(p.size) / sector);
-    }
-    if (start + size > endUsable) throw tooSmall(`partition ${p.id} would end at ${formatSize((start + size) * sector)}`);
-    placed.push({ start, size });
-    cursor = start + size;
-  });
-  return placed;
-}
-
-function sfdiskScript(disk: DiskSpec, placed: Array<{ start: number; size: number }>): string {
-  const lines = [`label: ${disk.table}`, 'unit: sectors', ''];
+function sfdiskScript(disk: DiskSpec, node: NodeDisk, placed: Placed[]): string {
+  const lines = [`label: ${disk.table}`, 'unit: sectors'];
+  // sfdisk starts a new GPT's usable area at 1 MiB; a golden partition before that needs the whole area.
+  if (disk.table === 'gpt' && placed.some((p) => p.start < MIB / node.logicalSectorSize)) lines.push('first-lba: 34');
+  lines.push('');
+  const numbers = partitionNumbers(disk);
   disk.partitions.forEach((p, i) => {
     const fields = [`start=${placed[i].start}`, `size=${placed[i].size}`, `type=${partitionTypeCode(disk.table, p.type)}`];
     if (p.name) fields.push(`name="${p.name}"`);
     if (p.flags?.length) fields.push(`attrs="${p.flags.join(' ')}"`);
     if (p.bootable) fields.push('bootable');
-    lines.push(fields.join(', '));
+    // A named line sets the partition number (sfdisk takes it from the name), so gaps and order survive.
+    lines.push(`${partitionPath(node, numbers[i])} : ${fields.join(', ')}`);
   });
   return `${lines.join('\n')}\n`;
 }
@@ -275,18 +251,29 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
   const devices: Record<string, string> = {};
   let espDevice: string | null = null;
   const disks: ApplyPlan['disks'] = [];
+  const notes: string[] = [];
   for (const disk of layout.disks) {
     const node = assignment.get(disk.id)!;
     disks.push({ id: disk.id, device: node.path, size: node.size });
-    const placed = placePartitions(disk, node);
-    const parts = disk.partitions.map((p, i) => partitionPath(node, i + 1));
+    if (disk.table === 'none') {
+      devices[disk.id] = node.path;
+      steps.push({ what: `wipe old signatures on ${disk.id} (${node.path}, a filesystem on the whole disk)`, argv: ['wipefs', '-a', '-q', node.path] });
+      continue;
+    }
+    const { placed, notes: scaled } = placePartitions(disk, { path: node.path, size: node.size, sector: node.logicalSectorSize }, scalableMinimums(disk, layout.filesystems ?? []));
+    notes.push(...scaled);
+    const numbers = partitionNumbers(disk);
+    const parts = disk.partitions.map((p, i) => partitionPath(node, numbers[i]));
     disk.partitions.forEach((p, i) => {
       devices[p.id] = parts[i];
       if (!espDevice && (partitionTypeCode(disk.table, p.type) === ESP_GUID || (disk.table === 'dos' && partitionTypeCode('dos', p.type) === 'ef'))) espDevice = parts[i];
     });
     steps.push({ what: `wipe old signatures on ${disk.id} (${node.path})`, argv: ['wipefs', '-a', '-q', node.path] });
-    steps.push({ what: `partition ${disk.id} (${node.path})`, argv: ['sfdisk', '--quiet', '--wipe', 'always', '--wipe-partitions', 'always', node.path], input: sfdiskScript(disk, placed) });
-    steps.push({ what: `tell the kernel about ${node.path}'s partitions`, argv: ['partx', '-u', node.path], waitFor: parts });
+    steps.push({ what: `partition ${disk.id} (${node.path})`, argv: ['sfdisk', '--quiet', '--wipe', 'always', '--wipe-partitions', 'always', node.path], input: sfdiskScript(disk, node, placed) });
+    // -u updates the partitions the kernel knows; -a adds the ones it does not (logical
+    // partitions on a loop device, where nothing rescans): without udev both are needed.
+    steps.push({ what: `tell the kernel about ${node.path}'s partitions`, argv: ['partx', '-u', node.path] });
+    steps.push({ what: `tell the kernel about ${node.path}'s new partitions`, argv: ['partx', '-a', node.path], mayFail: true, waitFor: parts });
   }
   for (const raid of layout.raids ?? []) {
     const name = raid.name ?? raid.id;
@@ -314,14 +301,14 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
   const { steps: mountPlan, mounts } = options.target ? mountSteps(filesystems, options.target) : { steps: [], mounts: [] };
   steps.push(...mountPlan);
   const root = filesystems.find((fs) => fs.mount === '/');
-  return { disks, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
+  return { disks, notes, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
 }
 
 const quote = (arg: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
 
 /** The plan as the shell commands it runs (a dry run prints this). */
 export function formatPlan(plan: ApplyPlan): string {
-  const out: string[] = [];
+  const out: string[] = plan.notes.map((n) => `# scaled: ${n}`);
   for (const step of plan.steps) {
     out.push(`# ${step.what}`);
     const cmd = step.argv.map(quote).join(' ');
@@ -344,7 +331,9 @@ export async function runSteps(steps: Step[], log: (line: string) => void = () =
   for (const [i, step] of steps.entries()) {
     log(`[${i + 1}/${steps.length}] ${step.what}: ${step.argv.map(quote).join(' ')}`);
     try {
-      await run(step.argv, step.input);
+      await run(step.argv, step.input).catch((err) => {
+        if (!step.mayFail) throw err;
+      });
       if (step.waitFor) await waitForPaths(step.waitFor);
     } catch (err) {
       if (err instanceof LayoutApplyError) throw err;
@@ -366,6 +355,7 @@ export async function applyLayout(layout: Layout, options: ApplyOptions = {}): P
   if (!options.force && !isClonerBootEnvironment()) {
     throw new LayoutNeedsForceError(`applying a layout erases ${plan.disks.map((d) => d.device).join(', ')}, and this is not the cloner boot environment`, 'add --force if you mean it (a --dry-run shows every command first)');
   }
+  for (const note of plan.notes) options.log?.(`scaled: ${note}`);
   await runSteps(plan.steps, options.log);
   return plan;
 }

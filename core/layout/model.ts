@@ -29,6 +29,9 @@ import { ClonerError } from '../errors.ts';
 import { formatBytes } from '../format.ts';
 import { API_MOUNTS, checkMkfsOptions, lvmNameProblem } from './field-rules.ts';
 import { parseGlob } from './glob.ts';
+import { checkPartitions, fixedBytes, isExtended } from './partitions.ts';
+
+export { fixedBytes };
 
 export const LAYOUT_FORMAT = 'cloner-layout/1';
 export type Size = number | string;
@@ -46,8 +49,14 @@ export interface DiskMatch {
 export interface PartitionSpec {
   id: string;
   size: Size | 'grow';
+  /** The smallest this partition may be made on a smaller disk ("grow": the least it takes). */
   minSize?: Size;
+  /** Byte offset on the disk; absent: the next 1 MiB boundary. */
   start?: number;
+  /** The partition number (sda3, nvme0n1p3); absent: one more than the previous one's. */
+  number?: number;
+  /** A logical partition inside the dos table's extended partition. */
+  logical?: boolean;
   type: string;
   name?: string;
   flags?: string[];
@@ -57,7 +66,8 @@ export interface PartitionSpec {
 export interface DiskSpec {
   id: string;
   match?: DiskMatch;
-  table: 'gpt' | 'dos';
+  /** "none": a filesystem (or PV, or array member) on the whole disk, referred to by the disk's id. */
+  table: 'gpt' | 'dos' | 'none';
   partitions: PartitionSpec[];
   captured?: { name?: string; model?: string | null; serial?: string | null; size?: number };
 }
@@ -128,10 +138,11 @@ export const PARTITION_TYPES: Record<string, { gpt: string; dos: string }> = {
   home: { gpt: '933AC7E1-2EB4-4F13-B844-0E14E2AEF915', dos: '83' },
   'root-x86-64': { gpt: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709', dos: '83' },
   xbootldr: { gpt: 'BC13C2FF-59E6-4262-A352-B275FD6F7172', dos: 'ea' },
+  extended: { gpt: '', dos: '5' },
 };
 
 /** The type code sfdisk gets for a layout partition type (alias, GUID or MBR byte). */
-export function partitionTypeCode(table: 'gpt' | 'dos', type: string): string {
+export function partitionTypeCode(table: DiskSpec['table'], type: string): string {
   const alias = PARTITION_TYPES[type];
   if (alias) return table === 'gpt' ? alias.gpt : alias.dos;
   return table === 'gpt' ? type.toUpperCase() : type.toLowerCase().replace(/^0x/, '');
@@ -211,6 +222,7 @@ function checkSemantics(layout: Layout): void {
     devices.set(id, at);
   };
   const diskIds = new Set<string>();
+  const extendedIds = new Set<string>();
   layout.disks.forEach((disk, d) => {
     const at = `disks[${d}]`;
     if (diskIds.has(disk.id)) fail(`${at}.id`, `disk id "${disk.id}" is used twice`);
@@ -221,36 +233,24 @@ function checkSemantics(layout: Layout): void {
       if (typeof problem === 'string') fail(`${at}.match.${key}`, `bad pattern ${JSON.stringify(pattern)}: ${problem}`);
     }
     if (disk.match?.minSize !== undefined && disk.match.maxSize !== undefined && parseSize(disk.match.minSize) > parseSize(disk.match.maxSize)) fail(`${at}.match`, 'minSize is larger than maxSize');
-    if (disk.table === 'dos' && disk.partitions.length > 4) fail(`${at}.partitions`, `a dos table holds 4 primary partitions, this disk has ${disk.partitions.length}`, );
-    let grows = 0;
-    let end = MIB;
+    if (disk.table === 'none') define(disk.id, at);
     disk.partitions.forEach((part, p) => {
       const pat = `${at}.partitions[${p}]`;
       define(part.id, pat);
-      if (part.size === 'grow') grows++;
-      else if (part.minSize !== undefined) fail(`${pat}.minSize`, 'only a "grow" partition has a minimum size');
+      if (isExtended(part)) extendedIds.add(part.id);
       if (!PARTITION_TYPES[part.type] && /^[a-z-]+$/.test(part.type) && !/^[0-9a-f]{1,2}$/.test(part.type)) {
         fail(`${pat}.type`, `unknown partition type "${part.type}" (known: ${Object.keys(PARTITION_TYPES).join(', ')}, a GPT type GUID or an MBR type byte)`);
       }
       const isGuid = /-/.test(part.type) && part.type.length === 36;
       if (disk.table === 'dos' && PARTITION_TYPES[part.type]?.dos === '') fail(`${pat}.type`, `type "${part.type}" exists only on gpt tables`);
+      if (disk.table === 'gpt' && PARTITION_TYPES[part.type]?.gpt === '') fail(`${pat}.type`, `type "${part.type}" exists only on dos tables`);
       if (disk.table === 'dos' && isGuid) fail(`${pat}.type`, 'a dos table takes an MBR type byte, not a GUID');
       if (disk.table === 'gpt' && !isGuid && !PARTITION_TYPES[part.type]) fail(`${pat}.type`, 'a gpt table takes a type GUID or a known type name, not an MBR byte');
       if (disk.table === 'gpt' && part.bootable) fail(`${pat}.bootable`, 'the bootable flag is for dos tables; on gpt use type "esp" or flags ["LegacyBIOSBootable"]');
       if (disk.table === 'dos' && part.flags?.length) fail(`${pat}.flags`, 'GPT attribute flags do not apply to a dos table');
       if (disk.table === 'dos' && part.name) fail(`${pat}.name`, 'a dos table has no partition names');
-      if (part.start !== undefined) {
-        if (part.start % 512 !== 0) fail(`${pat}.start`, 'a start must be a multiple of 512 bytes');
-        if (part.start < end) fail(`${pat}.start`, `partition overlaps the one before it (starts at ${part.start}, the previous one ends at ${end})`);
-        end = part.start;
-      }
-      if (part.size !== 'grow') {
-        end += Math.ceil(parseSize(part.size) / MIB) * MIB;
-      } else if (disk.partitions.slice(p + 1).some((q) => q.start !== undefined)) {
-        fail(`${pat}.size`, 'a "grow" partition cannot be followed by a partition with a fixed start');
-      }
     });
-    if (grows > 1) fail(`${at}.partitions`, `only one partition per disk may "grow", this disk has ${grows}`);
+    checkPartitions(disk, at, fail);
     if (disk.match?.maxSize !== undefined) {
       const fixed = fixedBytes(disk);
       if (fixed > parseSize(disk.match.maxSize)) fail(`${at}`, `the fixed partitions need ${formatSize(fixed)}, more than the selector's maxSize`);
@@ -259,6 +259,7 @@ function checkSemantics(layout: Layout): void {
   const used = new Map<string, string>(); // device id -> user
   const use = (id: string, at: string, by: string) => {
     if (!devices.has(id)) fail(at, `refers to "${id}", which no partition, array or logical volume defines`);
+    if (extendedIds.has(id)) fail(at, `"${id}" is an extended partition, a container for logical partitions that holds no data itself`);
     if (used.has(id)) fail(at, `"${id}" is already used by ${used.get(id)}`);
     used.set(id, by);
   };
@@ -319,16 +320,6 @@ function checkSemantics(layout: Layout): void {
     }
   });
   if (mounts.size > 0 && !mounts.has('/')) fail('filesystems', 'no filesystem is mounted at "/"');
-}
-
-/** Bytes the fixed partitions of a disk take, on 1 MiB boundaries, with the GPT/MBR areas. */
-export function fixedBytes(disk: DiskSpec): number {
-  let end = MIB;
-  for (const part of disk.partitions) {
-    if (part.start !== undefined) end = Math.max(end, part.start);
-    end += part.size === 'grow' ? Math.ceil(parseSize(part.minSize ?? MIB) / MIB) * MIB : Math.ceil(parseSize(part.size) / MIB) * MIB;
-  }
-  return end + (disk.table === 'gpt' ? MIB : 0);
 }
 
 /** The canonical text of a layout (stable key order as written, 2-space indent). */
