@@ -16,7 +16,7 @@
  * path outside its directory, absolute or relative), names that are not the canonical
  * escaped form of their bytes (a lone "\ud800" would land on disk as the bytes of
  * "\ufffd"), two entries with the same bytes, chunk lists that overlap or run past the
- * file size, and unknown types.
+ * file size, unknown types, and inode flags (`iflags`) other than known letters in order.
  */
 import { isChunkId, type ChunkId } from '../store/chunk-id.ts';
 import { ClonerError } from '../errors.ts';
@@ -54,11 +54,14 @@ export interface FileEntry extends EntryBase {
   /** Inode number and ctime at capture, for the unchanged-file test of the next capture. */
   ino?: string;
   ctime?: Timestamp;
+  /** Inode flags as lsattr letters in INODE_FLAG_LETTERS order (inode-flags.ts). */
+  iflags?: string;
 }
 
 export interface DirEntry extends EntryBase {
   type: 'dir';
   tree: ChunkId;
+  iflags?: string;
 }
 
 export interface SymlinkEntry extends EntryBase {
@@ -90,6 +93,10 @@ export class ManifestError extends ClonerError {
     super(message, 'the image manifest is damaged or was not written by cloner; re-capture the image');
   }
 }
+
+/** The inode flags a manifest may carry, in the order it writes them (inode-flags.ts says which and why). */
+export const INODE_FLAG_LETTERS = 'sucSiadAjtDTCP';
+const IFLAGS = new RegExp(`^${[...INODE_FLAG_LETTERS].map((c) => `${c}?`).join('')}$`);
 
 const MAX_NAME_BYTES = 255;
 const MAX_FILE_SIZE = 2 ** 53 - 1;
@@ -157,6 +164,8 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
         if (typeof v !== 'string' || v.length > (MAX_XATTR_BYTES * 4) / 3 + 4) fail(at, `bad xattr value for ${k}`);
       }
     }
+    const iflags = (e as { iflags?: unknown }).iflags;
+    if (iflags !== undefined && (typeof iflags !== 'string' || iflags === '' || !IFLAGS.test(iflags) || (e.type !== 'file' && e.type !== 'dir'))) fail(at, `iflags must be inode flag letters in the order ${INODE_FLAG_LETTERS}, on a file or directory`);
     switch (e.type) {
       case 'file':
         checkFile(e, at);
