@@ -101,7 +101,6 @@ export function applyTreeFlags(items: Array<{ rel: string; depth: number; entry:
   for (const rel of ordered) {
     const entry = byRel.get(rel)!.entry;
     if (entry.type !== 'file' && entry.type !== 'dir') continue;
-    if (entry.type === 'file' && entry.h !== undefined && !entry.iflags && !keep.has(rel)) continue;
     const want = flagsBits(entry.iflags ?? '') | (keep.get(rel) ?? 0);
     root.trim();
     try {
@@ -113,6 +112,18 @@ export function applyTreeFlags(items: Array<{ rel: string; depth: number; entry:
       });
     } catch (err) {
       warn(`cannot set inode flags ${flagsText(want)} on ${displayName(rel || '/')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+}
+
+/** Sets the node's blocking flags back where a sync stopped before its end (best effort). */
+export function reapplyBlockingFlags(root: TargetRoot, had: Map<string, number>, warn: (message: string) => void): void {
+  for (const [rel, bits] of [...had].sort((a, b) => b[0].split('/').length - a[0].split('/').length)) {
+    root.trim();
+    try {
+      withFd(root, rel, (fd) => fsx.fdSetFlags(fd, fsx.fdGetFlags(fd) | bits));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') warn(`cannot set inode flags ${flagsText(bits)} on ${displayName(rel || '/')} again: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
 }
