@@ -70,7 +70,7 @@ function withFd<T>(root: TargetRoot, rel: string, work: (fd: number) => T): T {
  * Clears i and a on the given entries of the node (those found with them), deepest last
  * so a directory is opened before what it holds; returns rel -> the blocking bits it had.
  */
-export function clearBlockingFlags(root: TargetRoot, rels: string[], warn: (message: string) => void): Map<string, number> {
+export function clearBlockingFlags(root: TargetRoot, rels: string[], warn: (message: string) => void, imageFlags: (rel: string) => string | undefined = () => undefined): Map<string, number> {
   const had = new Map<string, number>();
   for (const rel of rels) {
     root.trim();
@@ -80,7 +80,9 @@ export function clearBlockingFlags(root: TargetRoot, rels: string[], warn: (mess
         if (!(bits & BLOCKING)) return;
         fsx.fdSetFlags(fd, bits & ~BLOCKING);
         had.set(rel, bits & BLOCKING);
-        warn(`${displayName(rel || '/')} had inode flags ${flagsText(bits & BLOCKING)} on the node: cleared to sync it, set again after`);
+        // Worth a word only where the image does not set them itself (an admin's pin on the node).
+        const extra = bits & BLOCKING & ~flagsBits(imageFlags(rel) ?? '');
+        if (extra) warn(`${displayName(rel || '/')} has inode flags ${flagsText(extra)} on the node that the image does not: cleared to sync it, set again after`);
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

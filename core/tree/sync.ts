@@ -152,7 +152,7 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
     const scan = await scanTarget(run);
     const plan = planChanges(run, scan.existing);
     // i/a entries take no staging, replace, delete or metadata until cleared.
-    const flagged = clearBlockingFlags(root, ['', ...[...scan.existing.values()].filter((e) => e.type === 'file' || e.type === 'dir').map((e) => e.rel)], run.warn);
+    const flagged = clearBlockingFlags(root, ['', ...[...scan.existing.values()].filter((e) => e.type === 'file' || e.type === 'dir').map((e) => e.rel)], run.warn, (rel) => (run.wanted.get(rel) as { iflags?: string } | undefined)?.iflags);
     let finished = false;
     try {
       progress.phase = 'data';
