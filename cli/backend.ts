@@ -18,7 +18,7 @@ import { API } from '../core/api/routes.ts';
 import { serverUrl } from '../core/api/url.ts';
 import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
 import { LocalStore } from '../core/store/local.ts';
-import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type Revision, type RevisionStats } from '../core/tree/images.ts';
+import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages, type ImageRecord, type ImageVerifyReport, type LeftOutPath, type Revision, type RevisionStats } from '../core/tree/images.ts';
 import { getAttachment, listAttachments, putAttachment, type AttachmentKind } from '../core/tree/attachments.ts';
 import type { PruneReport } from '../core/store/interfaces.ts';
 import { powerNode, type PowerAction, type PowerResult } from '../core/nodes/power.ts';
@@ -31,6 +31,7 @@ export interface RevisionInput {
   options?: string | null;
   note?: string;
   stats: RevisionStats;
+  leftOut?: LeftOutPath[];
 }
 
 /** Capturing and restoring image data: chunk I/O and revisions. */

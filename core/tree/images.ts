@@ -1,7 +1,7 @@
 /**
  * Image records and versioned named objects on top of a store's refs.
  *
- *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats}]}
+ *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats, leftOut?}]}
  *   layout/<name>   {name, versions: [{n, created, object}]}   (disk layouts, issue 4)
  *   options/<name>  {name, versions: [...]}                     (image options)
  *
@@ -26,7 +26,18 @@ import { parseDirectory } from './manifest.ts';
 export interface RevisionStats {
   files: number;
   bytes: number;
+  /** Paths the capture did not store (excluded, other file systems, unreadable, sockets). */
+  leftOut?: number;
 }
+
+/** One path a capture did not store, and why. */
+export interface LeftOutPath {
+  path: string;
+  why: string;
+}
+
+/** How many left-out paths a revision lists (its stats count them all). */
+export const LEFT_OUT_LISTED = 1000;
 
 export interface Revision {
   n: number;
@@ -37,6 +48,8 @@ export interface Revision {
   options: ChunkId | null;
   note: string;
   stats: RevisionStats;
+  /** The first LEFT_OUT_LISTED paths left out, when any were. */
+  leftOut?: LeftOutPath[];
 }
 
 export interface ImageRecord {
@@ -103,7 +116,7 @@ async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, int
 export async function commitRevision(
   store: ImageStore,
   name: string,
-  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats: RevisionStats; parent?: number | null },
+  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats: RevisionStats; leftOut?: LeftOutPath[]; parent?: number | null },
   mode: { create: boolean },
 ): Promise<Revision> {
   assertName('image', name);
@@ -140,6 +153,7 @@ export async function commitRevision(
         options: input.options ?? last?.options ?? null,
         note: input.note ?? '',
         stats: input.stats,
+        ...(input.leftOut?.length ? { leftOut: input.leftOut.slice(0, LEFT_OUT_LISTED) } : {}),
       };
       record.revisions.push(revision);
       if (await store.casRef(key, before, JSON.stringify(record))) return revision;
