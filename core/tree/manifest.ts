@@ -40,7 +40,7 @@ interface EntryBase {
   uid: number;
   gid: number;
   mtime: Timestamp;
-  /** Extended attributes (security.capability, security.selinux, system.posix_acl_*, user.*), base64. */
+  /** Extended attributes (security.capability, security.selinux, system.posix_acl_*, user.*, btrfs.compression), base64. */
   xattrs?: Record<string, string>;
 }
 
@@ -158,7 +158,7 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
     if (e.xattrs !== undefined) {
       if (typeof e.xattrs !== 'object' || e.xattrs === null || Array.isArray(e.xattrs)) fail(at, 'xattrs must be an object');
       for (const [k, v] of Object.entries(e.xattrs)) {
-        if (k.length === 0 || k.length > MAX_XATTR_NAME || k.includes('\0') || !/^(security|system|trusted|user)\./.test(k)) {
+        if (k.length === 0 || k.length > MAX_XATTR_NAME || k.includes('\0') || !/^(security|system|trusted|user|btrfs)\./.test(k)) {
           fail(at, `bad xattr name ${JSON.stringify(k).slice(0, 80)}`);
         }
         if (typeof v !== 'string' || v.length > (MAX_XATTR_BYTES * 4) / 3 + 4) fail(at, `bad xattr value for ${k}`);
@@ -196,7 +196,7 @@ function checkRootMeta(m: NonNullable<DirectoryObject['root']>, where: string): 
   checkTimestamp(m.mtime, where, 'root mtime');
   if (m.xattrs !== undefined && (typeof m.xattrs !== 'object' || m.xattrs === null)) fail(where, 'bad root xattrs');
   for (const [k, v] of Object.entries(m.xattrs ?? {})) {
-    if (!/^(security|system|trusted|user)\./.test(k) || typeof v !== 'string') fail(where, 'bad root xattr');
+    if (!/^(security|system|trusted|user|btrfs)\./.test(k) || typeof v !== 'string') fail(where, 'bad root xattr');
   }
 }
 
