@@ -80,7 +80,7 @@ export interface LeftOut {
 export interface CaptureResult {
   tree: ChunkId;
   progress: CaptureProgress;
-  /** Every path left out, in walk order: excluded, another file system, unreadable, a socket. */
+  /** Every path left out, sorted: excluded, another file system, unreadable, a socket. */
   leftOut: LeftOut[];
 }
 
@@ -183,6 +183,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
   walk.deviceIndex.set(walk.rootStat.dev, 0);
   const tree = await captureDir(walk, Buffer.from(selection.root), '', opts.parentTree, walk.rootStat.dev);
   await walk.writes.settle();
+  leftOut.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)); // walk order is not stable
   return { tree, progress: walk.progress, leftOut };
 }
 
