@@ -18,7 +18,8 @@
  *   - inode flags (chattr/lsattr: immutable, append-only, nodump, noatime, nocow...):
  *     lgetflags(path) opens the path itself (O_NOFOLLOW, O_NONBLOCK so a fifo never
  *     blocks) for FS_IOC_GETFLAGS; fdGetFlags/fdSetFlags act on an fd, reopening
- *     /proc/self/fd/N read-only when it is an O_PATH fd (an ioctl needs an open file).
+ *     /proc/self/fd/N read-only when it is an O_PATH fd (an ioctl needs an open file);
+ *   - subvolCreate(dirPath, name): a btrfs subvolume in a directory (BTRFS_IOC_SUBVOL_CREATE).
  * Each function is synchronous, takes plain numbers, strings and (for paths) Buffers, so
  * that file names that are not UTF-8 pass unchanged, and throws an Error carrying `code`
  * (the errno name, as Node's own fs errors do) and `syscall`.
@@ -28,6 +29,7 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/btrfs.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
@@ -70,6 +72,7 @@ static napi_value throw_errno(napi_env env, const char *syscall, const char *pat
     case ENFILE: code = "ENFILE"; break;
     case ENOSYS: code = "ENOSYS"; break;
     case EAGAIN: code = "EAGAIN"; break;
+    case ENOTTY: code = "ENOTTY"; break;
     default: break;
   }
   char message[PATH_BYTES + 128];
@@ -434,6 +437,28 @@ static napi_value fd_set_flags(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* subvolCreate(dirPath, name): creates the btrfs subvolume `name` in the directory dirPath. */
+static napi_value subvol_create(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char dir[PATH_BYTES], name[NAME_BYTES];
+  if (!get_args(env, info, 2, argv) || !get_string(env, argv[0], dir, sizeof dir) || !get_string(env, argv[1], name, sizeof name)) return NULL;
+  if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+    errno = EINVAL;
+    return throw_errno(env, "subvolCreate", name);
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "open", dir);
+  struct btrfs_ioctl_vol_args args;
+  memset(&args, 0, sizeof args);
+  strncpy(args.name, name, BTRFS_PATH_NAME_MAX);
+  int rc = ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, &args);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (rc != 0) return throw_errno(env, "ioctl(BTRFS_IOC_SUBVOL_CREATE)", name);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lutimesNs", NULL, lutimes_ns, NULL, NULL, NULL, napi_default, NULL},
@@ -451,6 +476,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lgetflags", NULL, lgetflags_js, NULL, NULL, NULL, napi_default, NULL},
       {"fdGetFlags", NULL, fd_get_flags, NULL, NULL, NULL, napi_default, NULL},
       {"fdSetFlags", NULL, fd_set_flags, NULL, NULL, NULL, napi_default, NULL},
+      {"subvolCreate", NULL, subvol_create, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   /* Flags node:fs does not export. */

@@ -30,6 +30,8 @@ export interface Fsx {
   /** FS_IOC_GETFLAGS / SETFLAGS of the inode an fd holds (an O_PATH fd is reopened read-only). */
   fdGetFlags(fd: number): number;
   fdSetFlags(fd: number, flags: number): void;
+  /** A btrfs subvolume `name` (one component) in the directory `dirPath` (BTRFS_IOC_SUBVOL_CREATE). */
+  subvolCreate(dirPath: PathLike, name: PathLike): void;
 }
 
 const require = createRequire(import.meta.url);

@@ -32,6 +32,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { readChunks, readXattrs, type FileRead, type FileReader } from './capture-read.ts';
 import { readFlags } from './inode-flags.ts';
+import { SUBVOLUME_INO } from './subvolumes.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
@@ -40,7 +41,6 @@ import { parseDirectory, serializeDirectory, type DirectoryObject, type Entry, t
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
-
 
 export interface CaptureProgress {
   files: number;
@@ -320,6 +320,7 @@ async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string,
     return;
   }
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
+  if (crosses && st.ino === SUBVOLUME_INO && !w.selection.isMountPoint(relPath)) entry.subvol = true;
   d.entries.push(entry);
   const prev = d.previous.get(entry.name);
   pushTask(d, 

@@ -62,6 +62,8 @@ export interface DirEntry extends EntryBase {
   type: 'dir';
   tree: ChunkId;
   iflags?: string;
+  /** A btrfs subvolume (subvolumes.ts). */
+  subvol?: true;
 }
 
 export interface SymlinkEntry extends EntryBase {
@@ -172,6 +174,7 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
         break;
       case 'dir':
         if (!isChunkId(e.tree)) fail(at, 'directory without a valid tree id');
+        if (e.subvol !== undefined && e.subvol !== true) fail(at, 'subvol must be true when present');
         break;
       case 'symlink':
         if (typeof e.target !== 'string' || e.target.length === 0 || e.target.includes('\0') || !(escaped ? isCanonicalName(e.target) : e.target.isWellFormed()) || encodeName(e.target).length > 4095) {

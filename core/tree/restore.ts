@@ -34,6 +34,9 @@ import { getJsonObject } from '../store/objects.ts';
 import { ManifestError, parseDirectory, type DeviceEntry, type DirectoryObject, type Entry, type FifoEntry, type FileEntry } from './manifest.ts';
 import { ClonerError } from '../errors.ts';
 import { applyTreeFlags } from './inode-flags.ts';
+import { makeDirectory } from './subvolumes.ts';
+
+export { makeDirectory };
 import { TargetRoot, kindOf } from './beneath.ts';
 import { displayName, encodeName } from './file-names.ts';
 
@@ -126,7 +129,7 @@ async function restoreInto(opts: RestoreOptions, root: TargetRoot, items: TreeIt
       case 'dir':
         if (item.rel === '') break;
         try {
-          fsSync.mkdirSync(root.at(item.rel), 0o700);
+          makeDirectory(root, item.rel, e, warn);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           if (!fsSync.lstatSync(root.at(item.rel)).isDirectory()) {

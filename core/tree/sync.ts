@@ -44,7 +44,7 @@ import { splitDev, timestampOf } from './capture.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';
-import { applyTreeMetadata, loadTree, mknodEntry, newRestoreProgress, RestoreError, type RestoreProgress, type TreeItem } from './restore.ts';
+import { applyTreeMetadata, loadTree, makeDirectory, mknodEntry, newRestoreProgress, RestoreError, type RestoreProgress, type TreeItem } from './restore.ts';
 import { excludeMatcher } from './select.ts';
 import { clearBlockingFlags, reapplyBlockingFlags } from './inode-flags.ts';
 import { stageFiles, type Seeds, type Staged } from './sync-stage.ts';
@@ -353,7 +353,7 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
     switch (entry.type) {
       case 'dir':
         try {
-          fsSync.mkdirSync(root.at(rel), 0o700);
+          makeDirectory(root, rel, entry, run.warn);
         } catch (err) {
           // A kept path (lost+found) the scan did not enter.
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fsSync.lstatSync(root.at(rel)).isDirectory()) throw err;
