@@ -1,6 +1,7 @@
 /** The capture half shared by new-image and update-filesystem: walk, upload what the server lacks, commit. */
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { countTree } from '../core/tree/count.ts';
+import { layoutMounts } from '../core/layout/model.ts';
 import { LEFT_OUT_LISTED, type LeftOutPath, type Revision } from '../core/tree/images.ts';
 import { imageSelection } from '../core/tree/select.ts';
 import type { Backend } from './backend.ts';
@@ -90,7 +91,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   const previous = o.create ? undefined : (await backend.getImage(o.image))?.revisions.at(-1);
   // The layout's filesystems (/boot/efi, /home...) are part of the image; other mounts are not.
   const layoutName = o.layout ?? previous?.layout;
-  const includeMounts = layoutName ? ((await backend.loadLayout(layoutName)).layout.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : [])) : [];
+  const includeMounts = layoutName ? layoutMounts((await backend.loadLayout(layoutName)).layout) : [];
   const before = await backend.bytesMark();
   const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();

@@ -23,6 +23,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ESP_GUID, LayoutError, MIB, formatSize, parseSize, partitionTypeCode,
@@ -216,10 +217,10 @@ function fstabField(value: string): string {
   return value.replace(/[\s\\#]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
-/** The fstab of the new node for the layout's filesystems, by UUID. */
+/** The fstab of the new node for the layout's filesystems (and mounted btrfs subvolumes), by UUID. */
 export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>): string {
   const lines = ['# /etc/fstab: written by cloner from the disk layout', '# <file system> <mount point> <type> <options> <dump> <pass>'];
-  for (const fs of [...filesystems].sort((a, b) => (a.mount ?? '~').localeCompare(b.mount ?? '~'))) {
+  for (const fs of [...filesystems.flatMap(withSubvolumeMounts)].sort((a, b) => (a.mount ?? '~').localeCompare(b.mount ?? '~'))) {
     if (fs.type === 'swap') {
       lines.push(`UUID=${fs.uuid} none swap sw 0 0`);
     } else if (fs.mount) {
@@ -230,15 +231,37 @@ export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>):
   return `${lines.join('\n')}\n`;
 }
 
-/** mkdir + mount steps for the mounted filesystems, parents before children. */
+/** A filesystem and, for each mounted btrfs subvolume, a copy of it mounted there with subvol= first in its options. */
+function withSubvolumeMounts<T extends FilesystemSpec>(fs: T): T[] {
+  const subs = (fs.subvolumes ?? []).filter((sv) => sv.mount).map((sv) => ({ ...fs, mount: sv.mount, mountOptions: [`subvol=/${sv.path}`, ...(sv.mountOptions ? [sv.mountOptions] : [])].join(','), pass: 0 as const, subvolumes: undefined }));
+  return [...(fs.mount || !subs.length ? [fs] : []), ...subs];
+}
+
+/** Steps that make a btrfs filesystem's subvolumes: mount its top level aside, create each (parents first), unmount. */
+function subvolumeSteps(fs: FilesystemSpec, device: string): Step[] {
+  if (!fs.subvolumes?.length) return [];
+  const top = path.join(tmpdir(), `cloner-btrfs-${randomBytes(6).toString('hex')}`);
+  const what = `btrfs subvolumes on ${fs.device} (${device})`;
+  const steps: Step[] = [{ what, argv: ['mkdir', '-p', top] }, { what, argv: ['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, top] }];
+  for (const sv of [...fs.subvolumes].sort((a, b) => a.path.split('/').length - b.path.split('/').length)) {
+    const parent = path.posix.dirname(sv.path);
+    if (parent !== '.') steps.push({ what, argv: ['mkdir', '-p', path.join(top, parent)] });
+    steps.push({ what, argv: ['btrfs', 'subvolume', 'create', path.join(top, sv.path)] });
+  }
+  steps.push({ what, argv: ['umount', top] }, { what, argv: ['rmdir', top] });
+  return steps;
+}
+
+/** mkdir + mount steps for the mounted filesystems and btrfs subvolumes, parents before children. */
 export function mountSteps(filesystems: Array<FilesystemSpec & { path: string }>, target: string): { steps: Step[]; mounts: ApplyPlan['mounts'] } {
-  const mounted = filesystems.filter((fs) => fs.mount && fs.type !== 'swap').sort((a, b) => a.mount!.split('/').filter(Boolean).length - b.mount!.split('/').filter(Boolean).length || a.mount!.localeCompare(b.mount!));
+  const mounted = filesystems.flatMap(withSubvolumeMounts).filter((fs) => fs.mount && fs.type !== 'swap').sort((a, b) => a.mount!.split('/').filter(Boolean).length - b.mount!.split('/').filter(Boolean).length || a.mount!.localeCompare(b.mount!));
   const steps: Step[] = [];
   const mounts: ApplyPlan['mounts'] = [];
   for (const fs of mounted) {
     const where = fs.mount === '/' ? path.resolve(target) : path.join(path.resolve(target), fs.mount!);
     steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mkdir', '-p', where] });
-    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mount', '-t', fs.type, fs.path, where] });
+    const subvol = fs.mountOptions?.startsWith('subvol=') ? ['-o', fs.mountOptions.split(',')[0]] : [];
+    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mount', '-t', fs.type, ...subvol, fs.path, where] });
     mounts.push({ path: where, device: fs.path, type: fs.type });
   }
   return { steps, mounts };
@@ -297,10 +320,13 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
     }
   }
   const filesystems: PlannedFilesystem[] = (layout.filesystems ?? []).map((fs) => ({ ...fs, path: devices[fs.device], uuid: newUuid(fs) }));
-  for (const fs of filesystems) steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid) });
+  for (const fs of filesystems) {
+    steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid) });
+    steps.push(...subvolumeSteps(fs, fs.path));
+  }
   const { steps: mountPlan, mounts } = options.target ? mountSteps(filesystems, options.target) : { steps: [], mounts: [] };
   steps.push(...mountPlan);
-  const root = filesystems.find((fs) => fs.mount === '/');
+  const root = filesystems.find((fs) => fs.mount === '/' || fs.subvolumes?.some((sv) => sv.mount === '/'));
   return { disks, notes, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
 }
 

@@ -10,7 +10,8 @@
  * becomes "grow" with a minimum that still holds its data), the md arrays built on its
  * partitions (mdadm --detail), the volume groups on those (LVM reports; a last LV that
  * fills its VG becomes "grow"), and every filesystem found with its label, UUID, mount
- * point (relative to root) and the mount options of root's /etc/fstab.
+ * point (relative to root) and the mount options of root's /etc/fstab; a btrfs mounted by
+ * subvolume (mountinfo's root, e.g. subvol=@ at /) lists those subvolumes with theirs.
  */
 import { realpath, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,7 +20,7 @@ import {
   type DiskSpec, type FilesystemSpec, type FilesystemType, type Layout, type PartitionSpec, type RaidSpec, type VolumeGroupSpec,
 } from './model.ts';
 import { isExtended } from './partitions.ts';
-import { activeSwaps, lsblk, lvmReport, mdadmDetail, readPartitionTable, transportOf, walk, type BlockNode, type SfdiskTable } from './probe.ts';
+import { activeSwaps, lsblk, mountinfoRoots, lvmReport, mdadmDetail, readPartitionTable, transportOf, walk, type BlockNode, type SfdiskTable } from './probe.ts';
 
 export interface CaptureLayoutOptions {
   /** The tree being cloned: "/" on a golden node, or where its disks are mounted. */
@@ -88,6 +89,7 @@ export async function captureLayout(options: CaptureLayoutOptions = {}): Promise
   }
   const fstab = await readFstab(path.join(root, 'etc/fstab'));
   const lvm = await lvmReport();
+  const mountRoots = await mountinfoRoots();
   const ids = new Map<string, string>(); // kernel name -> layout id
   const disks: DiskSpec[] = [];
   const sortedDisks = [...diskNames].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
@@ -153,11 +155,21 @@ export async function captureLayout(options: CaptureLayoutOptions = {}): Promise
     if (node.label) fs.label = node.label;
     if (node.uuid) fs.uuid = node.uuid;
     if (node.fstype === 'vfat' && node.fsver === 'FAT32') fs.mkfsOptions = ['-F', '32'];
-    const mount = node.mountpoints.map(relMount).find((m): m is string => m !== null);
+    // A btrfs mounted by subvolume (subvol=@ at /, @home at /home) lists them; its top level keeps "mount".
+    const mounted = node.mountpoints.map((m) => ({ rel: relMount(m), subvol: node.fstype === 'btrfs' ? (mountRoots.get(m) ?? '/').replace(/^\/+/, '') : '' })).filter((m): m is { rel: string; subvol: string } => m.rel !== null);
+    const subvolumes = mounted.filter((m) => m.subvol).sort((a, b) => a.rel.split('/').length - b.rel.split('/').length || a.rel.localeCompare(b.rel));
+    if (subvolumes.length) {
+      fs.subvolumes = subvolumes.map((m) => {
+        const options = withoutSubvol(fstab.find((e) => e.mount === m.rel)?.options ?? '');
+        return { path: m.subvol, mount: m.rel, ...(options ? { mountOptions: options } : {}) };
+      });
+    }
+    const mount = mounted.find((m) => !m.subvol)?.rel;
     if (mount && node.fstype !== 'swap') {
       fs.mount = mount;
-      const entry = fstab.find((e) => e.mount === mount) ?? fstab.find((e) => e.spec === `UUID=${node.uuid}` || (node.label && e.spec === `LABEL=${node.label}`));
-      if (entry && /^[A-Za-z0-9=,._:+-]+$/.test(entry.options) && entry.options !== 'defaults') fs.mountOptions = entry.options;
+      const entry = fstab.find((e) => e.mount === mount) ?? (subvolumes.length ? undefined : fstab.find((e) => e.spec === `UUID=${node.uuid}` || (node.label && e.spec === `LABEL=${node.label}`)));
+      const options = withoutSubvol(entry?.options ?? '');
+      if (options) fs.mountOptions = options;
       if (entry) {
         fs.dump = entry.dump === 1 ? 1 : 0;
         fs.pass = ([0, 1, 2] as const).find((p) => p === entry.pass) ?? 0;
@@ -223,6 +235,12 @@ function describePartitions(table: SfdiskTable, node: BlockNode, diskId: string,
     if (p === ext) logicalCursor = p.start;
     return spec;
   });
+}
+
+/** Mount options as a layout keeps them: not "defaults", not subvol=/subvolid= (the layout says which subvolume), only portable characters. */
+function withoutSubvol(options: string): string {
+  const kept = options.split(',').filter((o) => o && o !== 'defaults' && !/^subvol(id)?=/.test(o)).join(',');
+  return /^[A-Za-z0-9=,._:+-]+$/.test(kept) ? kept : '';
 }
 
 function typeName(table: 'gpt' | 'dos', code: string): string {

@@ -20,7 +20,8 @@
  * mkfs options are taken only from a per-tool list of options that change the new file
  * system's format (nothing that reads a file or directory, names another device, or skips
  * making the file system), each with the values it takes; disk selector globs must parse
- * (glob.ts matches them in bounded time).
+ * (glob.ts matches them in bounded time). A btrfs filesystem may list subvolumes (paths
+ * from its top level, each with its own mount point and options, as `subvol=@` roots).
  */
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
@@ -95,6 +96,14 @@ export interface VolumeGroupSpec {
 export type FilesystemType = 'ext2' | 'ext3' | 'ext4' | 'xfs' | 'vfat' | 'btrfs' | 'swap';
 export const FILESYSTEM_TYPES: readonly FilesystemType[] = ['ext2', 'ext3', 'ext4', 'xfs', 'vfat', 'btrfs', 'swap'];
 
+/** A btrfs subvolume of a filesystem: its path from the top level, and where it is mounted. */
+export interface SubvolumeSpec {
+  path: string;
+  mount?: string;
+  /** Options besides subvol=, which the mount gets from `path`. */
+  mountOptions?: string;
+}
+
 export interface FilesystemSpec {
   device: string;
   type: FilesystemType;
@@ -106,6 +115,8 @@ export interface FilesystemSpec {
   mountOptions?: string;
   dump?: 0 | 1;
   pass?: 0 | 1 | 2;
+  /** btrfs only: subvolumes a deploy creates (and mounts, where they have a mount point). */
+  subvolumes?: SubvolumeSpec[];
 }
 
 export interface Layout {
@@ -211,6 +222,34 @@ export function parseLayout(input: string | unknown): Layout {
   return layout;
 }
 
+const PORTABLE_PATH = /^\/([A-Za-z0-9._@+:,=~-]+(\/[A-Za-z0-9._@+:,=~-]+)*)?$/;
+
+/** A mount point no other filesystem or subvolume has, outside the API file systems. */
+function checkMountPoint(mount: string, at: string, fail: (at: string, message: string) => never, mounts: Map<string, number>, f: number): void {
+  const api = API_MOUNTS.find((m) => mount === m || mount.startsWith(`${m}/`));
+  if (api) fail(at, `mount point "${mount}" is inside ${api}, which the kernel provides (an API file system), not a disk`);
+  if (mounts.has(mount)) fail(at, `mount point "${mount}" is also used by filesystems[${mounts.get(mount)}]`);
+  mounts.set(mount, f);
+}
+
+function checkSubvolumes(fs: FilesystemSpec, at: string, fail: (at: string, message: string) => never, mounts: Map<string, number>, f: number): void {
+  if (fs.type !== 'btrfs') fail(`${at}.subvolumes`, `only btrfs has subvolumes, this filesystem is ${fs.type}`);
+  const seen = new Set<string>();
+  fs.subvolumes!.forEach((sv, i) => {
+    const sat = `${at}.subvolumes[${i}]`;
+    if (!PORTABLE_PATH.test(`/${sv.path}`) || sv.path.split('/').some((c) => c === '.' || c === '..')) fail(`${sat}.path`, `subvolume path ${JSON.stringify(sv.path)} is not a relative path of letters, digits and . _ @ + : , = ~ - without . or .. components`);
+    if (seen.has(sv.path)) fail(`${sat}.path`, `subvolume "${sv.path}" is listed twice`);
+    seen.add(sv.path);
+    if (sv.mountOptions !== undefined && /(^|,)subvol(id)?=/.test(sv.mountOptions)) fail(`${sat}.mountOptions`, 'leave out subvol= and subvolid=: the mount takes them from "path"');
+    if (sv.mount === undefined) {
+      if (sv.mountOptions !== undefined) fail(`${sat}.mountOptions`, 'mount options without a mount point');
+      return;
+    }
+    if (path.posix.normalize(sv.mount) !== sv.mount || (sv.mount !== '/' && sv.mount.endsWith('/')) || !PORTABLE_PATH.test(sv.mount)) fail(`${sat}.mount`, `mount point ${JSON.stringify(sv.mount)} is not a normal absolute path of portable characters`);
+    checkMountPoint(sv.mount, `${sat}.mount`, fail, mounts, f);
+  });
+}
+
 function checkSemantics(layout: Layout): void {
   const fail = (at: string, message: string): never => {
     throw new LayoutInvalidError(`${at}: ${message}`);
@@ -304,6 +343,7 @@ function checkSemantics(layout: Layout): void {
     }
     if (fs.keepUuid && !fs.uuid) fail(`${at}.keepUuid`, 'keepUuid needs a uuid');
     if (fs.mkfsOptions) checkMkfsOptions(fs.type, fs.mkfsOptions, `${at}.mkfsOptions`, fail);
+    if (fs.subvolumes !== undefined) checkSubvolumes(fs, at, fail, mounts, f);
     if (fs.type === 'swap') {
       if (fs.mount !== undefined) fail(`${at}.mount`, 'swap is not mounted; leave out "mount"');
       return;
@@ -311,15 +351,17 @@ function checkSemantics(layout: Layout): void {
     if (fs.mount !== undefined) {
       if (path.posix.normalize(fs.mount) !== fs.mount || (fs.mount !== '/' && fs.mount.endsWith('/')) || fs.mount.split('/').includes('..')) fail(`${at}.mount`, `mount point "${fs.mount}" is not a normal absolute path`);
       if (!/^\/([A-Za-z0-9._@+:,=~-]+(\/[A-Za-z0-9._@+:,=~-]+)*)?$/.test(fs.mount)) fail(`${at}.mount`, `mount point ${JSON.stringify(fs.mount)} holds characters an fstab field cannot (blanks, newlines, quotes, backslashes)`);
-      const api = API_MOUNTS.find((m) => fs.mount === m || fs.mount!.startsWith(`${m}/`));
-      if (api) fail(`${at}.mount`, `mount point "${fs.mount}" is inside ${api}, which the kernel provides (an API file system), not a disk`);
-      if (mounts.has(fs.mount)) fail(`${at}.mount`, `mount point "${fs.mount}" is also used by filesystems[${mounts.get(fs.mount)}]`);
-      mounts.set(fs.mount, f);
+      checkMountPoint(fs.mount, `${at}.mount`, fail, mounts, f);
     } else if (fs.mountOptions !== undefined) {
       fail(`${at}.mountOptions`, 'mount options without a mount point');
     }
   });
   if (mounts.size > 0 && !mounts.has('/')) fail('filesystems', 'no filesystem is mounted at "/"');
+}
+
+/** Every mount point of a layout: its filesystems' and their btrfs subvolumes'. */
+export function layoutMounts(layout: Pick<Layout, 'filesystems'>): string[] {
+  return (layout.filesystems ?? []).flatMap((fs) => [...(fs.mount ? [fs.mount] : []), ...(fs.subvolumes ?? []).flatMap((sv) => (sv.mount ? [sv.mount] : []))]);
 }
 
 /** The canonical text of a layout (stable key order as written, 2-space indent). */
