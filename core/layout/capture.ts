@@ -16,7 +16,7 @@
 import { realpath, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  FILESYSTEM_TYPES, LAYOUT_FORMAT, LayoutError, MIB, PARTITION_TYPES, compactSize, parseLayout,
+  FILESYSTEM_TYPES, FS_MINIMUM, LAYOUT_FORMAT, LayoutError, MIB, PARTITION_TYPES, compactSize, parseLayout,
   type DiskSpec, type FilesystemSpec, type FilesystemType, type Layout, type PartitionSpec, type RaidSpec, type VolumeGroupSpec,
 } from './model.ts';
 import { isExtended } from './partitions.ts';
@@ -36,8 +36,6 @@ export interface CapturedLayout {
   warnings: string[];
 }
 
-/** The smallest filesystem each mkfs accepts, so a "grow" minimum never goes below it. */
-const FS_MINIMUM: Partial<Record<FilesystemType, number>> = { xfs: 300 * MIB, btrfs: 256 * MIB };
 
 export class LayoutCaptureError extends LayoutError {
   override readonly code = 'LAYOUT_CAPTURE_FAILED';

@@ -183,6 +183,11 @@ export function compactSize(bytes: number): Size {
   return bytes;
 }
 
+/** The least room capture leaves a filesystem to grow from ("grow" minimums): what mkfs takes, with room for btrfs's chunks. */
+export const FS_MINIMUM: Partial<Record<FilesystemType, number>> = { xfs: 300 * MIB, btrfs: 256 * MIB };
+/** The smallest device each mkfs formats (xfsprogs 6: 300 MiB; btrfs-progs 6 default profiles: 110 MiB, 100 MiB fails), so a layout that cannot apply is refused at upload. */
+const MKFS_MINIMUM: Partial<Record<FilesystemType, number>> = { xfs: 300 * MIB, btrfs: 110 * MIB };
+
 const LABEL_LIMITS: Record<FilesystemType, number> = { ext2: 16, ext3: 16, ext4: 16, xfs: 12, vfat: 11, btrfs: 255, swap: 16 };
 
 const schema = JSON.parse(readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), 'layout.schema.json'), 'utf8'));
@@ -288,6 +293,7 @@ function checkSemantics(layout: Layout): void {
       if (disk.table === 'gpt' && part.bootable) fail(`${pat}.bootable`, 'the bootable flag is for dos tables; on gpt use type "esp" or flags ["LegacyBIOSBootable"]');
       if (disk.table === 'dos' && part.flags?.length) fail(`${pat}.flags`, 'GPT attribute flags do not apply to a dos table');
       if (disk.table === 'dos' && part.name) fail(`${pat}.name`, 'a dos table has no partition names');
+      if (disk.table === 'dos' && /^(0x)?0{1,2}$/.test(part.type)) fail(`${pat}.type`, 'MBR type 0 marks an empty slot, not a partition');
     });
     checkPartitions(disk, at, fail);
     if (disk.match?.maxSize !== undefined) {
@@ -295,6 +301,10 @@ function checkSemantics(layout: Layout): void {
       if (fixed > parseSize(disk.match.maxSize)) fail(`${at}`, `the fixed partitions need ${formatSize(fixed)}, more than the selector's maxSize`);
     }
   });
+  // Sizes of partitions and LVs, so a filesystem too small for its mkfs is refused here, not mid-deploy.
+  const sizes = new Map<string, { size: Size; minSize?: Size }>();
+  for (const disk of layout.disks) for (const p of disk.partitions) sizes.set(p.id, p);
+  for (const vg of layout.volumeGroups ?? []) for (const lv of vg.lvs) sizes.set(`${vg.name}/${lv.name}`, lv);
   const used = new Map<string, string>(); // device id -> user
   const use = (id: string, at: string, by: string) => {
     if (!devices.has(id)) fail(at, `refers to "${id}", which no partition, array or logical volume defines`);
@@ -336,6 +346,13 @@ function checkSemantics(layout: Layout): void {
     const at = `filesystems[${f}]`;
     if (!FILESYSTEM_TYPES.includes(fs.type)) fail(`${at}.type`, `unknown filesystem type "${fs.type}" (supported: ${FILESYSTEM_TYPES.join(', ')})`);
     use(fs.device, `${at}.device`, `filesystem ${f}`);
+    const holder = sizes.get(fs.device);
+    const floor = MKFS_MINIMUM[fs.type];
+    // A "grow" device without a minimum is judged at apply, on the disk it gets.
+    const least = holder === undefined ? undefined : holder.size !== 'grow' ? holder.size : holder.minSize;
+    if (least !== undefined && floor && parseSize(least) < floor) {
+      fail(`${at}.device`, `mkfs.${fs.type} needs at least ${formatSize(floor)}, ${fs.device} is ${holder!.size === 'grow' ? 'at least ' : ''}${formatSize(parseSize(least))}`);
+    }
     if (fs.label !== undefined && fs.label.length > LABEL_LIMITS[fs.type]) fail(`${at}.label`, `a ${fs.type} label holds ${LABEL_LIMITS[fs.type]} characters, "${fs.label}" has ${fs.label.length}`);
     if (fs.uuid !== undefined) {
       const short = /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(fs.uuid);

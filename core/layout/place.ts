@@ -17,6 +17,14 @@ export class LayoutTooSmallError extends LayoutError {
   override readonly code = 'LAYOUT_TOO_SMALL';
 }
 
+/** A partition the table cannot hold where the layout puts it (a start off the sector, past what MBR addresses). */
+export class LayoutUnplaceableError extends LayoutError {
+  override readonly code = 'LAYOUT_UNPLACEABLE';
+}
+
+/** An MBR entry holds 32-bit sector numbers: nothing of a dos partition lies past 2^32 sectors. */
+const DOS_LIMIT = 2 ** 32;
+
 export interface Placed {
   start: number;
   size: number;
@@ -44,7 +52,8 @@ function placeSizes(disk: DiskSpec, geo: Geometry, sizes: Array<number | 'grow'>
   const sector = geo.sector;
   const align = MIB / sector;
   const total = Math.floor(geo.size / sector);
-  const endUsable = disk.table === 'gpt' ? total - 33 : total;
+  // A dos table on a disk over 2 TiB (512-byte sectors) uses what MBR addresses; a "grow" partition stops there.
+  const endUsable = disk.table === 'gpt' ? total - 33 : Math.min(total, DOS_LIMIT);
   const up = (s: number) => Math.ceil(s / align) * align;
   const parts = disk.partitions;
   const minOf = (i: number): number => (sizes[i] === 'grow' ? Math.ceil(parseSize(parts[i].minSize ?? MIB) / sector) : (sizes[i] as number));
@@ -61,7 +70,7 @@ function placeSizes(disk: DiskSpec, geo: Geometry, sizes: Array<number | 'grow'>
   const startOf = (i: number, cursor: number): number => {
     const p = parts[i];
     if (exact && p.start !== undefined) {
-      if (p.start % sector !== 0) throw new LayoutTooSmallError(`partition ${p.id} starts at byte ${p.start}, not on a ${sector}-byte sector of ${geo.path}`, 'change the start to a multiple of the sector size');
+      if (p.start % sector !== 0) throw new LayoutUnplaceableError(`partition ${p.id} starts at byte ${p.start}, not on a ${sector}-byte sector of ${geo.path}`, 'change the start to a multiple of the sector size');
       return p.start / sector;
     }
     return up(p.logical ? cursor + 1 : Math.max(cursor, align));
