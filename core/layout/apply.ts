@@ -72,7 +72,7 @@ export interface Step {
   input?: string;
   /** Paths that must exist before the next step (device nodes of new partitions). */
   waitFor?: string[];
-  /** A failure is fine (partx -a on partitions the kernel already has); waitFor still holds. */
+  /** A failure is fine (partx -a on partitions the kernel already has); waitFor still holds, and the step runs again while it waits. */
   mayFail?: boolean;
 }
 
@@ -343,10 +343,16 @@ export function formatPlan(plan: ApplyPlan): string {
   return `${out.join('\n')}\n`;
 }
 
-async function waitForPaths(paths: string[], timeoutMs = 15_000): Promise<void> {
+async function waitForPaths(paths: string[], again?: string[], timeoutMs = 15_000): Promise<void> {
   const until = Date.now() + timeoutMs;
+  let nextTry = Date.now() + 1000;
   await settle();
   while (paths.some((p) => !existsSync(p))) {
+    // The kernel may miss an add (a busy loop device, a re-read racing ours): ask again each second.
+    if (again && Date.now() > nextTry) {
+      await run(again).catch(() => {});
+      nextTry = Date.now() + 1000;
+    }
     if (Date.now() > until) throw new LayoutApplyError(`device nodes did not appear: ${paths.filter((p) => !existsSync(p)).join(', ')}`, 'check that the kernel sees the new partitions (partx -u) and that udev runs');
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -360,7 +366,7 @@ export async function runSteps(steps: Step[], log: (line: string) => void = () =
       await run(step.argv, step.input).catch((err) => {
         if (!step.mayFail) throw err;
       });
-      if (step.waitFor) await waitForPaths(step.waitFor);
+      if (step.waitFor) await waitForPaths(step.waitFor, step.mayFail ? step.argv : undefined);
     } catch (err) {
       if (err instanceof LayoutApplyError) throw err;
       throw new LayoutApplyError(`step ${i + 1}/${steps.length} (${step.what}) failed: ${(err as Error).message}`, 'the disks are partly set up; fix the cause and apply the layout again (it starts from scratch)');

@@ -11,6 +11,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { captureLayout } from '../../core/layout/capture.ts';
@@ -26,15 +28,29 @@ function table(device: string): { label: string; partitions: Array<Row & { numbe
   return { label: t.label, partitions: t.partitions.map((p: Row) => ({ ...p, number: Number(/(\d+)$/.exec(p.node)![1]) })).sort((a: Row, b: Row) => a.start - b.start) };
 }
 
-/** Partitions the golden disk, makes the kernel see it (partx -u and -a: no udev here). */
+/** Partitions the golden disk, makes the kernel see it (partx -u and -a: no udev here), waits for the nodes. */
 function partition(device: string, script: string): void {
   sh(['sfdisk', '--quiet', device], script);
   sh(['partx', '-u', device]);
-  try {
-    sh(['partx', '-a', device]);
-  } catch {
-    // partitions the kernel already knows
+  for (let i = 0; i < 50; i++) {
+    // A loop device can come with partitions a previous user left in the kernel: drop them once.
+    if (i === 10) spawnSync('partx', ['-d', device]);
+    spawnSync('partx', ['-a', device]); // fails for partitions the kernel already knows
+    const nodes = (JSON.parse(sh(['sfdisk', '--json', device])).partitiontable.partitions as Array<{ node: string }>).map((p) => p.node);
+    if (nodes.every((n) => existsSync(n))) return;
+    spawnSync('sleep', ['0.1']);
   }
+}
+
+/** Runs work on loop disks and unmounts the golden tree (DIR/golden) before they are released. */
+async function withDisks(sizes: string[], work: (devices: string[], dir: string) => Promise<void>): Promise<void> {
+  await withLoopDisks(sizes, async (devices, dir) => {
+    try {
+      await work(devices, dir);
+    } finally {
+      spawnSync('umount', ['-R', path.join(dir, 'golden')]);
+    }
+  });
 }
 
 async function mountAll(mounts: Array<[string, string]>, root: string, fstab: string): Promise<void> {
@@ -77,7 +93,7 @@ if (blocker) {
   test.skip('partition table shapes', () => {});
 } else {
   test('dos from an old installer: sector 63, odd sizes, an extended partition with logical ones at odd starts', async () => {
-    await withLoopDisks(['1G', '1G'], async ([golden, target], dir) => {
+    await withDisks(['1G', '1G'], async ([golden, target], dir) => {
       partition(golden, 'label: dos\nunit: sectors\n\nstart=63, size=208782, type=83, bootable\nstart=208845, type=5\nstart=208908, size=614400, type=83\nstart=823371, size=204800, type=82\nstart=1028234, type=83\n');
       sh(['mkfs.ext4', '-q', '-L', 'boot', `${golden}p1`]);
       sh(['mkfs.ext4', '-q', '-L', 'root', `${golden}p5`]);
@@ -97,7 +113,7 @@ if (blocker) {
   });
 
   test('GPT: a partition before 1 MiB, numbers out of disk order with a gap, odd sizes back to back, names and attributes', async () => {
-    await withLoopDisks(['1G', '1G'], async ([golden, target], dir) => {
+    await withDisks(['1G', '1G'], async ([golden, target], dir) => {
       partition(golden, [
         'label: gpt', 'unit: sectors', 'first-lba: 34', '',
         `${golden}p3 : start=34, size=2014, type=21686148-6449-6E6F-744E-656564454649, name="bios"`,
@@ -118,7 +134,7 @@ if (blocker) {
   });
 
   test('a filesystem on a whole disk: captured as table "none", applied, in sync; a partitioned disk is not', async () => {
-    await withLoopDisks(['512M', '512M', '512M', '512M'], async ([sys, data, tsys, tdata], dir) => {
+    await withDisks(['512M', '512M', '512M', '512M'], async ([sys, data, tsys, tdata], dir) => {
       partition(sys, 'label: gpt\nsize=+, type=linux\n');
       sh(['mkfs.ext4', '-q', '-L', 'root', `${sys}p1`]);
       sh(['mkfs.xfs', '-q', '-f', '-L', 'scratch', data]);
@@ -149,7 +165,7 @@ if (blocker) {
   });
 
   test('a smaller disk: the root is scaled down within its data and the swap keeps its place; a disk under the minimum is refused with figures', async () => {
-    await withLoopDisks(['2G', '1G', '64M'], async ([golden, node, tiny], dir) => {
+    await withDisks(['2G', '1G', '64M'], async ([golden, node, tiny], dir) => {
       partition(golden, 'label: gpt\nsize=1536M, type=linux\nsize=+, type=swap\n');
       sh(['mkfs.ext4', '-q', '-L', 'root', `${golden}p1`]);
       sh(['mkswap', `${golden}p2`]);
