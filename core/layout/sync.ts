@@ -8,15 +8,19 @@
  * partition count, numbers, types, names, exact starts and sizes (fixed sizes within 1 MiB,
  * or between the minimum and the size where the layout allows scaling; "grow" at least its
  * minimum); a whole-disk filesystem's disk has no table; then the md arrays (level, member count), the LVs (present; fixed sizes within
- * one 4 MiB extent) and the filesystems (type and label, by lsblk). Every difference is a
+ * one 4 MiB extent) and the filesystems (type and label, by lsblk; a btrfs's subvolumes
+ * through a read-only mount of its top level). Every difference is a
  * line of the report; none means in sync. The devices found are returned so the caller
  * can mount them (mountSteps) and write fstab from their UUIDs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
+import { mkdtemp, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { MIB, formatSize, parseSize, partitionTypeCode, type Layout } from './model.ts';
 import { matchDisks, type MatchOptions } from './apply.ts';
 import { isExtended, partitionNumbers } from './partitions.ts';
-import { lsblk, lvmReport, mdadmDetail, readPartitionTable, walk } from './probe.ts';
+import { lsblk, lvmReport, mdadmDetail, readPartitionTable, run, walk } from './probe.ts';
 
 export interface SyncReport {
   inSync: boolean;
@@ -25,6 +29,30 @@ export interface SyncReport {
   devices: Record<string, string>;
   /** Layout device id -> the UUID of the filesystem found on it. */
   uuids: Record<string, string>;
+}
+
+/** The subvolume paths a btrfs lacks, seen through a read-only mount of its top level (a check writes nothing). */
+async function missingSubvolumes(device: string, paths: string[]): Promise<string[]> {
+  const top = await mkdtemp(path.join(tmpdir(), 'cloner-check-'));
+  try {
+    await run(['mount', '-t', 'btrfs', '-o', 'ro,subvolid=5', device, top]);
+  } catch {
+    await rmdir(top).catch(() => {});
+    return paths;
+  }
+  try {
+    // Every subvolume's top directory is inode 256 (BTRFS_FIRST_FREE_OBJECTID); a plain directory is not.
+    return paths.filter((p) => {
+      try {
+        return lstatSync(path.join(top, p)).ino !== 256;
+      } catch {
+        return true;
+      }
+    });
+  } finally {
+    await run(['umount', top]).catch(() => {});
+    await rmdir(top).catch(() => {});
+  }
 }
 
 export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}): Promise<SyncReport> {
@@ -120,6 +148,7 @@ export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}
     if (node.fstype !== fs.type) differences.push(`filesystem on ${fs.device} (${device}): ${node.fstype ?? 'none'}, the layout has ${fs.type}`);
     else if (fs.label !== undefined && node.label !== fs.label) differences.push(`filesystem on ${fs.device} (${device}): label "${node.label ?? ''}", the layout has "${fs.label}"`);
     if (node.uuid) uuids[fs.device] = node.uuid;
+    if (node.fstype === 'btrfs' && fs.subvolumes?.length) differences.push(...(await missingSubvolumes(device, fs.subvolumes.map((sv) => sv.path))).map((p) => `filesystem on ${fs.device} (${device}): no subvolume ${p}`));
   }
   return { inSync: differences.length === 0, differences, devices, uuids };
 }

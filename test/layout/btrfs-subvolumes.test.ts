@@ -15,6 +15,7 @@ import path from 'node:path';
 import { captureLayout } from '../../core/layout/capture.ts';
 import { applyLayout, unmountPlan, type ApplyPlan } from '../../core/layout/apply.ts';
 import { layoutMounts, parseLayout } from '../../core/layout/model.ts';
+import { checkLayoutSync } from '../../core/layout/sync.ts';
 import { LocalStore } from '../../core/store/local.ts';
 import { captureTree } from '../../core/tree/capture.ts';
 import { restoreTree } from '../../core/tree/restore.ts';
@@ -76,6 +77,12 @@ if (blocker) {
         assert.is(await readFile(path.join(target, 'var/lib/machines/vm.raw'), 'utf8'), 'machine image\n');
         assert.is(statSync(path.join(target, 'var/lib/machines')).ino, 256, 'a subvolume again');
         assert.match(sh(['btrfs', 'subvolume', 'list', target]), /top level 256 path var\/lib\/machines\n/);
+        // The sync check sees the subvolumes (the disk is mounted: a check only reads).
+        const sync = await checkLayoutSync(layout, { devices: [blank] });
+        assert.ok(sync.inSync, sync.differences.join('\n'));
+        const more = structuredClone(layout);
+        more.filesystems![0].subvolumes!.push({ path: '@srv' });
+        assert.equal((await checkLayoutSync(more, { devices: [blank] })).differences, [`filesystem on disk0p1 (${blank}p1): no subvolume @srv`]);
       } finally {
         if (plan) await unmountPlan(plan);
         await store.close();
