@@ -18,7 +18,7 @@ import type { StoredLayout } from '../core/layout/store.ts';
 import type { Layout } from '../core/layout/model.ts';
 import type { DeployRow } from '../core/nodes/deploy.ts';
 import type { ChunkReader, ChunkWriter, PruneReport } from '../core/store/interfaces.ts';
-import type { ImageRecord, ImageVerifyReport, Revision, RevisionStats } from '../core/tree/images.ts';
+import type { ImageRecord, ImageVerifyReport, LeftOutPath, Revision, RevisionStats } from '../core/tree/images.ts';
 import type { AttachmentKind } from '../core/tree/attachments.ts';
 import type { PowerAction, PowerResult } from '../core/nodes/power.ts';
 import type { Assignment, NodeRecord } from '../core/nodes/registry.ts';
@@ -30,6 +30,7 @@ export interface RevisionInput {
   options?: string | null;
   note?: string;
   stats: RevisionStats;
+  leftOut?: LeftOutPath[];
 }
 
 /** Capturing and restoring image data: chunk I/O and revisions. */

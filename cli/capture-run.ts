@@ -2,7 +2,8 @@
 import type { Layout } from '../core/layout/model.ts';
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { countTree } from '../core/tree/count.ts';
-import type { Revision } from '../core/tree/images.ts';
+import { layoutMounts } from '../core/layout/model.ts';
+import { LEFT_OUT_LISTED, type LeftOutPath, type Revision } from '../core/tree/images.ts';
 import { imageSelection } from '../core/tree/select.ts';
 import type { Backend } from './backend.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
@@ -60,6 +61,16 @@ function dryRunWriter(backend: Backend) {
   };
 }
 
+/** The capture summary's left-out part: a count by reason, then the first paths. */
+export function formatLeftOut(leftOut: LeftOutPath[], image: string, total = leftOut.length, shown = 20): string {
+  const byWhy = new Map<string, number>();
+  for (const l of leftOut) byWhy.set(l.why.replace(/ \([A-Z]+\)/, ''), (byWhy.get(l.why.replace(/ \([A-Z]+\)/, '')) ?? 0) + 1);
+  const lines = [`left out ${total} path(s): ${[...byWhy].map(([why, n]) => `${n} ${why}`).join('; ')}${total > leftOut.length ? ` (of the first ${leftOut.length})` : ''}`];
+  for (const l of leftOut.slice(0, shown)) lines.push(`  ${l.path}: ${l.why}`);
+  if (leftOut.length > shown) lines.push(`  ... and ${total - shown} more (cloner image-details --image ${image} --json lists ${Math.min(total, LEFT_OUT_LISTED)})`);
+  return `${lines.join('\n')}\n`;
+}
+
 export interface CaptureRunOptions {
   backend: Backend;
   image: string;
@@ -84,7 +95,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   // The layout's filesystems (/boot/efi, /home...) are part of the image; other mounts are not.
   const layoutName = o.layout ?? previous?.layout;
   const layoutDoc = o.layoutDoc ?? (layoutName ? (await backend.loadLayout(layoutName)).layout : undefined);
-  const includeMounts = (layoutDoc?.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : []));
+  const includeMounts = layoutDoc ? layoutMounts(layoutDoc) : [];
   const before = await backend.bytesMark();
   const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();
@@ -123,13 +134,16 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
       process.stdout.write(`dry run: image ${o.image} would have ${progress.files} files, ${formatBytes(progress.bytes)}; ${dry.newChunks} new chunks, ${formatBytes(dry.newBytes)} to send (${formatBytes(dry.knownBytes)} already on the ${backend.where.split(' ')[0]}); nothing was sent\n`);
       return { revision: { n: 0, created: '', parent: previous?.n ?? null, tree: result.tree, layout: o.layout ?? null, options: o.options ?? null, note: 'dry run', stats: { files: progress.files, bytes: progress.bytes } }, seconds, newBytes: dry.newBytes, logicalBytes: progress.bytes, files: progress.files };
     }
-    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats: { files: progress.files, bytes: progress.bytes } }, o.create);
+    const leftOut = result.leftOut;
+    const stats = { files: progress.files, bytes: progress.bytes, ...(leftOut.length ? { leftOut: leftOut.length } : {}) };
+    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats, ...(leftOut.length ? { leftOut: leftOut.slice(0, LEFT_OUT_LISTED) } : {}) }, o.create);
     const newBytes = (await backend.bytesMark()) - before;
     if (!o.quiet) {
       process.stdout.write(
         `image ${o.image} revision ${revision.n}: ${progress.files} files, ${formatBytes(progress.bytes)} in ${seconds.toFixed(1)}s ` +
           `(${formatBytes(progress.bytes / seconds)}/s); new data stored ${formatBytes(newBytes)}\n`,
       );
+      if (leftOut.length) process.stdout.write(formatLeftOut(leftOut, o.image));
     }
     return { revision, seconds, newBytes, logicalBytes: progress.bytes, files: progress.files };
   } finally {

@@ -4,7 +4,7 @@
  * name, or reuse the stored one when the name exists and no recapture is asked for.
  */
 import { captureLayout } from '../core/layout/capture.ts';
-import { formatSize, parseSize, type Layout } from '../core/layout/model.ts';
+import { formatSize, layoutMounts, parseSize, type Layout } from '../core/layout/model.ts';
 import type { Backend } from './backend.ts';
 
 export interface LayoutRunOptions {
@@ -64,7 +64,7 @@ export async function ensureLayout(o: LayoutRunOptions): Promise<LayoutChoice> {
 export async function confirmPlan(o: { root: string; layout?: LayoutChoice; excludePaths: string[]; ask?: (q: string) => Promise<string> }): Promise<boolean> {
   const lines = [];
   if (o.layout) lines.push(`drives (disk layout ${o.layout.name}${o.layout.reused ? ', stored' : ', captured now'}):`, describeLayout(o.layout.layout).trimEnd());
-  const mounts = (o.layout?.layout.filesystems ?? []).flatMap((fs) => (fs.mount ? [fs.mount] : [])).sort();
+  const mounts = (o.layout ? layoutMounts(o.layout.layout) : []).sort();
   lines.push(`directories: ${o.root}${mounts.filter((m) => m !== '/').map((m) => `, ${m} (own filesystem)`).join('')}`);
   if (o.excludePaths.length) lines.push(`left out: ${o.excludePaths.join(', ')}`);
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -76,10 +76,13 @@ export function describeLayout(layout: Layout): string {
   const lines: string[] = [];
   for (const disk of layout.disks) {
     const c = disk.captured;
-    lines.push(`  drive ${disk.id}${c?.name ? ` (${c.name}${c.size ? `, ${formatSize(c.size)}` : ''}${c.model ? `, ${c.model}` : ''})` : ''}: ${disk.table}, ${disk.partitions.map((p) => `${p.id} ${p.size === 'grow' ? 'rest' : formatSize(parseSize(p.size))} ${p.type}`).join(', ')}`);
+    lines.push(`  drive ${disk.id}${c?.name ? ` (${c.name}${c.size ? `, ${formatSize(c.size)}` : ''}${c.model ? `, ${c.model}` : ''})` : ''}: ${disk.table === 'none' ? 'a filesystem on the whole disk' : `${disk.table}, `}${disk.partitions.map((p) => `${p.id} ${p.size === 'grow' ? 'rest' : formatSize(parseSize(p.size))} ${p.type}`).join(', ')}`);
   }
   for (const raid of layout.raids ?? []) lines.push(`  raid ${raid.id}: RAID${raid.level} of ${raid.members.join(', ')}`);
   for (const vg of layout.volumeGroups ?? []) lines.push(`  volume group ${vg.name} on ${vg.pvs.join(', ')}: ${vg.lvs.map((lv) => `${lv.name} ${lv.size === 'grow' ? 'rest' : formatSize(parseSize(lv.size))}`).join(', ')}`);
-  for (const fs of layout.filesystems ?? []) lines.push(`  filesystem ${fs.type} on ${fs.device}${fs.mount ? ` at ${fs.mount}` : ''}${fs.label ? ` (label ${fs.label})` : ''}`);
+  for (const fs of layout.filesystems ?? []) {
+    const subvolumes = (fs.subvolumes ?? []).map((sv) => `${sv.path}${sv.mount ? ` at ${sv.mount}` : ''}`).join(', ');
+    lines.push(`  filesystem ${fs.type} on ${fs.device}${fs.mount ? ` at ${fs.mount}` : ''}${fs.label ? ` (label ${fs.label})` : ''}${subvolumes ? `, subvolumes ${subvolumes}` : ''}`);
+  }
   return `${lines.join('\n')}\n`;
 }

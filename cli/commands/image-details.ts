@@ -28,8 +28,11 @@ export function register(cli: CAC): void {
         process.stdout.write(`  disk layout: ${last.layout ?? '-'}\n  options: exclude paths ${options.excludePaths.join(', ') || '-'}; exclude devices ${options.excludeDevices.join(', ') || '-'}\n`);
         process.stdout.write(`  scripts: ${scripts.join(', ') || '-'}\n  BIOS settings: ${bios.join(', ') || '-'}\n`);
         for (const r of image.revisions) {
-          process.stdout.write(`  revision ${r.n}  ${r.created}  parent ${r.parent ?? '-'}  ${r.stats.files} files  ${formatBytes(r.stats.bytes)}  tree ${r.tree.slice(0, 16)}  ${r.note}\n`);
+          const left = r.stats.leftOut ? `  ${r.stats.leftOut} left out` : '';
+          process.stdout.write(`  revision ${r.n}  ${r.created}  parent ${r.parent ?? '-'}  ${r.stats.files} files  ${formatBytes(r.stats.bytes)}${left}  tree ${r.tree.slice(0, 16)}  ${r.note}\n`);
         }
+        // What the newest revision did not store, so nothing is left out silently.
+        if (last.leftOut?.length) process.stdout.write((await import('../capture-run.ts')).formatLeftOut(last.leftOut, image.name, last.stats.leftOut).replace(/^left out/, `revision ${last.n} left out`));
       });
     });
 }

@@ -34,7 +34,9 @@ export const NameParams = Type.Object({ name: Name });
 export const Ids = (maxItems: number) => Type.Object({ ids: Type.Array(ChunkId, { maxItems }) }, { additionalProperties: false });
 
 /** The statistics of a revision as a client reports them (checked against the tree at commit). */
-export const RevisionStats = Type.Object({ files: Count, bytes: Count }, { additionalProperties: false });
+export const RevisionStats = Type.Object({ files: Count, bytes: Count, leftOut: Type.Optional(Count) }, { additionalProperties: false });
+/** The paths a capture did not store, and why (the first LEFT_OUT_LISTED of them; stats.leftOut counts all). */
+export const LeftOutPaths = Type.Array(Type.Object({ path: Type.String({ maxLength: 8192 }), why: Type.String({ maxLength: 200 }) }, { additionalProperties: false }), { maxItems: 1000 });
 
 export const RevisionBody = Type.Object(
   {
@@ -43,6 +45,7 @@ export const RevisionBody = Type.Object(
     options: Type.Optional(Type.Union([ChunkId, Type.Null()])),
     note: Type.Optional(Type.String({ maxLength: 1000 })),
     stats: RevisionStats,
+    leftOut: Type.Optional(LeftOutPaths),
     create: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },

@@ -6,11 +6,14 @@
  *    name order) that fits its selector; only `devices` may be candidates when given
  *    (which also admits loop devices), `exclude` never. A disk that is mounted or busy,
  *    read-only, excluded or unmatched stops everything before anything is written.
- * 2. Size: partitions are placed on 1 MiB boundaries; fixed sizes stay, the "grow"
- *    partition takes the rest; a disk too small is refused with the need and the size.
- * 3. Plan: wipefs, sfdisk (a script on stdin, --wipe-partitions so no stale RAID/LVM
- *    signature survives), partx -u (the kernel learns the new partitions even where it
- *    does not rescan, as on loop devices here), mdadm --create, pvcreate/vgcreate/
+ * 2. Size (place.ts): partitions keep the layout's exact starts and sizes, new space is
+ *    on 1 MiB boundaries, the "grow" partition takes the rest; on a smaller disk the
+ *    partitions that hold a filesystem shrink towards their minimum (the plan's notes say
+ *    which); a disk that cannot hold every partition at its minimum is refused with figures.
+ * 3. Plan: wipefs, sfdisk (a script on stdin with each partition's number, --wipe-partitions
+ *    so no stale RAID/LVM signature survives), partx -u and -a (the kernel learns the new
+ *    partitions, logical ones too, where nothing rescans, as on loop devices and in the
+ *    boot environment without udev), mdadm --create, pvcreate/vgcreate/
  *    lvcreate, mkfs with a UUID chosen here (so the plan, a dry run and fstab all know
  *    it), then mkdir + mount under the target in mount-point order.
  * 4. Run the plan step by step (or print it for a dry run), and report the new fstab, the
@@ -20,19 +23,21 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ESP_GUID, LayoutError, MIB, formatSize, parseSize, partitionTypeCode,
   type DiskSpec, type FilesystemSpec, type Layout,
 } from './model.ts';
 import { globMatch } from './glob.ts';
+import { partitionNumbers } from './partitions.ts';
+import { LayoutTooSmallError, placePartitions, scalableMinimums, type Placed } from './place.ts';
+
+export { LayoutTooSmallError };
 import { listNodeDisks, run, settle, type NodeDisk } from './probe.ts';
 
 export class LayoutUnmatchedError extends LayoutError {
   override readonly code = 'LAYOUT_DISK_UNMATCHED';
-}
-export class LayoutTooSmallError extends LayoutError {
-  override readonly code = 'LAYOUT_TOO_SMALL';
 }
 export class DiskInUseError extends LayoutError {
   override readonly code = 'LAYOUT_DISK_IN_USE';
@@ -67,6 +72,8 @@ export interface Step {
   input?: string;
   /** Paths that must exist before the next step (device nodes of new partitions). */
   waitFor?: string[];
+  /** A failure is fine (partx -a on partitions the kernel already has); waitFor still holds, and the step runs again while it waits. */
+  mayFail?: boolean;
 }
 
 export interface PlannedFilesystem extends FilesystemSpec {
@@ -76,6 +83,8 @@ export interface PlannedFilesystem extends FilesystemSpec {
 
 export interface ApplyPlan {
   disks: Array<{ id: string; device: string; size: number }>;
+  /** What was scaled or moved to fit smaller disks. */
+  notes: string[];
   /** Layout id (partition, array, VG/LV) -> device path. */
   devices: Record<string, string>;
   filesystems: PlannedFilesystem[];
@@ -158,51 +167,19 @@ function partitionPath(disk: NodeDisk, n: number): string {
   return `/dev/${disk.name}${/\d$/.test(disk.name) ? 'p' : ''}${n}`;
 }
 
-/** Sector placement of a disk's partitions on 1 MiB boundaries; throws when the disk is too small. */
-function placePartitions(disk: DiskSpec, node: NodeDisk): Array<{ start: number; size: number }> {
-  const sector = node.logicalSectorSize;
-  const align = MIB / sector;
-  const total = Math.floor(node.size / sector);
-  const endUsable = disk.table === 'gpt' ? total - 33 : total;
-  const up = (s: number) => Math.ceil(s / align) * align;
-  const need = (i: number) => {
-    // Sectors the partitions after i need (aligned), so a grow partition leaves them room.
-    let sum = 0;
-    for (const p of disk.partitions.slice(i + 1)) sum += up(Math.ceil(parseSize(p.size === 'grow' ? (p.minSize ?? MIB) : p.size) / sector));
-    return sum;
-  };
-  const placed: Array<{ start: number; size: number }> = [];
-  let cursor = align;
-  const tooSmall = (why: string) =>
-    new LayoutTooSmallError(
-      `disk ${disk.id} (${node.path}, ${formatSize(node.size)}) is too small for the layout: ${why}`,
-      'use a larger disk, or make the layout\'s fixed partitions smaller',
-    );
-  disk.partitions.forEach((p, i) => {
-    const start = p.start !== undefined ? p.start / sector : up(cursor);
-    let size: number;
-    if (p.size === 'grow') {
-      size = Math.floor((endUsable - start - need(i)) / align) * align;
-      const min = Math.ceil(parseSize(p.minSize ?? MIB) / sector);
-      if (size < min) throw tooSmall(`partition ${p.id} must grow to at least ${formatSize(min * sector)} but ${formatSize(Math.max(size, 0) * sector)} is left (the layout needs ${formatSize((start + min + need(i)) * sector + (disk.table === 'gpt' ? 33 * sector : 0))})`);
-    } else {
-      size = Math.ceil(parseSize(p.size) / sector);
-    }
-    if (start + size > endUsable) throw tooSmall(`partition ${p.id} would end at ${formatSize((start + size) * sector)}`);
-    placed.push({ start, size });
-    cursor = start + size;
-  });
-  return placed;
-}
-
-function sfdiskScript(disk: DiskSpec, placed: Array<{ start: number; size: number }>): string {
-  const lines = [`label: ${disk.table}`, 'unit: sectors', ''];
+function sfdiskScript(disk: DiskSpec, node: NodeDisk, placed: Placed[]): string {
+  const lines = [`label: ${disk.table}`, 'unit: sectors'];
+  // sfdisk starts a new GPT's usable area at 1 MiB; a golden partition before that needs the whole area.
+  if (disk.table === 'gpt' && placed.some((p) => p.start < MIB / node.logicalSectorSize)) lines.push('first-lba: 34');
+  lines.push('');
+  const numbers = partitionNumbers(disk);
   disk.partitions.forEach((p, i) => {
     const fields = [`start=${placed[i].start}`, `size=${placed[i].size}`, `type=${partitionTypeCode(disk.table, p.type)}`];
     if (p.name) fields.push(`name="${p.name}"`);
     if (p.flags?.length) fields.push(`attrs="${p.flags.join(' ')}"`);
     if (p.bootable) fields.push('bootable');
-    lines.push(fields.join(', '));
+    // A named line sets the partition number (sfdisk takes it from the name), so gaps and order survive.
+    lines.push(`${partitionPath(node, numbers[i])} : ${fields.join(', ')}`);
   });
   return `${lines.join('\n')}\n`;
 }
@@ -240,10 +217,10 @@ function fstabField(value: string): string {
   return value.replace(/[\s\\#]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
-/** The fstab of the new node for the layout's filesystems, by UUID. */
+/** The fstab of the new node for the layout's filesystems (and mounted btrfs subvolumes), by UUID. */
 export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>): string {
   const lines = ['# /etc/fstab: written by cloner from the disk layout', '# <file system> <mount point> <type> <options> <dump> <pass>'];
-  for (const fs of [...filesystems].sort((a, b) => (a.mount ?? '~').localeCompare(b.mount ?? '~'))) {
+  for (const fs of [...filesystems.flatMap(withSubvolumeMounts)].sort((a, b) => (a.mount ?? '~').localeCompare(b.mount ?? '~'))) {
     if (fs.type === 'swap') {
       lines.push(`UUID=${fs.uuid} none swap sw 0 0`);
     } else if (fs.mount) {
@@ -254,15 +231,37 @@ export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>):
   return `${lines.join('\n')}\n`;
 }
 
-/** mkdir + mount steps for the mounted filesystems, parents before children. */
+/** A filesystem and, for each mounted btrfs subvolume, a copy of it mounted there with subvol= first in its options. */
+function withSubvolumeMounts<T extends FilesystemSpec>(fs: T): T[] {
+  const subs = (fs.subvolumes ?? []).filter((sv) => sv.mount).map((sv) => ({ ...fs, mount: sv.mount, mountOptions: [`subvol=/${sv.path}`, ...(sv.mountOptions ? [sv.mountOptions] : [])].join(','), pass: 0 as const, subvolumes: undefined }));
+  return [...(fs.mount || !subs.length ? [fs] : []), ...subs];
+}
+
+/** Steps that make a btrfs filesystem's subvolumes: mount its top level aside, create each (parents first), unmount. */
+function subvolumeSteps(fs: FilesystemSpec, device: string): Step[] {
+  if (!fs.subvolumes?.length) return [];
+  const top = path.join(tmpdir(), `cloner-btrfs-${randomBytes(6).toString('hex')}`);
+  const what = `btrfs subvolumes on ${fs.device} (${device})`;
+  const steps: Step[] = [{ what, argv: ['mkdir', '-p', top] }, { what, argv: ['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, top] }];
+  for (const sv of [...fs.subvolumes].sort((a, b) => a.path.split('/').length - b.path.split('/').length)) {
+    const parent = path.posix.dirname(sv.path);
+    if (parent !== '.') steps.push({ what, argv: ['mkdir', '-p', path.join(top, parent)] });
+    steps.push({ what, argv: ['btrfs', 'subvolume', 'create', path.join(top, sv.path)] });
+  }
+  steps.push({ what, argv: ['umount', top] }, { what, argv: ['rmdir', top] });
+  return steps;
+}
+
+/** mkdir + mount steps for the mounted filesystems and btrfs subvolumes, parents before children. */
 export function mountSteps(filesystems: Array<FilesystemSpec & { path: string }>, target: string): { steps: Step[]; mounts: ApplyPlan['mounts'] } {
-  const mounted = filesystems.filter((fs) => fs.mount && fs.type !== 'swap').sort((a, b) => a.mount!.split('/').filter(Boolean).length - b.mount!.split('/').filter(Boolean).length || a.mount!.localeCompare(b.mount!));
+  const mounted = filesystems.flatMap(withSubvolumeMounts).filter((fs) => fs.mount && fs.type !== 'swap').sort((a, b) => a.mount!.split('/').filter(Boolean).length - b.mount!.split('/').filter(Boolean).length || a.mount!.localeCompare(b.mount!));
   const steps: Step[] = [];
   const mounts: ApplyPlan['mounts'] = [];
   for (const fs of mounted) {
     const where = fs.mount === '/' ? path.resolve(target) : path.join(path.resolve(target), fs.mount!);
     steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mkdir', '-p', where] });
-    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mount', '-t', fs.type, fs.path, where] });
+    const subvol = fs.mountOptions?.startsWith('subvol=') ? ['-o', fs.mountOptions.split(',')[0]] : [];
+    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mount', '-t', fs.type, ...subvol, fs.path, where] });
     mounts.push({ path: where, device: fs.path, type: fs.type });
   }
   return { steps, mounts };
@@ -275,18 +274,29 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
   const devices: Record<string, string> = {};
   let espDevice: string | null = null;
   const disks: ApplyPlan['disks'] = [];
+  const notes: string[] = [];
   for (const disk of layout.disks) {
     const node = assignment.get(disk.id)!;
     disks.push({ id: disk.id, device: node.path, size: node.size });
-    const placed = placePartitions(disk, node);
-    const parts = disk.partitions.map((p, i) => partitionPath(node, i + 1));
+    if (disk.table === 'none') {
+      devices[disk.id] = node.path;
+      steps.push({ what: `wipe old signatures on ${disk.id} (${node.path}, a filesystem on the whole disk)`, argv: ['wipefs', '-a', '-q', node.path] });
+      continue;
+    }
+    const { placed, notes: scaled } = placePartitions(disk, { path: node.path, size: node.size, sector: node.logicalSectorSize }, scalableMinimums(disk, layout.filesystems ?? []));
+    notes.push(...scaled);
+    const numbers = partitionNumbers(disk);
+    const parts = disk.partitions.map((p, i) => partitionPath(node, numbers[i]));
     disk.partitions.forEach((p, i) => {
       devices[p.id] = parts[i];
       if (!espDevice && (partitionTypeCode(disk.table, p.type) === ESP_GUID || (disk.table === 'dos' && partitionTypeCode('dos', p.type) === 'ef'))) espDevice = parts[i];
     });
     steps.push({ what: `wipe old signatures on ${disk.id} (${node.path})`, argv: ['wipefs', '-a', '-q', node.path] });
-    steps.push({ what: `partition ${disk.id} (${node.path})`, argv: ['sfdisk', '--quiet', '--wipe', 'always', '--wipe-partitions', 'always', node.path], input: sfdiskScript(disk, placed) });
-    steps.push({ what: `tell the kernel about ${node.path}'s partitions`, argv: ['partx', '-u', node.path], waitFor: parts });
+    steps.push({ what: `partition ${disk.id} (${node.path})`, argv: ['sfdisk', '--quiet', '--wipe', 'always', '--wipe-partitions', 'always', node.path], input: sfdiskScript(disk, node, placed) });
+    // -u updates the partitions the kernel knows; -a adds the ones it does not (logical
+    // partitions on a loop device, where nothing rescans): without udev both are needed.
+    steps.push({ what: `tell the kernel about ${node.path}'s partitions`, argv: ['partx', '-u', node.path] });
+    steps.push({ what: `tell the kernel about ${node.path}'s new partitions`, argv: ['partx', '-a', node.path], mayFail: true, waitFor: parts });
   }
   for (const raid of layout.raids ?? []) {
     const name = raid.name ?? raid.id;
@@ -310,18 +320,21 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
     }
   }
   const filesystems: PlannedFilesystem[] = (layout.filesystems ?? []).map((fs) => ({ ...fs, path: devices[fs.device], uuid: newUuid(fs) }));
-  for (const fs of filesystems) steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid) });
+  for (const fs of filesystems) {
+    steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid) });
+    steps.push(...subvolumeSteps(fs, fs.path));
+  }
   const { steps: mountPlan, mounts } = options.target ? mountSteps(filesystems, options.target) : { steps: [], mounts: [] };
   steps.push(...mountPlan);
-  const root = filesystems.find((fs) => fs.mount === '/');
-  return { disks, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
+  const root = filesystems.find((fs) => fs.mount === '/' || fs.subvolumes?.some((sv) => sv.mount === '/'));
+  return { disks, notes, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
 }
 
 const quote = (arg: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
 
 /** The plan as the shell commands it runs (a dry run prints this). */
 export function formatPlan(plan: ApplyPlan): string {
-  const out: string[] = [];
+  const out: string[] = plan.notes.map((n) => `# scaled: ${n}`);
   for (const step of plan.steps) {
     out.push(`# ${step.what}`);
     const cmd = step.argv.map(quote).join(' ');
@@ -330,10 +343,16 @@ export function formatPlan(plan: ApplyPlan): string {
   return `${out.join('\n')}\n`;
 }
 
-async function waitForPaths(paths: string[], timeoutMs = 15_000): Promise<void> {
+async function waitForPaths(paths: string[], again?: string[], timeoutMs = 15_000): Promise<void> {
   const until = Date.now() + timeoutMs;
+  let nextTry = Date.now() + 1000;
   await settle();
   while (paths.some((p) => !existsSync(p))) {
+    // The kernel may miss an add (a busy loop device, a re-read racing ours): ask again each second.
+    if (again && Date.now() > nextTry) {
+      await run(again).catch(() => {});
+      nextTry = Date.now() + 1000;
+    }
     if (Date.now() > until) throw new LayoutApplyError(`device nodes did not appear: ${paths.filter((p) => !existsSync(p)).join(', ')}`, 'check that the kernel sees the new partitions (partx -u) and that udev runs');
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -344,8 +363,10 @@ export async function runSteps(steps: Step[], log: (line: string) => void = () =
   for (const [i, step] of steps.entries()) {
     log(`[${i + 1}/${steps.length}] ${step.what}: ${step.argv.map(quote).join(' ')}`);
     try {
-      await run(step.argv, step.input);
-      if (step.waitFor) await waitForPaths(step.waitFor);
+      await run(step.argv, step.input).catch((err) => {
+        if (!step.mayFail) throw err;
+      });
+      if (step.waitFor) await waitForPaths(step.waitFor, step.mayFail ? step.argv : undefined);
     } catch (err) {
       if (err instanceof LayoutApplyError) throw err;
       throw new LayoutApplyError(`step ${i + 1}/${steps.length} (${step.what}) failed: ${(err as Error).message}`, 'the disks are partly set up; fix the cause and apply the layout again (it starts from scratch)');
@@ -366,6 +387,7 @@ export async function applyLayout(layout: Layout, options: ApplyOptions = {}): P
   if (!options.force && !isClonerBootEnvironment()) {
     throw new LayoutNeedsForceError(`applying a layout erases ${plan.disks.map((d) => d.device).join(', ')}, and this is not the cloner boot environment`, 'add --force if you mean it (a --dry-run shows every command first)');
   }
+  for (const note of plan.notes) options.log?.(`scaled: ${note}`);
   await runSteps(plan.steps, options.log);
   return plan;
 }

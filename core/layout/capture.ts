@@ -10,15 +10,17 @@
  * becomes "grow" with a minimum that still holds its data), the md arrays built on its
  * partitions (mdadm --detail), the volume groups on those (LVM reports; a last LV that
  * fills its VG becomes "grow"), and every filesystem found with its label, UUID, mount
- * point (relative to root) and the mount options of root's /etc/fstab.
+ * point (relative to root) and the mount options of root's /etc/fstab; a btrfs mounted by
+ * subvolume (mountinfo's root, e.g. subvol=@ at /) lists those subvolumes with theirs.
  */
 import { realpath, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  FILESYSTEM_TYPES, LAYOUT_FORMAT, LayoutError, MIB, PARTITION_TYPES, compactSize, parseLayout,
+  FILESYSTEM_TYPES, FS_MINIMUM, LAYOUT_FORMAT, LayoutError, MIB, PARTITION_TYPES, compactSize, parseLayout,
   type DiskSpec, type FilesystemSpec, type FilesystemType, type Layout, type PartitionSpec, type RaidSpec, type VolumeGroupSpec,
 } from './model.ts';
-import { activeSwaps, lsblk, lvmReport, mdadmDetail, readPartitionTable, transportOf, walk, type BlockNode } from './probe.ts';
+import { isExtended } from './partitions.ts';
+import { activeSwaps, lsblk, mountinfoRoots, lvmReport, mdadmDetail, readPartitionTable, transportOf, walk, type BlockNode, type SfdiskTable } from './probe.ts';
 
 export interface CaptureLayoutOptions {
   /** The tree being cloned: "/" on a golden node, or where its disks are mounted. */
@@ -34,8 +36,6 @@ export interface CapturedLayout {
   warnings: string[];
 }
 
-/** The smallest filesystem each mkfs accepts, so a "grow" minimum never goes below it. */
-const FS_MINIMUM: Partial<Record<FilesystemType, number>> = { xfs: 300 * MIB, btrfs: 256 * MIB };
 
 export class LayoutCaptureError extends LayoutError {
   override readonly code = 'LAYOUT_CAPTURE_FAILED';
@@ -87,6 +87,7 @@ export async function captureLayout(options: CaptureLayoutOptions = {}): Promise
   }
   const fstab = await readFstab(path.join(root, 'etc/fstab'));
   const lvm = await lvmReport();
+  const mountRoots = await mountinfoRoots();
   const ids = new Map<string, string>(); // kernel name -> layout id
   const disks: DiskSpec[] = [];
   const sortedDisks = [...diskNames].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
@@ -94,40 +95,17 @@ export async function captureLayout(options: CaptureLayoutOptions = {}): Promise
     const node = byName.get(name)!;
     const diskId = `disk${i}`;
     const table = await readPartitionTable(node.path);
+    const captured = { name: node.name, model: node.model?.trim() || null, serial: node.serial?.trim() || null, size: node.size };
+    const match = { transport: transportOf(node), rotational: node.rota };
     if (!table) {
-      throw new LayoutCaptureError(`${node.path} has no partition table (a filesystem or array on the whole disk)`, 'Cloner captures partitioned disks; partition it, or --exclude-devices it');
-    }
-    const sector = table.sectorsize ?? 512;
-    const totalSectors = node.size / sector;
-    const endUsable = table.label === 'gpt' ? totalSectors - 33 : totalSectors;
-    const partNodes = new Map((node.children ?? []).filter((c) => c.type === 'part').map((c) => [c.path, c]));
-    const parts = [...table.partitions].sort((a, b) => a.start - b.start);
-    let cursor = MIB / sector;
-    const partitions: PartitionSpec[] = parts.map((p, n) => {
-      const child = partNodes.get(p.node);
-      const partId = `${diskId}p${n + 1}`;
-      if (child) ids.set(child.name, partId);
-      const last = n === parts.length - 1;
-      const spec: PartitionSpec = { id: partId, size: compactSize(p.size * sector), type: typeName(table.label, p.type) };
-      const expectedStart = Math.ceil(cursor / (MIB / sector)) * (MIB / sector);
-      if (p.start !== expectedStart) spec.start = p.start * sector;
-      if (last && p.start + p.size >= endUsable - MIB / sector) {
-        spec.size = 'grow';
-        spec.minSize = compactSize(growMinimum(child, p.size * sector));
+      if (!node.fstype || !FILESYSTEM_TYPES.includes(node.fstype as FilesystemType)) {
+        throw new LayoutCaptureError(`${node.path} has no partition table and ${node.fstype ? `holds ${node.fstype} on the whole disk` : 'no filesystem Cloner makes'}`, 'Cloner captures partitioned disks and whole-disk ext2/3/4, xfs, btrfs, vfat and swap; --exclude-devices it');
       }
-      if (p.name) spec.name = p.name;
-      if (p.attrs) spec.flags = p.attrs.split(/\s+/).filter(Boolean);
-      if (p.bootable) spec.bootable = true;
-      cursor = p.start + p.size;
-      return spec;
-    });
-    disks.push({
-      id: diskId,
-      match: { transport: transportOf(node), rotational: node.rota },
-      table: table.label,
-      partitions,
-      captured: { name: node.name, model: node.model?.trim() || null, serial: node.serial?.trim() || null, size: node.size },
-    });
+      ids.set(node.name, diskId);
+      disks.push({ id: diskId, match, table: 'none', partitions: [], captured });
+      continue;
+    }
+    disks.push({ id: diskId, match, table: table.label, partitions: describePartitions(table, node, diskId, ids), captured });
   }
   const onCapturedDisks = (node: BlockNode) => [...disksOf(node)].every((d) => diskNames.has(d)) && disksOf(node).size > 0;
   const raids: RaidSpec[] = [];
@@ -175,11 +153,21 @@ export async function captureLayout(options: CaptureLayoutOptions = {}): Promise
     if (node.label) fs.label = node.label;
     if (node.uuid) fs.uuid = node.uuid;
     if (node.fstype === 'vfat' && node.fsver === 'FAT32') fs.mkfsOptions = ['-F', '32'];
-    const mount = node.mountpoints.map(relMount).find((m): m is string => m !== null);
+    // A btrfs mounted by subvolume (subvol=@ at /, @home at /home) lists them; its top level keeps "mount".
+    const mounted = node.mountpoints.map((m) => ({ rel: relMount(m), subvol: node.fstype === 'btrfs' ? (mountRoots.get(m) ?? '/').replace(/^\/+/, '') : '' })).filter((m): m is { rel: string; subvol: string } => m.rel !== null);
+    const subvolumes = mounted.filter((m) => m.subvol).sort((a, b) => a.rel.split('/').length - b.rel.split('/').length || a.rel.localeCompare(b.rel));
+    if (subvolumes.length) {
+      fs.subvolumes = subvolumes.map((m) => {
+        const options = withoutSubvol(fstab.find((e) => e.mount === m.rel)?.options ?? '');
+        return { path: m.subvol, mount: m.rel, ...(options ? { mountOptions: options } : {}) };
+      });
+    }
+    const mount = mounted.find((m) => !m.subvol)?.rel;
     if (mount && node.fstype !== 'swap') {
       fs.mount = mount;
-      const entry = fstab.find((e) => e.mount === mount) ?? fstab.find((e) => e.spec === `UUID=${node.uuid}` || (node.label && e.spec === `LABEL=${node.label}`));
-      if (entry && /^[A-Za-z0-9=,._:+-]+$/.test(entry.options) && entry.options !== 'defaults') fs.mountOptions = entry.options;
+      const entry = fstab.find((e) => e.mount === mount) ?? (subvolumes.length ? undefined : fstab.find((e) => e.spec === `UUID=${node.uuid}` || (node.label && e.spec === `LABEL=${node.label}`)));
+      const options = withoutSubvol(entry?.options ?? '');
+      if (options) fs.mountOptions = options;
       if (entry) {
         fs.dump = entry.dump === 1 ? 1 : 0;
         fs.pass = ([0, 1, 2] as const).find((p) => p === entry.pass) ?? 0;
@@ -191,9 +179,71 @@ export async function captureLayout(options: CaptureLayoutOptions = {}): Promise
   return { layout: parseLayout(layout), disks: sortedDisks.map((n) => byName.get(n)!.path), warnings };
 }
 
+/**
+ * A partition table as layout partitions, in disk order: exact starts where the default
+ * placement (partitions.ts) would put them elsewhere, numbers where they are not the
+ * default, logical partitions marked, the last partition of each level that reaches the end
+ * of its space as "grow", and a minimum on each filesystem's partition (the data it holds)
+ * so a smaller disk can take a scaled copy.
+ */
+function describePartitions(table: SfdiskTable, node: BlockNode, diskId: string, ids: Map<string, string>): PartitionSpec[] {
+  const sector = table.sectorsize ?? 512;
+  const align = MIB / sector;
+  const up = (s: number) => Math.ceil(s / align) * align;
+  const totalSectors = node.size / sector;
+  const endUsable = table.label === 'gpt' ? totalSectors - 33 : totalSectors;
+  const partNodes = new Map((node.children ?? []).filter((c) => c.type === 'part').map((c) => [c.path, c]));
+  const parts = [...table.partitions].map((p) => ({ ...p, number: Number(/(\d+)$/.exec(p.node)?.[1] ?? 0) })).sort((a, b) => a.start - b.start);
+  // Logical partitions go right after their extended partition, in number order (their chain order).
+  const isLogical = (p: { number: number }) => table.label === 'dos' && p.number >= 5;
+  const top = parts.filter((p) => !isLogical(p));
+  const logicals = parts.filter(isLogical).sort((a, b) => a.number - b.number);
+  const extIndex = top.findIndex((p) => isExtended({ type: typeName('dos', p.type) }));
+  const ordered = extIndex < 0 ? top : [...top.slice(0, extIndex + 1), ...logicals, ...top.slice(extIndex + 1)];
+  const ext = extIndex < 0 ? null : top[extIndex];
+  let cursor = 0;
+  let logicalCursor = 0;
+  let previousNumber = 0;
+  return ordered.map((p, n) => {
+    const child = partNodes.get(p.node);
+    const partId = `${diskId}p${p.number || n + 1}`;
+    if (child) ids.set(child.name, partId);
+    const logical = isLogical(p);
+    const spec: PartitionSpec = { id: partId, size: compactSize(p.size * sector), type: typeName(table.label, p.type) };
+    if (logical) spec.logical = true;
+    else if (p.number !== previousNumber + 1) spec.number = p.number;
+    if (!logical) previousNumber = p.number;
+    const expectedStart = logical ? up(logicalCursor + 1) : up(Math.max(cursor, align));
+    if (p.start !== expectedStart) spec.start = p.start * sector;
+    const sameLevel = ordered.slice(n + 1).filter((q) => isLogical(q) === logical);
+    const spaceEnd = logical ? ext!.start + ext!.size : endUsable;
+    if (!sameLevel.length && p.start + p.size >= spaceEnd - align) {
+      spec.size = 'grow';
+      spec.minSize = compactSize(isExtended(spec) ? MIB : growMinimum(child, p.size * sector));
+      if (isExtended(spec)) delete spec.minSize;
+    } else if (child?.fstype && FILESYSTEM_TYPES.includes(child.fstype as FilesystemType)) {
+      const min = growMinimum(child, p.size * sector);
+      if (min < p.size * sector) spec.minSize = compactSize(min);
+    }
+    if (p.name) spec.name = p.name;
+    if (p.attrs) spec.flags = p.attrs.split(/\s+/).filter(Boolean);
+    if (p.bootable) spec.bootable = true;
+    if (logical) logicalCursor = p.start + p.size;
+    else cursor = p.start + p.size;
+    if (p === ext) logicalCursor = p.start;
+    return spec;
+  });
+}
+
+/** Mount options as a layout keeps them: not "defaults", not subvol=/subvolid= (the layout says which subvolume), only portable characters. */
+function withoutSubvol(options: string): string {
+  const kept = options.split(',').filter((o) => o && o !== 'defaults' && !/^subvol(id)?=/.test(o)).join(',');
+  return /^[A-Za-z0-9=,._:+-]+$/.test(kept) ? kept : '';
+}
+
 function typeName(table: 'gpt' | 'dos', code: string): string {
   for (const [name, t] of Object.entries(PARTITION_TYPES)) {
-    if (table === 'gpt' ? t.gpt.toUpperCase() === code.toUpperCase() : t.dos === code.toLowerCase()) return name;
+    if (table === 'gpt' ? t.gpt !== '' && t.gpt.toUpperCase() === code.toUpperCase() : t.dos !== '' && t.dos === code.toLowerCase()) return name;
   }
   return table === 'gpt' ? code.toUpperCase() : code.toLowerCase();
 }

@@ -20,7 +20,8 @@
  * mkfs options are taken only from a per-tool list of options that change the new file
  * system's format (nothing that reads a file or directory, names another device, or skips
  * making the file system), each with the values it takes; disk selector globs must parse
- * (glob.ts matches them in bounded time).
+ * (glob.ts matches them in bounded time). A btrfs filesystem may list subvolumes (paths
+ * from its top level, each with its own mount point and options, as `subvol=@` roots).
  */
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
@@ -29,6 +30,9 @@ import { ClonerError } from '../errors.ts';
 import { formatBytes } from '../format.ts';
 import { API_MOUNTS, checkMkfsOptions, lvmNameProblem } from './field-rules.ts';
 import { parseGlob } from './glob.ts';
+import { checkPartitions, fixedBytes, isExtended } from './partitions.ts';
+
+export { fixedBytes };
 
 export const LAYOUT_FORMAT = 'cloner-layout/1';
 export type Size = number | string;
@@ -46,8 +50,14 @@ export interface DiskMatch {
 export interface PartitionSpec {
   id: string;
   size: Size | 'grow';
+  /** The smallest this partition may be made on a smaller disk ("grow": the least it takes). */
   minSize?: Size;
+  /** Byte offset on the disk; absent: the next 1 MiB boundary. */
   start?: number;
+  /** The partition number (sda3, nvme0n1p3); absent: one more than the previous one's. */
+  number?: number;
+  /** A logical partition inside the dos table's extended partition. */
+  logical?: boolean;
   type: string;
   name?: string;
   flags?: string[];
@@ -57,7 +67,8 @@ export interface PartitionSpec {
 export interface DiskSpec {
   id: string;
   match?: DiskMatch;
-  table: 'gpt' | 'dos';
+  /** "none": a filesystem (or PV, or array member) on the whole disk, referred to by the disk's id. */
+  table: 'gpt' | 'dos' | 'none';
   partitions: PartitionSpec[];
   captured?: { name?: string; model?: string | null; serial?: string | null; size?: number };
 }
@@ -85,6 +96,14 @@ export interface VolumeGroupSpec {
 export type FilesystemType = 'ext2' | 'ext3' | 'ext4' | 'xfs' | 'vfat' | 'btrfs' | 'swap';
 export const FILESYSTEM_TYPES: readonly FilesystemType[] = ['ext2', 'ext3', 'ext4', 'xfs', 'vfat', 'btrfs', 'swap'];
 
+/** A btrfs subvolume of a filesystem: its path from the top level, and where it is mounted. */
+export interface SubvolumeSpec {
+  path: string;
+  mount?: string;
+  /** Options besides subvol=, which the mount gets from `path`. */
+  mountOptions?: string;
+}
+
 export interface FilesystemSpec {
   device: string;
   type: FilesystemType;
@@ -96,6 +115,8 @@ export interface FilesystemSpec {
   mountOptions?: string;
   dump?: 0 | 1;
   pass?: 0 | 1 | 2;
+  /** btrfs only: subvolumes a deploy creates (and mounts, where they have a mount point). */
+  subvolumes?: SubvolumeSpec[];
 }
 
 export interface Layout {
@@ -128,10 +149,11 @@ export const PARTITION_TYPES: Record<string, { gpt: string; dos: string }> = {
   home: { gpt: '933AC7E1-2EB4-4F13-B844-0E14E2AEF915', dos: '83' },
   'root-x86-64': { gpt: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709', dos: '83' },
   xbootldr: { gpt: 'BC13C2FF-59E6-4262-A352-B275FD6F7172', dos: 'ea' },
+  extended: { gpt: '', dos: '5' },
 };
 
 /** The type code sfdisk gets for a layout partition type (alias, GUID or MBR byte). */
-export function partitionTypeCode(table: 'gpt' | 'dos', type: string): string {
+export function partitionTypeCode(table: DiskSpec['table'], type: string): string {
   const alias = PARTITION_TYPES[type];
   if (alias) return table === 'gpt' ? alias.gpt : alias.dos;
   return table === 'gpt' ? type.toUpperCase() : type.toLowerCase().replace(/^0x/, '');
@@ -160,6 +182,11 @@ export function compactSize(bytes: number): Size {
   }
   return bytes;
 }
+
+/** The least room capture leaves a filesystem to grow from ("grow" minimums): what mkfs takes, with room for btrfs's chunks. */
+export const FS_MINIMUM: Partial<Record<FilesystemType, number>> = { xfs: 300 * MIB, btrfs: 256 * MIB };
+/** The smallest device each mkfs formats (xfsprogs 6: 300 MiB; btrfs-progs 6 default profiles: 110 MiB, 100 MiB fails), so a layout that cannot apply is refused at upload. */
+const MKFS_MINIMUM: Partial<Record<FilesystemType, number>> = { xfs: 300 * MIB, btrfs: 110 * MIB };
 
 const LABEL_LIMITS: Record<FilesystemType, number> = { ext2: 16, ext3: 16, ext4: 16, xfs: 12, vfat: 11, btrfs: 255, swap: 16 };
 
@@ -200,6 +227,34 @@ export function parseLayout(input: string | unknown): Layout {
   return layout;
 }
 
+const PORTABLE_PATH = /^\/([A-Za-z0-9._@+:,=~-]+(\/[A-Za-z0-9._@+:,=~-]+)*)?$/;
+
+/** A mount point no other filesystem or subvolume has, outside the API file systems. */
+function checkMountPoint(mount: string, at: string, fail: (at: string, message: string) => never, mounts: Map<string, number>, f: number): void {
+  const api = API_MOUNTS.find((m) => mount === m || mount.startsWith(`${m}/`));
+  if (api) fail(at, `mount point "${mount}" is inside ${api}, which the kernel provides (an API file system), not a disk`);
+  if (mounts.has(mount)) fail(at, `mount point "${mount}" is also used by filesystems[${mounts.get(mount)}]`);
+  mounts.set(mount, f);
+}
+
+function checkSubvolumes(fs: FilesystemSpec, at: string, fail: (at: string, message: string) => never, mounts: Map<string, number>, f: number): void {
+  if (fs.type !== 'btrfs') fail(`${at}.subvolumes`, `only btrfs has subvolumes, this filesystem is ${fs.type}`);
+  const seen = new Set<string>();
+  fs.subvolumes!.forEach((sv, i) => {
+    const sat = `${at}.subvolumes[${i}]`;
+    if (!PORTABLE_PATH.test(`/${sv.path}`) || sv.path.split('/').some((c) => c === '.' || c === '..')) fail(`${sat}.path`, `subvolume path ${JSON.stringify(sv.path)} is not a relative path of letters, digits and . _ @ + : , = ~ - without . or .. components`);
+    if (seen.has(sv.path)) fail(`${sat}.path`, `subvolume "${sv.path}" is listed twice`);
+    seen.add(sv.path);
+    if (sv.mountOptions !== undefined && /(^|,)subvol(id)?=/.test(sv.mountOptions)) fail(`${sat}.mountOptions`, 'leave out subvol= and subvolid=: the mount takes them from "path"');
+    if (sv.mount === undefined) {
+      if (sv.mountOptions !== undefined) fail(`${sat}.mountOptions`, 'mount options without a mount point');
+      return;
+    }
+    if (path.posix.normalize(sv.mount) !== sv.mount || (sv.mount !== '/' && sv.mount.endsWith('/')) || !PORTABLE_PATH.test(sv.mount)) fail(`${sat}.mount`, `mount point ${JSON.stringify(sv.mount)} is not a normal absolute path of portable characters`);
+    checkMountPoint(sv.mount, `${sat}.mount`, fail, mounts, f);
+  });
+}
+
 function checkSemantics(layout: Layout): void {
   const fail = (at: string, message: string): never => {
     throw new LayoutInvalidError(`${at}: ${message}`);
@@ -211,6 +266,7 @@ function checkSemantics(layout: Layout): void {
     devices.set(id, at);
   };
   const diskIds = new Set<string>();
+  const extendedIds = new Set<string>();
   layout.disks.forEach((disk, d) => {
     const at = `disks[${d}]`;
     if (diskIds.has(disk.id)) fail(`${at}.id`, `disk id "${disk.id}" is used twice`);
@@ -221,44 +277,38 @@ function checkSemantics(layout: Layout): void {
       if (typeof problem === 'string') fail(`${at}.match.${key}`, `bad pattern ${JSON.stringify(pattern)}: ${problem}`);
     }
     if (disk.match?.minSize !== undefined && disk.match.maxSize !== undefined && parseSize(disk.match.minSize) > parseSize(disk.match.maxSize)) fail(`${at}.match`, 'minSize is larger than maxSize');
-    if (disk.table === 'dos' && disk.partitions.length > 4) fail(`${at}.partitions`, `a dos table holds 4 primary partitions, this disk has ${disk.partitions.length}`, );
-    let grows = 0;
-    let end = MIB;
+    if (disk.table === 'none') define(disk.id, at);
     disk.partitions.forEach((part, p) => {
       const pat = `${at}.partitions[${p}]`;
       define(part.id, pat);
-      if (part.size === 'grow') grows++;
-      else if (part.minSize !== undefined) fail(`${pat}.minSize`, 'only a "grow" partition has a minimum size');
+      if (isExtended(part)) extendedIds.add(part.id);
       if (!PARTITION_TYPES[part.type] && /^[a-z-]+$/.test(part.type) && !/^[0-9a-f]{1,2}$/.test(part.type)) {
         fail(`${pat}.type`, `unknown partition type "${part.type}" (known: ${Object.keys(PARTITION_TYPES).join(', ')}, a GPT type GUID or an MBR type byte)`);
       }
       const isGuid = /-/.test(part.type) && part.type.length === 36;
       if (disk.table === 'dos' && PARTITION_TYPES[part.type]?.dos === '') fail(`${pat}.type`, `type "${part.type}" exists only on gpt tables`);
+      if (disk.table === 'gpt' && PARTITION_TYPES[part.type]?.gpt === '') fail(`${pat}.type`, `type "${part.type}" exists only on dos tables`);
       if (disk.table === 'dos' && isGuid) fail(`${pat}.type`, 'a dos table takes an MBR type byte, not a GUID');
       if (disk.table === 'gpt' && !isGuid && !PARTITION_TYPES[part.type]) fail(`${pat}.type`, 'a gpt table takes a type GUID or a known type name, not an MBR byte');
       if (disk.table === 'gpt' && part.bootable) fail(`${pat}.bootable`, 'the bootable flag is for dos tables; on gpt use type "esp" or flags ["LegacyBIOSBootable"]');
       if (disk.table === 'dos' && part.flags?.length) fail(`${pat}.flags`, 'GPT attribute flags do not apply to a dos table');
       if (disk.table === 'dos' && part.name) fail(`${pat}.name`, 'a dos table has no partition names');
-      if (part.start !== undefined) {
-        if (part.start % 512 !== 0) fail(`${pat}.start`, 'a start must be a multiple of 512 bytes');
-        if (part.start < end) fail(`${pat}.start`, `partition overlaps the one before it (starts at ${part.start}, the previous one ends at ${end})`);
-        end = part.start;
-      }
-      if (part.size !== 'grow') {
-        end += Math.ceil(parseSize(part.size) / MIB) * MIB;
-      } else if (disk.partitions.slice(p + 1).some((q) => q.start !== undefined)) {
-        fail(`${pat}.size`, 'a "grow" partition cannot be followed by a partition with a fixed start');
-      }
+      if (disk.table === 'dos' && /^(0x)?0{1,2}$/.test(part.type)) fail(`${pat}.type`, 'MBR type 0 marks an empty slot, not a partition');
     });
-    if (grows > 1) fail(`${at}.partitions`, `only one partition per disk may "grow", this disk has ${grows}`);
+    checkPartitions(disk, at, fail);
     if (disk.match?.maxSize !== undefined) {
       const fixed = fixedBytes(disk);
       if (fixed > parseSize(disk.match.maxSize)) fail(`${at}`, `the fixed partitions need ${formatSize(fixed)}, more than the selector's maxSize`);
     }
   });
+  // Sizes of partitions and LVs, so a filesystem too small for its mkfs is refused here, not mid-deploy.
+  const sizes = new Map<string, { size: Size; minSize?: Size }>();
+  for (const disk of layout.disks) for (const p of disk.partitions) sizes.set(p.id, p);
+  for (const vg of layout.volumeGroups ?? []) for (const lv of vg.lvs) sizes.set(`${vg.name}/${lv.name}`, lv);
   const used = new Map<string, string>(); // device id -> user
   const use = (id: string, at: string, by: string) => {
     if (!devices.has(id)) fail(at, `refers to "${id}", which no partition, array or logical volume defines`);
+    if (extendedIds.has(id)) fail(at, `"${id}" is an extended partition, a container for logical partitions that holds no data itself`);
     if (used.has(id)) fail(at, `"${id}" is already used by ${used.get(id)}`);
     used.set(id, by);
   };
@@ -296,6 +346,13 @@ function checkSemantics(layout: Layout): void {
     const at = `filesystems[${f}]`;
     if (!FILESYSTEM_TYPES.includes(fs.type)) fail(`${at}.type`, `unknown filesystem type "${fs.type}" (supported: ${FILESYSTEM_TYPES.join(', ')})`);
     use(fs.device, `${at}.device`, `filesystem ${f}`);
+    const holder = sizes.get(fs.device);
+    const floor = MKFS_MINIMUM[fs.type];
+    // A "grow" device without a minimum is judged at apply, on the disk it gets.
+    const least = holder === undefined ? undefined : holder.size !== 'grow' ? holder.size : holder.minSize;
+    if (least !== undefined && floor && parseSize(least) < floor) {
+      fail(`${at}.device`, `mkfs.${fs.type} needs at least ${formatSize(floor)}, ${fs.device} is ${holder!.size === 'grow' ? 'at least ' : ''}${formatSize(parseSize(least))}`);
+    }
     if (fs.label !== undefined && fs.label.length > LABEL_LIMITS[fs.type]) fail(`${at}.label`, `a ${fs.type} label holds ${LABEL_LIMITS[fs.type]} characters, "${fs.label}" has ${fs.label.length}`);
     if (fs.uuid !== undefined) {
       const short = /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(fs.uuid);
@@ -303,6 +360,7 @@ function checkSemantics(layout: Layout): void {
     }
     if (fs.keepUuid && !fs.uuid) fail(`${at}.keepUuid`, 'keepUuid needs a uuid');
     if (fs.mkfsOptions) checkMkfsOptions(fs.type, fs.mkfsOptions, `${at}.mkfsOptions`, fail);
+    if (fs.subvolumes !== undefined) checkSubvolumes(fs, at, fail, mounts, f);
     if (fs.type === 'swap') {
       if (fs.mount !== undefined) fail(`${at}.mount`, 'swap is not mounted; leave out "mount"');
       return;
@@ -310,10 +368,7 @@ function checkSemantics(layout: Layout): void {
     if (fs.mount !== undefined) {
       if (path.posix.normalize(fs.mount) !== fs.mount || (fs.mount !== '/' && fs.mount.endsWith('/')) || fs.mount.split('/').includes('..')) fail(`${at}.mount`, `mount point "${fs.mount}" is not a normal absolute path`);
       if (!/^\/([A-Za-z0-9._@+:,=~-]+(\/[A-Za-z0-9._@+:,=~-]+)*)?$/.test(fs.mount)) fail(`${at}.mount`, `mount point ${JSON.stringify(fs.mount)} holds characters an fstab field cannot (blanks, newlines, quotes, backslashes)`);
-      const api = API_MOUNTS.find((m) => fs.mount === m || fs.mount!.startsWith(`${m}/`));
-      if (api) fail(`${at}.mount`, `mount point "${fs.mount}" is inside ${api}, which the kernel provides (an API file system), not a disk`);
-      if (mounts.has(fs.mount)) fail(`${at}.mount`, `mount point "${fs.mount}" is also used by filesystems[${mounts.get(fs.mount)}]`);
-      mounts.set(fs.mount, f);
+      checkMountPoint(fs.mount, `${at}.mount`, fail, mounts, f);
     } else if (fs.mountOptions !== undefined) {
       fail(`${at}.mountOptions`, 'mount options without a mount point');
     }
@@ -321,14 +376,9 @@ function checkSemantics(layout: Layout): void {
   if (mounts.size > 0 && !mounts.has('/')) fail('filesystems', 'no filesystem is mounted at "/"');
 }
 
-/** Bytes the fixed partitions of a disk take, on 1 MiB boundaries, with the GPT/MBR areas. */
-export function fixedBytes(disk: DiskSpec): number {
-  let end = MIB;
-  for (const part of disk.partitions) {
-    if (part.start !== undefined) end = Math.max(end, part.start);
-    end += part.size === 'grow' ? Math.ceil(parseSize(part.minSize ?? MIB) / MIB) * MIB : Math.ceil(parseSize(part.size) / MIB) * MIB;
-  }
-  return end + (disk.table === 'gpt' ? MIB : 0);
+/** Every mount point of a layout: its filesystems' and their btrfs subvolumes'. */
+export function layoutMounts(layout: Pick<Layout, 'filesystems'>): string[] {
+  return (layout.filesystems ?? []).flatMap((fs) => [...(fs.mount ? [fs.mount] : []), ...(fs.subvolumes ?? []).flatMap((sv) => (sv.mount ? [sv.mount] : []))]);
 }
 
 /** The canonical text of a layout (stable key order as written, 2-space indent). */

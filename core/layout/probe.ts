@@ -132,6 +132,18 @@ export async function lvmReport(): Promise<LvmReport> {
   return { pvs, lvs, vgFree: Object.fromEntries(vgs.map((vg) => [vg.vg_name, Number(vg.vg_free)])) };
 }
 
+/** Mount point -> the directory of its file system mounted there (mountinfo's root: "/@" for subvol=@, "/" for the whole). */
+export async function mountinfoRoots(): Promise<Map<string, string>> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length > 4) out.set(unescape(f[4]), unescape(f[3]));
+  }
+  return out;
+}
+
 /** Devices in /proc/swaps (active swap). */
 export async function activeSwaps(): Promise<string[]> {
   const text = await readFile('/proc/swaps', 'utf8').catch(() => '');

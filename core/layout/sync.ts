@@ -5,16 +5,22 @@
  *
  * Algorithm: match the layout's disks to the node's (as apply does, but busy disks are
  * fine: a check writes nothing); read each disk's partition table and compare table type,
- * partition count, types, names and sizes (fixed sizes within 1 MiB, "grow" at least its
- * minimum); then the md arrays (level, member count), the LVs (present; fixed sizes within
- * one 4 MiB extent) and the filesystems (type and label, by lsblk). Every difference is a
+ * partition count, numbers, types, names, exact starts and sizes (fixed sizes within 1 MiB,
+ * or between the minimum and the size where the layout allows scaling; "grow" at least its
+ * minimum); a whole-disk filesystem's disk has no table; then the md arrays (level, member count), the LVs (present; fixed sizes within
+ * one 4 MiB extent) and the filesystems (type and label, by lsblk; a btrfs's subvolumes
+ * through a read-only mount of its top level). Every difference is a
  * line of the report; none means in sync. The devices found are returned so the caller
  * can mount them (mountSteps) and write fstab from their UUIDs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
+import { mkdtemp, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { MIB, formatSize, parseSize, partitionTypeCode, type Layout } from './model.ts';
 import { matchDisks, type MatchOptions } from './apply.ts';
-import { lsblk, lvmReport, mdadmDetail, readPartitionTable, walk } from './probe.ts';
+import { isExtended, partitionNumbers } from './partitions.ts';
+import { lsblk, lvmReport, mdadmDetail, readPartitionTable, run, walk } from './probe.ts';
 
 export interface SyncReport {
   inSync: boolean;
@@ -23,6 +29,30 @@ export interface SyncReport {
   devices: Record<string, string>;
   /** Layout device id -> the UUID of the filesystem found on it. */
   uuids: Record<string, string>;
+}
+
+/** The subvolume paths a btrfs lacks, seen through a read-only mount of its top level (a check writes nothing). */
+async function missingSubvolumes(device: string, paths: string[]): Promise<string[]> {
+  const top = await mkdtemp(path.join(tmpdir(), 'cloner-check-'));
+  try {
+    await run(['mount', '-t', 'btrfs', '-o', 'ro,subvolid=5', device, top]);
+  } catch {
+    await rmdir(top).catch(() => {});
+    return paths;
+  }
+  try {
+    // Every subvolume's top directory is inode 256 (BTRFS_FIRST_FREE_OBJECTID); a plain directory is not.
+    return paths.filter((p) => {
+      try {
+        return lstatSync(path.join(top, p)).ino !== 256;
+      } catch {
+        return true;
+      }
+    });
+  } finally {
+    await run(['umount', top]).catch(() => {});
+    await rmdir(top).catch(() => {});
+  }
 }
 
 export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}): Promise<SyncReport> {
@@ -38,6 +68,11 @@ export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}
   for (const disk of layout.disks) {
     const node = assignment.get(disk.id)!;
     const table = await readPartitionTable(node.path);
+    if (disk.table === 'none') {
+      devices[disk.id] = node.path;
+      if (table) differences.push(`${disk.id} (${node.path}): a ${table.label} partition table, the layout has a filesystem on the whole disk`);
+      continue;
+    }
     if (!table) {
       differences.push(`${disk.id} (${node.path}): no partition table`);
       continue;
@@ -48,16 +83,27 @@ export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}
       continue;
     }
     const sector = table.sectorsize ?? 512;
-    const parts = [...table.partitions].sort((a, b) => a.start - b.start);
+    const numbers = partitionNumbers(disk);
+    const byNumber = new Map(table.partitions.map((p) => [Number(/(\d+)$/.exec(p.node)?.[1]), p]));
     disk.partitions.forEach((spec, i) => {
-      const found = parts[i];
+      const found = byNumber.get(numbers[i]);
+      if (!found) {
+        differences.push(`${disk.id} partition ${numbers[i]} (${spec.id}) is missing`);
+        return;
+      }
       devices[spec.id] = found.node;
-      const at = `${disk.id} partition ${i + 1} (${found.node})`;
-      if (found.type.toUpperCase() !== partitionTypeCode(disk.table, spec.type).toUpperCase()) differences.push(`${at}: type ${found.type}, the layout has ${spec.type}`);
+      const at = `${disk.id} partition ${numbers[i]} (${found.node})`;
+      const code = partitionTypeCode(disk.table, spec.type).toUpperCase();
+      if (found.type.toUpperCase() !== code && !(isExtended(spec) && isExtended({ type: found.type }))) differences.push(`${at}: type ${found.type}, the layout has ${spec.type}`);
       if ((spec.name ?? '') !== (found.name ?? '') && disk.table === 'gpt') differences.push(`${at}: name "${found.name ?? ''}", the layout has "${spec.name ?? ''}"`);
+      if (spec.start !== undefined && found.start * sector !== spec.start) differences.push(`${at}: starts at byte ${found.start * sector}, the layout has ${spec.start}`);
+      if (isExtended(spec)) return;
       const bytes = found.size * sector;
-      if (spec.size === 'grow') {
-        if (bytes < parseSize(spec.minSize ?? MIB)) differences.push(`${at}: ${formatSize(bytes)}, under the layout's minimum ${formatSize(parseSize(spec.minSize ?? MIB))}`);
+      // A fixed partition scaled down for a smaller disk (down to its minimum) is still in sync.
+      const min = parseSize(spec.minSize ?? (spec.size === 'grow' ? MIB : spec.size));
+      if (spec.size === 'grow' || spec.minSize !== undefined) {
+        if (bytes < min - MIB) differences.push(`${at}: ${formatSize(bytes)}, under the layout's minimum ${formatSize(min)}`);
+        if (spec.size !== 'grow' && bytes >= parseSize(spec.size) + MIB) differences.push(`${at}: ${formatSize(bytes)}, the layout has ${formatSize(parseSize(spec.size))}`);
       } else if (Math.abs(bytes - parseSize(spec.size)) >= MIB) {
         differences.push(`${at}: ${formatSize(bytes)}, the layout has ${formatSize(parseSize(spec.size))}`);
       }
@@ -102,6 +148,7 @@ export async function checkLayoutSync(layout: Layout, options: MatchOptions = {}
     if (node.fstype !== fs.type) differences.push(`filesystem on ${fs.device} (${device}): ${node.fstype ?? 'none'}, the layout has ${fs.type}`);
     else if (fs.label !== undefined && node.label !== fs.label) differences.push(`filesystem on ${fs.device} (${device}): label "${node.label ?? ''}", the layout has "${fs.label}"`);
     if (node.uuid) uuids[fs.device] = node.uuid;
+    if (node.fstype === 'btrfs' && fs.subvolumes?.length) differences.push(...(await missingSubvolumes(device, fs.subvolumes.map((sv) => sv.path))).map((p) => `filesystem on ${fs.device} (${device}): no subvolume ${p}`));
   }
   return { inSync: differences.length === 0, differences, devices, uuids };
 }

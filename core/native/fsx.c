@@ -14,7 +14,12 @@
  *   - fd metadata: fdChown, fdChmod, fdSetxattr, fdUtimesNs act on exactly the inode an
  *     fd holds, also an O_PATH fd (a device node or fifo must not be opened for I/O):
  *     the f* call first, else the same call on /proc/self/fd/N, which names that inode
- *     and nothing else (glibc's fchmodat does the same).
+ *     and nothing else (glibc's fchmodat does the same);
+ *   - inode flags (chattr/lsattr: immutable, append-only, nodump, noatime, nocow...):
+ *     lgetflags(path) opens the path itself (O_NOFOLLOW, O_NONBLOCK so a fifo never
+ *     blocks) for FS_IOC_GETFLAGS; fdGetFlags/fdSetFlags act on an fd, reopening
+ *     /proc/self/fd/N read-only when it is an O_PATH fd (an ioctl needs an open file);
+ *   - subvolCreate(dirPath, name): a btrfs subvolume in a directory (BTRFS_IOC_SUBVOL_CREATE).
  * Each function is synchronous, takes plain numbers, strings and (for paths) Buffers, so
  * that file names that are not UTF-8 pass unchanged, and throws an Error carrying `code`
  * (the errno name, as Node's own fs errors do) and `syscall`.
@@ -24,7 +29,10 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/btrfs.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <stdlib.h>
@@ -64,6 +72,7 @@ static napi_value throw_errno(napi_env env, const char *syscall, const char *pat
     case ENFILE: code = "ENFILE"; break;
     case ENOSYS: code = "ENOSYS"; break;
     case EAGAIN: code = "EAGAIN"; break;
+    case ENOTTY: code = "ENOTTY"; break;
     default: break;
   }
   char message[PATH_BYTES + 128];
@@ -375,6 +384,81 @@ static napi_value fd_utimes_ns(napi_env env, napi_callback_info info) {
   return throw_errno(env, "futimens", NULL);
 }
 
+/* FS_IOC_GETFLAGS/SETFLAGS on fd, or on a read-only reopen of it when it is an O_PATH fd. */
+static int flags_ioctl(int fd, unsigned long request, int *flags) {
+  if (ioctl(fd, request, flags) == 0) return 0;
+  if (errno != EBADF) return -1;
+  char proc[64];
+  proc_fd_path(proc, sizeof proc, fd);
+  int real = open(proc, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (real < 0) return -1;
+  int rc = ioctl(real, request, flags);
+  int saved = errno;
+  close(real);
+  errno = saved;
+  return rc;
+}
+
+/* lgetflags(path) -> the inode flags of path itself (never a symlink's target). */
+static napi_value lgetflags_js(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  char path[PATH_BYTES];
+  int flags = 0;
+  if (!get_args(env, info, 1, argv) || !get_string(env, argv[0], path, sizeof path)) return NULL;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return throw_errno(env, "open", path);
+  int rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (rc != 0) return throw_errno(env, "ioctl(FS_IOC_GETFLAGS)", path);
+  napi_create_int64(env, (uint32_t)flags, &result);
+  return result;
+}
+
+/* fdGetFlags(fd) -> the inode flags of the inode fd holds. */
+static napi_value fd_get_flags(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int64_t fd;
+  int flags = 0;
+  if (!get_args(env, info, 1, argv) || !get_int64(env, argv[0], &fd)) return NULL;
+  if (flags_ioctl((int)fd, FS_IOC_GETFLAGS, &flags) != 0) return throw_errno(env, "ioctl(FS_IOC_GETFLAGS)", NULL);
+  napi_create_int64(env, (uint32_t)flags, &result);
+  return result;
+}
+
+/* fdSetFlags(fd, flags): sets the inode flags of the inode fd holds. */
+static napi_value fd_set_flags(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd, value;
+  if (!get_args(env, info, 2, argv) || !get_int64(env, argv[0], &fd) || !get_int64(env, argv[1], &value)) return NULL;
+  int flags = (int)(uint32_t)value;
+  if (flags_ioctl((int)fd, FS_IOC_SETFLAGS, &flags) != 0) return throw_errno(env, "ioctl(FS_IOC_SETFLAGS)", NULL);
+  return NULL;
+}
+
+/* subvolCreate(dirPath, name): creates the btrfs subvolume `name` in the directory dirPath. */
+static napi_value subvol_create(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char dir[PATH_BYTES], name[NAME_BYTES];
+  if (!get_args(env, info, 2, argv) || !get_string(env, argv[0], dir, sizeof dir) || !get_string(env, argv[1], name, sizeof name)) return NULL;
+  if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+    errno = EINVAL;
+    return throw_errno(env, "subvolCreate", name);
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "open", dir);
+  struct btrfs_ioctl_vol_args args;
+  memset(&args, 0, sizeof args);
+  strncpy(args.name, name, BTRFS_PATH_NAME_MAX);
+  int rc = ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, &args);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (rc != 0) return throw_errno(env, "ioctl(BTRFS_IOC_SUBVOL_CREATE)", name);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lutimesNs", NULL, lutimes_ns, NULL, NULL, NULL, napi_default, NULL},
@@ -389,6 +473,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fdChmod", NULL, fd_chmod, NULL, NULL, NULL, napi_default, NULL},
       {"fdSetxattr", NULL, fd_setxattr, NULL, NULL, NULL, napi_default, NULL},
       {"fdUtimesNs", NULL, fd_utimes_ns, NULL, NULL, NULL, napi_default, NULL},
+      {"lgetflags", NULL, lgetflags_js, NULL, NULL, NULL, napi_default, NULL},
+      {"fdGetFlags", NULL, fd_get_flags, NULL, NULL, NULL, napi_default, NULL},
+      {"fdSetFlags", NULL, fd_set_flags, NULL, NULL, NULL, napi_default, NULL},
+      {"subvolCreate", NULL, subvol_create, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   /* Flags node:fs does not export. */

@@ -1,7 +1,7 @@
 /**
  * Typed access to the fsx native addon (core/native/fsx.c), built by `npm ci` through
  * node-gyp. It adds what node:fs lacks: nanosecond lutimes, l*xattr, SEEK_DATA/SEEK_HOLE,
- * mknod, openBeneath (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
+ * FS_IOC_GETFLAGS/SETFLAGS (inode flags), mknod, openBeneath (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
  * with O_NOFOLLOW where openat2 is missing) and metadata calls on an fd (also an O_PATH
  * one). Paths may be Buffers: file names are bytes, not necessarily UTF-8.
  */
@@ -25,6 +25,13 @@ export interface Fsx {
   fdChmod(fd: number, mode: number): void;
   fdSetxattr(fd: number, name: string, value: Buffer): void;
   fdUtimesNs(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  /** FS_IOC_GETFLAGS of path itself (opened O_NOFOLLOW|O_NONBLOCK): chattr's inode flags. */
+  lgetflags(path: PathLike): number;
+  /** FS_IOC_GETFLAGS / SETFLAGS of the inode an fd holds (an O_PATH fd is reopened read-only). */
+  fdGetFlags(fd: number): number;
+  fdSetFlags(fd: number, flags: number): void;
+  /** A btrfs subvolume `name` (one component) in the directory `dirPath` (BTRFS_IOC_SUBVOL_CREATE). */
+  subvolCreate(dirPath: PathLike, name: PathLike): void;
 }
 
 const require = createRequire(import.meta.url);

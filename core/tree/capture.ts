@@ -16,6 +16,11 @@
  * directory whose path grows past LONG_PATH bytes is opened and its children named through
  * "/proc/self/fd/N/", so a tree of any depth captures whatever PATH_MAX says.
  *
+ * Files and directories keep their inode flags (inode-flags.ts). Nothing is left out
+ * silently: every path not stored (excluded, another file system not entered, vanished or
+ * unreadable, a socket) is counted and listed in the result's `leftOut`. A file that
+ * changes while it is read is read again (capture-read.ts).
+ *
  * Incremental capture: given the parent revision's tree, a file whose size, mtime, ctime
  * and inode are unchanged keeps its chunk list without being read (its chunks are asked
  * for with one `hasMany` per directory, which also protects them from a concurrent GC).
@@ -25,17 +30,17 @@ import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { chunkFile } from './file-chunks.ts';
+import { readChunks, readXattrs, type FileRead, type FileReader } from './capture-read.ts';
+import { readFlags } from './inode-flags.ts';
+import { SUBVOLUME_INO } from './subvolumes.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
-import { fsx } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { getJsonObject, putObject } from '../store/objects.ts';
-import { parseDirectory, serializeDirectory, type ChunkRef, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
+import { parseDirectory, serializeDirectory, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
-
 
 export interface CaptureProgress {
   files: number;
@@ -66,9 +71,17 @@ export interface CaptureOptions extends SelectionOptions {
   onWarning?: (message: string) => void;
 }
 
+/** A path the capture did not store (or stored empty), and why. */
+export interface LeftOut {
+  path: string;
+  why: string;
+}
+
 export interface CaptureResult {
   tree: ChunkId;
   progress: CaptureProgress;
+  /** Every path left out, sorted: excluded, another file system, unreadable, a socket. */
+  leftOut: LeftOut[];
 }
 
 export class CaptureError extends ClonerError {
@@ -106,10 +119,12 @@ interface Walk {
   warn: (message: string) => void;
   limit: LimitFunction;
   writes: UnflushedWrites;
-  /** O_NOATIME when we may use it (root), else 0. */
-  noatime: number;
-  /** Hardlink group ("device:inode") -> the chunks of its first path. */
-  hardlinks: Map<string, Promise<ChunkRef[]>>;
+  reader: FileReader;
+  /** Hardlink group ("device:inode") -> the read of its first path. */
+  hardlinks: Map<string, Promise<FileRead>>;
+  leftOut: LeftOut[];
+  /** Records a path not stored (or stored empty): counted, listed, and a warning unless it was excluded. */
+  leave: (rel: string, why: string, warn?: string) => void;
   /** Device -> small index, so hardlink groups stay apart across included mounts. */
   deviceIndex: Map<bigint, number>;
 }
@@ -135,22 +150,41 @@ interface DirWalk {
  */
 export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> {
   const selection = await selectionFor(opts);
+  const warn = opts.onWarning ?? (() => undefined);
+  const progress = opts.progress ?? newCaptureProgress();
+  const writes = unflushedWrites(opts.store);
+  const leftOut: LeftOut[] = [];
   const walk: Walk = {
     opts,
     selection,
     rootStat: await statRoot(selection.root),
-    progress: opts.progress ?? newCaptureProgress(),
-    warn: opts.onWarning ?? (() => undefined),
+    progress,
+    warn,
     limit: pLimit(opts.concurrency ?? 8),
-    writes: unflushedWrites(opts.store),
-    noatime: process.getuid?.() === 0 ? fsc.O_NOATIME : 0,
+    writes,
+    reader: {
+      chunker: opts.chunker,
+      noatime: process.getuid?.() === 0 ? fsc.O_NOATIME : 0,
+      put: writes.put,
+      drain: writes.drainIfFull,
+      onChunk: () => progress.chunks++,
+      onRead: (bytes) => (progress.readBytes += bytes),
+      warn,
+    },
     hardlinks: new Map(),
+    leftOut,
+    leave: (rel, why, message) => {
+      progress.skipped++;
+      leftOut.push({ path: displayName(rel || '/'), why });
+      if (message) warn(message);
+    },
     deviceIndex: new Map(),
   };
   walk.deviceIndex.set(walk.rootStat.dev, 0);
   const tree = await captureDir(walk, Buffer.from(selection.root), '', opts.parentTree, walk.rootStat.dev);
   await walk.writes.settle();
-  return { tree, progress: walk.progress };
+  leftOut.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)); // walk order is not stable
+  return { tree, progress: walk.progress, leftOut };
 }
 
 async function selectionFor(opts: CaptureOptions): Promise<ImageSelection> {
@@ -184,7 +218,8 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
     try {
       fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
     } catch (err) {
-      w.warn(`cannot open ${shownPath(w, rel)}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
+      const code = (err as NodeJS.ErrnoException).code;
+      w.leave(rel, `unreadable directory (${code}), stored empty`, `cannot open ${shownPath(w, rel)}: ${code}; captured as empty`);
     }
     if (fd !== undefined) dir = Buffer.from(`/proc/self/fd/${fd}`);
   }
@@ -228,7 +263,8 @@ async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
   try {
     return (await fs.readdir(d.dir, { encoding: 'buffer' })).map(decodeName).sort();
   } catch (err) {
-    w.warn(`cannot list ${shownPath(w, d.rel)}: ${(err as NodeJS.ErrnoException).code}; captured as empty`);
+    const code = (err as NodeJS.ErrnoException).code;
+    w.leave(d.rel, `unreadable directory (${code}), stored empty`, `cannot list ${shownPath(w, d.rel)}: ${code}; captured as empty`);
     return [];
   }
 }
@@ -239,20 +275,25 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
   const relPath = `${d.rel}/${name}`;
   const shown = shownPath(w, relPath);
   if (w.selection.excludes(relPath)) {
-    w.progress.skipped++;
+    w.leave(relPath, 'excluded by the image selection');
     return;
   }
   let st: BigIntStats;
   try {
     st = await fs.lstat(full, { bigint: true });
   } catch (err) {
-    w.warn(`${shown} vanished or is unreadable (${(err as NodeJS.ErrnoException).code}); skipped`);
+    const code = (err as NodeJS.ErrnoException).code;
+    w.leave(relPath, `vanished or unreadable (${code})`, `${shown} vanished or is unreadable (${code}); skipped`);
     return;
   }
   // Key order is part of the canonical bytes (and so of the tree id): base, type fields, xattrs.
   const base = { name, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: timestampOf(st.mtimeNs) };
   const xattrs = readXattrs(full);
-  const withXattrs = <T extends Entry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
+  const iflags = st.isFile() || st.isDirectory() ? readFlags(full) : undefined;
+  const withXattrs = <T extends Entry>(e: T): T => {
+    const out = xattrs ? { ...e, xattrs } : e;
+    return iflags ? { ...out, iflags } : out;
+  };
   if (st.isDirectory()) await captureSubdir(w, d, full, relPath, st, withXattrs({ ...base, type: 'dir' as const, tree: '' }));
   else if (st.isFile()) captureFile(w, d, full, st, withXattrs({ ...base, type: 'file' as const, size: Number(st.size), chunks: [], ino: st.ino.toString(), ctime: timestampOf(st.ctimeNs) }));
   else if (st.isSymbolicLink()) {
@@ -265,8 +306,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     w.progress.others++;
     d.entries.push(withXattrs({ ...base, type: 'fifo' as const }));
   } else {
-    w.warn(`${shown} is a socket; skipped`);
-    w.progress.skipped++;
+    w.leave(relPath, 'a socket (made by the program that listens on it)', `${shown} is a socket; skipped`);
   }
 }
 
@@ -274,11 +314,13 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
 async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: BigIntStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
   const crosses = st.dev !== d.dev;
   if (crosses && !w.selection.entersMount(relPath)) {
+    w.leave(relPath, 'another file system (not in the image\'s layout), stored as an empty directory');
     entry.tree = await putObject(w.opts.store, serializeDirectory([]), w.opts.chunker);
     d.entries.push(entry);
     return;
   }
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
+  if (crosses && st.ino === SUBVOLUME_INO && !w.selection.isMountPoint(relPath)) entry.subvol = true;
   d.entries.push(entry);
   const prev = d.previous.get(entry.name);
   pushTask(d, 
@@ -300,9 +342,9 @@ function captureFile(w: Walk, d: DirWalk, full: Buffer, st: BigIntStats, entry: 
     d.reused.push(entry);
     return;
   }
-  const sparse = st.blocks * 512n < st.size;
-  const read = () => w.limit(() => readChunks(w, full, shownPath(w, `${d.rel}/${entry.name}`), entry.size, sparse));
-  let chunks: Promise<ChunkRef[]>;
+  const shown = shownPath(w, `${d.rel}/${entry.name}`);
+  const read = () => w.limit(() => readChunks(w.reader, full, shown));
+  let chunks: Promise<FileRead>;
   if (entry.h) {
     chunks = w.hardlinks.get(entry.h) ?? read();
     w.hardlinks.set(entry.h, chunks);
@@ -311,12 +353,16 @@ function captureFile(w: Walk, d: DirWalk, full: Buffer, st: BigIntStats, entry: 
   }
   pushTask(d, 
     chunks.then(
-      (refs) => {
+      ({ refs, stat }) => {
         entry.chunks = refs;
+        // The read stored is of the file as it was then (it may have changed since the lstat).
+        entry.size = Number(stat.size);
+        entry.mtime = timestampOf(stat.mtimeNs);
+        entry.ctime = timestampOf(stat.ctimeNs);
       },
       (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'ELOOP') {
-          w.warn(`${shownPath(w, `${d.rel}/${entry.name}`)} unreadable (${err.code}); captured as an empty file`);
+          w.leave(`${d.rel}/${entry.name}`, `unreadable (${err.code}), stored as an empty file`, `${shown} unreadable (${err.code}); captured as an empty file`);
           entry.size = 0;
           return;
         }
@@ -336,61 +382,15 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
     if (entry.chunks.some((c) => missing.has(c[2]))) {
       const full = childPath(d.dir, entry.name);
       pushTask(d, 
-        w.limit(() => readChunks(w, full, shownPath(w, `${d.rel}/${entry.name}`), entry.size, false)).then((refs) => {
+        w.limit(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
           entry.chunks = refs;
+          entry.size = Number(stat.size);
         }),
       );
     } else {
       w.progress.reusedFiles++;
     }
   }
-}
-
-/** Reads, cuts and stores one file's data (without atime updates where allowed). */
-async function readChunks(w: Walk, file: Buffer, shown: string, size: number, sparse: boolean): Promise<ChunkRef[]> {
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | w.noatime);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM' || !w.noatime) throw err;
-    handle = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  }
-  try {
-    return await chunkFile(handle, size, {
-      params: w.opts.chunker,
-      sparse,
-      onChunk: (data) => {
-        w.progress.chunks++;
-        return w.writes.put(data);
-      },
-      onRead: (bytes) => (w.progress.readBytes += bytes),
-      onShrunk: (bytes) => w.warn(`${shown} shrank while being read; captured its first ${bytes} bytes of this extent`),
-      afterExtent: w.writes.drainIfFull,
-    });
-  } finally {
-    await handle.close();
-  }
-}
-
-function readXattrs(file: Buffer): Record<string, string> | undefined {
-  let names: string[];
-  try {
-    names = fsx.llistxattr(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTSUP' || code === 'ENOENT') return undefined;
-    throw err;
-  }
-  if (names.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const name of names.sort()) {
-    try {
-      out[name] = fsx.lgetxattr(file, name).toString('base64');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENODATA') throw err;
-    }
-  }
-  return Object.keys(out).length ? out : undefined;
 }
 
 /** glibc's major/minor split of a 64-bit dev_t. */

@@ -1,7 +1,7 @@
 /**
  * Image records and versioned named objects on top of a store's refs.
  *
- *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats, kernel}]}
+ *   image/<name>    {name, created, revisions: [{n, created, parent, tree, layout, options, note, stats, kernel, leftOut?}]}
  *   layout/<name>   {name, versions: [{n, created, object}]}   (disk layouts, issue 4)
  *   options/<name>  {name, versions: [...]}                     (image options)
  *
@@ -27,7 +27,18 @@ import { treeKernelVersion } from '../installer/kernel.ts';
 export interface RevisionStats {
   files: number;
   bytes: number;
+  /** Paths the capture did not store (excluded, other file systems, unreadable, sockets). */
+  leftOut?: number;
 }
+
+/** One path a capture did not store, and why. */
+export interface LeftOutPath {
+  path: string;
+  why: string;
+}
+
+/** How many left-out paths a revision lists (its stats count them all). */
+export const LEFT_OUT_LISTED = 1000;
 
 export interface Revision {
   n: number;
@@ -40,6 +51,8 @@ export interface Revision {
   stats: RevisionStats;
   /** The golden node's kernel version (`uname -r`), read from the tree at commit: which installer boots its nodes. */
   kernel?: string | null;
+  /** The first LEFT_OUT_LISTED paths left out, when any were. */
+  leftOut?: LeftOutPath[];
 }
 
 export interface ImageRecord {
@@ -163,7 +176,7 @@ async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, int
 export async function commitRevision(
   store: ImageStore,
   name: string,
-  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats?: RevisionStats; parent?: number | null },
+  input: { tree: ChunkId; layout?: string | null; options?: ChunkId | null; note?: string; stats?: RevisionStats; leftOut?: LeftOutPath[]; parent?: number | null },
   mode: { create: boolean; onCommitted?: (ids: readonly ChunkId[]) => void },
   limits: TreeLimits = TREE_LIMITS,
 ): Promise<Revision> {
@@ -203,8 +216,10 @@ export async function commitRevision(
         layout: input.layout ?? last?.layout ?? null,
         options: input.options ?? last?.options ?? null,
         note: input.note ?? '',
-        stats: { files: size.files, bytes: size.bytes },
+        // Files and bytes counted here; how many paths the capture left out only it can know.
+        stats: { files: size.files, bytes: size.bytes, ...(input.stats?.leftOut !== undefined ? { leftOut: input.stats.leftOut } : {}) },
         kernel,
+        ...(input.leftOut?.length ? { leftOut: input.leftOut.slice(0, LEFT_OUT_LISTED) } : {}),
       };
       record.revisions.push(revision);
       if (await store.casRef(key, before, JSON.stringify(record))) {

@@ -16,7 +16,7 @@
  * path outside its directory, absolute or relative), names that are not the canonical
  * escaped form of their bytes (a lone "\ud800" would land on disk as the bytes of
  * "\ufffd"), two entries with the same bytes, chunk lists that overlap or run past the
- * file size, and unknown types.
+ * file size, unknown types, and inode flags (`iflags`) other than known letters in order.
  */
 import { isChunkId, type ChunkId } from '../store/chunk-id.ts';
 import { ClonerError } from '../errors.ts';
@@ -40,7 +40,7 @@ interface EntryBase {
   uid: number;
   gid: number;
   mtime: Timestamp;
-  /** Extended attributes (security.capability, security.selinux, system.posix_acl_*, user.*), base64. */
+  /** Extended attributes (security.capability, security.selinux, system.posix_acl_*, user.*, btrfs.compression), base64. */
   xattrs?: Record<string, string>;
 }
 
@@ -54,11 +54,16 @@ export interface FileEntry extends EntryBase {
   /** Inode number and ctime at capture, for the unchanged-file test of the next capture. */
   ino?: string;
   ctime?: Timestamp;
+  /** Inode flags as lsattr letters in INODE_FLAG_LETTERS order (inode-flags.ts). */
+  iflags?: string;
 }
 
 export interface DirEntry extends EntryBase {
   type: 'dir';
   tree: ChunkId;
+  iflags?: string;
+  /** A btrfs subvolume (subvolumes.ts). */
+  subvol?: true;
 }
 
 export interface SymlinkEntry extends EntryBase {
@@ -90,6 +95,10 @@ export class ManifestError extends ClonerError {
     super(message, 'the image manifest is damaged or was not written by cloner; re-capture the image');
   }
 }
+
+/** The inode flags a manifest may carry, in the order it writes them (inode-flags.ts says which and why). */
+export const INODE_FLAG_LETTERS = 'sucSiadAjtDTCP';
+const IFLAGS = new RegExp(`^${[...INODE_FLAG_LETTERS].map((c) => `${c}?`).join('')}$`);
 
 const MAX_NAME_BYTES = 255;
 const MAX_FILE_SIZE = 2 ** 53 - 1;
@@ -151,18 +160,21 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
     if (e.xattrs !== undefined) {
       if (typeof e.xattrs !== 'object' || e.xattrs === null || Array.isArray(e.xattrs)) fail(at, 'xattrs must be an object');
       for (const [k, v] of Object.entries(e.xattrs)) {
-        if (k.length === 0 || k.length > MAX_XATTR_NAME || k.includes('\0') || !/^(security|system|trusted|user)\./.test(k)) {
+        if (k.length === 0 || k.length > MAX_XATTR_NAME || k.includes('\0') || !/^(security|system|trusted|user|btrfs)\./.test(k)) {
           fail(at, `bad xattr name ${JSON.stringify(k).slice(0, 80)}`);
         }
         if (typeof v !== 'string' || v.length > (MAX_XATTR_BYTES * 4) / 3 + 4) fail(at, `bad xattr value for ${k}`);
       }
     }
+    const iflags = (e as { iflags?: unknown }).iflags;
+    if (iflags !== undefined && (typeof iflags !== 'string' || iflags === '' || !IFLAGS.test(iflags) || (e.type !== 'file' && e.type !== 'dir'))) fail(at, `iflags must be inode flag letters in the order ${INODE_FLAG_LETTERS}, on a file or directory`);
     switch (e.type) {
       case 'file':
         checkFile(e, at);
         break;
       case 'dir':
         if (!isChunkId(e.tree)) fail(at, 'directory without a valid tree id');
+        if (e.subvol !== undefined && e.subvol !== true) fail(at, 'subvol must be true when present');
         break;
       case 'symlink':
         if (typeof e.target !== 'string' || e.target.length === 0 || e.target.includes('\0') || !(escaped ? isCanonicalName(e.target) : e.target.isWellFormed()) || encodeName(e.target).length > 4095) {
@@ -187,7 +199,7 @@ function checkRootMeta(m: NonNullable<DirectoryObject['root']>, where: string): 
   checkTimestamp(m.mtime, where, 'root mtime');
   if (m.xattrs !== undefined && (typeof m.xattrs !== 'object' || m.xattrs === null)) fail(where, 'bad root xattrs');
   for (const [k, v] of Object.entries(m.xattrs ?? {})) {
-    if (!/^(security|system|trusted|user)\./.test(k) || typeof v !== 'string') fail(where, 'bad root xattr');
+    if (!/^(security|system|trusted|user|btrfs)\./.test(k) || typeof v !== 'string') fail(where, 'bad root xattr');
   }
 }
 

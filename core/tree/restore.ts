@@ -33,6 +33,10 @@ import type { ChunkReader } from '../store/interfaces.ts';
 import { getJsonObject } from '../store/objects.ts';
 import { ManifestError, parseDirectory, type DeviceEntry, type DirectoryObject, type Entry, type FifoEntry, type FileEntry } from './manifest.ts';
 import { ClonerError } from '../errors.ts';
+import { applyTreeFlags } from './inode-flags.ts';
+import { makeDirectory } from './subvolumes.ts';
+
+export { makeDirectory };
 import { TargetRoot, kindOf } from './beneath.ts';
 import { displayName, encodeName } from './file-names.ts';
 
@@ -125,7 +129,7 @@ async function restoreInto(opts: RestoreOptions, root: TargetRoot, items: TreeIt
       case 'dir':
         if (item.rel === '') break;
         try {
-          fsSync.mkdirSync(root.at(item.rel), 0o700);
+          makeDirectory(root, item.rel, e, warn);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           if (!fsSync.lstatSync(root.at(item.rel)).isDirectory()) {
@@ -279,16 +283,19 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
 
 /**
  * The metadata phase of restore and sync: owner, mode, xattrs and times of every item,
+ * then inode flags (inode-flags.ts),
  * best effort through `warn`; directories last and deepest first, so writing into them
  * does not disturb their times. Owners are set only when running as root. Each entry is
  * reached beneath `root` without following a symlink and must be the type its manifest
  * entry says (else nothing is set on it); hardlinked paths share one inode, set once.
  */
-export function applyTreeMetadata(items: TreeItem[], root: TargetRoot, warn: (message: string) => void): void {
+export function applyTreeMetadata(items: TreeItem[], root: TargetRoot, warn: (message: string) => void, keepFlags?: Map<string, number>): void {
   const isRoot = process.getuid?.() === 0;
   const applied = new Set<string>();
   for (const item of items) if (item.entry.type !== 'dir') applyMetadata(root, item, isRoot, warn, applied);
   for (const item of items.filter((i) => i.entry.type === 'dir').sort((a, b) => b.depth - a.depth)) applyMetadata(root, item, isRoot, warn, applied);
+  // Inode flags last: an immutable file takes no owner, mode, xattr or time after them.
+  applyTreeFlags(items, root, warn, keepFlags);
 }
 
 /** Owner, mode, xattrs and times of one restored entry. */

@@ -9,8 +9,10 @@
  * entry's name anywhere. On a live node the running system's swap files inside the root
  * (from /proc/swaps) are left out too, as exact paths. A walk asks
  * `excludes(relPath)` before it lstats an entry, and `entersMount(relPath)` for a
- * directory on another file system than its parent: only the layout's mounts (or all,
- * with crossMounts) are entered; the others stay empty directories.
+ * directory on another device than its parent: only the layout's mounts (or all, with
+ * crossMounts) are entered; the others stay empty directories. A directory on another
+ * device that is no mount point (/proc/self/mountinfo) is a nested btrfs subvolume of the
+ * same file system: it is entered.
  */
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
@@ -41,6 +43,8 @@ export interface SelectionOptions {
   includeMounts?: string[];
   /** The running system's swap table (live node only); default /proc/swaps. Tests point it at a file of their own. */
   swapTable?: string;
+  /** The mount table; default /proc/self/mountinfo. */
+  mountTable?: string;
 }
 
 /** Built once by `imageSelection` and handed to every walk of the same capture. */
@@ -51,8 +55,10 @@ export interface ImageSelection {
   readonly swapFiles: readonly string[];
   /** True when the entry at `relPath` is left out, with everything below it. */
   excludes(relPath: string): boolean;
-  /** For a directory whose file system differs from its parent's: true when its content is part of the image. */
+  /** For a directory whose device differs from its parent's: true when its content is part of the image. */
   entersMount(relPath: string): boolean;
+  /** True when a file system is mounted at relPath (else a device change is a nested subvolume). */
+  isMountPoint(relPath: string): boolean;
 }
 
 /**
@@ -66,11 +72,14 @@ export async function imageSelection(opts: SelectionOptions): Promise<ImageSelec
   const swaps = new Set(swapFiles);
   const matches = excludeMatcher(selectionPatterns(opts.exclude ?? [], liveNode));
   const included = new Set((opts.includeMounts ?? []).filter((m) => m !== '/').map((m) => m.replace(/\/+$/, '')));
+  const mounts = await mountPointsUnder(root, opts.mountTable ?? '/proc/self/mountinfo');
+  const isMountPoint = (relPath: string) => mounts === null || mounts.has(relPath);
   return {
     root,
     swapFiles,
     excludes: (relPath) => matches(relPath) || swaps.has(relPath),
-    entersMount: (relPath) => !!opts.crossMounts || included.has(relPath),
+    entersMount: (relPath) => !!opts.crossMounts || included.has(relPath) || !isMountPoint(relPath),
+    isMountPoint,
   };
 }
 
@@ -99,6 +108,27 @@ export function excludeMatcher(patterns: readonly string[]): (relPath: string) =
   const name = nameOnly.length ? picomatch(nameOnly, { dot: true }) : null;
   if (!full && !name) return () => false;
   return (relPath) => !!full?.(relPath) || !!name?.(relPath.slice(relPath.lastIndexOf('/') + 1));
+}
+
+/** Mount points below root (root-relative) from a mountinfo table; null when it cannot be read (every device change is then a mount). */
+async function mountPointsUnder(root: string, table: string): Promise<Set<string> | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(table, 'utf8');
+  } catch {
+    return null;
+  }
+  const realRoot = await fs.realpath(root).catch(() => root);
+  const prefix = realRoot === '/' ? '' : realRoot;
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    // mountinfo escapes blanks, tabs, newlines and backslashes as octal (\040).
+    const mount = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (mount.startsWith(`${prefix}/`)) out.add(mount.slice(prefix.length));
+  }
+  return out;
 }
 
 /**

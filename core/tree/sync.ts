@@ -29,7 +29,8 @@
  *      (an atomic replace), mknod, then hardlinks to their group's first path, and
  *      symlinks last, so none exists while anything is written below it.
  *   5. metadata as restore does (owner, mode, xattrs, times, on an O_PATH fd of each entry
- *      after checking its type; directories deepest first); an entry that could not be
+ *      after checking its type; directories deepest first), inode flags last (the node's
+ *      i and a, cleared before phase 2, come back too); an entry that could not be
  *      created (mknod refused) is reported and left out.
  */
 import * as fsSync from 'node:fs';
@@ -43,8 +44,9 @@ import { splitDev, timestampOf } from './capture.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';
-import { applyTreeMetadata, loadTree, mknodEntry, newRestoreProgress, RestoreError, type RestoreProgress, type TreeItem } from './restore.ts';
+import { applyTreeMetadata, loadTree, makeDirectory, mknodEntry, newRestoreProgress, RestoreError, type RestoreProgress, type TreeItem } from './restore.ts';
 import { excludeMatcher } from './select.ts';
+import { clearBlockingFlags, reapplyBlockingFlags } from './inode-flags.ts';
 import { stageFiles, type Seeds, type Staged } from './sync-stage.ts';
 
 export interface SyncProgress extends RestoreProgress {
@@ -103,7 +105,6 @@ interface Existing {
 }
 
 const STAGING_DIR = '.cloner-sync';
-
 const sameChunks = (a: ChunkRef[], b: ChunkRef[]) => a.length === b.length && a.every((r, i) => r[0] === b[i][0] && r[1] === b[i][1] && r[2] === b[i][2]);
 
 /** What every phase of one sync shares. */
@@ -150,14 +151,22 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
     progress.phase = 'scan';
     const scan = await scanTarget(run);
     const plan = planChanges(run, scan.existing);
-    progress.phase = 'data';
-    const stagingDirOf = (rel: string) => `${run.roots.find((r) => r === '' || rel === r || rel.startsWith(`${r}/`))!}/${STAGING_DIR}`;
-    const staged = await stageFiles(opts.reader, plan.toWrite, { root, stagingDirOf }, scan.seeds, progress);
-    progress.phase = 'place';
-    deleteUnwanted(run, scan.existing, plan.matched);
-    placeEntries(run, plan, staged);
-    progress.phase = 'metadata';
-    applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel)), root, run.warn);
+    // i/a entries take no staging, replace, delete or metadata until cleared.
+    const flagged = clearBlockingFlags(root, ['', ...[...scan.existing.values()].filter((e) => e.type === 'file' || e.type === 'dir').map((e) => e.rel)], run.warn, (rel) => (run.wanted.get(rel) as { iflags?: string } | undefined)?.iflags);
+    let finished = false;
+    try {
+      progress.phase = 'data';
+      const stagingDirOf = (rel: string) => `${run.roots.find((r) => r === '' || rel === r || rel.startsWith(`${r}/`))!}/${STAGING_DIR}`;
+      const staged = await stageFiles(opts.reader, plan.toWrite, { root, stagingDirOf }, scan.seeds, progress);
+      progress.phase = 'place';
+      deleteUnwanted(run, scan.existing, plan.matched);
+      placeEntries(run, plan, staged);
+      progress.phase = 'metadata';
+      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel)), root, run.warn, flagged);
+      finished = true;
+    } finally {
+      if (!finished) reapplyBlockingFlags(root, flagged, run.warn);
+    }
     progress.entries = run.items.length;
     progress.phase = 'done';
     return progress;
@@ -344,7 +353,7 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
     switch (entry.type) {
       case 'dir':
         try {
-          fsSync.mkdirSync(root.at(rel), 0o700);
+          makeDirectory(root, rel, entry, run.warn);
         } catch (err) {
           // A kept path (lost+found) the scan did not enter.
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fsSync.lstatSync(root.at(rel)).isDirectory()) throw err;

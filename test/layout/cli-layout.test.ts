@@ -74,7 +74,7 @@ if (blocker) {
       const target = path.join(dir, 'target');
       r = cloner('disklayout-apply', '--store', store, '--disklayout', 'node', '--disks', blank, '--target', target, '--dry-run');
       assert.is(r.code, 0, r.err);
-      assert.match(r.out, new RegExp(`sfdisk --quiet --wipe always --wipe-partitions always ${blank} <<'EOF'\\nlabel: gpt\\nunit: sectors\\n\\nstart=2048, size=262144, type=0657FD6D`));
+      assert.match(r.out, new RegExp(`sfdisk --quiet --wipe always --wipe-partitions always ${blank} <<'EOF'\\nlabel: gpt\\nunit: sectors\\n\\n${blank}p1 : start=2048, size=262144, type=0657FD6D`));
       assert.is(sh(['wipefs', '-n', blank]).trim(), '');
 
       r = cloner('disklayout-apply', '--store', store, '--disklayout', 'node', '--disks', blank, '--target', target);

@@ -71,12 +71,21 @@ test('swap files are only left out of a live node; a non-live root reads no swap
   });
 });
 
-test('mounts: the layout\'s are entered (trailing slash or not), others not, all with crossMounts', async () => {
-  const layout = await imageSelection({ root: '/nonexistent', includeMounts: ['/boot/efi/', '/home', '/'] });
-  assert.ok(layout.entersMount('/boot/efi'));
-  assert.ok(layout.entersMount('/home'));
-  assert.not.ok(layout.entersMount('/mnt'));
-  assert.ok((await imageSelection({ root: '/nonexistent', crossMounts: true })).entersMount('/mnt'));
+test('mounts: the layout\'s are entered (trailing slash or not), others not, all with crossMounts; a device change that is no mount point (a nested btrfs subvolume) is entered', async () => {
+  await withStore(async (_store, work) => {
+    const table = path.join(work, 'mountinfo');
+    const line = (id: number, at: string) => `${id} 1 0:${id} / ${at} rw,relatime shared:1 - ext4 /dev/x rw`;
+    await writeFile(table, [line(20, '/'), line(21, '/nonexistent/boot/efi'), line(22, '/nonexistent/home'), line(23, '/nonexistent/mnt'), line(24, '/nonexistent/with\\040blank'), ''].join('\n'));
+    const layout = await imageSelection({ root: '/nonexistent', includeMounts: ['/boot/efi/', '/home', '/'], mountTable: table });
+    assert.ok(layout.entersMount('/boot/efi'));
+    assert.ok(layout.entersMount('/home'));
+    assert.not.ok(layout.entersMount('/mnt'));
+    assert.not.ok(layout.entersMount('/with blank'), 'octal escapes are decoded');
+    assert.ok(layout.entersMount('/var/lib/machines'), 'not a mount point: a subvolume of the same file system');
+    assert.not.ok(layout.isMountPoint('/var/lib/machines'));
+    assert.ok((await imageSelection({ root: '/nonexistent', crossMounts: true, mountTable: table })).entersMount('/mnt'));
+    assert.not.ok((await imageSelection({ root: '/nonexistent', mountTable: path.join(work, 'missing') })).entersMount('/anything'), 'no mount table: every device change is a mount');
+  });
 });
 
 test('a deploy keeps what a live-node capture leaves out, and the image\'s own excludes', () => {
