@@ -30,7 +30,8 @@ const importMetaUrlOfSource: Plugin = {
       const relDir = `${path.relative(outdir, path.dirname(args.path)).split(path.sep).join('/')}/`;
       // The source's own URL, file and directory, as seen from the bundle's place in dist/.
       const contents = text
-        .replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`)
+        // (not the banner text a source builds another bundle with: `__clonerRequire(import.meta.url)`)
+        .replace(/(?<!__clonerRequire\()import\.meta\.url/g, `new URL(${JSON.stringify(rel)}, import.meta.url).href`)
         .replaceAll('import.meta.filename', `decodeURIComponent(new URL(${JSON.stringify(rel)}, import.meta.url).pathname)`)
         .replaceAll('import.meta.dirname', `decodeURIComponent(new URL(${JSON.stringify(relDir)}, import.meta.url).pathname).replace(/\\/$/, '')`);
       return { contents, loader: 'ts' };
