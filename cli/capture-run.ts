@@ -3,7 +3,7 @@ import type { Layout } from '../core/layout/model.ts';
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { countTree } from '../core/tree/count.ts';
 import { layoutMounts } from '../core/layout/model.ts';
-import { LEFT_OUT_LISTED, type LeftOutPath, type Revision } from '../core/tree/images.ts';
+import { LEFT_OUT_LISTED, leftOutToKeep, type LeftOutPath, type Revision } from '../core/tree/images.ts';
 import { imageSelection } from '../core/tree/select.ts';
 import type { Backend } from './backend.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
@@ -136,7 +136,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
     }
     const leftOut = result.leftOut;
     const stats = { files: progress.files, bytes: progress.bytes, ...(leftOut.length ? { leftOut: leftOut.length } : {}) };
-    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats, ...(leftOut.length ? { leftOut: leftOut.slice(0, LEFT_OUT_LISTED) } : {}) }, o.create);
+    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats, ...(leftOut.length ? { leftOut: leftOutToKeep(leftOut) } : {}) }, o.create);
     const newBytes = (await backend.bytesMark()) - before;
     if (!o.quiet) {
       process.stdout.write(

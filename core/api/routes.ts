@@ -101,7 +101,7 @@ export const API = {
   listImages: def({ method: 'GET', url: '/v1/images', access: 'read', response: Record<ImageRecord[]>() }),
   usage: def({ method: 'GET', url: '/v1/usage', access: 'read', response: Type.Array(Type.Object({ name: Type.String(), uniqueBytes: Count, totalBytes: Count })) }),
   getImage: def({ method: 'GET', url: '/v1/images/:name', access: 'read', params: NameParams, response: Record<ImageRecord>() }),
-  commitRevision: def({ method: 'POST', url: '/v1/images/:name/revisions', access: 'write', params: NameParams, body: RevisionBody, bodyLimit: 16 * KiB, status: 201, response: Record<Revision>() }),
+  commitRevision: def({ method: 'POST', url: '/v1/images/:name/revisions', access: 'write', params: NameParams, body: RevisionBody, bodyLimit: 320 * KiB, status: 201, response: Record<Revision>() }),
   deleteImage: def({ method: 'DELETE', url: '/v1/images/:name', access: 'write', params: NameParams, response: Type.Object({ deleted: Type.String() }) }),
   gc: def({ method: 'POST', url: '/v1/gc', access: 'write', response: Record<PruneReport & { liveChunks: number }>() }),
   verify: def({ method: 'POST', url: '/v1/verify', access: 'write', response: Record<ImageVerifyReport>() }),

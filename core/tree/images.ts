@@ -39,6 +39,20 @@ export interface LeftOutPath {
 
 /** How many left-out paths a revision lists (its stats count them all). */
 export const LEFT_OUT_LISTED = 1000;
+/** Most bytes (as JSON) of the left-out list a revision keeps: a commit request stays small. */
+export const LEFT_OUT_BYTES = 256 * 1024;
+
+/** The left-out paths a revision keeps: the first LEFT_OUT_LISTED, within LEFT_OUT_BYTES. */
+export function leftOutToKeep(leftOut: readonly LeftOutPath[]): LeftOutPath[] {
+  const kept: LeftOutPath[] = [];
+  let bytes = 2;
+  for (const l of leftOut.slice(0, LEFT_OUT_LISTED)) {
+    bytes += JSON.stringify(l).length + 1;
+    if (bytes > LEFT_OUT_BYTES) break;
+    kept.push(l);
+  }
+  return kept;
+}
 
 export interface Revision {
   n: number;
@@ -219,7 +233,7 @@ export async function commitRevision(
         // Files and bytes counted here; how many paths the capture left out only it can know.
         stats: { files: size.files, bytes: size.bytes, ...(input.stats?.leftOut !== undefined ? { leftOut: input.stats.leftOut } : {}) },
         kernel,
-        ...(input.leftOut?.length ? { leftOut: input.leftOut.slice(0, LEFT_OUT_LISTED) } : {}),
+        ...(input.leftOut?.length ? { leftOut: leftOutToKeep(input.leftOut) } : {}),
       };
       record.revisions.push(revision);
       if (await store.casRef(key, before, JSON.stringify(record))) {

@@ -20,19 +20,9 @@ import { rsyncDifferences, seededBytes } from '../helpers/fixtures.ts';
 import { loopUnavailable, sh, withLoopDisks } from '../helpers/loop.ts';
 import { finished, netnsUnavailable, withNetLab, type NetLab } from '../helpers/netns.ts';
 import { withServer, type TestServer } from '../helpers/server.ts';
+import { IDENTITY_EXCLUDES, putPlaceholderInstaller, TWO_FS_LAYOUT, withTwoFsMounted } from '../helpers/deploy-lab.ts';
 import { clonerAgainst } from '../helpers/cli.ts';
 
-const LAYOUT = {
-  format: 'cloner-layout/1',
-  disks: [{ id: 'sys', table: 'gpt', partitions: [{ id: 'root', size: '700M', type: 'linux', name: 'root' }, { id: 'srv', size: 'grow', type: 'linux', name: 'srv', minSize: '300M' }] }],
-  filesystems: [
-    { device: 'root', type: 'ext4', mount: '/', label: 'root' },
-    { device: 'srv', type: 'xfs', mount: '/srv', label: 'srv' },
-  ],
-};
-
-/** What the agent makes node-specific; the rest of the tree must equal the golden one. */
-const IDENTITY_PATHS = ['/etc/hostname', '/etc/hosts', '/etc/machine-id', '/etc/fstab', '/etc/network/', '/etc/ssh/ssh_host_*', '/etc/systemd/network/', '/var/lib/cloner/', '/var/lib/systemd/random-seed', '/lost+found/', '/srv/lost+found/'];
 
 const debian = await ensureDebianTree();
 const blocker = netnsUnavailable() ?? loopUnavailable() ?? ('skip' in debian ? debian.skip : null);
@@ -73,19 +63,16 @@ if (blocker) {
     await writeFile(path.join(golden, 'etc/hosts'), '127.0.0.1\tlocalhost\n127.0.1.1\tgolden\n');
     await mkdir(path.join(golden, 'srv/data'), { recursive: true });
     await writeFile(path.join(golden, 'srv/data/payload.bin'), seededBytes(7, 3 << 20));
-    await writeFile(path.join(dir, 'layout.json'), JSON.stringify(LAYOUT));
+    await writeFile(path.join(dir, 'layout.json'), JSON.stringify(TWO_FS_LAYOUT));
 
     cloner('disklayout-upload', '--disklayout', 'twofs', '--file', path.join(dir, 'layout.json'));
     cloner('new-image', '--image', 'debian', '--root', golden, '--disklayout', 'twofs', '--yes');
     lab.nodes.forEach((n, i) => cloner('nodes', 'add', nodeName(i), `eth0.mac=${n.mac}`, `eth0.ip=${n.ip}/24`, 'eth0.gateway=198.18.0.1', 'eth0.dns=198.18.0.1', 'cloner_image=debian', 'groups=lab', `hostname=${nodeName(i)}.cluster`));
     cloner('netboot', '--nodes', '@lab', '--set', 'cloner');
 
-    /** What the netboot endpoint gives the node's installer: its one-boot token. */
     // An installer on the server (as make-installer leaves one): /boot.ipxe hands out tokens only with one.
-    const installer = path.join(server.dataDir, 'boot', '6.1.0-50-amd64');
-    await mkdir(installer, { recursive: true });
-    for (const f of ['vmlinuz', 'initrd.img']) await writeFile(path.join(installer, f), f);
-    await writeFile(path.join(installer, 'installer.json'), JSON.stringify({ version: '6.1.0-50-amd64', created: new Date().toISOString(), bytes: { vmlinuz: 7, 'initrd.img': 10 } }));
+    await putPlaceholderInstaller(server.dataDir);
+    /** What the netboot endpoint gives the node's installer: its one-boot token. */
     const bootToken = (i: number) => {
       const ipxe = lab.runIn(lab.nodes[i].ns, ['node', '-e', `fetch('${url}/boot.ipxe?mac=${lab.nodes[i].mac}').then(r => r.text()).then(t => process.stdout.write(t))`]);
       const token = /cloner\.token=(\S+)/.exec(ipxe)?.[1];
@@ -95,23 +82,8 @@ if (blocker) {
     const agent = (i: number, retryDeadlineS = 60, env: NodeJS.ProcessEnv = {}) =>
       finished(lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token', bootToken(i), '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--retry-deadline-s', String(retryDeadlineS), '--stall-s', '2'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '300', ...env } }));
     const deploys = () => JSON.parse(cloner('status', '--json')) as Array<{ node: string; netboot: string; status: { phase: string; fetchedBytes?: number } | null; lastDeploy: { ok: boolean; phase: string; message?: string; fetchedBytes?: number } | null }>;
-    const mounted = async <T>(i: number, work: (root: string) => Promise<T>): Promise<T> => {
-      const root = path.join(dir, `check${i}`);
-      await mkdir(root, { recursive: true });
-      sh(['mount', `${disks[i]}p1`, root]);
-      try {
-        sh(['mount', `${disks[i]}p2`, path.join(root, 'srv')]);
-        try {
-          return await work(root);
-        } finally {
-          sh(['umount', path.join(root, 'srv')]);
-        }
-      } finally {
-        sh(['umount', root]);
-      }
-    };
-    // Directory times change where identity files were written.
-    const excludes = ['--omit-dir-times', ...IDENTITY_PATHS.flatMap((p) => ['--exclude', p])];
+    const mounted = <T>(i: number, work: (root: string) => Promise<T>): Promise<T> => withTwoFsMounted(disks[i], path.join(dir, `check${i}`), work);
+    const excludes = IDENTITY_EXCLUDES;
 
     // A fifth disk that fits the layout but is in no agent's --disks: it must never be written.
     const bystander = disks[4];

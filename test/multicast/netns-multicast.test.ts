@@ -23,16 +23,8 @@ import { rsyncDifferences, seededBytes } from '../helpers/fixtures.ts';
 import { loopUnavailable, sh, withLoopDisks } from '../helpers/loop.ts';
 import { finished, netnsUnavailable, withNetLab, type NetLab } from '../helpers/netns.ts';
 import { withServer, type TestServer } from '../helpers/server.ts';
+import { IDENTITY_EXCLUDES, putPlaceholderInstaller, TWO_FS_LAYOUT, withTwoFsMounted } from '../helpers/deploy-lab.ts';
 
-const LAYOUT = {
-  format: 'cloner-layout/1',
-  disks: [{ id: 'sys', table: 'gpt', partitions: [{ id: 'root', size: '700M', type: 'linux', name: 'root' }, { id: 'srv', size: 'grow', type: 'linux', name: 'srv', minSize: '300M' }] }],
-  filesystems: [
-    { device: 'root', type: 'ext4', mount: '/', label: 'root' },
-    { device: 'srv', type: 'xfs', mount: '/srv', label: 'srv' },
-  ],
-};
-const IDENTITY_PATHS = ['/etc/hostname', '/etc/hosts', '/etc/machine-id', '/etc/fstab', '/etc/network/', '/etc/ssh/ssh_host_*', '/etc/systemd/network/', '/var/lib/cloner/', '/var/lib/systemd/random-seed', '/lost+found/', '/srv/lost+found/'];
 const NODES = Number(process.env.CLONER_MULTICAST_TEST_NODES ?? 8);
 
 const debian = await ensureDebianTree();
@@ -59,11 +51,13 @@ if (blocker) {
     sh(['cp', '-a', debianTree, golden]);
     await mkdir(path.join(golden, 'srv/data'), { recursive: true });
     await writeFile(path.join(golden, 'srv/data/payload.bin'), seededBytes(7, 3 << 20));
-    await writeFile(path.join(dir, 'layout.json'), JSON.stringify(LAYOUT));
+    await writeFile(path.join(dir, 'layout.json'), JSON.stringify(TWO_FS_LAYOUT));
     cloner('disklayout-upload', '--disklayout', 'twofs', '--file', path.join(dir, 'layout.json'));
     cloner('new-image', '--image', 'debian', '--root', golden, '--disklayout', 'twofs', '--yes');
     lab.nodes.forEach((n, i) => cloner('nodes', 'add', nodeName(i), `eth0.mac=${n.mac}`, `eth0.ip=${n.ip}/24`, 'cloner_image=debian', 'groups=lab', `hostname=${nodeName(i)}.cluster`));
 
+    // An installer on the server (as make-installer leaves one): /boot.ipxe hands out tokens only with one.
+    await putPlaceholderInstaller(server.dataDir);
     const bootToken = (i: number) => {
       const ipxe = lab.runIn(lab.nodes[i].ns, ['node', '-e', `fetch('${url}/boot.ipxe?mac=${lab.nodes[i].mac}').then(r => r.text()).then(t => process.stdout.write(t))`]);
       assert.match(ipxe, /cloner\.mode=multicast/);
@@ -91,22 +85,8 @@ if (blocker) {
       }
       throw new Error(`fewer than ${n} nodes waiting after 180 s: ${JSON.stringify(status())}`);
     };
-    const mounted = async <T>(i: number, work: (root: string) => Promise<T>): Promise<T> => {
-      const root = path.join(dir, `check${i}`);
-      await mkdir(root, { recursive: true });
-      sh(['mount', `${disks[i]}p1`, root]);
-      try {
-        sh(['mount', `${disks[i]}p2`, path.join(root, 'srv')]);
-        try {
-          return await work(root);
-        } finally {
-          sh(['umount', path.join(root, 'srv')]);
-        }
-      } finally {
-        sh(['umount', root]);
-      }
-    };
-    const excludes = ['--omit-dir-times', ...IDENTITY_PATHS.flatMap((p) => ['--exclude', p])];
+    const mounted = <T>(i: number, work: (root: string) => Promise<T>): Promise<T> => withTwoFsMounted(disks[i], path.join(dir, `check${i}`), work);
+    const excludes = IDENTITY_EXCLUDES;
 
     // 1. Every node waits in multicast mode; one session images them all, under forged traffic.
     cloner('netboot', '--nodes', '@lab', '--set', 'cloner-multicast');

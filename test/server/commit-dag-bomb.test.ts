@@ -111,7 +111,9 @@ test('commit-dag-bomb: depth and byte limits, each directory sized once', async 
     const wide = await bomb(store, 20);
     const rev = await commitRevision(counting, 'wide', { tree: wide }, { create: true }, { ...TREE_LIMITS, entries: 2 ** 22 });
     assert.equal(rev.stats, { files: 2 ** 20, bytes: 2 ** 20 });
-    assert.ok(reads <= 2 * 22, `${reads} object reads`); // the root chunk, then the object through it
+    // The root chunk, then the object through it; plus the few reads of the golden-kernel
+    // lookup (/, usr, lib, modules, boot).
+    assert.ok(reads <= 2 * 22 + 6, `${reads} object reads`);
   });
 });
 

@@ -91,7 +91,7 @@ skipUnless(test, loopUnavailable(), 'diskfull-acknowledged: uploads until the di
           await assertRestores(remote, dir, acknowledged.at(-1)!.image, acknowledged.at(-1)!.tree);
 
           // Room again without a restart: delete three images, gc, and the refused upload goes through.
-          for (const a of acknowledged.splice(0, 3)) assert.is(cloner('image-delete', '--image', a.image, ...remote).code, 0);
+          for (const a of acknowledged.splice(0, 3)) assert.is(cloner('image-delete', '--image', a.image, '--yes', ...remote).code, 0);
           // gc until the upload grace (1-2 s here), which keeps fresh chunks from it, has passed.
           let freed = 0;
           for (let t0 = Date.now(); freed < 10 * MiB && Date.now() - t0 < 15_000; ) {
