@@ -343,17 +343,32 @@ export function formatPlan(plan: ApplyPlan): string {
   return `${out.join('\n')}\n`;
 }
 
-async function waitForPaths(paths: string[], again?: string[], timeoutMs = 15_000): Promise<void> {
+/** What the kernel lists for each missing node (sysfs), for the error when they never appear. */
+function kernelView(paths: string[]): string {
+  return paths
+    .filter((p) => !existsSync(p))
+    .map((p) => {
+      const name = path.basename(p);
+      const dev = `/sys/class/block/${name}/dev`;
+      return `${p} (${existsSync(dev) ? `the kernel has it as ${readFileSync(dev, 'utf8').trim()}, but no device node` : 'the kernel does not list it'})`;
+    })
+    .join(', ');
+}
+
+async function waitForPaths(paths: string[], again?: string[], timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   let nextTry = Date.now() + 1000;
   await settle();
   while (paths.some((p) => !existsSync(p))) {
-    // The kernel may miss an add (a busy loop device, a re-read racing ours): ask again each second.
+    // The kernel may miss an add (a busy loop device, a re-read racing ours, several disks
+    // partitioned at once): ask again each second, an update (-u) and then an add (-a).
     if (again && Date.now() > nextTry) {
+      if (again[0] === 'partx') await run(['partx', '-u', again[again.length - 1]]).catch(() => {});
       await run(again).catch(() => {});
+      await settle();
       nextTry = Date.now() + 1000;
     }
-    if (Date.now() > until) throw new LayoutApplyError(`device nodes did not appear: ${paths.filter((p) => !existsSync(p)).join(', ')}`, 'check that the kernel sees the new partitions (partx -u) and that udev runs');
+    if (Date.now() > until) throw new LayoutApplyError(`device nodes did not appear: ${kernelView(paths)}`, 'check that the kernel sees the new partitions (partx -u) and that udev runs');
     await new Promise((r) => setTimeout(r, 100));
   }
 }
