@@ -17,6 +17,8 @@
  *               what it was sent in a round (slow or lossy), or still lacks data after
  *               MAX_ROUNDS, is dropped and finishes over unicast, so it never holds the
  *               others back. A receiver lacking nothing is done.
+ * A node that registers again while its session sends (it restarted) rejoins it: the
+ * next round carries what it lacks; once the session has ended it finishes over unicast.
  * Every wait is bounded, so a session always ends.
  */
 import { randomBytes } from 'node:crypto';
@@ -145,6 +147,8 @@ interface RunReceiver extends Receiver {
   gaps: Map<ChunkId, Set<number>>;
   roundBytes: number;
   report: { round: number; missing: ChunkId[]; gaps: Array<[ChunkId, number[]]> } | null;
+  /** It said it was ready (it was in the session, not only selected). */
+  joined?: boolean;
 }
 
 interface Session extends Omit<SessionView, 'receivers' | 'rate' | 'group' | 'port' | 'image' | 'revision'> {
@@ -180,11 +184,27 @@ export class MulticastHub {
   /** A node in cloner-multicast mode says what it lacks; it leaves any session it was in. */
   async register(node: string, body: { image: string; revision: number; lacking: ChunkId[]; linkMbps?: number }, localAddress?: string): Promise<Assignment> {
     const sizes = await this.store.storedSizes(body.lacking);
+    // A node that was in a session of this revision and registers again restarted: it
+    // rejoins the session while rounds are left, or (ended lately) finishes over unicast.
+    let rejoin: Session | undefined;
+    let ended: Session | undefined;
     for (const s of this.sessions) {
       const r = s.receivers.get(node);
-      if (r && r.state !== 'done' && r.state !== 'unicast') Object.assign(r, { state: 'unicast', reason: 'registered again (rebooted?)' });
+      if (!r || r.state === 'done') continue;
+      if (r.state !== 'unicast') Object.assign(r, { state: 'unicast', reason: 'registered again (rebooted?)' });
+      if (!r.joined || s.config.image !== body.image || s.config.revision !== body.revision) continue;
+      if (s.phase === 'sending' || s.phase === 'collecting') rejoin = s;
+      else if (s.ended && Date.now() - Date.parse(s.ended) < this.limits.waitingTtlMs) ended = s;
     }
+    if (!rejoin && ended) return { state: 'unicast', message: `its multicast session ${ended.id} ended while it restarted` };
     const lacking = [...new Set(body.lacking)];
+    if (rejoin) {
+      // A node that restarted mid-session rejoins it: the next round carries what it lacks.
+      for (const id of lacking) if (!rejoin.sizes.has(id) && sizes.has(id)) rejoin.unionBytes += rejoin.sizes.set(id, sizes.get(id)!).get(id)!;
+      rejoin.receivers.set(node, { node, state: 'joining', lackingBytes: sum(lacking, sizes), missingBytes: sum(lacking, sizes), lastSeen: now(), lacking: new Set(lacking), gaps: new Map(), roundBytes: 0, report: null });
+      this.waiting.delete(node);
+      return this.poll(node);
+    }
     this.waiting.set(node, { node, image: body.image, revision: body.revision, lacking, lackingBytes: sum(lacking, sizes), linkMbps: body.linkMbps, since: now(), lastSeen: now(), localAddress });
     return this.poll(node);
   }
@@ -218,7 +238,7 @@ export class MulticastHub {
 
   ready(node: string, session: string): Assignment {
     const r = this.receiver(node, session);
-    if (r.state === 'joining') r.state = 'ready';
+    if (r.state === 'joining') Object.assign(r, { state: 'ready', joined: true });
     return this.poll(node);
   }
 
@@ -279,7 +299,7 @@ export class MulticastHub {
 
   private view(s: Session): SessionView {
     const { config, receivers, sizes: _sizes, payload: _payload, ...rest } = s;
-    return { ...rest, image: config.image, revision: config.revision, group: config.group, port: config.port, rate: config.rate, receivers: [...receivers.values()].map(({ lacking: _l, gaps: _g, report: _r, roundBytes: _b, ...r }) => r) };
+    return { ...rest, image: config.image, revision: config.revision, group: config.group, port: config.port, rate: config.rate, receivers: [...receivers.values()].map(({ lacking: _l, gaps: _g, report: _r, roundBytes: _b, joined: _j, ...r }) => r) };
   }
 
   private expire(): void {

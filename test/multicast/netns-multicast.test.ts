@@ -9,10 +9,12 @@
  * were counted. Then after update-filesystem, with 1% loss on every node (simulated in the
  * receiver: this kernel has no sch_netem) and 5% plus a real 30 Mbit/s tbf limit on the
  * last node's link: the nodes lack (and register) only the new chunks, everyone finishes,
- * the last node over unicast after being dropped as slow.
+ * the last node over unicast after being dropped as slow. A node killed mid-session and
+ * restarted (its mounts gone, as after a reboot) rejoins the session or falls back, and completes.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -70,7 +72,7 @@ if (blocker) {
         child.stdout!.on('data', (d) => appendFileSync(log, d));
         child.stderr!.on('data', (d) => appendFileSync(log, d));
       }
-      return finished(child);
+      return Object.assign(finished(child), { child });
     };
     const status = () => JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus;
     const waitForWaiting = async (n: number, revision: number, runs: Array<Promise<{ code: number | null; out: string }>>) => {
@@ -100,18 +102,32 @@ if (blocker) {
     if (process.env.CLONER_TEST_LOG_DIR) console.log('# all waiting');
     const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
     const forger = finished(lab.spawnIn(lab.serverNs, [process.execPath, 'test/multicast/forger.ts', start.session.group, String(start.session.port), start.session.id, '4000']));
+    // One node restarts mid-session, as a reboot would (its agent killed once data flows,
+    // its mounts gone): it rejoins the session, or finishes over unicast, and completes.
+    const victim = 1;
+    const until = Date.now() + 60_000;
+    while (!(status().sessions.find((s) => s.id === start.session.id)?.sent.bytes ?? 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    runs[victim].child.kill('SIGKILL');
+    assert.is((await runs[victim]).code, null, 'the victim was killed before it finished');
+    spawnSync('umount', ['-R', path.join(dir, `target${victim}`)]);
+    runs[victim] = agent(victim);
     const results = await Promise.all(runs);
     assert.is((await forger).code, 0);
     results.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
     const session1 = status().sessions.find((s) => s.id === start.session.id)!;
     assert.is(session1.phase, 'done');
-    for (const r of session1.receivers) assert.is(r.state, 'done', `${r.node}: ${r.reason}`);
+    for (const r of session1.receivers) if (r.node !== nodeName(victim)) assert.is(r.state, 'done', `${r.node}: ${r.reason}`);
+    const rejoined = results[victim].out.includes(`in session ${start.session.id}`);
+    assert.ok(rejoined || /ended while it restarted/.test(results[victim].out), results[victim].out);
+    console.log(`# ${nodeName(victim)} killed mid-session and restarted: ${rejoined ? 'rejoined the session' : 'finished over unicast'}`);
     for (const [i, r] of results.entries()) {
-      assert.match(r.out, /restore: \S+ \S+ by multicast, 0 chunks over unicast/, `${nodeName(i)} took everything from the session`);
-      const ignored = /multicast: \d+ chunks received \(\d+ datagrams; ignored (\{[^}]*\})/.exec(r.out);
-      assert.ok(ignored, r.out);
-      const counts = JSON.parse(ignored![1]) as Record<string, number>;
-      assert.ok((counts.session ?? 0) > 0 && (counts.crc ?? 0) + (counts.short ?? 0) + (counts.magic ?? 0) > 0, `${nodeName(i)} counted forged datagrams: ${ignored![1]}`);
+      if (i !== victim) {
+        assert.match(r.out, /restore: \S+ \S+ by multicast, 0 chunks over unicast/, `${nodeName(i)} took everything from the session`);
+        const ignored = /multicast: \d+ chunks received \(\d+ datagrams; ignored (\{[^}]*\})/.exec(r.out);
+        assert.ok(ignored, r.out);
+        const counts = JSON.parse(ignored![1]) as Record<string, number>;
+        assert.ok((counts.session ?? 0) > 0 && (counts.crc ?? 0) + (counts.short ?? 0) + (counts.magic ?? 0) > 0, `${nodeName(i)} counted forged datagrams: ${ignored![1]}`);
+      }
       await mounted(i, async (root) => {
         assert.equal(rsyncDifferences(golden, root, excludes), [], `${nodeName(i)}'s tree equals the golden one`);
         assert.match(sh(['cat', path.join(root, 'etc/hostname')]), new RegExp(`^${nodeName(i)}\\n$`));
