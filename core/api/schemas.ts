@@ -62,6 +62,9 @@ export const NodeChange = Type.Object(
   { additionalProperties: false },
 );
 
+/** Puts a node in one group, or takes it out (`remove`). */
+export const GroupChange = Type.Object({ group: Name, remove: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+
 export const PowerBody = Type.Object({ action: Type.Enum(POWER_ACTIONS) }, { additionalProperties: false });
 
 export const IdentifyQuery = Type.Union([
