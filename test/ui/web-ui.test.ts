@@ -215,6 +215,10 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   await page.fill('input[name=sel]', '');
   await page.press('input[name=sel]', 'Enter');
   await page.waitForFunction(() => document.querySelectorAll('#nodes-table tbody tr').length === 5);
+  // The rows are laid out as grids (bench:ui) but stay a table to assistive technology.
+  assert.is(await page.getByRole('table').getByRole('row').count(), 6);
+  assert.is(await page.getByRole('row', { name: /node03/ }).getByRole('cell').count(), 10);
+  assert.is(await page.getByRole('columnheader', { name: 'MAC' }).count(), 1);
   await screenshot(page, '05-nodes');
 
   // One node: never its BMC password; power goes to the BMC through the server.
