@@ -3,7 +3,8 @@
  * captures of a tree with a file added, one removed, one rewritten, one chmod-ed, one
  * symlink retargeted and a whole directory added; the diff lists each with its sizes and
  * what changed, the totals add up, an unchanged subtree is not read, the reverse diff
- * swaps added and removed, and bad revisions are refused with a hint.
+ * swaps added and removed, and bad revisions are refused with a hint; against a server
+ * with the read token, the client reads the directory objects through the API.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,6 +12,7 @@ import { chmod, rm, symlink as makeSymlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cloner } from '../helpers/cli.ts';
 import { dir, file, makeTree, seededBytes, symlink, withTempDir } from '../helpers/fixtures.ts';
+import { withServer } from '../helpers/server.ts';
 
 const json = (r: { code: number | null; out: string; err: string }) => {
   assert.is(r.code, 0, r.err);
@@ -71,6 +73,22 @@ test('image-diff lists added, removed and changed paths with sizes; unchanged di
     assert.not.match(bad.err, /at .*\.ts:\d+/, 'no stack trace');
     assert.match(cloner('image-diff', '--store', store, '--image', 'g', '--from', 'x').err, /--from must be a revision number/);
     assert.match(cloner('image-diff', '--store', store, '--image', 'nope').err, /no image named nope/);
+  });
+});
+
+test('image-diff against a server reads the trees through the API', async () => {
+  await withServer(async (server) => {
+    await withTempDir(async (tmp) => {
+      const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'read.token')];
+      const admin = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
+      const root = path.join(tmp, 'root');
+      await makeTree(root, { 'etc/hostname': file('a\n'), 'srv/data': file(seededBytes(3, 10_000)) });
+      assert.is(cloner('new-image', '--image', 'g', '--root', root, '--yes', ...admin).code, 0);
+      await writeFile(path.join(root, 'etc/hostname'), 'bb\n');
+      assert.is(cloner('update-filesystem', '--image', 'g', '--root', root, ...admin).code, 0);
+      const d = json(cloner('image-diff', '--image', 'g', '--json', ...remote));
+      assert.equal(d.entries.map((e: { path: string; kind: string; fromBytes: number; toBytes: number }) => [e.path, e.kind, e.fromBytes, e.toBytes]), [['/etc/hostname', 'changed', 2, 3]]);
+    });
   });
 });
 
