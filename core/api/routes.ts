@@ -16,6 +16,7 @@ import type { Assignment, NodeRecord } from '../nodes/registry.ts';
 import type { PowerResult } from '../nodes/power.ts';
 import type { HistoryEntry } from '../nodes/history.ts';
 import type { MaintenanceState } from '../tree/maintenance.ts';
+import type { RevisionDiff } from '../tree/diff.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import type { DeployPlan, DeployRow } from '../nodes/deploy.ts';
 import type { PruneReport } from '../store/interfaces.ts';
@@ -40,6 +41,7 @@ import {
   LayoutVersionQuery,
   NameParams,
   NodeChange,
+  DiffQuery,
   GroupChange,
   PowerBody,
   Record,
@@ -104,6 +106,7 @@ export const API = {
   listImages: def({ method: 'GET', url: '/v1/images', access: 'read', response: Record<ImageRecord[]>() }),
   usage: def({ method: 'GET', url: '/v1/usage', access: 'read', response: Type.Array(Type.Object({ name: Type.String(), uniqueBytes: Count, totalBytes: Count })) }),
   getImage: def({ method: 'GET', url: '/v1/images/:name', access: 'read', params: NameParams, response: Record<ImageRecord>() }),
+  imageDiff: def({ method: 'GET', url: '/v1/images/:name/diff', access: 'read', params: NameParams, querystring: DiffQuery, response: Record<RevisionDiff>() }),
   commitRevision: def({ method: 'POST', url: '/v1/images/:name/revisions', access: 'write', params: NameParams, body: RevisionBody, bodyLimit: 320 * KiB, status: 201, response: Record<Revision>() }),
   deleteImage: def({ method: 'DELETE', url: '/v1/images/:name', access: 'write', params: NameParams, response: Type.Object({ deleted: Type.String() }) }),
   gc: def({ method: 'POST', url: '/v1/gc', access: 'write', response: Record<PruneReport & { liveChunks: number }>() }),

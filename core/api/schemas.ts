@@ -54,6 +54,12 @@ export type RevisionBody = Static<typeof RevisionBody>;
 
 export const LayoutVersionQuery = Type.Object({ version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }, { additionalProperties: false });
 
+/** Two revisions of an image to compare (GET /v1/images/:name/diff). */
+export const DiffQuery = Type.Object(
+  { from: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }), to: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })) },
+  { additionalProperties: false },
+);
+
 export const AttachmentKind = Type.Enum(['script', 'bios']);
 export const AttachmentParams = Type.Object({ name: Name, kind: AttachmentKind, item: Name });
 

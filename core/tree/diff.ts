@@ -154,8 +154,10 @@ export class RevisionNotFoundError extends NotFoundError {
   override readonly code = 'REVISION_NOT_FOUND';
 }
 
+export type RevisionDiff = TreeDiff & { image: string; fromRevision: number; toRevision: number };
+
 /** The diff between revisions `from` and `to` of `image` (either order; the same revision gives no change). */
-export async function revisionDiff(reader: Pick<ChunkReader, 'get' | 'getMany'>, image: ImageRecord, from: number, to: number, limit = DIFF_LIST_LIMIT): Promise<TreeDiff & { image: string; fromRevision: number; toRevision: number }> {
+export async function revisionDiff(reader: Pick<ChunkReader, 'get' | 'getMany'>, image: ImageRecord, from: number, to: number, limit = DIFF_LIST_LIMIT): Promise<RevisionDiff> {
   const pick = (n: number) => {
     const r = image.revisions.find((x) => x.n === n);
     if (!r) throw new RevisionNotFoundError(`image ${image.name} has no revision ${n}`, `its revisions: ${image.revisions.map((x) => x.n).join(', ') || 'none'}`);

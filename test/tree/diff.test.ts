@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, rm, symlink as makeSymlink, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, symlink as makeSymlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cloner } from '../helpers/cli.ts';
 import { dir, file, makeTree, seededBytes, symlink, withTempDir } from '../helpers/fixtures.ts';
@@ -88,6 +88,17 @@ test('image-diff against a server reads the trees through the API', async () => 
       assert.is(cloner('update-filesystem', '--image', 'g', '--root', root, ...admin).code, 0);
       const d = json(cloner('image-diff', '--image', 'g', '--json', ...remote));
       assert.equal(d.entries.map((e: { path: string; kind: string; fromBytes: number; toBytes: number }) => [e.path, e.kind, e.fromBytes, e.toBytes]), [['/etc/hostname', 'changed', 2, 3]]);
+      // The JSON twin of the web page's diff: the same core function on the server.
+      const read = (await readFile(path.join(server.dataDir, 'read.token'), 'utf8')).trim();
+      const get = (q: string) => fetch(`${server.url}/v1/images/g/diff${q}`, { headers: { authorization: `Bearer ${read}` } });
+      let r = await get('?from=1&to=2');
+      assert.is(r.status, 200);
+      const api = await r.json();
+      assert.equal([api.entries, api.changed], [d.entries, d.changed]);
+      r = await get('?from=1&to=7');
+      assert.is(r.status, 404);
+      assert.equal(await r.json(), { error: 'REVISION_NOT_FOUND', message: 'image g has no revision 7', hint: 'its revisions: 1, 2' });
+      assert.is((await get('?from=1')).status, 400);
     });
   });
 });
