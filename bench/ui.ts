@@ -9,7 +9,7 @@
  *     showing the new figures in the open page (a MutationObserver stamps the moment),
  *     50 reports one after another, then a burst of 200 at once (until the last is shown).
  * Goals in the issue: <= 200 ms server time, <= 1 s to interactive, a report on screen in <= 1 s.
- * Usage: npm run bench:ui  (needs /usr/bin/chromium)
+ * Usage: npm run bench:ui  (needs /usr/bin/chromium); `-- --nodes-only` stops after the nodes page.
  */
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
@@ -97,21 +97,46 @@ try {
     const first: number[] = [];
     const interactive: number[] = [];
     const loaded: number[] = [];
+    // Where the time to interactive goes: receiving and parsing the HTML (to domInteractive),
+    // running the deferred scripts (to DOMContentLoaded start), DOMContentLoaded handlers (htmx init).
+    const parse: number[] = [];
+    const scripts: number[] = [];
+    const handlers: number[] = [];
+    // The renderer's own accounting (CDP Performance metrics of a fresh tab, seconds),
+    // less sensitive to other load on the machine than wall-clock times.
+    const metrics = async (cdp: Awaited<ReturnType<typeof context.newCDPSession>>) => Object.fromEntries(((await cdp.send('Performance.getMetrics')).metrics as Array<{ name: string; value: number }>).map((m) => [m.name, m.value]));
+    const costs: Record<'style' | 'layout' | 'script' | 'task', number[]> = { style: [], layout: [], script: [], task: [] };
     for (let i = 0; i < 11; i++) {
-      await page.goto(`${server.url}/ui/nodes`, { waitUntil: 'load' });
-      const nav = await page.evaluate(() => {
+      const tab = await context.newPage();
+      const cdp = await context.newCDPSession(tab);
+      await cdp.send('Performance.enable');
+      await tab.goto(`${server.url}/ui/nodes`, { waitUntil: 'load' });
+      const after = await metrics(cdp);
+      const before = { RecalcStyleDuration: 0, LayoutDuration: 0, ScriptDuration: 0, TaskDuration: 0 };
+      const nav = await tab.evaluate(() => {
         const n = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
-        return { first: n.responseStart - n.startTime, interactive: n.domContentLoadedEventEnd - n.startTime, loaded: n.loadEventEnd - n.startTime, htmx: typeof (window as unknown as { htmx?: unknown }).htmx === 'object', rows: document.querySelectorAll('#nodes-table tbody tr').length };
+        return { first: n.responseStart - n.startTime, interactive: n.domContentLoadedEventEnd - n.startTime, loaded: n.loadEventEnd - n.startTime, parse: n.domInteractive - n.responseStart, scripts: n.domContentLoadedEventStart - n.domInteractive, handlers: n.domContentLoadedEventEnd - n.domContentLoadedEventStart, htmx: typeof (window as unknown as { htmx?: unknown }).htmx === 'object', rows: document.querySelectorAll('#nodes-table tbody tr').length };
       });
+      await tab.close();
       if (!nav.htmx || nav.rows !== NODES) throw new Error(`nodes page not complete: ${JSON.stringify(nav)}`);
       if (i === 0) continue;
       first.push(nav.first);
       interactive.push(nav.interactive);
       loaded.push(nav.loaded);
+      parse.push(nav.parse);
+      costs.style.push(1000 * (after.RecalcStyleDuration - before.RecalcStyleDuration));
+      costs.layout.push(1000 * (after.LayoutDuration - before.LayoutDuration));
+      costs.script.push(1000 * (after.ScriptDuration - before.ScriptDuration));
+      costs.task.push(1000 * (after.TaskDuration - before.TaskDuration));
+      scripts.push(nav.scripts);
+      handlers.push(nav.handlers);
     }
     console.log(`nodes page in chromium: first byte ${stats(first)}`);
     console.log(`nodes page in chromium: interactive (DOMContentLoaded end, htmx ready) ${stats(interactive)}`);
     console.log(`nodes page in chromium: load end ${stats(loaded)}`);
+    console.log(`  of which: first byte to parsed ${stats(parse)}; deferred scripts ${stats(scripts)}; DOMContentLoaded handlers ${stats(handlers)}`);
+    console.log(`  renderer time per load: style ${stats(costs.style)}; layout ${stats(costs.layout)}; script ${stats(costs.script)}; all tasks ${stats(costs.task)}`);
+    if (process.argv.includes('--nodes-only')) return;
 
     // Deploys page: stamp the moment a row shows the figures a report carried.
     await page.goto(`${server.url}/ui/deploys`, { waitUntil: 'load' });

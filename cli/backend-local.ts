@@ -2,10 +2,13 @@
 import { listLayouts, loadLayout, layoutExists, saveLayout } from '../core/layout/store.ts';
 import { LiveDeploys } from '../core/nodes/deploy.ts';
 import type { LocalStore } from '../core/store/local.ts';
-import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages } from '../core/tree/images.ts';
+import { commitRevision, deleteImage, getImage, imageUsage, listImages } from '../core/tree/images.ts';
+import { lastMaintenance, runGc, runVerify } from '../core/tree/maintenance.ts';
+import { addToGroup, removeFromGroup } from '../core/nodes/groups.ts';
+import { nodeHistory } from '../core/nodes/history.ts';
 import { getAttachment, listAttachments, putAttachment } from '../core/tree/attachments.ts';
 import { powerNode } from '../core/nodes/power.ts';
-import { changeNode, identifyMac, identifyNode, listNodes, publicView, removeNode } from '../core/nodes/registry.ts';
+import { changeNode, getNode, NodeNotFoundError, identifyMac, identifyNode, listNodes, publicView, removeNode } from '../core/nodes/registry.ts';
 import type { Backend } from './backend.ts';
 
 export function localBackend(store: LocalStore, dir: string): Backend {
@@ -25,7 +28,7 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     putAttachment: (image, kind, item, body) => putAttachment(store, store.config.chunker, image, kind, item, body),
     getAttachment: (image, kind, item) => getAttachment(store, image, kind, item),
     listAttachments: (image) => listAttachments(store, image),
-    gc: () => collectGarbage(store),
+    gc: () => runGc(store),
     listNodes: async () => (await listNodes(store)).map(publicView),
     // No deploy reports reach a local store: only each node's last result shows.
     deploys: () => new LiveDeploys().rows(store),
@@ -34,7 +37,13 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     // Without a server, the BMCs are reached from this machine, with the credentials the store keeps.
     power: (name, action) => powerNode(store, name, action),
     identify: (query) => ('mac' in query ? identifyMac(store, query.mac) : identifyNode(store, query.node)),
-    verify: () => verifyImages(store),
+    verify: () => runVerify(store),
+    maintenance: () => lastMaintenance(store),
+    history: async (name) => {
+      if (!(await getNode(store, name))) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
+      return nodeHistory(store, name);
+    },
+    group: (name, group, remove) => (remove ? removeFromGroup : addToGroup)(store, name, group),
     bytesMark: async () => (await store.stats()).packBytes,
     transfer: () => null,
     hold: () => store.guard(),

@@ -22,6 +22,8 @@ import type { ImageRecord, ImageVerifyReport, LeftOutPath, Revision, RevisionSta
 import type { AttachmentKind } from '../core/tree/attachments.ts';
 import type { PowerAction, PowerResult } from '../core/nodes/power.ts';
 import type { Assignment, NodeRecord } from '../core/nodes/registry.ts';
+import type { HistoryEntry } from '../core/nodes/history.ts';
+import type { MaintenanceState } from '../core/tree/maintenance.ts';
 import { UsageError } from './errors.ts';
 
 export interface RevisionInput {
@@ -78,6 +80,10 @@ export interface Nodes {
   /** Removes a node with its deploy token and SSH host keys. */
   deleteNode(name: string): Promise<void>;
   power(name: string, action: PowerAction): Promise<PowerResult>;
+  /** A node's past deploys, newest first. */
+  history(name: string): Promise<HistoryEntry[]>;
+  /** Puts a node in a group, or takes it out (`remove`); the node as clients see it. */
+  group(name: string, group: string, remove: boolean): Promise<NodeRecord>;
   identify(query: { mac: string } | { node: string }): Promise<Assignment>;
 }
 
@@ -85,6 +91,8 @@ export interface Nodes {
 export interface Maintenance {
   gc(): Promise<PruneReport & { liveChunks: number }>;
   verify(): Promise<ImageVerifyReport>;
+  /** When gc and verify last ran, and what they found. */
+  maintenance(): Promise<MaintenanceState>;
 }
 
 /**

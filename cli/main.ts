@@ -16,6 +16,7 @@ import { register as fixEfiboot } from './commands/fix-efiboot.ts';
 import { register as gc } from './commands/gc.ts';
 import { register as identify } from './commands/identify.ts';
 import { register as imageDelete } from './commands/image-delete.ts';
+import { register as imageDiff } from './commands/image-diff.ts';
 import { register as imageDetails } from './commands/image-details.ts';
 import { register as imageExport } from './commands/image-export.ts';
 import { register as imageList } from './commands/image-list.ts';
@@ -39,7 +40,7 @@ import { register as verify } from './commands/verify.ts';
 for (const stream of [process.stdout, process.stderr]) stream.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : reportAndExit(err)));
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, multicastStatus, multicastImage, identify, fixEfiboot, makeInstaller, verify, gc, repairIndex, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageDiff, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, multicastStatus, multicastImage, identify, fixEfiboot, makeInstaller, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
 cli.version(CLONER_VERSION);
 

@@ -19,7 +19,7 @@ import { LiveDeploys } from '../core/nodes/deploy.ts';
 import { deployTokenNode } from '../core/nodes/deploy-tokens.ts';
 import { DiscoveredMacs, type DiscoveredLimits } from '../core/nodes/discovered.ts';
 import type { LocalStore } from '../core/store/local.ts';
-import type { HubLimits } from '../core/multicast/hub.ts';
+import { MulticastHub, type HubLimits } from '../core/multicast/hub.ts';
 import type { TokenAuth } from './auth.ts';
 import { chunkRoutes } from './chunks.ts';
 import { deployRoutes } from './deploy.ts';
@@ -176,9 +176,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await discovered.start();
   app.addHook('onClose', async () => discovered.stop());
   await app.register(deployRoutes, { store, chunker: store.config.chunker, live });
-  await app.register(multicastRoutes, { store, limits: opts.multicast });
+  const hub = new MulticastHub(store, opts.multicast);
+  await app.register(multicastRoutes, { store, hub });
   await app.register(netbootRoutes, { store, bootDir: opts.bootDir ?? path.join(tmpdir(), 'cloner-no-boot-dir'), publicUrl: opts.publicUrl, discovered });
-  if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, discovered, secure: !!opts.tls, sessions: opts.ui?.sessions });
+  if (opts.ui !== false) await app.register(uiRoutes, { prefix: '/ui', store, auth, live, discovered, multicast: hub, secure: !!opts.tls, sessions: opts.ui?.sessions });
   // What opening the store found (e.g. a full disk that needed its reserve file).
   for (const notice of store.notices) app.log.warn(notice);
   return app;

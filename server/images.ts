@@ -13,7 +13,9 @@
  *   PUT    /v1/images/:name/attachments/:kind/:item  bytes -> {version}   (write; script pre|post, bios NAME)
  *   GET    /v1/images/:name/attachments/:kind/:item  -> bytes             (read)
  *   GET    /v1/images/:name/attachments  -> [{kind, item, versions, updated}] (read)
- *   POST   /v1/gc, POST /v1/verify       -> reports                       (write)
+ *   GET    /v1/images/:name/diff?from=N&to=M[&limit=K] -> what changed (core/tree/diff.ts) (read)
+ *   POST   /v1/gc, POST /v1/verify       -> reports, recorded (core/tree/maintenance.ts) (write)
+ *   GET    /v1/maintenance               -> when gc and verify last ran    (read)
  * A revision is committed by commitRevision, which refuses one whose tree refers to any
  * chunk the store lacks: a failed or cut-off upload never becomes a visible revision.
  * GC spares chunks of uploads not yet committed (core/store/upload-grace.ts).
@@ -26,6 +28,8 @@ import { ImageNotFoundError } from '../core/store/errors.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import { startUploadGrace } from '../core/store/upload-grace.ts';
 import { getAttachment, listAttachments, MAX_ATTACHMENT_BYTES, putAttachment } from '../core/tree/attachments.ts';
+import { lastMaintenance, runGc, runVerify } from '../core/tree/maintenance.ts';
+import { DIFF_LIST_LIMIT, revisionDiff } from '../core/tree/diff.ts';
 import { collectGarbage, commitRevision, deleteImage, getImage, imageUsage, listImages, verifyImages } from '../core/tree/images.ts';
 import { sendError, serve } from './route.ts';
 import { SERVER_VERSION } from './version.ts';
@@ -48,6 +52,12 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: ImageRout
     const image = await getImage(store, req.params.name);
     if (!image) throw new ImageNotFoundError(`no image named ${req.params.name}`, 'list images with: cloner image-list');
     return image;
+  });
+  serve(app, API.imageDiff, async (req) => {
+    const image = await getImage(store, req.params.name);
+    if (!image) throw new ImageNotFoundError(`no image named ${req.params.name}`, 'list images with: cloner image-list');
+    const limit = req.query.limit === undefined ? DIFF_LIST_LIMIT : Math.min(DIFF_LIST_LIMIT, Number(req.query.limit));
+    return revisionDiff(store, image, Number(req.query.from), Number(req.query.to), limit);
   });
   serve(app, API.commitRevision, async (req) => {
     const { create, ...input } = req.body;
@@ -73,6 +83,7 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: ImageRout
   });
   serve(app, API.listAttachments, async (req) => listAttachments(store, req.params.name));
 
-  serve(app, API.gc, async () => collectGarbage(store));
-  serve(app, API.verify, async () => verifyImages(store));
+  serve(app, API.gc, async () => runGc(store));
+  serve(app, API.verify, async () => runVerify(store));
+  serve(app, API.maintenance, async () => lastMaintenance(store));
 }

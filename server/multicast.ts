@@ -31,9 +31,10 @@ function interfaceAddress(name: string): string {
 /** The IPv4 address a request came in on (a node's registration: the interface facing it). */
 const localIPv4 = (address: string | undefined) => (address?.startsWith('::ffff:') ? address.slice(7) : address && /^\d+\.\d+\.\d+\.\d+$/.test(address) ? address : undefined);
 
-export async function multicastRoutes(app: FastifyInstance, opts: { store: LocalStore; limits?: Partial<HubLimits> }): Promise<void> {
+export async function multicastRoutes(app: FastifyInstance, opts: { store: LocalStore; limits?: Partial<HubLimits>; hub?: MulticastHub }): Promise<void> {
   const { store } = opts;
-  const hub = new MulticastHub(store, opts.limits);
+  // The server makes the hub and shares it with the web interface; alone, this plugin makes its own.
+  const hub = opts.hub ?? new MulticastHub(store, opts.limits);
   app.addHook('onClose', async () => hub.close());
 
   serve(app, API.multicastRegister, async (req) => hub.register(req.params.name, req.body, localIPv4(req.socket.localAddress)));

@@ -7,10 +7,14 @@
  *   POST   /v1/nodes/:name            {settings: ["k=v"...], create} -> NodeRecord (write)
  *   DELETE /v1/nodes/:name                  (write; its deploy token and SSH host keys go too)
  *   POST   /v1/nodes/:name/power      {action: on|off|reset|status} -> {node, action, state} (write; the BMC through the server)
+ *   GET    /v1/nodes/:name/history    -> [HistoryEntry], newest first      (read)
+ *   POST   /v1/nodes/:name/group      {group, remove?} -> NodeRecord       (write; one group added or taken away)
  *   GET    /v1/identify?mac=M | ?node=N -> {node, image, revision, layout, netboot} (read)
  */
 import type { FastifyInstance } from 'fastify';
 import { API } from '../core/api/routes.ts';
+import { addToGroup, removeFromGroup } from '../core/nodes/groups.ts';
+import { nodeHistory } from '../core/nodes/history.ts';
 import { powerNode } from '../core/nodes/power.ts';
 import { changeNode, getNode, identifyMac, identifyNode, listNodes, NodeNotFoundError, publicView, removeNode } from '../core/nodes/registry.ts';
 import type { RefStore } from '../core/store/interfaces.ts';
@@ -30,5 +34,10 @@ export async function nodeRoutes(app: FastifyInstance, opts: { store: RefStore }
     return { deleted: req.params.name };
   });
   serve(app, API.power, async (req) => powerNode(store, req.params.name, req.body.action));
+  serve(app, API.nodeHistory, async (req) => {
+    if (!(await getNode(store, req.params.name))) throw new NodeNotFoundError(`no node named ${req.params.name}`, 'list nodes with: cloner nodes list');
+    return nodeHistory(store, req.params.name);
+  });
+  serve(app, API.nodeGroup, async (req) => (req.body.remove ? removeFromGroup : addToGroup)(store, req.params.name, req.body.group));
   serve(app, API.identify, async (req) => ('mac' in req.query ? identifyMac(store, req.query.mac) : identifyNode(store, req.query.node)));
 }

@@ -145,7 +145,7 @@ test('agent: deploy --dry-run prints every phase and does nothing; the --force r
       assert.match(r.stdout, /interface eth0 52:54:00:00:00:01 198\.18\.1\.11\/24/);
       assert.match(r.stdout, /would not reboot/);
       assert.equal(await readdir(target), []);
-      const status = JSON.parse(cloner('status', ...remote, '--json').out).find((row: { node: string }) => row.node === 'n1');
+      const status = JSON.parse(cloner('status', ...remote, '--json').out).nodes.find((row: { node: string }) => row.node === 'n1');
       assert.is(status.status, null, 'a dry run reports nothing');
 
       r = agent('--node', 'n2', '--target', target, '--disks', '/dev/null-disk');

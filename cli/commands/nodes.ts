@@ -2,11 +2,13 @@
  * nodes: the node registry. `nodes add NAME [key=value...]`, `nodes set --nodes SEL
  * key=value...`, `nodes list [--nodes SEL] [--json]`, `nodes show NAME [--json]`,
  * `nodes remove --nodes SEL`, `nodes import --file CSV` (a header row of keys: name, then
- * any settable key, e.g. name,groups,eth0.mac,eth0.ip). Selectors: node01,node02,
- * node[01-64], @group.
+ * any settable key, e.g. name,groups,eth0.mac,eth0.ip), `nodes history NAME [--json]` (its
+ * past deploys), `nodes group --nodes SEL GROUP [--remove]` (one group added or taken
+ * away, the others kept). Selectors: node01,node02, node[01-64], @group.
  */
 import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
+import { formatBytes, printable } from '../../core/format.ts';
 import { selectNodes } from '../../core/nodes/selector.ts';
 import type { NodeRecord } from '../../core/nodes/registry.ts';
 import { backendOptions, withBackend, type Backend, type BackendArgs } from '../backend.ts';
@@ -15,6 +17,7 @@ import { confirm } from '../confirm.ts';
 
 interface Options extends BackendArgs {
   nodes?: string;
+  remove?: boolean;
   file?: string;
   json?: boolean;
   yes?: boolean;
@@ -64,7 +67,7 @@ function parseCsv(text: string): Array<Record<string, string>> {
 }
 
 export function register(cli: CAC): void {
-  backendOptions(cli.command('nodes <action> [...args]', 'Node registry: add NAME k=v..., set --nodes SEL k=v..., list, show NAME, remove --nodes SEL, import --file CSV'))
+  backendOptions(cli.command('nodes <action> [...args]', 'Node registry: add NAME k=v..., set --nodes SEL k=v..., list, show NAME, remove --nodes SEL, import --file CSV, history NAME, group --nodes SEL G'))
     .usage(`nodes <action> [...args] [options]
 
 Actions:
@@ -74,6 +77,8 @@ Actions:
   show NAME                         one node as JSON
   remove --nodes SEL [--yes]        remove nodes with their deploy tokens and SSH host keys (asks first)
   import --file CSV                 add or update nodes from a CSV with a header row of keys
+  history NAME [--json]             the node's past deploys (last 50): when, image@revision, result, duration
+  group --nodes SEL GROUP [--remove]  put nodes in GROUP (their other groups kept), or take them out
 
 Keys:
   groups=a,b  hostname=NAME  cloner_image=NAME  cloner_revision=N (empty: the latest)
@@ -86,6 +91,7 @@ Selectors: node01,node02  node[01-64]  @group`)
     .option('--file <csv>', 'With import: a CSV file with a header row of keys')
     .option('--json', 'Print JSON')
     .option('--yes', 'With remove: do not ask')
+    .option('--remove', 'With group: take the nodes out of the group')
     .action(async (action: string, args: string[], o: Options) => {
       const { applySettings } = await import('../../core/nodes/registry.ts');
       await withBackend(o, async (backend) => {
@@ -150,8 +156,31 @@ Selectors: node01,node02  node[01-64]  @group`)
             }
             return;
           }
+          case 'history': {
+            const [name] = args;
+            if (!name) throw new UsageError('nodes history needs a node name', 'e.g. cloner nodes history node01');
+            const entries = await backend.history(name);
+            if (o.json) process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+            else {
+              process.stdout.write(`${'ENDED'.padEnd(20)} ${'IMAGE'.padEnd(16)} ${'RESULT'.padEnd(18)} ${'TOOK'.padEnd(8)} ${'FETCHED'.padEnd(10)} MESSAGE\n`);
+              for (const e of entries) {
+                const result = e.ok ? `ok${e.warnings ? ` (${e.warnings} warn)` : ''}` : `failed in ${e.phase}`;
+                process.stdout.write(`${e.at.slice(0, 19).replace('T', ' ').padEnd(20)} ${`${e.image ?? '-'}${e.revision ? `@${e.revision}` : ''}`.padEnd(16)} ${result.padEnd(18)} ${(e.seconds !== null ? `${Math.round(e.seconds)} s` : '-').padEnd(8)} ${(e.fetchedBytes !== null ? formatBytes(e.fetchedBytes) : '-').padEnd(10)} ${printable(e.message ?? '')}\n`);
+              }
+              if (!entries.length) process.stdout.write(`(${name} has no deploy recorded)\n`);
+            }
+            return;
+          }
+          case 'group': {
+            const [group] = args;
+            if (!group || args.length > 1) throw new UsageError('nodes group needs one group name', 'e.g. cloner nodes group --nodes node[01-04] gpu  (or --remove)');
+            (await import('../../core/nodes/groups.ts')).assertGroupName(group);
+            const nodes = await selected(backend, o.nodes);
+            for (const n of nodes) process.stdout.write(`${o.remove ? 'took out of' : 'put in'} ${group}: ${describe(await backend.group(n.name, group, !!o.remove))}\n`);
+            return;
+          }
           default:
-            throw new UsageError(`unknown nodes action ${action}`, 'use add, set, list, show, remove or import');
+            throw new UsageError(`unknown nodes action ${action}`, 'use add, set, list, show, remove, import, history or group');
         }
       });
     });

@@ -3,13 +3,18 @@
  * the restore is (percent, bytes fetched, rate), when it last reported, and its last
  * result (or error; a done deploy's warnings follow its row, one a line). `--watch` redraws
  * every --interval seconds until every selected node is done or failed (a node that has
- * not reported is not), or `--timeout` seconds passed (exit 2), or Ctrl-C; `--json` prints
- * the rows. What nodes reported is shown with control characters escaped.
+ * not reported is not), or `--timeout` seconds passed (exit 2), or Ctrl-C. Below the rows:
+ * when the store was last verified and garbage-collected (core/tree/maintenance.ts) and the
+ * multicast sessions with each selected node's part (a server's only). `--json` prints
+ * {nodes: rows, maintenance: {gc, verify}, multicast: {sessions} | null}. What nodes
+ * reported is shown with control characters escaped.
  */
 import type { CAC } from 'cac';
 import { formatBytes, printable } from '../../core/format.ts';
 import { selectNodes } from '../../core/nodes/selector.ts';
-import { backendOptions, withBackend, type BackendArgs, type DeployRow } from '../backend.ts';
+import type { SessionView } from '../../core/multicast/hub.ts';
+import type { MaintenanceRun, MaintenanceState } from '../../core/tree/maintenance.ts';
+import { backendOptions, withBackend, type Backend, type BackendArgs, type DeployRow } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 import { installerWarnings } from '../installer-notes.ts';
 
@@ -41,8 +46,32 @@ export function statusLine(row: DeployRow, now = Date.now()): string {
   return `${row.node.padEnd(16)} ${row.netboot.padEnd(10)} ${image.padEnd(14)} ${phase.padEnd(13)} ${ago(s?.updated ?? last?.at, now).padEnd(9)} ${detail}`;
 }
 
+/** "verify 3h ago (2026-01-31 14:02 UTC, 12 s): ok, 120 chunks checked, all sound", or never. */
+export function maintenanceLine(kind: string, run: MaintenanceRun | null, now = Date.now()): string {
+  if (!run) return `${kind}: never run on this store`;
+  return `${kind}: ${ago(run.at, now)} (${run.at.slice(0, 16).replace('T', ' ')} UTC, ${run.seconds} s): ${run.ok ? 'ok' : 'FAILED'}, ${printable(run.summary)}`;
+}
+
+/** The multicast sessions of a server with only the selected nodes' part (null: not a server). */
+async function multicastSessions(backend: Backend, wanted: Set<string> | null): Promise<SessionView[] | null> {
+  const [{ HttpStore }, { ApiClient }, { API }] = await Promise.all([import('../../core/store/http.ts'), import('../../core/api/client.ts'), import('../../core/api/routes.ts')]);
+  if (!(backend.chunks instanceof HttpStore)) return null;
+  const { sessions } = await new ApiClient(backend.chunks).call(API.multicastStatus);
+  if (!wanted) return sessions;
+  return sessions.filter((s) => s.receivers.some((r) => wanted.has(r.node))).map((s) => ({ ...s, receivers: s.receivers.filter((r) => wanted.has(r.node)) }));
+}
+
+function footer(maintenance: MaintenanceState, sessions: SessionView[] | null, sessionLines: (s: SessionView) => string[]): string {
+  const lines = ['', maintenanceLine('verify', maintenance.verify), maintenanceLine('gc', maintenance.gc)];
+  if (sessions) {
+    lines.push('', sessions.length ? `multicast sessions: ${sessions.length}` : 'multicast sessions: none');
+    for (const s of sessions) lines.push(...sessionLines(s));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export function register(cli: CAC): void {
-  backendOptions(cli.command('status', 'Deploy status of nodes: phase, progress, rate, last result or error'))
+  backendOptions(cli.command('status', 'Deploy status of nodes (phase, progress, rate, last result or error), last verify and gc, multicast sessions'))
     .option('--nodes <selector>', 'Nodes: node01,node02, node[01-64], @group (default: all)')
     .option('--watch', 'Redraw until every selected node is done or failed (a node that has not reported yet is not)')
     .option('--timeout <s>', 'With --watch: give up after this many seconds (exit 2)')
@@ -63,12 +92,14 @@ export function register(cli: CAC): void {
         const finished = (r: DeployRow) =>
           r.status ? r.status.phase === 'done' || r.status.phase === 'failed' : !!r.lastDeploy && Date.parse(r.lastDeploy.at) >= watchStart - 1000;
         if (!o.json) for (const w of await installerWarnings(backend, o, (await backend.listNodes()).filter((n) => !wanted || wanted.has(n.name)))) process.stderr.write(`warning: ${w}\n`);
+        const { sessionLines } = await import('./multicast-status.ts');
         for (;;) {
           const rows = await read();
-          if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          const [maintenance, sessions] = await Promise.all([backend.maintenance(), multicastSessions(backend, wanted)]);
+          if (o.json) process.stdout.write(`${JSON.stringify({ nodes: rows, maintenance, multicast: sessions ? { sessions } : null }, null, 2)}\n`);
           else {
             if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
-            process.stdout.write(`${[header, ...rows.map((r) => statusLine(r))].join('\n')}\n`);
+            process.stdout.write(`${[header, ...rows.map((r) => statusLine(r))].join('\n')}\n${footer(maintenance, sessions, (s) => sessionLines(s))}`);
           }
           if (!o.watch || rows.every(finished)) return;
           if (Date.now() - watchStart >= timeout * 1000) {

@@ -14,6 +14,9 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import type { Assignment, NodeRecord } from '../nodes/registry.ts';
 import type { PowerResult } from '../nodes/power.ts';
+import type { HistoryEntry } from '../nodes/history.ts';
+import type { MaintenanceState } from '../tree/maintenance.ts';
+import type { RevisionDiff } from '../tree/diff.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import type { DeployPlan, DeployRow } from '../nodes/deploy.ts';
 import type { PruneReport } from '../store/interfaces.ts';
@@ -38,6 +41,8 @@ import {
   LayoutVersionQuery,
   NameParams,
   NodeChange,
+  DiffQuery,
+  GroupChange,
   PowerBody,
   Record,
   RevisionBody,
@@ -101,10 +106,12 @@ export const API = {
   listImages: def({ method: 'GET', url: '/v1/images', access: 'read', response: Record<ImageRecord[]>() }),
   usage: def({ method: 'GET', url: '/v1/usage', access: 'read', response: Type.Array(Type.Object({ name: Type.String(), uniqueBytes: Count, totalBytes: Count })) }),
   getImage: def({ method: 'GET', url: '/v1/images/:name', access: 'read', params: NameParams, response: Record<ImageRecord>() }),
+  imageDiff: def({ method: 'GET', url: '/v1/images/:name/diff', access: 'read', params: NameParams, querystring: DiffQuery, response: Record<RevisionDiff>() }),
   commitRevision: def({ method: 'POST', url: '/v1/images/:name/revisions', access: 'write', params: NameParams, body: RevisionBody, bodyLimit: 320 * KiB, status: 201, response: Record<Revision>() }),
   deleteImage: def({ method: 'DELETE', url: '/v1/images/:name', access: 'write', params: NameParams, response: Type.Object({ deleted: Type.String() }) }),
   gc: def({ method: 'POST', url: '/v1/gc', access: 'write', response: Record<PruneReport & { liveChunks: number }>() }),
   verify: def({ method: 'POST', url: '/v1/verify', access: 'write', response: Record<ImageVerifyReport>() }),
+  maintenance: def({ method: 'GET', url: '/v1/maintenance', access: 'read', response: Record<MaintenanceState>() }),
 
   // Layouts (versioned), attachments (scripts, BIOS settings).
   listLayouts: def({ method: 'GET', url: '/v1/layouts', access: 'read', response: Listed }),
@@ -120,6 +127,8 @@ export const API = {
   changeNode: def({ method: 'POST', url: '/v1/nodes/:name', access: 'write', params: NameParams, body: NodeChange, bodyLimit: 512 * KiB, response: Record<NodeRecord>() }),
   deleteNode: def({ method: 'DELETE', url: '/v1/nodes/:name', access: 'write', params: NameParams, response: Type.Object({ deleted: Type.String() }) }),
   power: def({ method: 'POST', url: '/v1/nodes/:name/power', access: 'write', params: NameParams, body: PowerBody, bodyLimit: KiB, response: Record<PowerResult>() }),
+  nodeHistory: def({ method: 'GET', url: '/v1/nodes/:name/history', access: 'read', params: NameParams, response: Record<HistoryEntry[]>() }),
+  nodeGroup: def({ method: 'POST', url: '/v1/nodes/:name/group', access: 'write', params: NameParams, body: GroupChange, bodyLimit: KiB, response: Record<NodeRecord>() }),
   identify: def({ method: 'GET', url: '/v1/identify', access: 'read', querystring: IdentifyQuery, response: Record<Assignment>() }),
   discovered: def({ method: 'GET', url: '/v1/discovered', access: 'read', response: Record<Array<{ mac: string; first: string; last: string; from: string }>>() }),
 

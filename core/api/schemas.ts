@@ -54,6 +54,12 @@ export type RevisionBody = Static<typeof RevisionBody>;
 
 export const LayoutVersionQuery = Type.Object({ version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }, { additionalProperties: false });
 
+/** Two revisions of an image to compare (GET /v1/images/:name/diff). */
+export const DiffQuery = Type.Object(
+  { from: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }), to: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })) },
+  { additionalProperties: false },
+);
+
 export const AttachmentKind = Type.Enum(['script', 'bios']);
 export const AttachmentParams = Type.Object({ name: Name, kind: AttachmentKind, item: Name });
 
@@ -61,6 +67,9 @@ export const NodeChange = Type.Object(
   { settings: Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 256 }), create: Type.Optional(Type.Boolean()) },
   { additionalProperties: false },
 );
+
+/** Puts a node in one group, or takes it out (`remove`). */
+export const GroupChange = Type.Object({ group: Name, remove: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 
 export const PowerBody = Type.Object({ action: Type.Enum(POWER_ACTIONS) }, { additionalProperties: false });
 

@@ -5,7 +5,8 @@
  *
  * - Plan: the node's image, its revision (pinned by cloner_revision, else the latest),
  *   its layout (cloner_layout, else the revision's) and the store's chunker parameters.
- * - Result: written into the node record with compare-and-set (lastDeploy, with the time).
+ * - Result: written into the node record with compare-and-set (lastDeploy, with the time)
+ *   and appended to the node's history (core/nodes/history.ts, the last 50).
  *   A success also sets netboot to `local` in the same write, so the node boots its new
  *   system next, and ends its deploy token; a failure leaves netboot alone, so the node
  *   tries again at its next boot.
@@ -20,6 +21,7 @@ import type { RefStore } from '../store/interfaces.ts';
 import { getImage, type ImageStore, type Revision } from '../tree/images.ts';
 import type { DeployResult, DeployStatus } from './deploy-state.ts';
 import { dropDeployToken } from './deploy-tokens.ts';
+import { historyEntry, recordDeploy } from './history.ts';
 import { getNode, listNodes, NodeError, NodeNotFoundError, publicView, updateNode, type NodeRecord } from './registry.ts';
 
 export interface DeployPlan {
@@ -107,10 +109,12 @@ export class LiveDeploys {
    * see it.
    */
   async finish(store: RefStore, name: string, result: DeployResult): Promise<NodeRecord> {
+    const at = new Date().toISOString();
     const node = await updateNode(store, name, (current) => {
       if (!current) throw new NodeNotFoundError(`no node named ${name}`, 'add it with: cloner nodes add NAME');
-      return { ...current, netboot: result.ok ? 'local' : current.netboot, lastDeploy: { ...result, at: new Date().toISOString() } };
+      return { ...current, netboot: result.ok ? 'local' : current.netboot, lastDeploy: { ...result, at } };
     });
+    await recordDeploy(store, name, historyEntry(result, at));
     const before = this.live.get(name);
     const kept: DeployStatus = { ...before, phase: result.ok ? 'done' : 'failed', message: result.message, updated: new Date().toISOString() };
     this.live.set(name, kept);

@@ -17,6 +17,7 @@ import { NAME_PATTERN, NAME_RULE, normalizeMac } from '../names.ts';
 import { checkInterfaces, IFNAME, INTERFACE_FIELDS, setInterfaceField, type NodeInterface } from './network.ts';
 import { armDeploy, dropDeployToken } from './deploy-tokens.ts';
 import { dropHostKeys } from './hostkeys.ts';
+import { dropHistory } from './history.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { getImage } from '../tree/images.ts';
 
@@ -215,7 +216,7 @@ export async function changeNode(store: RefStore, name: string, settings: string
   return node!;
 }
 
-/** Removes a node, and with it its deploy token and kept SSH host keys. */
+/** Removes a node, and with it its deploy token, kept SSH host keys and deploy history. */
 export async function removeNode(store: RefStore, name: string): Promise<void> {
   await updateNode(store, name, (current) => {
     if (!current) throw new NodeNotFoundError(`no node named ${name}`, 'list nodes with: cloner nodes list');
@@ -223,6 +224,7 @@ export async function removeNode(store: RefStore, name: string): Promise<void> {
   });
   await dropDeployToken(store, name);
   await dropHostKeys(store, name);
+  await dropHistory(store, name);
 }
 
 /** The assignment of the node owning `mac`. */

@@ -1,12 +1,14 @@
 /**
- * One change applied to several nodes, as `cloner nodes set --nodes SEL`, `cloner netboot`
- * and `cloner power` do node by node: each node goes through the registry's changeNode
- * (every setting checked, compare-and-set) or powerNode (its BMC, from the server), and
+ * One change applied to several nodes, as `cloner nodes set --nodes SEL`, `cloner netboot`,
+ * `cloner nodes group` and `cloner power` do node by node: each node goes through the
+ * registry's changeNode (every setting checked, compare-and-set), addToGroup /
+ * removeFromGroup (core/nodes/groups.ts) or powerNode (its BMC, from the server), and
  * each node's outcome is reported on its own: one node's bad BMC does not hide that the
  * others were powered. Power runs a few BMCs at once (POWER_CONCURRENCY).
  */
 import pLimit from 'p-limit';
 import { ClonerError } from '../errors.ts';
+import { addToGroup, assertGroupName, removeFromGroup } from '../nodes/groups.ts';
 import { powerNode, type PowerAction } from '../nodes/power.ts';
 import { changeNode } from '../nodes/registry.ts';
 import type { RefStore } from '../store/interfaces.ts';
@@ -33,6 +35,21 @@ export async function setOnNodes(store: RefStore, names: string[], settings: str
     try {
       await changeNode(store, name, settings, false);
       out.push({ node: name, ok: true, message: settings.join(' ') });
+    } catch (err) {
+      out.push(failure(name, err));
+    }
+  }
+  return out;
+}
+
+/** Puts each named node in `group` (addToGroup: its other groups kept), or takes it out. */
+export async function groupNodes(store: RefStore, names: string[], group: string, remove = false): Promise<Outcome[]> {
+  assertGroupName(group);
+  const out: Outcome[] = [];
+  for (const name of names) {
+    try {
+      const node = await (remove ? removeFromGroup : addToGroup)(store, name, group);
+      out.push({ node: name, ok: true, message: `${remove ? 'out of' : 'in'} group ${group}: groups=${node.groups.join(',')}` });
     } catch (err) {
       out.push(failure(name, err));
     }

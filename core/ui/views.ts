@@ -4,7 +4,7 @@
  * status and last result), the nodes table (a CLI selector, a text filter, a state
  * filter and a sort), one deploy's progress (phase, percent, bytes, rate, the error and
  * the phase of a failure) and the overview's counts. Pure functions over records, plus
- * `overview`, `imageSummaries` and `storeUsage`, which read the store.
+ * `overview` (with the last verify and gc), `imageSummaries` and `storeUsage`, which read the store.
  */
 import type { DeployRow } from '../nodes/deploy.ts';
 import type { DeployStatus } from '../nodes/deploy-state.ts';
@@ -13,6 +13,7 @@ import { listNodes, NETBOOT_STATES, publicView, type NodeRecord } from '../nodes
 import { selectNodes } from '../nodes/selector.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { listImages, type ImageRecord } from '../tree/images.ts';
+import { lastMaintenance, type MaintenanceState } from '../tree/maintenance.ts';
 
 export type NodeState = 'local' | 'cloner' | 'cloner-multicast' | 'deploying' | 'failed';
 export const NODE_STATES: readonly NodeState[] = [...NETBOOT_STATES, 'deploying', 'failed'];
@@ -151,12 +152,14 @@ export interface ImageSummary {
   bytes: number;
   files: number;
   layout: string | null;
+  /** The golden node's kernel version recorded with the latest revision (`uname -r`). */
+  kernel: string | null;
   note: string;
 }
 
 export function imageSummary(image: ImageRecord): ImageSummary {
   const last = image.revisions.at(-1);
-  return { name: image.name, revisions: image.revisions.length, created: image.created, updated: last?.created ?? image.created, bytes: last?.stats.bytes ?? 0, files: last?.stats.files ?? 0, layout: last?.layout ?? null, note: last?.note ?? '' };
+  return { name: image.name, revisions: image.revisions.length, created: image.created, updated: last?.created ?? image.created, bytes: last?.stats.bytes ?? 0, files: last?.stats.files ?? 0, layout: last?.layout ?? null, kernel: last?.kernel ?? null, note: last?.note ?? '' };
 }
 
 export async function imageSummaries(store: RefStore): Promise<ImageSummary[]> {
@@ -170,6 +173,8 @@ export interface Overview {
   running: DeployView[];
   failed: DeployView[];
   discovered: Discovered[];
+  /** When verify and gc last ran on the store, and what they found. */
+  maintenance: MaintenanceState;
 }
 
 /** The overview page: images, nodes by state, deploys under way and failed, discovered MACs. */
@@ -187,7 +192,7 @@ export async function overview(store: RefStore, live: ReadonlyMap<string, Deploy
       (state === 'failed' ? failed : running).push(view);
     }
   }
-  return { images: await imageSummaries(store), nodes: nodes.length, states, running, failed, discovered: waitingMacs(discovered, nodes) };
+  return { images: await imageSummaries(store), nodes: nodes.length, states, running, failed, discovered: waitingMacs(discovered, nodes), maintenance: await lastMaintenance(store) };
 }
 
 /** Discovered MACs that no node has yet (one that became a node since is left out), newest first. */

@@ -1,8 +1,8 @@
 /**
  * The web interface's actions (POST, admin session, CSRF token: server/ui/plugin.ts). Each
  * calls the core function its API route calls, with the same checks: changeNode (every
- * setting, as `cloner nodes set` / `cloner netboot`), powerNode (the BMC from the
- * server), rollbackImage (commitRevision, as `cloner image-rollback`), deleteImage, and
+ * setting, as `cloner nodes set` / `cloner netboot`), addToGroup (`cloner nodes group`),
+ * powerNode (the BMC from the server), rollbackImage (commitRevision, as `cloner image-rollback`), deleteImage, and
  * changeNode with create for a discovered MAC. A failed check is shown on the page with
  * its hint; the answer re-renders the part of the page that changed.
  */
@@ -14,7 +14,7 @@ import { changeNode, NETBOOT_STATES } from '../../core/nodes/registry.ts';
 import { MAX_NODES } from '../../core/nodes/selector.ts';
 import { deleteImage } from '../../core/tree/images.ts';
 import { rollbackImage } from '../../core/tree/rollback.ts';
-import { powerNodes, setOnNodes, type Outcome } from '../../core/ui/bulk.ts';
+import { groupNodes, powerNodes, setOnNodes, type Outcome } from '../../core/ui/bulk.ts';
 import { ClonerError } from '../../core/errors.ts';
 import { isHtmx, type UiContext } from './plugin.ts';
 import { discoveredPageData, imagePageData, nodePageData, nodesTableData, NodeQuerySchema, type Outcomes } from './pages.ts';
@@ -31,7 +31,8 @@ const BulkBody = Type.Object(
     ...NodeQuerySchema.properties,
     nodes: Type.Optional(Type.Union([Type.String({ pattern: NAME_SOURCE }), Type.Array(Type.String({ pattern: NAME_SOURCE }), { maxItems: MAX_NODES })])),
     all: Str(2),
-    do: OneOf(['image', 'netboot', 'power']),
+    do: OneOf(['image', 'netboot', 'power', 'group']),
+    group: Str(64, `(${NAME_SOURCE})|^$`),
     image: Str(64, `(${NAME_SOURCE})|^$`),
     revision: Str(10, REVISION),
     netboot: OneOf(NETBOOT_STATES),
@@ -84,6 +85,8 @@ export async function actionRoutes(app: FastifyInstance, ctx: UiContext): Promis
     else if (b.do === 'image') outcome = await setOnNodes(store, names, [`cloner_image=${b.image ?? ''}`, `cloner_revision=${b.revision ?? ''}`]);
     else if (b.do === 'netboot' && b.netboot) outcome = await setOnNodes(store, names, [`netboot=${b.netboot}`]);
     else if (b.do === 'power' && b.power) outcome = await powerNodes(store, names, b.power as PowerAction);
+    else if (b.do === 'group' && !b.group) outcome = [{ node: '', ok: false, message: 'name the group to add the nodes to' }];
+    else if (b.do === 'group' && b.group) outcome = await groupNodes(store, names, b.group);
     else outcome = [{ node: '', ok: false, message: 'choose what to change' }];
     return html(reply, 'nodes-table.eta', { ...(await nodesTableData(ctx, query)), me: req.uiSession, outcome, checked: new Set(names) });
   });

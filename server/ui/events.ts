@@ -6,6 +6,9 @@
  * written to every open stream; the counts above the table follow at most every
  * SUMMARY_EVERY_MS. A new stream first gets the row of every node that reported since the
  * server started, so nothing between the page's render and the stream's start is lost.
+ * Multicast sessions (core/multicast/hub.ts `status`) change without a deploy report: while
+ * a stream is open their section is rendered every MULTICAST_EVERY_MS and sent when its HTML
+ * changed (the section shows times, not ages, so an idle session sends nothing).
  * Streams end with their session (checked at every heartbeat) and when the server closes.
  */
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +23,8 @@ import type { Session } from './sessions.ts';
 
 /** Counts are recomputed over every node (a registry read), so at most this often. */
 export const SUMMARY_EVERY_MS = 250;
+/** How often the multicast section is re-rendered while a page is open (sent only when it changed). */
+export const MULTICAST_EVERY_MS = 500;
 /** A comment line this often keeps proxies from closing an idle stream and ends expired sessions. */
 export const HEARTBEAT_MS = 15_000;
 
@@ -63,12 +68,24 @@ export async function eventRoutes(app: FastifyInstance, ctx: UiContext): Promise
     })().catch((err) => app.log.warn({ err, node: name }, 'deploy event for the web interface failed'));
   });
 
+  const multicastHtml = () => eta.render('./multicast', { m: ctx.multicast.status(), h: helpers, oob: true });
+  let lastMulticast = '';
+  const multicastTimer = setInterval(() => {
+    if (!streams.size) return;
+    const html = multicastHtml();
+    if (html === lastMulticast) return;
+    lastMulticast = html;
+    broadcast(sseFrame('row', html));
+  }, MULTICAST_EVERY_MS);
+  multicastTimer.unref();
+
   const heartbeat = setInterval(() => broadcast(': heartbeat\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   // Open streams would keep close() waiting for ever: end them first.
   app.addHook('preClose', async () => {
     unsubscribe();
     clearInterval(heartbeat);
+    clearInterval(multicastTimer);
     clearTimeout(summaryTimer);
     for (const s of streams) s.raw.end();
     streams.clear();
@@ -84,5 +101,6 @@ export async function eventRoutes(app: FastifyInstance, ctx: UiContext): Promise
     streams.add(entry);
     req.raw.on('close', () => streams.delete(entry));
     for (const row of await live.rows(store)) if (row.status && streams.has(entry)) raw.write(sseFrame('row', rowHtml(row)));
+    if (streams.has(entry)) raw.write(sseFrame('row', multicastHtml()));
   });
 }

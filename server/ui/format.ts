@@ -4,7 +4,7 @@
  * with their age ("12 s ago"). A missing value is an en dash. The templates get these as
  * `it.h` (server/ui/plugin.ts).
  */
-import { formatBytes } from '../../core/format.ts';
+import { formatBytes, printable } from '../../core/format.ts';
 
 const DASH = '–';
 const count = new Intl.NumberFormat('en');
@@ -25,6 +25,8 @@ export const helpers = {
     if (!Number.isFinite(s)) return DASH;
     return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : s < 172_800 ? `${Math.round(s / 3600)} h ago` : `${Math.round(s / 86_400)} d ago`;
   },
+  /** A path or message with control characters escaped (the template escapes HTML). */
+  printable: (text: string) => printable(text),
   /** "0.0" .. "100.0": an SVG coordinate or width in percent. */
   num: (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '0'),
 };

@@ -1,5 +1,6 @@
 /**
- * The web interface's pages (GET, any session): overview, images, one image, nodes (a
+ * The web interface's pages (GET, any session): overview, images, one image, the diff of
+ * two revisions (core/tree/diff.ts, as `cloner image-diff`), nodes (a
  * fragment of the table for htmx filters), one node, deploys, discovered MACs. Each reads
  * the same core functions its JSON twin in /v1 does; what a page adds is layout (the
  * views in core/ui/). Query strings are checked by schemas like the API's.
@@ -9,10 +10,12 @@ import { Type, type Static } from 'typebox';
 import { NAME_SOURCE } from '../../core/names.ts';
 import { loadLayout } from '../../core/layout/store.ts';
 import { assignmentOf, getNode, listNodes, NodeNotFoundError, publicView } from '../../core/nodes/registry.ts';
+import { HISTORY_LIMIT, nodeHistory } from '../../core/nodes/history.ts';
 import { POWER_ACTIONS } from '../../core/nodes/power.ts';
 import { ImageNotFoundError } from '../../core/store/errors.ts';
 import { getJsonObject } from '../../core/store/objects.ts';
 import { getAttachment, listAttachments } from '../../core/tree/attachments.ts';
+import { revisionDiff } from '../../core/tree/diff.ts';
 import { getImage, imageUsage, type ImageStore } from '../../core/tree/images.ts';
 import { layoutView } from '../../core/ui/layout-view.ts';
 import { deployView, imageSummaries, waitingMacs, NODE_SORT_KEYS, NODE_STATES, nodeTable, overview, storeUsage } from '../../core/ui/views.ts';
@@ -40,6 +43,10 @@ export const NodeQuerySchema = Type.Object(
 );
 export type NodeQueryInput = Static<typeof NodeQuerySchema>;
 const NameParams = Type.Object({ name: Type.String({ pattern: NAME_SOURCE }) });
+const RevNumber = Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' }));
+const DiffQuery = Type.Object({ from: RevNumber, to: RevNumber }, { additionalProperties: false });
+/** Paths a diff page lists (the totals count all; the CLI lists more). */
+const DIFF_SHOWN = 2000;
 const RevQuery = Type.Object({ rev: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }, { additionalProperties: false });
 
 /** Page data every template gets: the title, the session (its role and CSRF token) and the active tab. */
@@ -59,7 +66,7 @@ export async function nodesTableData(ctx: UiContext, query: NodeQueryInput): Pro
     problem = `${err.message} (${err.hint})`;
   }
   const images = (await imageSummaries(ctx.store)).map((i) => i.name);
-  return { rows: rows.slice(0, MAX_TABLE_ROWS), shown: Math.min(rows.length, MAX_TABLE_ROWS), matched: rows.length, total: nodes.length, problem, query, images, states: NODE_STATES, sorts: NODE_SORT_KEYS, powerActions: POWER_ACTIONS };
+  return { rows: rows.slice(0, MAX_TABLE_ROWS), shown: Math.min(rows.length, MAX_TABLE_ROWS), matched: rows.length, total: nodes.length, problem, query, images, groups: [...new Set(nodes.flatMap((n) => n.groups))].sort(), states: NODE_STATES, sorts: NODE_SORT_KEYS, powerActions: POWER_ACTIONS };
 }
 
 export async function pageRoutes(app: FastifyInstance, ctx: UiContext): Promise<void> {
@@ -78,6 +85,17 @@ export async function pageRoutes(app: FastifyInstance, ctx: UiContext): Promise<
   app.get('/images/:name', { schema: { params: NameParams, querystring: RevQuery } }, async (req, reply) => {
     const wanted = (req.query as Static<typeof RevQuery>).rev;
     return view(reply, 'image.eta', await imagePageData(ctx, req, (req.params as Static<typeof NameParams>).name, wanted ? Number(wanted) : null, null));
+  });
+
+  app.get('/images/:name/diff', { schema: { params: NameParams, querystring: DiffQuery } }, async (req, reply) => {
+    const { name } = req.params as Static<typeof NameParams>;
+    const q = req.query as Static<typeof DiffQuery>;
+    const image = await getImage(store, name);
+    if (!image) throw new ImageNotFoundError(`no image named ${name}`, 'see the list of images');
+    const to = q.to ? Number(q.to) : (image.revisions.at(-1)?.n ?? 1);
+    const from = q.from ? Number(q.from) : (image.revisions.filter((r) => r.n < to).at(-1)?.n ?? to);
+    const diff = await revisionDiff(store, image, from, to, DIFF_SHOWN);
+    return view(reply, 'image-diff.eta', pageData(req, `Image ${name}: revision ${from} to ${to}`, 'images', { image, diff }));
   });
 
   app.get('/nodes', { schema: { querystring: NodeQuerySchema } }, async (req, reply) => {
@@ -124,7 +142,7 @@ export async function nodePageData(ctx: UiContext, req: FastifyRequest, name: st
   if (!node) throw new NodeNotFoundError(`no node named ${name}`, 'see the list of nodes');
   const deploy = deployView({ node: name, netboot: node.netboot, image: node.cloner_image ?? null, status: live.snapshot().get(name) ?? null, lastDeploy: node.lastDeploy ?? null });
   return pageData(req, `Node ${name}`, 'nodes', {
-    node: publicView(node), assignment: await assignmentOf(store, node), deploy, images: (await imageSummaries(store)).map((i) => i.name), powerActions: POWER_ACTIONS, outcome,
+    node: publicView(node), assignment: await assignmentOf(store, node), deploy, history: await nodeHistory(store, name), historyLimit: HISTORY_LIMIT, images: (await imageSummaries(store)).map((i) => i.name), powerActions: POWER_ACTIONS, outcome,
   });
 }
 
@@ -137,7 +155,7 @@ export async function discoveredPageData(ctx: UiContext, req: FastifyRequest, ou
 export async function deploysData(ctx: UiContext, query: NodeQueryInput): Promise<object> {
   const table = (await nodesTableData(ctx, { sel: query.sel, q: query.q })) as { rows: ReturnType<typeof nodeTable>; problem: string | null };
   const views = table.rows.map((r) => deployView({ node: r.node.name, netboot: r.node.netboot, image: r.node.cloner_image ?? null, status: r.live, lastDeploy: r.node.lastDeploy ?? null }));
-  return { views, counts: await deployCounts(ctx), problem: table.problem, query };
+  return { views, counts: await deployCounts(ctx), problem: table.problem, query, multicast: ctx.multicast.status() };
 }
 
 /** How many nodes are deploying, done, failed and idle. */

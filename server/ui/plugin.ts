@@ -27,6 +27,7 @@ import path from 'node:path';
 import { Type } from 'typebox';
 import { ClonerError } from '../../core/errors.ts';
 import type { LiveDeploys } from '../../core/nodes/deploy.ts';
+import type { MulticastHub } from '../../core/multicast/hub.ts';
 import type { TokenAuth } from '../auth.ts';
 import { actionRoutes } from './actions.ts';
 import { eventRoutes } from './events.ts';
@@ -50,6 +51,8 @@ export interface UiOptions {
   live: LiveDeploys;
   /** The unknown MACs /boot.ipxe saw (kept in memory by the netboot routes). */
   discovered: DiscoveredMacs;
+  /** Multicast sessions and waiting nodes (the deploys page shows them). */
+  multicast: Pick<MulticastHub, 'status'>;
   /** Mark the cookie Secure (the server speaks HTTPS). */
   secure: boolean;
   sessions?: SessionLimits;
@@ -162,13 +165,13 @@ export async function uiRoutes(app: FastifyInstance, opts: UiOptions): Promise<v
     return reply.redirect('/ui/login', 303);
   });
 
-  const ctx = { store: opts.store, live: opts.live, discovered: opts.discovered, sessions, eta };
+  const ctx = { store: opts.store, live: opts.live, discovered: opts.discovered, multicast: opts.multicast, sessions, eta };
   await pageRoutes(app, ctx);
   await actionRoutes(app, ctx);
   await eventRoutes(app, ctx);
 }
 
-export type UiContext = { store: UiStore; live: LiveDeploys; discovered: DiscoveredMacs; sessions: Sessions; eta: Eta };
+export type UiContext = { store: UiStore; live: LiveDeploys; discovered: DiscoveredMacs; multicast: Pick<MulticastHub, 'status'>; sessions: Sessions; eta: Eta };
 
 /** An error answer: a fragment for htmx (swapped into the page), else a small page. */
 export function refuse(req: FastifyRequest, reply: FastifyReply, status: number, message: string, hint = ''): FastifyReply {

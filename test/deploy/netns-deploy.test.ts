@@ -81,7 +81,7 @@ if (blocker) {
     };
     const agent = (i: number, retryDeadlineS = 60, env: NodeJS.ProcessEnv = {}) =>
       finished(lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token', bootToken(i), '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--retry-deadline-s', String(retryDeadlineS), '--stall-s', '2'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '300', ...env } }));
-    const deploys = () => JSON.parse(cloner('status', '--json')) as Array<{ node: string; netboot: string; status: { phase: string; fetchedBytes?: number } | null; lastDeploy: { ok: boolean; phase: string; message?: string; fetchedBytes?: number } | null }>;
+    const deploys = () => JSON.parse(cloner('status', '--json')).nodes as Array<{ node: string; netboot: string; status: { phase: string; fetchedBytes?: number } | null; lastDeploy: { ok: boolean; phase: string; message?: string; fetchedBytes?: number } | null }>;
     const mounted = <T>(i: number, work: (root: string) => Promise<T>): Promise<T> => withTwoFsMounted(disks[i], path.join(dir, `check${i}`), work);
     const excludes = IDENTITY_EXCLUDES;
 

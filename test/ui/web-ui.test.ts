@@ -7,7 +7,9 @@
  * without a reload (the status and result are posted to the real deploy routes with the
  * admin token, as an agent would: a loop-disk agent would add minutes and root for the
  * same page behaviour), sees a failed deploy's phase and error, turns a discovered MAC
- * into a node, and logs out. A read token sees no action and its requests are refused;
+ * into a node, and logs out. Also: the overview's last verify, the golden kernel column,
+ * the diff of two revisions, adding node[01-03] to a group, a multicast session shown live
+ * on the deploys page (and in `cloner status`), and each node's deploy history. A read token sees no action and its requests are refused;
  * a request without the CSRF token and a cross-site form post change nothing.
  * Screenshots of each page go to SHOTS_DIR (outside the repository).
  */
@@ -86,7 +88,7 @@ async function setUp(server: TestServer, dir: string): Promise<void> {
     if (r.code !== 0) throw new Error(`cloner ${args.join(' ')}: ${r.err}${r.out}`);
   };
   const root = path.join(dir, 'golden');
-  await makeTree(root, { 'etc/hostname': file('golden\n'), 'usr/bin/app': file(seededBytes(7, 300_000), 0o755), 'usr/share/doc/readme': file('docs '.repeat(20_000)) });
+  await makeTree(root, { 'boot/vmlinuz-6.1.0-42-amd64': file('kernel'), 'lib/modules/6.1.0-42-amd64/modules.dep': file(''), 'etc/hostname': file('golden\n'), 'usr/bin/app': file(seededBytes(7, 300_000), 0o755), 'usr/share/doc/readme': file('docs '.repeat(20_000)) });
   await writeFile(path.join(dir, 'layout.json'), JSON.stringify(LAYOUT));
   run('disklayout-upload', '--disklayout', 'raid-lvm', '--file', path.join(dir, 'layout.json'));
   run('new-image', '--image', 'golden', '--disklayout', 'raid-lvm', '--root', root, '--yes', '--note', 'first capture');
@@ -104,6 +106,7 @@ async function setUp(server: TestServer, dir: string): Promise<void> {
     if (r.status !== 200) throw new Error(`node ${name}: ${await r.text()}`);
   }
   await fetch(`${server.url}/boot.ipxe?mac=52:54:00:aa:00:99`);
+  run('verify');
 }
 
 async function logIn(page: Page, ctx: Ctx, token: string): Promise<void> {
@@ -140,6 +143,9 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   assert.not.match(page.url(), c.server.adminToken);
   await page.waitForSelector('text=Dedup ratio');
   assert.match(await page.textContent('main') ?? '', /golden/);
+  const upkeep = await page.textContent('#maintenance') ?? '';
+  assert.match(upkeep, /Last verify\s*\d+ s ago .*took .* s\): ok, \d+ chunks checked, all sound/s, upkeep);
+  assert.match(upkeep, /Last gc\s*never run on this store/);
   await screenshot(page, '02-overview');
 
   // Images: both captured images listed, stored sizes filled in afterwards.
@@ -149,6 +155,7 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   assert.match(list, /golden/);
   assert.match(list, /scratch/);
   assert.match(list, /\d+(\.\d)? (B|KiB|MiB)/);
+  assert.match(list, /golden[\s\S]*6\.1\.0-42-amd64/, 'the golden kernel column');
   await screenshot(page, '03-images');
   await page.click('#image-rows >> text=golden');
   const imageText = await page.textContent('main') ?? '';
@@ -167,6 +174,17 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   assert.ok(dialogs.some((d) => d.startsWith('Delete image scratch')), 'delete asked for confirmation');
   assert.is((await c.api('GET', '/v1/images/scratch')).status, 404);
 
+  // The diff of two revisions, from the image page (the core function image-diff uses).
+  await page.goto(`${c.server.url}/ui/images/golden`);
+  await page.selectOption('.diff-form select[name=from]', '1');
+  await page.selectOption('.diff-form select[name=to]', '2');
+  await Promise.all([page.waitForURL(/\/ui\/images\/golden\/diff\?from=1&to=2$/), page.click('button:has-text("Show the changes")')]);
+  assert.match(await page.textContent('tr.diff-added:has(code:text-is("/etc/motd"))') ?? '', /added\s*file\s*\/etc\/motd\s*–\s*8 B/);
+  assert.match(await page.textContent('.diff-totals') ?? '', /Added\s*1\s*1 files\s*8 B\s*Removed\s*0/);
+  await screenshot(page, '04b-image-diff');
+  await page.goto(`${c.server.url}/ui/images/golden/diff?from=1&to=9`);
+  assert.match(await page.textContent('main') ?? '', /image golden has no revision 9/);
+
   // Nodes: select node[01-03] with the CLI's selector, set their image, then their netboot.
   await page.click('nav >> text=Nodes');
   await page.fill('input[name=sel]', 'node[01-03]');
@@ -180,10 +198,14 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   await page.selectOption('select[name=netboot]', 'cloner');
   await page.click('button:has-text("Set netboot")');
   await page.waitForSelector('.outcome >> text=netboot=cloner');
+  await page.fill('#bulk input[name=group]', 'gpu');
+  await page.click('button:has-text("Add to group")');
+  await page.waitForSelector('.outcome >> text=in group gpu: groups=rack1,gpu');
   const nodes = (await c.api('GET', '/v1/nodes')).json as Array<{ name: string; cloner_image?: string; netboot: string }>;
   assert.equal(nodes.map((n) => [n.name, n.cloner_image ?? null, n.netboot]), [
     ['node01', 'golden', 'cloner'], ['node02', 'golden', 'cloner'], ['node03', 'golden', 'cloner'], ['node04', null, 'local'], ['node05', null, 'local'],
   ]);
+  assert.equal((nodes as unknown as Array<{ groups: string[] }>).map((n) => n.groups.join(',')), ['rack1,gpu', 'rack1,gpu', 'rack1,gpu', 'rack2', 'rack2']);
   await page.fill('input[name=sel]', '@rack1,node05');
   await page.press('input[name=sel]', 'Enter');
   await page.waitForFunction(() => document.querySelectorAll('#nodes-table tbody tr').length === 4);
@@ -193,6 +215,10 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   await page.fill('input[name=sel]', '');
   await page.press('input[name=sel]', 'Enter');
   await page.waitForFunction(() => document.querySelectorAll('#nodes-table tbody tr').length === 5);
+  // The rows are laid out as grids (bench:ui) but stay a table to assistive technology.
+  assert.is(await page.getByRole('table').getByRole('row').count(), 6);
+  assert.is(await page.getByRole('row', { name: /node03/ }).getByRole('cell').count(), 10);
+  assert.is(await page.getByRole('columnheader', { name: 'MAC' }).count(), 1);
   await screenshot(page, '05-nodes');
 
   // One node: never its BMC password; power goes to the BMC through the server.
@@ -224,8 +250,31 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   await page.waitForSelector('#dep-node01 .phase:text-is("done")');
   await page.waitForSelector('#dep-node01 td:text-is("local")');
   await page.waitForSelector('#deploy-summary >> text=1 failed');
+
+  // Multicast, live: node04 waits in cloner-multicast mode, a session takes it, and fails
+  // when it never gets ready (no datagram is sent: a session sends only to ready nodes).
+  const tree = (await c.api('GET', '/v1/images/golden')).json.revisions[2].tree;
+  assert.is((await c.api('POST', '/v1/multicast/nodes/node04', { image: 'golden', revision: 3, lacking: [tree], linkMbps: 1000 })).status, 200);
+  await page.waitForSelector('#multicast tr:has-text("node04") >> text=golden @3');
+  assert.is((await c.api('POST', '/v1/multicast/sessions', { image: 'golden', nodes: ['node04'], maxWaitS: 1 })).status, 200);
+  assert.is((await c.api('GET', '/v1/multicast/nodes/node04')).json.state, 'joining');
+  await page.waitForSelector('#multicast .mc-rx:has-text("node04") >> text=joining');
+  await screenshot(page, '07b-deploys-multicast');
+  await page.waitForSelector('#multicast .mc-phase:text-is("failed")');
+  assert.match(await page.textContent('#multicast') ?? '', /no receiver was ready after 1 s[\s\S]*node04\s*unicast[\s\S]*the session did not start/);
+  const status = cloner('status', '--server', c.server.url, '--token-file', path.join(c.server.dataDir, 'admin.token'));
+  assert.match(status.out, /session [0-9a-f]{16} golden@3 failed/, status.err);
+  assert.match(status.out, /verify: \d+s ago .*: ok/);
   assert.is(await page.evaluate(() => (window as unknown as { marker: string }).marker), 'same page', 'updated without a reload');
   await screenshot(page, '08-deploys');
+
+  // Each node's history: the deploys just reported, newest first.
+  await page.goto(`${c.server.url}/ui/nodes/node02`);
+  assert.match(await page.textContent('#history tbody') ?? '', /golden @3\s*failed in restore[\s\S]*failed its BLAKE3 check/);
+  await page.goto(`${c.server.url}/ui/nodes/node01`);
+  const history = await page.textContent('#history tbody tr') ?? '';
+  assert.match(history, /UTC.*UTC.*golden @3\s*ok\s*42 s\s*300\.0 MiB/s, history);
+  await screenshot(page, '08b-node-history');
 
   // A discovered MAC becomes a node.
   await page.click('nav >> text=Discovered MACs');
@@ -269,10 +318,12 @@ skipUnless(ui, chromiumBlocker(), 'read token: no action buttons, every change r
   await page.goto(`${c.server.url}/ui/nodes/node03`);
   assert.is(await page.locator('.node-actions').count(), 0);
   await page.goto(`${c.server.url}/ui/images/golden`);
-  assert.is(await page.locator('main button').count(), 0);
+  assert.is(await page.locator('main button:not(.diff-form button)').count(), 0, 'only the compare form (a GET) has a button');
   const states = await netboots(c);
   assert.is(await postFromPage(page, '/ui/nodes/bulk', { do: 'netboot', netboot: 'local', nodes: 'node03' }, true), 403);
   assert.is(await postFromPage(page, '/ui/images/golden/delete', {}, true), 403);
+  assert.is(await postFromPage(page, '/ui/nodes/bulk', { do: 'group', group: 'evil', nodes: 'node03' }, true), 403);
+  assert.not.ok(((await c.api('GET', '/v1/nodes/node03')).json.groups as string[]).includes('evil'));
   assert.is(await postFromPage(page, '/ui/nodes/node03/set', { netboot: 'local' }, true), 403);
   assert.equal(await netboots(c), states);
   assert.is((await c.api('GET', '/v1/images/golden')).status, 200);
