@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import type { DeployStatusBody } from '../core/api/schemas.ts';
 import { NODE_STATE_FILE, type DeployedRecord } from '../core/boot/efi.ts';
 import { formatBytes } from '../core/format.ts';

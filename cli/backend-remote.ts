@@ -1,6 +1,6 @@
 /** The CLI's backend on a cloner server: every operation is one typed API call (core/api). */
 import { ApiClient } from '../core/api/client.ts';
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import { ServerError, type HttpStore } from '../core/store/http.ts';
 import type { Backend } from './backend.ts';
 

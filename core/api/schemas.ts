@@ -16,7 +16,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { KERNEL_VERSION_PATTERN } from '../installer/kernel.ts';
 import { CHUNK_ID_SOURCE, MAC_INPUT_SOURCE, NAME_SOURCE } from '../names.ts';
 import { DEPLOY_PHASES } from '../nodes/deploy-state.ts';
-import { POWER_ACTIONS } from '../nodes/power.ts';
+import { POWER_ACTIONS } from '../nodes/states.ts';
 
 export const Name = Type.String({ pattern: NAME_SOURCE });
 export const Mac = Type.String({ pattern: MAC_INPUT_SOURCE });

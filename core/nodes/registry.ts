@@ -20,8 +20,8 @@ import { dropHostKeys } from './hostkeys.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { getImage } from '../tree/images.ts';
 
-export type Netboot = 'local' | 'cloner' | 'cloner-multicast';
-export const NETBOOT_STATES: readonly Netboot[] = ['local', 'cloner', 'cloner-multicast'];
+import { NETBOOT_STATES, type Netboot } from './states.ts';
+export { NETBOOT_STATES, type Netboot } from './states.ts';
 
 export type { NodeInterface, InterfaceType } from './network.ts';
 
