@@ -11,6 +11,8 @@ import { register as config } from './commands/config.ts';
 import { register as demo } from './commands/demo.ts';
 import { register as disklayout } from './commands/disklayout.ts';
 import { register as disklayoutApply } from './commands/disklayout-apply.ts';
+import { register as disklayoutDelete } from './commands/disklayout-delete.ts';
+import { register as disklayoutRollback } from './commands/disklayout-rollback.ts';
 import { register as disklayoutUpload } from './commands/disklayout-upload.ts';
 import { register as fixEfiboot } from './commands/fix-efiboot.ts';
 import { register as gc } from './commands/gc.ts';
@@ -39,7 +41,7 @@ import { register as verify } from './commands/verify.ts';
 for (const stream of [process.stdout, process.stderr]) stream.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : reportAndExit(err)));
 
 const cli = cac('cloner');
-for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, script, biossettings, biossettingsUpload, nodes, netboot, power, status, multicastStatus, multicastImage, identify, fixEfiboot, makeInstaller, verify, gc, repairIndex, demo]) register(cli);
+for (const register of [newImage, updateFilesystem, updateDisklayout, updateOptions, config, imageList, imageDetails, imageExport, imageRollback, imageDelete, disklayout, disklayoutUpload, disklayoutApply, disklayoutRollback, disklayoutDelete, script, biossettings, biossettingsUpload, nodes, netboot, power, status, multicastStatus, multicastImage, identify, fixEfiboot, makeInstaller, verify, gc, repairIndex, demo]) register(cli);
 cli.help();
 cli.version(CLONER_VERSION);
 

@@ -41,6 +41,8 @@ export const ENDPOINTS = {
   listLayouts: { method: 'GET', url: '/v1/layouts', access: 'read' },
   getLayout: { method: 'GET', url: '/v1/layouts/:name', access: 'read' },
   saveLayout: { method: 'POST', url: '/v1/layouts/:name', access: 'write' },
+  deleteLayoutVersion: { method: 'DELETE', url: '/v1/layouts/:name/versions/:version', access: 'write' },
+  rollbackLayout: { method: 'POST', url: '/v1/layouts/:name/rollback', access: 'write' },
   listAttachments: { method: 'GET', url: '/v1/images/:name/attachments', access: 'read' },
   putAttachment: { method: 'PUT', url: '/v1/images/:name/attachments/:kind/:item', access: 'write', raw: true },
   getAttachment: { method: 'GET', url: '/v1/images/:name/attachments/:kind/:item', access: 'read', raw: true },

@@ -53,6 +53,8 @@ export const RevisionBody = Type.Object(
 export type RevisionBody = Static<typeof RevisionBody>;
 
 export const LayoutVersionQuery = Type.Object({ version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }, { additionalProperties: false });
+export const LayoutVersionParams = Type.Object({ name: Name, version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }) });
+export const LayoutRollbackBody = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 999_999_999 }) }, { additionalProperties: false });
 
 export const AttachmentKind = Type.Enum(['script', 'bios']);
 export const AttachmentParams = Type.Object({ name: Name, kind: AttachmentKind, item: Name });
