@@ -45,6 +45,8 @@ export interface RestoreProgress {
   files: number;
   bytes: number;
   totalBytes: number;
+  /** Files with data to write (what `files` counts up to), known once the tree is laid out. */
+  totalFiles?: number;
 }
 
 export interface RestoreOptions {
@@ -178,6 +180,7 @@ async function restoreInto(opts: RestoreOptions, root: TargetRoot, items: TreeIt
 
   // Phase 2: file data, in the order the store finds cheapest.
   root.trim();
+  progress.totalFiles = (progress.totalFiles ?? 0) + dataFiles.filter((f) => f.entry.chunks.length > 0).length;
   await writeChunks(opts.reader, dataFiles.map((f) => f.rel), (i) => root.open(dataFiles[i].rel, fsc.O_WRONLY), chunkTargets(dataFiles.map((f) => f.entry)), progress);
 
   // Phase 3: hardlinks, then symlinks.
