@@ -2,12 +2,18 @@
  * The ETA counts files as well as bytes (core/eta.ts): after a phase of large files, a tail
  * of many small files is estimated from what a file costs (fitted from the samples), not
  * from the few bytes left; work where files and bytes grow in step is estimated from the
- * common rate; and the CLI's progress line shows "N of M files" and the ETA.
+ * common rate; the CLI's progress line shows "N of M files" and the ETA; and a restore
+ * knows its file total (files with data, what it counts up to).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EtaEstimator, formatDuration } from '../core/eta.ts';
 import { ProgressReporter } from '../cli/progress.ts';
+import { mkdir } from 'node:fs/promises';
+import { captureTree } from '../core/tree/capture.ts';
+import { newRestoreProgress, restoreTree } from '../core/tree/restore.ts';
+import { file, makeTree, seededBytes } from './helpers/fixtures.ts';
+import { withStore } from './helpers/store.ts';
 
 const MB = 1e6;
 
@@ -63,6 +69,21 @@ test('the progress line shows the file total and an ETA', async () => {
   } finally {
     reporter.stop({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream);
   }
+});
+
+test('a restore counts up to its file total', async () => {
+  await withStore(async (store, dir) => {
+    const src = `${dir}/src`;
+    await makeTree(src, { 'a/one': file(seededBytes(1, 100_000)), 'a/two': file('two\n'), 'b/three': file(seededBytes(3, 5000)), 'empty': file('') });
+    const { tree } = await captureTree({ root: src, store, chunker: store.config.chunker });
+    const progress = newRestoreProgress();
+    await mkdir(`${dir}/out`);
+    const seen: Array<[number, number | undefined]> = [];
+    await restoreTree({ reader: { get: (id) => store.get(id), getMany: async function* (ids) { for await (const e of store.getMany(ids)) { seen.push([progress.files, progress.totalFiles]); yield e; } } }, tree, target: `${dir}/out`, progress });
+    assert.ok(seen.length > 0);
+    assert.ok(seen.every(([, total]) => total === 3), `totals while writing: ${JSON.stringify(seen)}`);
+    assert.ok(seen.every(([files]) => files <= 3));
+  });
 });
 
 test.run();

@@ -45,7 +45,7 @@ export interface RestoreProgress {
   files: number;
   bytes: number;
   totalBytes: number;
-  /** Files with data to write (what `files` counts up to), known once the tree is laid out. */
+  /** Files with data to write (what `files` counts up to), known once the data phase starts. */
   totalFiles?: number;
 }
 
@@ -180,7 +180,6 @@ async function restoreInto(opts: RestoreOptions, root: TargetRoot, items: TreeIt
 
   // Phase 2: file data, in the order the store finds cheapest.
   root.trim();
-  progress.totalFiles = (progress.totalFiles ?? 0) + dataFiles.filter((f) => f.entry.chunks.length > 0).length;
   await writeChunks(opts.reader, dataFiles.map((f) => f.rel), (i) => root.open(dataFiles[i].rel, fsc.O_WRONLY), chunkTargets(dataFiles.map((f) => f.entry)), progress);
 
   // Phase 3: hardlinks, then symlinks.
@@ -251,6 +250,8 @@ export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, of
 export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: string[], openFile: (index: number) => number, targets: ChunkTargets, progress: RestoreProgress, onChunk?: (bytes: number) => void): Promise<void> {
   const remaining = new Array<number>(paths.length).fill(0);
   for (const list of targets.values()) for (const [index] of list) remaining[index]++;
+  // The files counted below as their last chunk is written: the total for the ETA.
+  progress.totalFiles = (progress.totalFiles ?? 0) + remaining.filter((n) => n > 0).length;
   const open = new Map<number, number>();
   try {
     for await (const [id, data] of reader.getMany(targets.keys())) {
