@@ -24,10 +24,11 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import type { DeployStatusBody } from '../core/api/schemas.ts';
 import { NODE_STATE_FILE, type DeployedRecord } from '../core/boot/efi.ts';
 import { formatBytes } from '../core/format.ts';
+import { EtaEstimator, formatDuration } from '../core/eta.ts';
 import { applyLayout, fstabFor, isClonerBootEnvironment, mountSteps, runSteps, unmountPlan, type ApplyPlan } from '../core/layout/apply.ts';
 import { checkLayoutSync } from '../core/layout/sync.ts';
 import type { DeployPlan } from '../core/nodes/deploy.ts';
@@ -255,11 +256,19 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
   const options = plan.revision.options ? ((await getJsonObject(r.client.store, plan.revision.options)) as { excludePaths?: string[] }) : {};
   const progress = newSyncProgress();
   const restoreStarted = performance.now();
+  // The ETA of the data phase, from files and bytes (core/eta.ts), timed from its start.
+  const eta = new EtaEstimator();
+  let dataStarted: number | undefined;
   const tick = setInterval(() => {
-    const secs = (performance.now() - restoreStarted) / 1000;
+    const now = performance.now();
+    const secs = (now - restoreStarted) / 1000;
     const rate = progress.fetchedBytes / Math.max(secs, 0.001);
-    r.log(`restore: ${progress.phase}, ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)} in place, ${formatBytes(progress.fetchedBytes)} fetched (${formatBytes(rate)}/s), ${formatBytes(progress.scannedBytes)} scanned`);
-    void r.report('restore', { message: `${progress.phase}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
+    if (progress.phase === 'data') dataStarted ??= now;
+    const left = progress.phase === 'data' && dataStarted !== undefined && progress.totalFiles ? eta.secondsLeft((now - dataStarted) / 1000, progress, { files: progress.totalFiles, bytes: progress.totalBytes }) : undefined;
+    const files = progress.totalFiles ? `, ${progress.files} of ${progress.totalFiles} files` : '';
+    const etaText = left === undefined ? '' : `, ETA ${formatDuration(left)}`;
+    r.log(`restore: ${progress.phase}, ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)} in place${files}, ${formatBytes(progress.fetchedBytes)} fetched (${formatBytes(rate)}/s), ${formatBytes(progress.scannedBytes)} scanned${etaText}`);
+    void r.report('restore', { message: `${progress.phase}${etaText}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
   }, r.o.progressIntervalMs);
   const reader = r.o.multicast
     ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })

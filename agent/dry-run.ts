@@ -6,7 +6,7 @@
  * in use, or no --force outside the cloner boot environment), then the files and identity
  * changes it would write, the scripts it would run, and whether it would reboot.
  */
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import { formatBytes } from '../core/format.ts';
 import { applyLayout, formatPlan, isClonerBootEnvironment } from '../core/layout/apply.ts';
 import { checkLayoutSync } from '../core/layout/sync.ts';
@@ -39,10 +39,10 @@ export async function dryRunDeploy(o: DeployOptions & { reboot: boolean }): Prom
     if (sync.inSync) say(`[layout] the disks already carry layout ${plan.layout.name}: would keep their file systems and mount them under ${o.target}`);
     else {
       for (const d of sync.differences) say(`[layout] differs: ${d}`);
-      const planned = await applyLayout(plan.layout.layout, { devices: o.disks, target: o.target, dryRun: true });
+      const planned = await applyLayout(plan.layout.layout, { devices: o.disks, target: o.target, dryRun: true, force: o.force || bootEnv });
       say(`[layout] would erase ${planned.disks.map((d) => d.device).join(', ')} and run:`);
-      o.log(formatPlan(planned).trimEnd());
-      if (!o.force && !bootEnv) say('[layout] REFUSED: this is not the cloner boot environment; the real run would stop here, before any pre-script (add --force if you mean it)');
+      o.log(formatPlan({ ...planned, refusals: [] }).trimEnd());
+      for (const r of planned.refusals) say(`[layout] REFUSED: ${r.message}; the real run would stop here, before any pre-script (${r.hint})`);
     }
   } else say(`[layout] the image has no layout: would write into the directory ${o.target}`);
   const stats = plan.revision.stats as { files?: number; bytes?: number };

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import path from 'node:path';
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import { haveTool, run } from '../core/tools.ts';
 import type { AgentClient } from './client.ts';
 

@@ -16,7 +16,7 @@
  *      lost, fetches whatever is still missing over unicast HTTP (the ordinary path).
  * Directory objects (loaded before the data phase) always come over unicast.
  */
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import type { Assignment } from '../core/multicast/hub.ts';
 import { MulticastReceiver } from '../core/multicast/receiver.ts';
 import type { ChunkId } from '../core/store/chunk-id.ts';

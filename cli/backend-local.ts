@@ -1,5 +1,5 @@
 /** The CLI's backend on a local store directory: the same core functions the server's routes call. */
-import { listLayouts, loadLayout, layoutExists, saveLayout } from '../core/layout/store.ts';
+import { deleteLayoutVersion, listLayouts, loadLayout, layoutExists, rollbackLayout, saveLayout } from '../core/layout/store.ts';
 import { LiveDeploys } from '../core/nodes/deploy.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import { commitRevision, deleteImage, getImage, imageUsage, listImages } from '../core/tree/images.ts';
@@ -24,6 +24,8 @@ export function localBackend(store: LocalStore, dir: string): Backend {
     loadLayout: (name, version) => loadLayout(store, name, version),
     saveLayout: (name, layout) => saveLayout(store, name, layout),
     listLayouts: () => listLayouts(store),
+    deleteLayoutVersion: (name, version) => deleteLayoutVersion(store, name, version),
+    rollbackLayout: (name, version) => rollbackLayout(store, name, version),
     deleteImage: (name) => deleteImage(store, name),
     putAttachment: (image, kind, item, body) => putAttachment(store, store.config.chunker, image, kind, item, body),
     getAttachment: (image, kind, item) => getAttachment(store, image, kind, item),

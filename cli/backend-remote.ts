@@ -1,6 +1,6 @@
 /** The CLI's backend on a cloner server: every operation is one typed API call (core/api). */
 import { ApiClient } from '../core/api/client.ts';
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import { ServerError, type HttpStore } from '../core/store/http.ts';
 import type { Backend } from './backend.ts';
 
@@ -25,6 +25,8 @@ export async function remoteBackend(http: HttpStore): Promise<Backend> {
     // Checked here first for a precise local error; the server checks again.
     saveLayout: async (name, layout) => api.call(API.saveLayout, { params: { name }, body: (await import('../core/layout/model.ts')).parseLayout(layout) }),
     listLayouts: () => api.call(API.listLayouts),
+    deleteLayoutVersion: (name, version) => api.call(API.deleteLayoutVersion, { params: { name, version: String(version) } }),
+    rollbackLayout: (name, version) => api.call(API.rollbackLayout, { params: { name }, body: { version } }),
     deleteImage: async (name) => void (await api.call(API.deleteImage, { params: { name } })),
     putAttachment: async (image, kind, item, body) => (await api.upload(API.putAttachment, { params: { name: image, kind, item } }, body)).version,
     getAttachment: async (image, kind, item) => {

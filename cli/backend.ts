@@ -68,6 +68,10 @@ export interface Layouts {
   loadLayout(name: string, version?: number): Promise<StoredLayout>;
   saveLayout(name: string, layout: Layout | string): Promise<{ name: string; version: number }>;
   listLayouts(): Promise<Array<{ name: string; versions: number; updated: string }>>;
+  /** Deletes one version (the layout with its last one, unless an image or node uses it). */
+  deleteLayoutVersion(name: string, version: number): Promise<{ name: string; deleted: number; latest: number | null }>;
+  /** Makes an earlier version the latest again (a new version with its content). */
+  rollbackLayout(name: string, version: number): Promise<{ name: string; version: number; from: number }>;
 }
 
 /** The node registry, power and deploys. */

@@ -102,8 +102,8 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   // One selection for the count and the capture, so the total is what the capture reads.
   const selection = await imageSelection({ root: o.root, exclude: o.exclude, includeMounts });
   // Counted beside the capture: the total (and so the ETA) shows once the count is done.
-  let total: number | undefined;
-  void countTree(selection).then((c) => (total = c.bytes), () => {});
+  let total: { files: number; bytes: number } | undefined;
+  void countTree(selection).then((c) => (total = c), () => {});
   const sentBefore = backend.transfer();
   const reporter = new ProgressReporter('capture', () => {
     const extra = [`${progress.reusedFiles} unchanged`];
@@ -113,7 +113,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
       const known = t.alreadyStored - sentBefore.alreadyStored;
       extra.push(`${formatBytes(sent)} sent`, `${sent + known ? Math.round((100 * known) / (sent + known)) : 0}% already on the server`);
     }
-    return { files: progress.files, bytes: progress.bytes, totalBytes: total, extra: extra.join(', ') };
+    return { files: progress.files, bytes: progress.bytes, totalFiles: total?.files, totalBytes: total?.bytes, extra: extra.join(', ') };
   }, { quiet: o.quiet });
   // The hold keeps every chunk this upload relies on from a concurrent GC until the commit.
   const hold = backend.hold();

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { ApiClient } from '../core/api/client.ts';
-import { API } from '../core/api/routes.ts';
+import { API } from '../core/api/endpoints.ts';
 import { listInstallers, pickInstaller } from '../core/installer/store.ts';
 import { HttpStore } from '../core/store/http.ts';
 import type { Backend, BackendArgs } from './backend.ts';

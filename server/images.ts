@@ -23,7 +23,7 @@
 import type { FastifyInstance } from 'fastify';
 import { API } from '../core/api/routes.ts';
 import type { ChunkerParams } from '../core/chunker/fastcdc.ts';
-import { listLayouts, loadLayout, saveLayout, type LayoutStore } from '../core/layout/store.ts';
+import { deleteLayoutVersion, listLayouts, loadLayout, rollbackLayout, saveLayout, type LayoutStore } from '../core/layout/store.ts';
 import { ImageNotFoundError } from '../core/store/errors.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import { startUploadGrace } from '../core/store/upload-grace.ts';
@@ -71,6 +71,8 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: ImageRout
   serve(app, API.listLayouts, async () => listLayouts(store));
   serve(app, API.getLayout, async (req) => loadLayout(store, req.params.name, req.query.version === undefined ? undefined : Number(req.query.version)));
   serve(app, API.saveLayout, async (req) => saveLayout(store, req.params.name, req.body));
+  serve(app, API.deleteLayoutVersion, async (req) => deleteLayoutVersion(store, req.params.name, Number(req.params.version)));
+  serve(app, API.rollbackLayout, async (req) => rollbackLayout(store, req.params.name, req.body.version));
 
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: MAX_ATTACHMENT_BYTES }, (_req, body, done) => done(null, body));
   serve(app, API.putAttachment, async (req, reply) => {

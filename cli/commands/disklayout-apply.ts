@@ -1,9 +1,18 @@
 /**
  * disklayout-apply (beyond cv-cloner): partition, format and mount a stored layout on this
- * machine's disks, as the agent does during a deploy; --dry-run prints every command.
+ * machine's disks, as the agent does during a deploy; --dry-run prints every command and
+ * makes the real run's safety checks (a disk in use or read-only, no --force outside the
+ * cloner boot environment; no disk that fits, a disk too small, a --disks device that is
+ * not there): what would stop the real run is printed first and the exit is non-zero.
  */
 import type { CAC } from 'cac';
 import { UsageError } from '../errors.ts';
+import { ClonerError } from '../../core/errors.ts';
+
+/** A dry run whose real run would refuse (exit 2, like the refusal itself). */
+class RefusedError extends ClonerError {
+  override readonly code = 'LAYOUT_REFUSED';
+}
 import { splitList } from '../../core/format.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 
@@ -26,7 +35,7 @@ export function register(cli: CAC): void {
     .option('--disks <disks>', 'Only these disks may be used, e.g. /dev/sdb,/dev/sdc (loop devices only this way)')
     .option('--exclude-devices <disks>', 'Never touch these disks')
     .option('--target <dir>', 'Mount the filesystems here')
-    .option('--dry-run', 'Print the commands, run none')
+    .option('--dry-run', 'Print the commands and what would stop the real run; run none (exit 2 when the real run would refuse)')
     .option('--force', 'Allow it outside the cloner boot environment')
     .option('--json', 'Print the result as JSON')
     .action(async (o: Options) => {
@@ -46,7 +55,12 @@ export function register(cli: CAC): void {
         });
         if (o.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
         else if (o.dryRun) process.stdout.write(formatPlan(plan));
-        else process.stdout.write(`done: ${plan.disks.map((d) => `${d.id}=${d.device}`).join(', ')}; root ${plan.rootDevice ?? '-'}; EFI system partition ${plan.espDevice ?? '-'}\n${plan.fstab}`);
+        if (o.dryRun && plan.refusals.length) {
+          const [first, ...more] = plan.refusals;
+          throw new RefusedError(`the real run would refuse: ${first.message}${more.length ? ` (and ${more.length} more reason${more.length > 1 ? 's' : ''}, listed above)` : ''}`, first.hint);
+        }
+        if (o.json || o.dryRun) return;
+        process.stdout.write(`done: ${plan.disks.map((d) => `${d.id}=${d.device}`).join(', ')}; root ${plan.rootDevice ?? '-'}; EFI system partition ${plan.espDevice ?? '-'}\n${plan.fstab}`);
       });
     });
 }

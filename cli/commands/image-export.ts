@@ -37,7 +37,7 @@ export function register(cli: CAC): void {
         if (!wanted) throw new UsageError(`image ${o.image} has no revision ${o.revision}`, `revisions: ${image.revisions.map((r) => r.n).join(', ')}`);
         await prepareTarget(o.target!);
         const progress = newRestoreProgress();
-        const reporter = new ProgressReporter('restore', () => ({ files: progress.files, bytes: progress.bytes, totalBytes: progress.totalBytes }));
+        const reporter = new ProgressReporter('restore', () => ({ files: progress.files, bytes: progress.bytes, totalFiles: progress.totalFiles, totalBytes: progress.totalBytes }));
         const started = performance.now();
         try {
           await restoreTree({ reader: backend.chunks, tree: wanted.tree, target: o.target!, strict: o.strict, progress, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });

@@ -8,8 +8,9 @@ export function register(cli: CAC): void {
     .option('--json', 'Print JSON')
     .action(async (o: { store?: string; json?: boolean }) => {
       await withBackend(o, async (backend) => {
-        const usage = new Map((await backend.usage()).map((u) => [u.name, u]));
-        const rows = (await backend.listImages()).map((img) => {
+        const [usageRows, images] = await Promise.all([backend.usage(), backend.listImages()]);
+        const usage = new Map(usageRows.map((u) => [u.name, u]));
+        const rows = images.map((img) => {
           const last = img.revisions.at(-1);
           const use = usage.get(img.name);
           return { name: img.name, revisions: img.revisions.length, updated: last?.created ?? img.created, bytes: last?.stats.bytes ?? 0, files: last?.stats.files ?? 0, uniqueStoredBytes: use?.uniqueBytes ?? 0, storedBytes: use?.totalBytes ?? 0, layout: last?.layout ?? null };

@@ -6,7 +6,6 @@
  * bytes it would send; `--wait` follows the session to its end.
  */
 import type { CAC } from 'cac';
-import { API } from '../../core/api/routes.ts';
 import { formatBytes } from '../../core/format.ts';
 import { parseRate } from '../../core/multicast/pacer.ts';
 import { selectNodes } from '../../core/nodes/selector.ts';
@@ -56,7 +55,7 @@ export function register(cli: CAC): void {
         throw new UsageError(`--rate: ${(err as Error).message}`, 'e.g. --rate 400M');
       }
       await withBackend(o, async (backend) => {
-        const api = serverApi(backend);
+        const { api, API } = await serverApi(backend);
         const nodes = selectNodes(String(o.nodes), await backend.listNodes());
         if (!nodes.length) throw new UsageError(`no node matches ${o.nodes}`, 'see: cloner nodes list');
         const started = await api.call(API.multicastStart, {

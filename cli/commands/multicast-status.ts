@@ -5,19 +5,19 @@
  * the server's answer.
  */
 import type { CAC } from 'cac';
-import { ApiClient } from '../../core/api/client.ts';
-import { API } from '../../core/api/routes.ts';
+import type { ApiClient } from '../../core/api/client.ts';
+import type { Api } from '../../core/api/routes.ts';
 import { formatBytes } from '../../core/format.ts';
 import type { MulticastStatus, SessionView } from '../../core/multicast/hub.ts';
 import { selectNodes } from '../../core/nodes/selector.ts';
-import { HttpStore } from '../../core/store/http.ts';
 import { backendOptions, withBackend, type Backend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 
-/** The protocol client of a server backend (multicast needs a server). */
-export function serverApi(backend: Backend): ApiClient {
+/** The protocol client of a server backend (multicast needs a server) and the route table, loaded when a command runs. */
+export async function serverApi(backend: Backend): Promise<{ api: ApiClient; API: Api }> {
+  const [{ ApiClient }, { API }, { HttpStore }] = await Promise.all([import('../../core/api/client.ts'), import('../../core/api/endpoints.ts'), import('../../core/store/http.ts')]);
   if (!(backend.chunks instanceof HttpStore)) throw new UsageError('multicast needs a cloner server', 'pass --server (not --store)');
-  return new ApiClient(backend.chunks);
+  return { api: new ApiClient(backend.chunks), API };
 }
 
 const secondsSince = (iso: string, now: number) => `${Math.max(0, Math.round((now - Date.parse(iso)) / 1000))}s`;
@@ -42,7 +42,8 @@ export function register(cli: CAC): void {
     .option('--json', 'Print JSON')
     .action(async (o: BackendArgs & { nodes?: string; json?: boolean }) => {
       await withBackend(o, async (backend) => {
-        const st = await serverApi(backend).call(API.multicastStatus);
+        const { api, API } = await serverApi(backend);
+        const st = await api.call(API.multicastStatus);
         if (o.nodes) {
           const wanted = new Set(selectNodes(String(o.nodes), await backend.listNodes()));
           st.waiting = st.waiting.filter((w) => wanted.has(w.node));

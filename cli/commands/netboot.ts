@@ -4,12 +4,11 @@
  * snippet that hands PXE clients iPXE and chain-loads it to the server's /boot.ipxe.
  */
 import type { CAC } from 'cac';
-import { NETBOOT_STATES } from '../../core/nodes/registry.ts';
+import { NETBOOT_STATES } from '../../core/nodes/states.ts';
 import { serverUrl } from '../../core/api/url.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 import { selected } from './nodes.ts';
-import { installerWarnings } from '../installer-notes.ts';
 
 interface Options extends BackendArgs {
   nodes?: string;
@@ -58,7 +57,7 @@ export function register(cli: CAC): void {
           changed.push(await backend.changeNode(n.name, [`netboot=${o.set}`], false));
           process.stdout.write(`${n.name}: netboot ${o.set}\n`);
         }
-        for (const w of await installerWarnings(backend, o, changed)) process.stderr.write(`warning: ${w}\n`);
+        for (const w of await (await import('../installer-notes.ts')).installerWarnings(backend, o, changed)) process.stderr.write(`warning: ${w}\n`);
       });
     });
 }

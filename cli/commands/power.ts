@@ -1,7 +1,7 @@
 /** power: on, off, reset or status of nodes through their BMCs (run by the server, which has the credentials). */
 import type { CAC } from 'cac';
 import pLimit from 'p-limit';
-import { POWER_ACTIONS, type PowerAction } from '../../core/nodes/power.ts';
+import { POWER_ACTIONS, type PowerAction } from '../../core/nodes/states.ts';
 import { backendOptions, withBackend, type BackendArgs } from '../backend.ts';
 import { UsageError } from '../errors.ts';
 import { selected } from './nodes.ts';

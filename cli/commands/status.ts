@@ -16,7 +16,6 @@ import type { SessionView } from '../../core/multicast/hub.ts';
 import type { MaintenanceRun, MaintenanceState } from '../../core/tree/maintenance.ts';
 import { backendOptions, withBackend, type Backend, type BackendArgs, type DeployRow } from '../backend.ts';
 import { UsageError } from '../errors.ts';
-import { installerWarnings } from '../installer-notes.ts';
 
 function ago(iso: string | undefined, now: number): string {
   if (!iso) return '-';
@@ -91,7 +90,7 @@ export function register(cli: CAC): void {
         // (a restarted server keeps only results). A node that has not reported is not finished.
         const finished = (r: DeployRow) =>
           r.status ? r.status.phase === 'done' || r.status.phase === 'failed' : !!r.lastDeploy && Date.parse(r.lastDeploy.at) >= watchStart - 1000;
-        if (!o.json) for (const w of await installerWarnings(backend, o, (await backend.listNodes()).filter((n) => !wanted || wanted.has(n.name)))) process.stderr.write(`warning: ${w}\n`);
+        if (!o.json) for (const w of await (await import('../installer-notes.ts')).installerWarnings(backend, o, (await backend.listNodes()).filter((n) => !wanted || wanted.has(n.name)))) process.stderr.write(`warning: ${w}\n`);
         const { sessionLines } = await import('./multicast-status.ts');
         for (;;) {
           const rows = await read();

@@ -9,11 +9,14 @@
  */
 import type { HttpStoreOptions } from '../store/http.ts';
 import { ServerError, withRetry } from '../store/http.ts';
-import { routePath, type RouteDef, type RouteInput, type RouteOutput } from './routes.ts';
+import { routePath } from './endpoints.ts';
+import type { RouteDef, RouteInput, RouteOutput } from './routes.ts';
 
 export interface Transport {
   /** One request; a non-2xx answer throws (ServerError with the server's code and status). */
   request(route: string, init?: RequestInit): Promise<Response>;
+  /** A JSON request and its parsed answer (HttpStore: over node:http, cheaper to load than fetch); errors as request's. */
+  requestJson?<T>(route: string, method?: string, body?: unknown): Promise<T>;
 }
 
 /** Arguments of a call: optional when the route takes none. */
@@ -39,6 +42,12 @@ export class ApiClient {
 
   /** A JSON route: its answer, typed by the route's response schema. */
   async call<D extends RouteDef>(d: D, ...[input]: Args<D>): Promise<RouteOutput<D>> {
+    const t = this.transport;
+    if (t.requestJson && !d.raw) {
+      const i = (input ?? {}) as { params?: Record<string, string>; query?: Record<string, string>; body?: unknown };
+      const path = routePath(d, i.params, i.query);
+      return withRetry(this.retry, () => t.requestJson!<RouteOutput<D>>(path, d.method, i.body));
+    }
     return (await (await this.send(d, input)).json()) as RouteOutput<D>;
   }
 

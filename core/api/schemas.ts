@@ -16,7 +16,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { KERNEL_VERSION_PATTERN } from '../installer/kernel.ts';
 import { CHUNK_ID_SOURCE, MAC_INPUT_SOURCE, NAME_SOURCE } from '../names.ts';
 import { DEPLOY_PHASES } from '../nodes/deploy-state.ts';
-import { POWER_ACTIONS } from '../nodes/power.ts';
+import { POWER_ACTIONS } from '../nodes/states.ts';
 
 export const Name = Type.String({ pattern: NAME_SOURCE });
 export const Mac = Type.String({ pattern: MAC_INPUT_SOURCE });
@@ -53,6 +53,8 @@ export const RevisionBody = Type.Object(
 export type RevisionBody = Static<typeof RevisionBody>;
 
 export const LayoutVersionQuery = Type.Object({ version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })) }, { additionalProperties: false });
+export const LayoutVersionParams = Type.Object({ name: Name, version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }) });
+export const LayoutRollbackBody = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 999_999_999 }) }, { additionalProperties: false });
 
 /** Two revisions of an image to compare (GET /v1/images/:name/diff). */
 export const DiffQuery = Type.Object(

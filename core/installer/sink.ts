@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ApiClient } from '../api/client.ts';
-import { API } from '../api/routes.ts';
+import { API } from '../api/endpoints.ts';
 import { commitInstaller, InstallerExistsError, INSTALLER_FILES, listInstallers, receiveInstallerFile, type InstallerRecord } from './store.ts';
 
 export interface InstallerSink {

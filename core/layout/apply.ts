@@ -16,14 +16,17 @@
  *    boot environment without udev), mdadm --create, pvcreate/vgcreate/
  *    lvcreate, mkfs with a UUID chosen here (so the plan, a dry run and fstab all know
  *    it), then mkdir + mount under the target in mount-point order.
- * 4. Run the plan step by step (or print it for a dry run), and report the new fstab, the
+ * 4. Check safety: a chosen disk that is in use (mounted, swap, a member of an array or
+ *    volume group) or read-only, and running outside the cloner boot environment (kernel
+ *    command line with `cloner.server=`) without `force`, are refusals. A real run throws
+ *    the first before anything is written; a dry run makes the same checks and lists them
+ *    in the plan (`refusals`), so it shows exactly what the real run would do. Refusals
+ *    found while matching and sizing (no disk fits, a disk too small, a --disks device the
+ *    node lacks) are thrown by both.
+ * 5. Run the plan step by step (or print it for a dry run), and report the new fstab, the
  *    EFI system partition and the root filesystem for the bootloader step.
- * Outside the cloner boot environment (kernel command line with `cloner.server=`) it
- * refuses to run without `force`.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ESP_GUID, LayoutError, MIB, formatSize, parseSize, partitionTypeCode,
@@ -32,12 +35,12 @@ import {
 import { globMatch } from './glob.ts';
 import { partitionNumbers } from './partitions.ts';
 import { LayoutTooSmallError, placePartitions, scalableMinimums, type Placed } from './place.ts';
+import { fstabFor, mkfsArgv, mountSteps, newUuid, subvolumeSteps, type PlannedMount, type Step } from './steps.ts';
+
+export { fstabFor, mountSteps, type Step };
 
 export { LayoutTooSmallError };
-import { listNodeDisks, run, type NodeDisk } from './probe.ts';
-import { runSteps, type Step } from './steps.ts';
-
-export { formatPlan, LayoutApplyError, runSteps, type Step } from './steps.ts';
+import { listNodeDisks, run, settle, type NodeDisk } from './probe.ts';
 
 export class LayoutUnmatchedError extends LayoutError {
   override readonly code = 'LAYOUT_DISK_UNMATCHED';
@@ -47,6 +50,9 @@ export class DiskInUseError extends LayoutError {
 }
 export class LayoutNeedsForceError extends LayoutError {
   override readonly code = 'LAYOUT_NEEDS_FORCE';
+}
+export class LayoutApplyError extends LayoutError {
+  override readonly code = 'LAYOUT_APPLY_FAILED';
 }
 
 export interface MatchOptions {
@@ -71,8 +77,17 @@ export interface PlannedFilesystem extends FilesystemSpec {
   uuid: string;
 }
 
+/** Why the real run would stop before writing anything (a dry run lists them). */
+export interface Refusal {
+  code: string;
+  message: string;
+  hint: string;
+}
+
 export interface ApplyPlan {
   disks: Array<{ id: string; device: string; size: number }>;
+  /** What stops the real run; filled by a dry run (a real run throws the first instead). */
+  refusals: Refusal[];
   /** What was scaled or moved to fit smaller disks. */
   notes: string[];
   /** Layout id (partition, array, VG/LV) -> device path. */
@@ -80,7 +95,7 @@ export interface ApplyPlan {
   filesystems: PlannedFilesystem[];
   steps: Step[];
   /** Absolute mount points under the target, in mount order. */
-  mounts: Array<{ path: string; device: string; type: string }>;
+  mounts: PlannedMount[];
   fstab: string;
   espDevice: string | null;
   rootDevice: string | null;
@@ -141,9 +156,9 @@ export async function matchDisks(layout: Layout, options: MatchOptions = {}): Pr
   for (const disk of layout.disks) {
     const node = candidates.find((n) => !taken.has(n.name) && fits(disk, n));
     if (!node) {
-      const free = candidates.filter((n) => !taken.has(n.name)).map((n) => `${n.name} ${formatSize(n.size)} ${n.transport}${n.rotational ? ' rotational' : ''}`);
+      const left = candidates.filter((n) => !taken.has(n.name)).map((n) => `${n.name} ${formatSize(n.size)} ${n.transport}${n.rotational ? ' rotational' : ''}${n.inUse ? ` (in use: ${n.inUse})` : ''}${n.readOnly ? ' (read-only)' : ''}`);
       throw new LayoutUnmatchedError(
-        `layout disk "${disk.id}" (${describeSelector(disk)}) matches no disk of this node; free disks: ${free.join('; ') || 'none'}`,
+        `layout disk "${disk.id}" (${describeSelector(disk)}) matches no disk of this node; disks not taken: ${left.join('; ') || 'none'}`,
         'edit the layout\'s match selector, or name the disks to use with --disks',
       );
     }
@@ -172,89 +187,6 @@ function sfdiskScript(disk: DiskSpec, node: NodeDisk, placed: Placed[]): string 
     lines.push(`${partitionPath(node, numbers[i])} : ${fields.join(', ')}`);
   });
   return `${lines.join('\n')}\n`;
-}
-
-function mkfsArgv(fs: FilesystemSpec, device: string, uuid: string): string[] {
-  const label = fs.label;
-  const extra = fs.mkfsOptions ?? [];
-  switch (fs.type) {
-    case 'ext2':
-    case 'ext3':
-    case 'ext4':
-      return [`mkfs.${fs.type}`, '-F', '-q', ...(label ? ['-L', label] : []), '-U', uuid, ...extra, device];
-    case 'xfs':
-      return ['mkfs.xfs', '-f', '-q', ...(label ? ['-L', label] : []), '-m', `uuid=${uuid}`, ...extra, device];
-    case 'btrfs':
-      return ['mkfs.btrfs', '-f', '-q', ...(label ? ['-L', label] : []), '-U', uuid, ...extra, device];
-    case 'vfat':
-      return ['mkfs.vfat', ...(label ? ['-n', label] : []), '-i', uuid.replace('-', ''), ...extra, device];
-    case 'swap':
-      return ['mkswap', ...(label ? ['-L', label] : []), '-U', uuid, ...extra, device];
-  }
-}
-
-function newUuid(fs: FilesystemSpec): string {
-  if (fs.keepUuid && fs.uuid) return fs.uuid;
-  if (fs.type === 'vfat') {
-    const hex = randomBytes(4).toString('hex').toUpperCase();
-    return `${hex.slice(0, 4)}-${hex.slice(4)}`;
-  }
-  return randomUUID();
-}
-
-/** An fstab field: blanks, newlines, '#' and backslashes octal-escaped as fstab(5) reads them (parseLayout already refuses them; this is the second line of defence). */
-function fstabField(value: string): string {
-  return value.replace(/[\s\\#]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-}
-
-/** The fstab of the new node for the layout's filesystems (and mounted btrfs subvolumes), by UUID. */
-export function fstabFor(filesystems: Array<FilesystemSpec & { uuid: string }>): string {
-  const lines = ['# /etc/fstab: written by cloner from the disk layout', '# <file system> <mount point> <type> <options> <dump> <pass>'];
-  for (const fs of [...filesystems.flatMap(withSubvolumeMounts)].sort((a, b) => (a.mount ?? '~').localeCompare(b.mount ?? '~'))) {
-    if (fs.type === 'swap') {
-      lines.push(`UUID=${fs.uuid} none swap sw 0 0`);
-    } else if (fs.mount) {
-      const pass = fs.pass ?? (fs.mount === '/' ? 1 : fs.type === 'xfs' || fs.type === 'btrfs' ? 0 : 2);
-      lines.push(`UUID=${fs.uuid} ${fstabField(fs.mount)} ${fs.type} ${fs.mountOptions ?? (fs.type === 'vfat' ? 'umask=0077' : 'defaults')} ${fs.dump ?? 0} ${pass}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-/** A filesystem and, for each mounted btrfs subvolume, a copy of it mounted there with subvol= first in its options. */
-function withSubvolumeMounts<T extends FilesystemSpec>(fs: T): T[] {
-  const subs = (fs.subvolumes ?? []).filter((sv) => sv.mount).map((sv) => ({ ...fs, mount: sv.mount, mountOptions: [`subvol=/${sv.path}`, ...(sv.mountOptions ? [sv.mountOptions] : [])].join(','), pass: 0 as const, subvolumes: undefined }));
-  return [...(fs.mount || !subs.length ? [fs] : []), ...subs];
-}
-
-/** Steps that make a btrfs filesystem's subvolumes: mount its top level aside, create each (parents first), unmount. */
-function subvolumeSteps(fs: FilesystemSpec, device: string): Step[] {
-  if (!fs.subvolumes?.length) return [];
-  const top = path.join(tmpdir(), `cloner-btrfs-${randomBytes(6).toString('hex')}`);
-  const what = `btrfs subvolumes on ${fs.device} (${device})`;
-  const steps: Step[] = [{ what, argv: ['mkdir', '-p', top] }, { what, argv: ['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, top] }];
-  for (const sv of [...fs.subvolumes].sort((a, b) => a.path.split('/').length - b.path.split('/').length)) {
-    const parent = path.posix.dirname(sv.path);
-    if (parent !== '.') steps.push({ what, argv: ['mkdir', '-p', path.join(top, parent)] });
-    steps.push({ what, argv: ['btrfs', 'subvolume', 'create', path.join(top, sv.path)] });
-  }
-  steps.push({ what, argv: ['umount', top] }, { what, argv: ['rmdir', top] });
-  return steps;
-}
-
-/** mkdir + mount steps for the mounted filesystems and btrfs subvolumes, parents before children. */
-export function mountSteps(filesystems: Array<FilesystemSpec & { path: string }>, target: string): { steps: Step[]; mounts: ApplyPlan['mounts'] } {
-  const mounted = filesystems.flatMap(withSubvolumeMounts).filter((fs) => fs.mount && fs.type !== 'swap').sort((a, b) => a.mount!.split('/').filter(Boolean).length - b.mount!.split('/').filter(Boolean).length || a.mount!.localeCompare(b.mount!));
-  const steps: Step[] = [];
-  const mounts: ApplyPlan['mounts'] = [];
-  for (const fs of mounted) {
-    const where = fs.mount === '/' ? path.resolve(target) : path.join(path.resolve(target), fs.mount!);
-    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mkdir', '-p', where] });
-    const subvol = fs.mountOptions?.startsWith('subvol=') ? ['-o', fs.mountOptions.split(',')[0]] : [];
-    steps.push({ what: `mount ${fs.path} at ${fs.mount}`, argv: ['mount', '-t', fs.type, ...subvol, fs.path, where] });
-    mounts.push({ path: where, device: fs.path, type: fs.type });
-  }
-  return { steps, mounts };
 }
 
 /** Matches disks, checks sizes and builds every step; runs nothing. */
@@ -317,22 +249,95 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
   const { steps: mountPlan, mounts } = options.target ? mountSteps(filesystems, options.target) : { steps: [], mounts: [] };
   steps.push(...mountPlan);
   const root = filesystems.find((fs) => fs.mount === '/' || fs.subvolumes?.some((sv) => sv.mount === '/'));
-  return { disks, notes, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
+  return { disks, refusals: [], notes, devices, filesystems, steps, mounts, fstab: fstabFor(filesystems), espDevice, rootDevice: root?.path ?? null };
 }
 
-/** Plans, checks safety, and (unless dryRun) partitions, formats and mounts. */
-export async function applyLayout(layout: Layout, options: ApplyOptions = {}): Promise<ApplyPlan> {
-  const plan = await planLayout(layout, options);
-  if (options.dryRun) return plan;
+const quote = (arg: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+
+/** The plan as the shell commands it runs (a dry run prints this), after what would stop it. */
+export function formatPlan(plan: ApplyPlan): string {
+  const out: string[] = plan.refusals.map((r) => `# REFUSED (the real run stops here, before any command): ${r.message}; ${r.hint}`);
+  out.push(...plan.notes.map((n) => `# scaled: ${n}`));
+  for (const step of plan.steps) {
+    out.push(`# ${step.what}`);
+    const cmd = step.argv.map(quote).join(' ');
+    out.push(step.input !== undefined ? `${cmd} <<'EOF'\n${step.input}EOF` : cmd);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** What the kernel lists for each missing node (sysfs), for the error when they never appear. */
+function kernelView(paths: string[]): string {
+  return paths
+    .filter((p) => !existsSync(p))
+    .map((p) => {
+      const name = path.basename(p);
+      const dev = `/sys/class/block/${name}/dev`;
+      return `${p} (${existsSync(dev) ? `the kernel has it as ${readFileSync(dev, 'utf8').trim()}, but no device node` : 'the kernel does not list it'})`;
+    })
+    .join(', ');
+}
+
+async function waitForPaths(paths: string[], again?: string[], timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let nextTry = Date.now() + 1000;
+  await settle();
+  while (paths.some((p) => !existsSync(p))) {
+    // The kernel may miss an add (a busy loop device, a re-read racing ours, several disks
+    // partitioned at once): ask again each second, an update (-u) and then an add (-a).
+    if (again && Date.now() > nextTry) {
+      if (again[0] === 'partx') await run(['partx', '-u', again[again.length - 1]]).catch(() => {});
+      await run(again).catch(() => {});
+      await settle();
+      nextTry = Date.now() + 1000;
+    }
+    if (Date.now() > until) throw new LayoutApplyError(`device nodes did not appear: ${kernelView(paths)}`, 'check that the kernel sees the new partitions (partx -u) and that udev runs');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Runs the steps in order; the first failure stops with the step named. */
+export async function runSteps(steps: Step[], log: (line: string) => void = () => {}): Promise<void> {
+  for (const [i, step] of steps.entries()) {
+    log(`[${i + 1}/${steps.length}] ${step.what}: ${step.argv.map(quote).join(' ')}`);
+    try {
+      await run(step.argv, step.input).catch((err) => {
+        if (!step.mayFail) throw err;
+      });
+      if (step.waitFor) await waitForPaths(step.waitFor, step.mayFail ? step.argv : undefined);
+    } catch (err) {
+      if (err instanceof LayoutApplyError) throw err;
+      throw new LayoutApplyError(`step ${i + 1}/${steps.length} (${step.what}) failed: ${(err as Error).message}`, 'the disks are partly set up; fix the cause and apply the layout again (it starts from scratch)');
+    }
+  }
+}
+
+/** The safety checks on a plan: every reason the real run must not start (in this order). */
+export async function safetyRefusals(plan: Pick<ApplyPlan, 'disks'>, options: Pick<ApplyOptions, 'nodeDisks' | 'force'> = {}): Promise<LayoutError[]> {
   const nodeDisks = options.nodeDisks ?? (await listNodeDisks());
+  const out: LayoutError[] = [];
   for (const d of plan.disks) {
-    const node = nodeDisks.find((n) => n.path === d.device)!;
-    if (node.inUse) throw new DiskInUseError(`refusing to touch ${node.path}: ${node.inUse}`, 'unmount it (and stop its arrays and volume groups) first');
-    if (node.readOnly) throw new DiskInUseError(`refusing to touch ${node.path}: it is read-only`, 'check the disk or leave it out');
+    const node = nodeDisks.find((n) => n.path === d.device);
+    if (!node) out.push(new LayoutUnmatchedError(`refusing to touch ${d.device}: the node no longer lists it`, 'check the disks (lsblk) and apply again'));
+    else if (node.inUse) out.push(new DiskInUseError(`refusing to touch ${node.path}: ${node.inUse}`, 'unmount it (and stop its arrays and volume groups) first, or name other disks with --disks'));
+    else if (node.readOnly) out.push(new DiskInUseError(`refusing to touch ${node.path}: it is read-only`, 'check the disk or leave it out'));
   }
   if (!options.force && !isClonerBootEnvironment()) {
-    throw new LayoutNeedsForceError(`applying a layout erases ${plan.disks.map((d) => d.device).join(', ')}, and this is not the cloner boot environment`, 'add --force if you mean it (a --dry-run shows every command first)');
+    out.push(new LayoutNeedsForceError(`applying a layout erases ${plan.disks.map((d) => d.device).join(', ')}, and this is not the cloner boot environment`, 'add --force if you mean it (a --dry-run shows every command first)'));
   }
+  return out;
+}
+
+/**
+ * Plans, checks safety, and (unless dryRun) partitions, formats and mounts. A dry run makes
+ * the same checks and returns them in `refusals` instead of throwing the first.
+ */
+export async function applyLayout(layout: Layout, options: ApplyOptions = {}): Promise<ApplyPlan> {
+  const nodeDisks = options.nodeDisks ?? (await listNodeDisks());
+  const plan = await planLayout(layout, { ...options, nodeDisks });
+  const refusals = await safetyRefusals(plan, { ...options, nodeDisks });
+  if (options.dryRun) return { ...plan, refusals: refusals.map((e) => ({ code: e.code, message: e.message, hint: e.hint })) };
+  if (refusals.length) throw refusals[0];
   for (const note of plan.notes) options.log?.(`scaled: ${note}`);
   await runSteps(plan.steps, options.log);
   return plan;

@@ -13,8 +13,8 @@ import { ClonerError } from '../errors.ts';
 import type { RefStore } from '../store/interfaces.ts';
 import { getNode, NodeNotFoundError, type NodeRecord } from './registry.ts';
 
-export type PowerAction = 'on' | 'off' | 'reset' | 'status';
-export const POWER_ACTIONS: readonly PowerAction[] = ['on', 'off', 'reset', 'status'];
+import type { PowerAction } from './states.ts';
+export { POWER_ACTIONS, type PowerAction } from './states.ts';
 
 export class PowerError extends ClonerError {
   override readonly code = 'POWER_FAILED';

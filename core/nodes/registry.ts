@@ -9,6 +9,12 @@
  * `bmc.address=...`) and checks every value; a bad one is an error naming the key, and
  * nothing of the whole command is written. BMC passwords stay on the server: `publicView`
  * drops them from everything a client is shown.
+ *
+ * Across nodes, a MAC, an IP address (without its prefix) and a host name (the node's name
+ * when it has none; compared without case) belong to one node: a change that gives a node
+ * one another node has is refused naming that node (a clash stored before these checks
+ * does not block other changes). `changeNode` refuses a `cloner_image` that is not stored
+ * (listing the images) and a `cloner_revision` the image does not have.
  */
 import { isIP } from 'node:net';
 import type { DeployResult } from './deploy-state.ts';
@@ -19,10 +25,10 @@ import { armDeploy, dropDeployToken } from './deploy-tokens.ts';
 import { dropHostKeys } from './hostkeys.ts';
 import { dropHistory } from './history.ts';
 import type { RefStore } from '../store/interfaces.ts';
-import { getImage } from '../tree/images.ts';
+import { getImage, listImages } from '../tree/images.ts';
 
-export type Netboot = 'local' | 'cloner' | 'cloner-multicast';
-export const NETBOOT_STATES: readonly Netboot[] = ['local', 'cloner', 'cloner-multicast'];
+import { NETBOOT_STATES, type Netboot } from './states.ts';
+export { NETBOOT_STATES, type Netboot } from './states.ts';
 
 export type { NodeInterface, InterfaceType } from './network.ts';
 
@@ -41,6 +47,12 @@ export interface NodeRecord {
 
 export class NodeError extends ClonerError {
   override readonly code: string = 'NODE_INVALID';
+}
+
+/** A MAC, IP address or host name another node already has (HTTP 409). */
+export class NodeClashError extends NodeError {
+  override readonly code = 'NODE_CLASH';
+  override readonly status = 409;
 }
 
 export class NodeNotFoundError extends NodeError {
@@ -166,12 +178,31 @@ export async function updateNode(store: RefStore, name: string, change: (current
     const next = change(before ? (JSON.parse(before) as NodeRecord) : undefined);
     if (next) {
       if (next.name !== name) throw new NodeError(`a record for ${name} names ${next.name}`, 'internal: keep the name');
-      const taken = new Map((await listNodes(store)).filter((n) => n.name !== name).flatMap((n) => n.interfaces.filter((i) => i.mac).map((i) => [i.mac, n.name] as const)));
+      const others = (await listNodes(store)).filter((n) => n.name !== name);
+      const taken = new Map(others.flatMap((n) => n.interfaces.filter((i) => i.mac).map((i) => [i.mac, n.name] as const)));
       for (const i of next.interfaces) if (i.mac && taken.has(i.mac)) throw new NodeError(`MAC ${i.mac} of ${name} is already ${taken.get(i.mac)}'s`, 'a MAC identifies one node; fix or remove the other one');
+      checkClashes(next, before ? (JSON.parse(before) as NodeRecord) : undefined, others);
     }
     if (await store.casRef(key(name), before, next ? JSON.stringify(next) : undefined)) return next;
   }
   throw new NodeError(`node ${name} is being changed by too many writers at once`, 'retry');
+}
+
+const addressOf = (ip: string) => ip.split('/')[0].toLowerCase();
+const hostnameOf = (n: NodeRecord) => (n.hostname ?? n.name).toLowerCase();
+
+/** NodeClashError when `next` takes an IP address or host name another node has (values `before` had are not checked again). */
+function checkClashes(next: NodeRecord, before: NodeRecord | undefined, others: NodeRecord[]): void {
+  const had = new Set((before?.interfaces ?? []).filter((i) => i.ip).map((i) => addressOf(i.ip!)));
+  const owners = new Map(others.flatMap((n) => n.interfaces.filter((i) => i.ip).map((i) => [addressOf(i.ip!), `${n.name}'s (${i.name})`] as const)));
+  for (const i of next.interfaces) {
+    const address = i.ip ? addressOf(i.ip) : '';
+    if (address && !had.has(address) && owners.has(address)) throw new NodeClashError(`IP address ${address} of ${next.name} (${i.name}) is already ${owners.get(address)}`, 'an address belongs to one node; give this one another, or clear the other\'s first (IFACE.ip=)');
+  }
+  const host = hostnameOf(next);
+  if (before && hostnameOf(before) === host) return;
+  const holder = others.find((n) => hostnameOf(n) === host);
+  if (holder) throw new NodeClashError(`host name ${host} of ${next.name} is already ${holder.name}'s${holder.hostname ? '' : ' (its node name)'}`, 'a host name belongs to one node; set another with hostname=NAME');
 }
 
 /** The node owning a MAC address, for netboot and identify. */
@@ -206,6 +237,7 @@ export async function assignmentOf(store: RefStore, node: NodeRecord): Promise<A
 
 /** Applies settings to a node (a new one with `create`, which must not exist yet; else it must). */
 export async function changeNode(store: RefStore, name: string, settings: string[], create: boolean): Promise<NodeRecord> {
+  await checkAssignment(store, name, settings);
   const node = await updateNode(store, name, (current) => {
     if (create && current) throw new NodeError(`node ${name} already exists`, `change it with: cloner nodes set --nodes ${name} key=value`);
     if (!create && !current) throw new NodeNotFoundError(`no node named ${name}`, 'add it with: cloner nodes add NAME');
@@ -214,6 +246,26 @@ export async function changeNode(store: RefStore, name: string, settings: string
   // Setting netboot (to cloner: again too) starts a new arm, the one boot that may get a deploy token.
   if (settings.some((s) => s.startsWith('netboot='))) await (node!.netboot === 'local' ? dropDeployToken(store, name) : armDeploy(store, name));
   return node!;
+}
+
+/** The last value `settings` give `key`, if any. */
+const lastSetting = (settings: string[], key: string) => settings.filter((s) => s.startsWith(`${key}=`)).at(-1)?.slice(key.length + 1);
+
+/** NodeError when the settings assign an image that is not stored, or a revision it lacks. */
+async function checkAssignment(store: RefStore, name: string, settings: string[]): Promise<void> {
+  const imageName = lastSetting(settings, 'cloner_image');
+  const revision = lastSetting(settings, 'cloner_revision');
+  if (!imageName && !revision) return;
+  const wanted = imageName ?? (NAME.test(name) ? (await getNode(store, name))?.cloner_image : undefined);
+  if (!wanted || !NAME.test(wanted)) return; // applySettings reports a bad name; a revision without an image is checked at deploy
+  const image = await getImage(store, wanted);
+  if (!image) {
+    const names = (await listImages(store)).map((i) => i.name).sort();
+    throw new NodeError(`cloner_image: no image named ${wanted}${names.length ? ` (images: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, and ${names.length - 10} more` : ''})` : ' (the store has no images yet)'}`, 'capture it first with cloner new-image, or pick one listed by cloner image-list');
+  }
+  if (revision && /^[1-9]\d{0,8}$/.test(revision) && !image.revisions.some((r) => r.n === Number(revision))) {
+    throw new NodeError(`cloner_revision: image ${wanted} has no revision ${revision} (revisions: ${image.revisions.map((r) => r.n).join(', ')})`, 'pick one listed by cloner image-details, or cloner_revision= for the latest');
+  }
 }
 
 /** Removes a node, and with it its deploy token, kept SSH host keys and deploy history. */

@@ -2,8 +2,14 @@
  * Chunk identity: the BLAKE3-256 digest of a chunk's uncompressed bytes, written as
  * 64 lower-case hex characters in every API, manifest and URL.
  */
-import { blake3 } from '@napi-rs/blake-hash';
+import { createRequire } from 'node:module';
 import { InvalidChunkError } from './errors.ts';
+
+// The BLAKE3 addon is loaded on the first hash, not with this module: commands that only
+// name chunks (`cloner image-list`, `--help`) then start without its dlopen (~5 ms of a
+// ~100 ms start, bench/startup.ts).
+let addon: typeof import('@napi-rs/blake-hash') | undefined;
+const blake3 = (data: Uint8Array): Buffer => (addon ??= createRequire(import.meta.url)('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash')).blake3(data);
 
 export type ChunkId = string;
 

@@ -4,7 +4,7 @@
  * instead when compression saves less than ~5%; `decodeChunk` reverses it and checks the
  * BLAKE3 id, so every reader detects corruption. Stores keep the codec byte beside the data.
  */
-import { compressSync, uncompressSync } from 'lz4-napi';
+import { createRequire } from 'node:module';
 import { chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { ChunkCorruptError } from './errors.ts';
 
@@ -23,6 +23,13 @@ export interface EncodedChunk {
 }
 
 const MIN_SAVING = 0.05;
+
+// The LZ4 addon is loaded when a chunk is first encoded or decoded, not with this module
+// (see chunk-id.ts: commands that touch no chunk start without its dlopen).
+let lz4: typeof import('lz4-napi') | undefined;
+const addon = () => (lz4 ??= createRequire(import.meta.url)('lz4-napi') as typeof import('lz4-napi'));
+const compressSync = (data: Buffer) => addon().compressSync(data);
+const uncompressSync = (data: Buffer) => addon().uncompressSync(data);
 
 export function encodeChunk(raw: Uint8Array, id: ChunkId = chunkIdOf(raw)): EncodedChunk {
   const rawBuf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);

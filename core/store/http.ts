@@ -16,7 +16,7 @@
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
  */
 import pLimit from 'p-limit';
-import { API, routePath } from '../api/routes.ts';
+import { API, routePath } from '../api/endpoints.ts';
 import { ClonerError } from '../errors.ts';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
@@ -135,28 +135,63 @@ export class HttpStore implements ChunkReader, ChunkWriter {
       response = await fetch(`${this.url}${route}`, { ...init, headers });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ServerUnreachableError(`cannot reach the cloner server at ${this.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, 'check --server (host, host:port or URL) and that cloner-server runs there');
+      throw this.unreachable(cause?.code ?? cause?.message ?? (err as Error).message);
     }
     if (response.ok || response.status === 304) return response;
+    throw this.refusal(response.status, await response.text().catch(() => ''), init.method ?? 'GET', route);
+  }
+
+  /**
+   * A JSON request and its parsed answer, over node:http rather than fetch: most CLI and
+   * agent calls are one small JSON request, and loading fetch (undici) costs a start ~50 ms
+   * of CPU where node:http costs ~5 ms (bench/startup.ts). node:http is taken with
+   * process.getBuiltinModule: its ES module wrapper (`import`) reads every export, which
+   * loads undici anyway. Errors as `request`'s; a kept-alive connection the server closed
+   * just as it was reused (ECONNRESET on a reused socket) is tried once more on a new one.
+   */
+  async requestJson<T>(route: string, method = 'GET', body?: unknown): Promise<T> {
+    const mod = (this.url.startsWith('https:') ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http')) as typeof import('node:http');
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: { [key: string]: string | number } = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
+    const once = (fresh: boolean) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = mod.request(`${this.url}${route}`, { method, headers, ...(fresh ? { agent: false } : {}) }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (piece: Buffer) => parts.push(piece));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+          res.on('error', reject);
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => reject(req.reusedSocket && err.code === 'ECONNRESET' && !fresh ? err : this.unreachable(err.code ?? err.message)));
+        req.end(payload);
+      });
+    const { status, text } = await once(false).catch((err) => (err instanceof ServerUnreachableError ? Promise.reject(err) : once(true)));
+    if (status < 200 || status > 299) throw this.refusal(status, text, method, route);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ServerError(status, 'BAD_ANSWER', `${method} ${route}: the server's answer is not JSON`, 'check that --server names a cloner server');
+    }
+  }
+
+  private unreachable(why: string): ServerUnreachableError {
+    return new ServerUnreachableError(`cannot reach the cloner server at ${this.url}: ${why}`, 'check --server (host, host:port or URL) and that cloner-server runs there');
+  }
+
+  /** The error for a non-2xx answer: the server's code, message and hint from its JSON body. */
+  private refusal(status: number, text: string, method: string, route: string): Error {
     let body: { error?: string; message?: string; hint?: string } = {};
     try {
-      body = (await response.json()) as typeof body;
+      const parsed: unknown = JSON.parse(text);
+      if (parsed && typeof parsed === 'object') body = parsed as typeof body;
     } catch {
       // not JSON: keep the status alone
     }
-    const code = body.error ?? `HTTP_${response.status}`;
-    const message = body.message ?? `${init.method ?? 'GET'} ${route} answered ${response.status}`;
-    if (code === 'CHUNK_CORRUPT') throw new ChunkCorruptError(route, message);
-    throw new ServerError(response.status, code, message, body.hint ?? '');
-  }
-
-  async requestJson<T>(route: string, method = 'GET', body?: unknown): Promise<T> {
-    const init: RequestInit = { method };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers = { 'content-type': 'application/json' };
-    }
-    return (await (await this.request(route, init)).json()) as T;
+    const code = typeof body.error === 'string' ? body.error : `HTTP_${status}`;
+    const message = typeof body.message === 'string' ? body.message : `${method} ${route} answered ${status}`;
+    if (code === 'CHUNK_CORRUPT') return new ChunkCorruptError(route, message);
+    return new ServerError(status, code, message, typeof body.hint === 'string' ? body.hint : '');
   }
 
   async has(id: ChunkId): Promise<boolean> {

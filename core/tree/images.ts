@@ -78,6 +78,8 @@ export interface ImageRecord {
 export interface VersionedRecord {
   name: string;
   versions: Array<{ n: number; created: string; object: ChunkId }>;
+  /** The highest number ever given, kept when that version is deleted: numbers are never reused. */
+  last?: number;
 }
 
 export type ImageStore = RefStore & Pick<ChunkReader, 'get' | 'getMany' | 'hasMany'> & { withoutPrune<T>(work: () => Promise<T>): Promise<T> };
@@ -295,7 +297,7 @@ export async function putVersion(store: ImageStore, kind: 'layout' | 'options' |
     for (let attempt = 0; attempt < 100; attempt++) {
       const before = await store.getRef(key);
       const record: VersionedRecord = before ? JSON.parse(before) : { name, versions: [] };
-      const n = (record.versions.at(-1)?.n ?? 0) + 1;
+      const n = Math.max(record.last ?? 0, record.versions.at(-1)?.n ?? 0) + 1;
       record.versions.push({ n, created: new Date().toISOString(), object: objectId });
       if (await store.casRef(key, before, JSON.stringify(record))) return n;
     }

@@ -45,6 +45,8 @@ export interface RestoreProgress {
   files: number;
   bytes: number;
   totalBytes: number;
+  /** Files with data to write (what `files` counts up to), known once the data phase starts. */
+  totalFiles?: number;
 }
 
 export interface RestoreOptions {
@@ -248,6 +250,8 @@ export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, of
 export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: string[], openFile: (index: number) => number, targets: ChunkTargets, progress: RestoreProgress, onChunk?: (bytes: number) => void): Promise<void> {
   const remaining = new Array<number>(paths.length).fill(0);
   for (const list of targets.values()) for (const [index] of list) remaining[index]++;
+  // The files counted below as their last chunk is written: the total for the ETA.
+  progress.totalFiles = (progress.totalFiles ?? 0) + remaining.filter((n) => n > 0).length;
   const open = new Map<number, number>();
   try {
     for await (const [id, data] of reader.getMany(targets.keys())) {

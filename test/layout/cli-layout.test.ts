@@ -72,7 +72,7 @@ if (blocker) {
       assert.equal(listed.map((l: { name: string; versions: number }) => [l.name, l.versions]), [['node', 2]]);
 
       const target = path.join(dir, 'target');
-      r = cloner('disklayout-apply', '--store', store, '--disklayout', 'node', '--disks', blank, '--target', target, '--dry-run');
+      r = cloner('disklayout-apply', '--store', store, '--disklayout', 'node', '--disks', blank, '--target', target, '--dry-run', '--force');
       assert.is(r.code, 0, r.err);
       assert.match(r.out, new RegExp(`sfdisk --quiet --wipe always --wipe-partitions always ${blank} <<'EOF'\\nlabel: gpt\\nunit: sectors\\n\\n${blank}p1 : start=2048, size=262144, type=0657FD6D`));
       assert.is(sh(['wipefs', '-n', blank]).trim(), '');

@@ -130,7 +130,7 @@ if (blocker) {
       const picky: Layout = { ...layout, disks: [{ ...layout.disks[0], match: { model: 'NoSuchModel*' } }] };
       const unmatched = await planLayout(picky, { devices: [larger] }).catch((e) => e);
       assert.is(unmatched.code, 'LAYOUT_DISK_UNMATCHED');
-      assert.match(unmatched.message, /layout disk "disk0" \(model=NoSuchModel\*\) matches no disk of this node; free disks: loop\d+ 1\.56 GiB loop/);
+      assert.match(unmatched.message, /layout disk "disk0" \(model=NoSuchModel\*\) matches no disk of this node; disks not taken: loop\d+ 1\.56 GiB loop/);
     });
   });
 }

@@ -24,7 +24,7 @@ if (command === 'capture') {
 } else if (command === 'sync') {
   process.stdout.write(JSON.stringify(await checkLayoutSync(await layoutAt(args[0]), { devices: list(args[1]) })));
 } else if (command === 'dry-run') {
-  process.stdout.write(formatPlan(await applyLayout(await layoutAt(args[0]), { devices: list(args[1]), dryRun: true, target: '/mnt/never' })));
+  process.stdout.write(formatPlan(await applyLayout(await layoutAt(args[0]), { devices: list(args[1]), dryRun: true, force: true, target: '/mnt/never' })));
 } else {
   process.stderr.write('usage: vm-layout-tool.ts capture ROOT | apply LAYOUT TARGET DEVS | sync LAYOUT DEVS | dry-run LAYOUT DEVS\n');
   process.exit(2);

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { claimHostKeys, DEPLOY_TOKEN_TTL_MS, deployTokenNode, issueDeployToken } from '../../core/nodes/deploy-tokens.ts';
 import { deployPlan, LiveDeploys } from '../../core/nodes/deploy.ts';
 import { getHostKeys, putHostKeys } from '../../core/nodes/hostkeys.ts';
-import { changeNode, getNode, removeNode } from '../../core/nodes/registry.ts';
+import { changeNode, getNode, removeNode, updateNode } from '../../core/nodes/registry.ts';
 import { ClonerError } from '../../core/errors.ts';
 import { withStore } from '../helpers/store.ts';
 import { file, makeTree } from '../helpers/fixtures.ts';
@@ -81,7 +81,8 @@ test('a plan needs an assigned, existing image; host keys are stored once; remov
   await withStore(async (store) => {
     await changeNode(store, 'n1', ['eth0.mac=52:54:00:00:00:01'], true);
     await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('NODE_INVALID'));
-    await changeNode(store, 'n1', ['cloner_image=missing'], false);
+    // An image deleted after it was assigned (changeNode refuses an unknown one).
+    await updateNode(store, 'n1', (n) => ({ ...n!, cloner_image: 'missing' }));
     await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('IMAGE_NOT_FOUND'));
     await rejects(() => getHostKeys(store, 'n1'), (e: unknown) => e instanceof ClonerError && e.status === 404);
     assert.is(await putHostKeys(store, 'n1', { ssh_host_ed25519_key: 'AAAA' }), 1);
@@ -121,7 +122,9 @@ test('a plan: the latest revision, or the one cloner_revision pins; the revision
     assert.is(plan.revision.tree, revisions[0].tree);
     assert.is(plan.layout?.name, 'big');
     assert.is(plan.layout?.layout.disks[0].id, 'b');
-    await changeNode(store, 'n1', ['cloner_revision=7'], false);
+    // A revision the image lacks is refused when set; one that went later fails the plan.
+    await rejects(() => changeNode(store, 'n1', ['cloner_revision=7'], false), (e: unknown) => e instanceof ClonerError && /cloner_revision: image img has no revision 7 \(revisions: 1, 2\)/.test(e.message));
+    await updateNode(store, 'n1', (n) => ({ ...n!, cloner_revision: 7 }));
     await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('IMAGE_NOT_FOUND'));
     await changeNode(store, 'n1', ['cloner_revision=', 'cloner_layout=nosuch'], false);
     await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('LAYOUT_NOT_FOUND'));
