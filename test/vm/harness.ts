@@ -29,9 +29,6 @@ import path from 'node:path';
 import { haveTool } from '../../core/tools.ts';
 import { ensureVmImage, projectRoot, vmImageBuildBlocker, cachedVmImage, type VmImage } from './image.ts';
 
-/** The CPU model of a VM under TCG (the qemu default accelerator here): SSE4.2, no AVX. */
-export const TCG_CPU = 'Nehalem';
-
 export interface VmDiskSpec {
   /** Size with a K/M/G/T suffix, e.g. '2G'. */
   size: string;
@@ -162,14 +159,11 @@ export class Vm {
   }
 
   private qemuArgs(): string[] {
-    // Under TCG a conservative CPU model: `-cpu max` on qemu 7.2 advertises AVX/AVX2 and
-    // 5-level paging, whose young emulation crashed Node in the guest now and then (a
-    // segfault in vm-layout's capture, CI).
     const o = this.options;
     const accel = process.env.CLONER_VM_ACCEL ?? 'tcg';
     const args = [
       '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot',
-      '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : TCG_CPU,
+      '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max',
       '-smp', String(o.cpus ?? 2), '-m', String(o.memoryMiB ?? 1024),
       '-serial', `file:${path.join(this.work, 'console.log')}`,
       ...(this.fromDisk ? [] : ['-kernel', this.image.kernel, '-initrd', this.image.initrd, '-append', 'root=LABEL=cloner-vm rw console=ttyS0 init=/usr/local/sbin/cloner-vm-init panic=-1 net.ifnames=0 quiet loglevel=4']),
