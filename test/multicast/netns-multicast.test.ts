@@ -9,8 +9,8 @@
  * were counted. Then after update-filesystem, with 1% loss on every node (simulated in the
  * receiver: this kernel has no sch_netem) and 5% plus a real 30 Mbit/s tbf limit on the
  * last node's link: the nodes lack (and register) only the new chunks, everyone finishes,
- * the last node over unicast after being dropped as slow. A node killed mid-session and
- * restarted (its mounts gone, as after a reboot) rejoins the session or falls back, and completes.
+ * the last node over unicast after being dropped as slow. A node's agent killed mid-session
+ * and started again with its boot token rejoins the session or falls back, and completes.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -65,8 +65,10 @@ if (blocker) {
       assert.match(ipxe, /cloner\.mode=multicast/);
       return /cloner\.token=(\S+)/.exec(ipxe)![1];
     };
-    const agent = (i: number, env: NodeJS.ProcessEnv = {}) => {
-      const child = lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, `--token=${bootToken(i)}`, '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--multicast', '--poll-s', '1', '--multicast-wait-s', '300', '--retry-deadline-s', '60', '--stall-s', '5'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '2000', ...env } });
+    const tokens = new Map<number, string>();
+    const agent = (i: number, env: NodeJS.ProcessEnv = {}, token = bootToken(i)) => {
+      tokens.set(i, token);
+      const child = lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, `--token=${token}`, '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--multicast', '--poll-s', '1', '--multicast-wait-s', '300', '--retry-deadline-s', '60', '--stall-s', '5'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '2000', ...env } });
       if (process.env.CLONER_TEST_LOG_DIR) {
         const log = path.join(process.env.CLONER_TEST_LOG_DIR, `${nodeName(i)}.log`);
         child.stdout!.on('data', (d) => appendFileSync(log, d));
@@ -102,15 +104,16 @@ if (blocker) {
     if (process.env.CLONER_TEST_LOG_DIR) console.log('# all waiting');
     const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
     const forger = finished(lab.spawnIn(lab.serverNs, [process.execPath, 'test/multicast/forger.ts', start.session.group, String(start.session.port), start.session.id, '4000']));
-    // One node restarts mid-session, as a reboot would (its agent killed once data flows,
-    // its mounts gone): it rejoins the session, or finishes over unicast, and completes.
+    // One node's agent dies mid-session and the boot environment starts it again with the
+    // same boot token, as its retry loop does (killed once data flows, its mounts gone): it
+    // rejoins the session, or finishes over unicast, and completes.
     const victim = 1;
     const until = Date.now() + 60_000;
     while (!(status().sessions.find((s) => s.id === start.session.id)?.sent.bytes ?? 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     runs[victim].child.kill('SIGKILL');
     assert.is((await runs[victim]).code, null, 'the victim was killed before it finished');
     spawnSync('umount', ['-R', path.join(dir, `target${victim}`)]);
-    runs[victim] = agent(victim);
+    runs[victim] = agent(victim, {}, tokens.get(victim));
     const results = await Promise.all(runs);
     assert.is((await forger).code, 0);
     results.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
