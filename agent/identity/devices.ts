@@ -71,6 +71,9 @@ export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabCha
     const notes: string[] = [];
     const next = text.replace(TOKEN, (m) => {
       let to = map.get(m.toLowerCase());
+      // An array or PV by its id (md-uuid-8:8:8:8, lvm-pv-uuid-6-4-4-4-4-4-6): the id maps.
+      const byId = /^(\/dev\/disk\/by-id\/(?:md-uuid-|lvm-pv-uuid-))(.+)$/.exec(m);
+      if (byId && map.has(byId[2].toLowerCase())) to = `${byId[1]}${map.get(byId[2].toLowerCase())}`;
       if (!to && m.startsWith('/dev/disk/')) {
         const r = mapDiskLink(m, disks);
         if (r.to) to = r.to;

@@ -24,7 +24,7 @@ const N_SWAP_PART = 'aaaa0000-2222-4000-8000-0000000000b2';
 const G_MD = '6f3c2a1b:9d8e7f60:1a2b3c4d:5e6f7081';
 const N_MD = '0a0b0c0d:11223344:55667788:99aabbcc';
 const G_PVID = 'Gq1Xq2Xq3Xq4Xq5Xq6Xq7Xq8Xq9Xq0Xq';
-const N_PV = 'Nn1Aa2-Bb3C-c4Dd-5Ee6-Ff7G-g8Hh9Ii0J';
+const N_PV = 'Nn1Aa2-Bb3C-c4Dd-5Ee6-Ff7G-g8Hh-9Ii0Jk';
 const FS: NodeFilesystem[] = [
   { spec: { device: 'boot', type: 'ext4', mount: '/boot', uuid: '11111111-1111-4111-8111-111111111111' }, uuid: 'aaaaaaaa-0000-4000-8000-00000000000a', device: '/dev/sda1', partuuid: N_BOOT_PART },
   { spec: { device: 'swap', type: 'swap', uuid: '22222222-2222-4222-8222-222222222222' }, uuid: 'bbbbbbbb-0000-4000-8000-00000000000b', device: '/dev/sda2', partuuid: N_SWAP_PART },
@@ -32,6 +32,7 @@ const FS: NodeFilesystem[] = [
 ];
 const ONE_DISK: NodeDisk[] = [{ id: 'a', goldenSerial: 'GOLDENSER1', device: '/dev/sda', links: ['/dev/disk/by-id/ata-NODEDISK_NODESER9', '/dev/disk/by-id/wwn-0x5000c500aaaa0001', '/dev/disk/by-path/pci-0000:00:17.0-ata-2'] }];
 const NODE = applySettings(newNode('node31'), ['hostname=node31']);
+const dashed = (id: string) => `${id.slice(0, 6)}-${[6, 10, 14, 18, 22].map((i) => id.slice(i, i + 4)).join('-')}-${id.slice(26)}`;
 const read = (root: string, rel: string) => readFileSync(path.join(root, rel), 'utf8');
 
 test('PARTUUIDs, rd.md.uuid=, LVM\'s devices file and by-id/by-path names become the node\'s', async () => {
@@ -42,7 +43,7 @@ test('PARTUUIDs, rd.md.uuid=, LVM\'s devices file and by-id/by-path names become
       'etc/default/grub': file(`GRUB_CMDLINE_LINUX="rd.md.uuid=${G_MD} rd.lvm.lv=vg0/root resume=PARTUUID=${G_SWAP_PART}"\n`),
       'etc/kernel/cmdline': file(`root=/dev/vg0/root rd.md.uuid=${G_MD} resume=/dev/disk/by-partuuid/${G_SWAP_PART}\n`),
       'etc/mdadm/mdadm.conf': file(`ARRAY /dev/md/pv metadata=1.2 UUID=${G_MD} name=golden01:pv\n`),
-      'etc/lvm/lvm.conf': file('devices {\n  filter = [ "a|^/dev/disk/by-id/ata-GOLDENDISK_GOLDENSER1-part3$|", "a|^/dev/md/pv$|", "r|.*|" ]\n}\n'),
+      'etc/lvm/lvm.conf': file(`devices {\n  filter = [ "a|^/dev/disk/by-id/ata-GOLDENDISK_GOLDENSER1-part3$|", "a|^/dev/disk/by-id/md-uuid-${G_MD}$|", "a|/dev/disk/by-id/lvm-pv-uuid-${dashed(G_PVID)}|", "r|.*|" ]\n}\n`),
       'etc/lvm/devices/system.devices': file(`# LVM uses devices listed in this file.\nVERSION=1.1.7\nIDTYPE=md_uuid IDNAME=${G_MD.replace(/:/g, '')} DEVNAME=/dev/md127 PVID=${G_PVID}\n`),
       'etc/crypttab': file('cdata /dev/disk/by-id/wwn-0x5000c500gold0001-part4 none luks\n'),
       'etc/initramfs-tools/conf.d/extra': file('# the disk by its slot\nBOOT_DISK=/dev/disk/by-path/pci-0000:00:1f.2-ata-1\n'),
@@ -53,7 +54,7 @@ test('PARTUUIDs, rd.md.uuid=, LVM\'s devices file and by-id/by-path names become
     assert.is(read(root, 'etc/fstab'), `PARTUUID=${N_BOOT_PART} /boot ext4 defaults 0 2\nPARTUUID=${N_SWAP_PART} none swap sw 0 0\n/dev/vg0/root / ext4 defaults 0 1\n`);
     assert.is(read(root, 'etc/default/grub'), `GRUB_CMDLINE_LINUX="rd.md.uuid=${N_MD} rd.lvm.lv=vg0/root resume=PARTUUID=${N_SWAP_PART}"\n`);
     assert.is(read(root, 'etc/kernel/cmdline'), `root=/dev/vg0/root rd.md.uuid=${N_MD} resume=/dev/disk/by-partuuid/${N_SWAP_PART}\n`);
-    assert.is(read(root, 'etc/lvm/lvm.conf'), 'devices {\n  filter = [ "a|^/dev/disk/by-id/ata-NODEDISK_NODESER9-part3$|", "a|^/dev/md/pv$|", "r|.*|" ]\n}\n');
+    assert.is(read(root, 'etc/lvm/lvm.conf'), `devices {\n  filter = [ "a|^/dev/disk/by-id/ata-NODEDISK_NODESER9-part3$|", "a|^/dev/disk/by-id/md-uuid-${N_MD}$|", "a|/dev/disk/by-id/lvm-pv-uuid-${N_PV}|", "r|.*|" ]\n}\n`);
     assert.is(read(root, 'etc/crypttab'), 'cdata /dev/disk/by-id/wwn-0x5000c500aaaa0001-part4 none luks\n');
     assert.is(read(root, 'etc/initramfs-tools/conf.d/extra'), '# the disk by its slot\nBOOT_DISK=/dev/disk/by-path/pci-0000:00:17.0-ata-2\n');
     const devices = read(root, 'etc/lvm/devices/system.devices');
@@ -78,7 +79,7 @@ test('ambiguous golden ids are reported, never silently kept: an unknown serial 
       'etc/lvm/devices/system.devices': file(`VERSION=1.1.2\nIDTYPE=devname IDNAME=/dev/sda3 DEVNAME=/dev/sda3 PVID=${G_PVID}\nIDTYPE=devname IDNAME=/dev/sdb3 DEVNAME=/dev/sdb3 PVID=Zq1Xq2Xq3Xq4Xq5Xq6Xq7Xq8Xq9Xq0Xq\n`),
     });
     const scan = `ARRAY /dev/md/a metadata=1.2 UUID=${N_MD} name=node31:a\n`;
-    const pvs = [{ device: '/dev/sda3', uuid: N_PV, vg: 'vg0' }, { device: '/dev/sdb3', uuid: 'Mm1Aa2-Bb3C-c4Dd-5Ee6-Ff7G-g8Hh9Ii0J', vg: 'vg0' }];
+    const pvs = [{ device: '/dev/sda3', uuid: N_PV, vg: 'vg0' }, { device: '/dev/sdb3', uuid: 'Mm1Aa2-Bb3C-c4Dd-5Ee6-Ff7G-g8Hh-9Ii0Jk', vg: 'vg0' }];
     const r = applyIdentity({ target: root, node: NODE, filesystems: FS.slice(2), hostKeys: null, mdadmScan: scan, pvs, disks: twoDisks });
     const all = r.warnings.join('\n');
     // The paired ones are rewritten: array a by name, disk b by its serial.
@@ -88,7 +89,7 @@ test('ambiguous golden ids are reported, never silently kept: an unknown serial 
     assert.match(all, /\/etc\/crypttab names devices this node does not have: .*ata-OTHER_UNKNOWN-part1 \(no layout disk has the serial it names\).*pci-0000:00:1f\.2-ata-1-part3 \(a by-path name maps only with a single-disk layout\)/);
     assert.match(all, /\/etc\/lvm\/lvm\.conf names devices this node does not have: .*lvm-pv-uuid-/);
     // Two PVs each side in no defined order: the devices file is the node's, its PVIDs not guessed in lvm.conf.
-    assert.match(read(root, 'etc/lvm/devices/system.devices'), /PVID=Nn1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9Ii0J\n.*PVID=Mm1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9Ii0J\n/);
+    assert.match(read(root, 'etc/lvm/devices/system.devices'), /PVID=Nn1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9Ii0Jk\n.*PVID=Mm1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9Ii0Jk\n/);
   });
 });
 
