@@ -6,10 +6,12 @@
  * same on every node (mkfs -L). In the GRUB defaults (and grub.d), GRUB's config, the kernel
  * command line files (etc/kernel/cmdline, BLS entries), initramfs-tools' conf.d/resume,
  * dracut's conf.d, crypttab, the LVM configuration, each golden UUID becomes the node's
- * (UUID=, resume=, root=, /dev/disk/by-uuid/). mdadm.conf's ARRAY lines are the arrays made
- * on the node (`mdadm --detail --scan`, probed by the agent). What is left naming a device by
- * an identifier the node does not have (a UUID, PARTUUID, /dev/disk/by-id|by-path name) is a
- * warning. `changed` tells the agent to regenerate the initramfs (and then GRUB's config).
+ * (UUID=, resume=, root=, /dev/disk/by-uuid/); so do golden PARTUUIDs, md array UUIDs (8:8:8:8,
+ * rd.md.uuid=, by-id/md-uuid-), PVIDs (by-id/lvm-pv-uuid-) and /dev/disk/by-id|by-path disk
+ * names, paired as identity/device-ids.ts says. mdadm.conf's ARRAY lines are the arrays made
+ * on the node (`mdadm --detail --scan`, probed by the agent); LVM's system.devices lists the
+ * node's PVs. What is left naming a device by an identifier the node does not have (a UUID,
+ * PARTUUID, array, golden PVID, by-id|by-path name) is a warning, with why it was not paired. `changed` tells the agent to regenerate the initramfs (and then GRUB's config).
  */
 import type { TargetFiles } from './files.ts';
 import type { NodeFilesystem } from './fstab.ts';
