@@ -14,6 +14,10 @@
  * First, when the identity step changed a block-device reference of the boot chain (fstab,
  * resume=, mdadm.conf, crypttab, ...), the initramfs is made anew with the image's own tool
  * (regenerateInitramfs); GRUB's config is generated after it, so both name the node's devices.
+ * When that tool fails the deploy fails (InitramfsError: the tool, its exit status and last
+ * output lines): the boot configuration already names the node's devices while the golden's
+ * initramfs still names the golden's, a node that would wait at boot for devices it does not
+ * have; the phase stops before grub-install so nothing claims the node bootable.
  * An image without GRUB is left as it is, with a warning. Returns the warnings. The EFI
  * entry rules are core/boot/efi.ts (shared with `cloner fix-efiboot`).
  */
@@ -22,7 +26,12 @@ import path from 'node:path';
 import type { ApplyPlan } from '../core/layout/apply.ts';
 import type { Layout } from '../core/layout/model.ts';
 import { EFI_LOADER_DIR, setEfiEntry } from '../core/boot/efi.ts';
+import { ClonerError } from '../core/errors.ts';
 import { haveTool, run } from '../core/tools.ts';
+
+export class InitramfsError extends ClonerError {
+  override readonly code = 'INITRAMFS_FAILED';
+}
 
 /** Where a layout's EFI system partition is: its disk and number (for efibootmgr) and mount point. */
 export interface EspLocation {
@@ -53,7 +62,14 @@ export async function regenerateInitramfs(target: string, log: (line: string) =>
   if (!tool) return 'the boot configuration names the node\'s devices now, but the image has no initramfs tool (update-initramfs, dracut, mkinitcpio): its initramfs still names the golden\'s';
   const argv = tool.endsWith('update-initramfs') ? [`/${tool}`, '-u', '-k', 'all'] : tool.endsWith('dracut') ? [`/${tool}`, '--regenerate-all', '--force'] : [`/${tool}`, '-P'];
   log(`initramfs: ${argv.join(' ')} (the boot configuration names the node's devices now)`);
-  await chroot(argv);
+  try {
+    await chroot(argv);
+  } catch (err) {
+    const cause = (err as Error & { cause?: { code?: number | string; signal?: string | null } }).cause;
+    const status = typeof cause?.code === 'number' ? `exit ${cause.code}` : cause?.signal ? `signal ${cause.signal}` : 'failed';
+    const last = (err as Error).message.replace(/^.*? failed: /, '');
+    throw new InitramfsError(`the image's initramfs tool failed (${argv.join(' ')}, ${status}): ${last}`, "the node's boot configuration names its new devices but its initramfs would still name the golden's: fix the image's initramfs tool (its output above), then deploy again");
+  }
   return null;
 }
 

@@ -10,7 +10,8 @@
  *   - the golden's network configuration, wherever the image's stacks read it, disabled
  *     (identity/network-find.ts), and the registry's interfaces written in the image's
  *     format (identity/network-write.ts);
- *   - DHCP leases and LVM's system.devices (it names the golden node's disks) removed;
+ *   - DHCP leases removed; LVM's system.devices (it names the golden node's disks) written
+ *     from the node's PVs, or removed;
  *   - SSH host keys: the node's own, kept by the server (made on the first deploy);
  *   - /etc/fstab: the layout's filesystems' entries rewritten (identity/fstab.ts), and every
  *     other golden block-device reference of the boot chain (identity/devices.ts);
@@ -26,6 +27,7 @@ import { TargetRoot } from '../core/tree/beneath.ts';
 import { TargetFiles, type IdentityChange } from './identity/files.ts';
 import { mergeFstab, type NodeFilesystem } from './identity/fstab.ts';
 import { rewriteDeviceReferences } from './identity/devices.ts';
+import type { NodeDisk, NodePv } from './identity/device-ids.ts';
 import { goldenNames } from './identity/golden-names.ts';
 import { labelWritten, policyLabeler } from './identity/selinux.ts';
 import { hostsFile } from './identity/hosts.ts';
@@ -35,6 +37,7 @@ import { networkFiles, type NetworkFormat } from './identity/network-write.ts';
 export { IdentityError, IMAGE_FILES_DIR, type IdentityChange } from './identity/files.ts';
 export { hostsFile } from './identity/hosts.ts';
 export { mergeFstab, type NodeFilesystem } from './identity/fstab.ts';
+export type { NodeDisk, NodePv } from './identity/device-ids.ts';
 export { ifcfgFile, ifupdownStanza, networkdFiles, nmKeyfile, netplanFile, type NetworkFormat } from './identity/network-write.ts';
 
 export interface IdentityOptions {
@@ -46,6 +49,10 @@ export interface IdentityOptions {
   hostKeys: Record<string, Buffer> | null;
   /** `mdadm --detail --scan` on the node when the layout made arrays (mdadm.conf's ARRAY lines). */
   mdadmScan?: string | null;
+  /** The PVs the layout made on the node (system.devices is written from them; without, it is removed). */
+  pvs?: NodePv[] | null;
+  /** The layout's disks on the node with their /dev/disk/by-id|by-path names. */
+  disks?: NodeDisk[];
 }
 
 export interface IdentityReport {
@@ -164,7 +171,8 @@ function applyIdentityIn(t: TargetFiles, o: IdentityOptions): IdentityReport {
   for (const dir of ['var/lib/dhcp', 'var/lib/dhclient', 'var/lib/NetworkManager']) {
     for (const name of t.list(dir)) if (/\.lease(s)?$/.test(name) || name.startsWith('dhclient')) t.remove(`${dir}/${name}`, "removed (the golden's DHCP lease)");
   }
-  t.remove('etc/lvm/devices/system.devices', "removed (it names the golden's disks)");
+  // LVM's devices file names the golden's disks: written anew from the node's PVs (identity/devices.ts), else removed.
+  if (o.filesystems === null || !o.pvs?.length) t.remove('etc/lvm/devices/system.devices', "removed (it names the golden's disks)");
 
   if (t.exists('etc/ssh')) {
     for (const name of t.list('etc/ssh')) if (/^ssh_host_.*_key(\.pub)?$/.test(name) && !o.hostKeys?.[name]) t.remove(`etc/ssh/${name}`, "removed (the golden's SSH host key)");
@@ -174,11 +182,12 @@ function applyIdentityIn(t: TargetFiles, o: IdentityOptions): IdentityReport {
   }
   let bootChainChanged = false;
   if (o.filesystems !== null) {
-    const merged = mergeFstab(t.read('etc/fstab'), o.filesystems);
+    const goldenFstab = t.read('etc/fstab');
+    const merged = mergeFstab(goldenFstab, o.filesystems);
     merged.warnings.forEach((w) => t.warn(w));
     const before = t.changes.length;
     t.write('etc/fstab', merged.text, 0o644, merged.notes.join('; ') || 'unchanged');
-    bootChainChanged = rewriteDeviceReferences(t, { filesystems: o.filesystems, mdadmScan: o.mdadmScan ?? null }, t.changes.length > before);
+    bootChainChanged = rewriteDeviceReferences(t, { filesystems: o.filesystems, mdadmScan: o.mdadmScan ?? null, pvs: o.pvs, disks: o.disks, node: hostname }, t.changes.length > before, goldenFstab);
   }
   goldenNames(t, golden, goldenMachineId, hostname, machineId, new Set(t.changes.map((c) => c.file.slice(1))));
   const toLabel = labelWritten(t);

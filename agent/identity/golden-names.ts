@@ -9,7 +9,12 @@
  *     credential secret, Samba's machine secrets, Puppet's and Chef's client certificates;
  *     cluster-wide secrets (the MUNGE key) stay;
  *   - any other file under /etc that still names the golden's hostname or machine-id is
- *     listed as a warning (at most 20 named; /etc/hosts's cluster list is the golden's own entry).
+ *     listed as a warning (at most 20 named; /etc/hosts's cluster list is the golden's own entry);
+ *   - outside /etc, a bounded set of places an admin keeps host configuration is scanned
+ *     (OUTSIDE: crontabs under /var/spool/cron, /usr/local/etc, /opt/PKG/etc, /srv/PKG/etc, root's
+ *     and /var/lib/dbus's files; at most 2000 files of at most 256 KiB, 8 MiB in all, 5 levels,
+ *     text only): a file that is only the golden's name, FQDN or machine-id (a name file such as
+ *     /opt/app/etc/hostname) is rewritten with the node's; any other naming them is a warning.
  */
 import * as fs from 'node:fs';
 import type { TargetFiles } from './files.ts';
@@ -38,14 +43,44 @@ const SECRETS: Array<[string, string]> = [
 ];
 const SECRET_DIRS = ['etc/puppetlabs/puppet/ssl', 'var/lib/puppet/ssl', 'var/lib/sss/db', 'var/lib/sss/secrets', 'etc/ipa/nssdb'];
 
-function walkFiles(t: TargetFiles, dir: string, out: string[], depth = 0): void {
-  if (depth > 5 || out.length > 5000) return;
+function walkFiles(t: TargetFiles, dir: string, out: string[], depth = 0, maxFiles = 5000, maxSize = 1 << 20): void {
+  if (depth > 5 || out.length >= maxFiles) return;
   for (const name of t.list(dir)) {
+    if (out.length >= maxFiles) return;
     const rel = `${dir}/${name}`;
     const st = t.lstat(rel);
-    if (st?.isDirectory()) walkFiles(t, rel, out, depth + 1);
-    else if (st?.isFile() && st.size < 1 << 20) out.push(rel);
+    if (st?.isDirectory()) walkFiles(t, rel, out, depth + 1, maxFiles, maxSize);
+    else if (st?.isFile() && st.size < maxSize) out.push(rel);
   }
+}
+
+const OUTSIDE_FILES = 2000;
+const OUTSIDE_BYTES = 8 << 20;
+
+/** The places outside /etc scanned for the golden's names: fixed directories, and etc/ of each package under /opt and /srv. */
+function outsidePlaces(t: TargetFiles): string[] {
+  const pkgs = (top: string) => t.list(top).filter((p) => t.lstat(`${top}/${p}/etc`)?.isDirectory()).map((p) => `${top}/${p}/etc`);
+  return ['var/spool/cron', 'usr/local/etc', ...pkgs('opt'), ...pkgs('srv'), 'var/lib/dbus'].filter((d) => t.lstat(d)?.isDirectory());
+}
+
+/** Files outside /etc naming the golden: name files rewritten, the rest returned (tree paths). */
+function outsideEtc(t: TargetFiles, golden: string | null, goldenMachineId: string | null, hostname: string, machineId: string, nameRe: RegExp | null): string[] {
+  const files: string[] = [];
+  for (const dir of outsidePlaces(t)) walkFiles(t, dir, files, 0, OUTSIDE_FILES, 256 << 10);
+  for (const name of ['.profile', '.bashrc', '.forward', '.rhosts', '.k5login']) if (t.lstat(`root/${name}`)?.isFile()) files.push(`root/${name}`);
+  const named: string[] = [];
+  let bytes = 0;
+  for (const rel of files.slice(0, OUTSIDE_FILES)) {
+    const buf = t.readBytes(rel);
+    if (buf === null || buf.includes(0) || (bytes += buf.length) > OUTSIDE_BYTES) continue;
+    const text = buf.toString('utf8');
+    const whole = text.trim();
+    const mode = (t.lstat(rel)!.mode & 0o7777) || 0o644;
+    if (goldenMachineId && whole === goldenMachineId) t.write(rel, text.replace(goldenMachineId, machineId), mode, 'the golden\'s machine-id -> this node\'s');
+    else if (golden && new RegExp(`^${golden.split('.')[0].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\.[A-Za-z0-9-]+)*$`).test(whole)) t.write(rel, renameTokens(text, golden, hostname), mode, `${whole} -> ${renameTokens(whole, golden, hostname)}`);
+    else if ((nameRe && nameRe.test(text)) || (goldenMachineId && text.includes(goldenMachineId))) named.push(`/${rel}`);
+  }
+  return named;
 }
 
 export function goldenNames(t: TargetFiles, golden: string | null, goldenMachineId: string | null, hostname: string, machineId: string, skip: Set<string>): void {
@@ -84,5 +119,6 @@ export function goldenNames(t: TargetFiles, golden: string | null, goldenMachine
     if (text === null || text.includes('\0')) continue;
     if ((nameRe && nameRe.test(text)) || (goldenMachineId && text.includes(goldenMachineId))) named.push(`/${rel}`);
   }
+  named.push(...outsideEtc(t, golden, goldenMachineId, hostname, machineId, nameRe));
   if (named.length) t.warn(`${named.length} file(s) still name the golden's hostname or machine-id (not a format cloner rewrites): ${named.slice(0, 20).join(', ')}${named.length > 20 ? ', ...' : ''}`);
 }
