@@ -95,6 +95,13 @@ if (blocker) {
     // 1. Every node waits in multicast mode; one session images them all, under forged traffic.
     cloner('netboot', '--nodes', '@lab', '--set', 'cloner-multicast');
     const runs = lab.nodes.map((_, i) => agent(i));
+    // The victim (below) is killed the moment it has joined the session: data is flowing.
+    const joined = new Promise<void>((resolve) => {
+      let seen = '';
+      const see = (d: Buffer) => (seen += d).includes('multicast: in session') && resolve();
+      runs[1].child.stdout!.on('data', see);
+      runs[1].child.stderr!.on('data', see);
+    });
     const waiting1 = await waitForWaiting(NODES, 1, runs);
     assert.match(cloner('multicast-status'), new RegExp(`${nodeName(0)}\\s+debian@1`));
     const dry = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--dry-run', '--json')) as { waiting: string[]; unionBytes: number; lackingBytes: number; session: null };
@@ -102,19 +109,33 @@ if (blocker) {
     assert.is(dry.session, null);
     assert.ok(dry.lackingBytes >= NODES * dry.unionBytes * 0.99, 'unicast would send each node its own copy');
     if (process.env.CLONER_TEST_LOG_DIR) console.log('# all waiting');
-    const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
+    // multicast-image follows its session to the end: run it alongside, so the victim can be
+    // killed while the session runs; the session is the one started after the dry run.
+    const imager = lab.spawnIn(lab.serverNs, ['node', 'bin/cloner.js', 'multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json', '--server', url, '--token-file', path.join(server.dataDir, 'admin.token')]);
+    let imagerJson = '';
+    imager.stdout!.on('data', (d) => (imagerJson += d));
+    const imaging = finished(imager);
+    const until = Date.now() + 60_000;
+    let session: SessionView | undefined;
+    while (!(session = status().sessions.at(-1)) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(session, 'a session started');
+    const start = { session };
     const forger = finished(lab.spawnIn(lab.serverNs, [process.execPath, 'test/multicast/forger.ts', start.session.group, String(start.session.port), start.session.id, '4000']));
     // One node's agent dies mid-session and the boot environment starts it again with the
     // same boot token, as its retry loop does (killed once data flows, its mounts gone): it
     // rejoins the session, or finishes over unicast, and completes.
     const victim = 1;
-    const until = Date.now() + 60_000;
-    while (!(status().sessions.find((s) => s.id === start.session.id)?.sent.bytes ?? 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await joined;
+    // The launcher (bin/cloner-agent.js) runs the agent as its child: kill both, as a crash would.
+    spawnSync('pkill', ['-KILL', '-P', String(runs[victim].child.pid)]);
     runs[victim].child.kill('SIGKILL');
     assert.is((await runs[victim]).code, null, 'the victim was killed before it finished');
     spawnSync('umount', ['-R', path.join(dir, `target${victim}`)]);
     runs[victim] = agent(victim, {}, tokens.get(victim));
     const results = await Promise.all(runs);
+    const imaged = await imaging;
+    assert.is(imaged.code, 0, imaged.out);
+    assert.is((JSON.parse(imagerJson) as { session: SessionView }).session.id, start.session.id);
     assert.is((await forger).code, 0);
     results.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
     const session1 = status().sessions.find((s) => s.id === start.session.id)!;
