@@ -60,8 +60,15 @@ export async function loopDisk(work: string, bytes: number): Promise<LoopDisk> {
   await mkdir(mnt, { recursive: true });
   const wipe = () => {
     spawnSync('umount', ['-R', mnt]);
+    // udev may still be probing the partitions the agent made (wipefs then finds the disk busy): settle and try again.
+    for (let attempt = 1; ; attempt++) {
+      spawnSync('udevadm', ['settle']);
+      const r = spawnSync('wipefs', ['-a', '-q', disk], { encoding: 'utf8' });
+      if (r.status === 0) break;
+      if (attempt >= 10) throw new Error(`wipefs -a ${disk} failed: ${r.stderr}`);
+      spawnSync('sleep', ['0.5']);
+    }
     spawnSync('partx', ['-d', disk]);
-    sh('wipefs', '-a', '-q', disk);
   };
   return {
     disk,
