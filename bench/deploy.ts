@@ -3,7 +3,7 @@
  * from a cloner-server on loopback onto a blank loop disk (partition, mkfs, restore,
  * identity), then a re-deploy after a package-install update (the same tree built with
  * python3 installed, captured as revision two with update-filesystem). Yardsticks in the
- * same run, onto the same disk freshly formatted: `restic restore` from a local repository
+ * same run, onto a fresh loop disk of the same size: `restic restore` from a local repository
  * (each revision onto a fresh file system: restic 0.14 cannot restore over a tree) and
  * `rsync -aHAX` from the local tree (a full copy, then `--delete` onto the first revision).
  * Needs root (loop devices).
@@ -33,19 +33,18 @@ for (const tree of [one.tree, two.tree]) sh('tar', '-cf', '/dev/null', tree); //
 
 const work = await mkdtemp(path.join(process.env.CLONER_BENCH_WORK ?? '/var/tmp', 'cloner-bench-deploy-'));
 const lab = await loopDisk(work, 3 * 1024 ** 3);
-const { disk, mnt } = lab;
+const { mnt } = lab;
 const server = await startBenchServer(path.join(work, 'server'));
 
 const cli = (...args: string[]) => timed([process.execPath, 'bin/cloner.js', ...args, '--server', server.url, '--token-file', server.tokenFile]);
 const deploy = () => agentDeploy(server, 'bench', lab);
-const blankFs = () => lab.blankFs();
 
 try {
   await writeFile(path.join(work, 'layout.json'), JSON.stringify({ format: 'cloner-layout/1', disks: [{ id: 'd', table: 'gpt', partitions: [{ id: 'root', size: 'grow', type: 'linux', name: 'root' }] }], filesystems: [{ device: 'root', type: 'ext4', mount: '/' }] }));
   cli('disklayout-upload', '--disklayout', 'benchfs', '--file', path.join(work, 'layout.json'));
   cli('new-image', '--image', 'bench', '--root', one.tree, '--disklayout', 'benchfs', '--yes');
   cli('nodes', 'add', 'bench', 'cloner_image=bench');
-  sh('wipefs', '-a', '-q', disk);
+  await lab.wipe();
   const first = await deploy();
   cli('update-filesystem', '--image', 'bench', '--root', two.tree);
   const second = await deploy();
@@ -65,15 +64,15 @@ try {
         sh('umount', src);
       }
     }
-    blankFs();
+    await lab.blankFs();
     const a = timed(['restic', 'restore', '-q', '--tag', 'one', 'latest', '--target', mnt], env);
     // restic (0.14 here) cannot restore over an existing tree (its symlinks clash): revision
     // two goes onto a fresh file system, as a restic-based deploy would do it.
-    blankFs();
+    await lab.blankFs();
     const b = timed(['restic', 'restore', '-q', '--tag', 'two', 'latest', '--target', mnt], env);
     restic = { first: a.seconds, second: b.seconds };
   }
-  blankFs();
+  await lab.blankFs();
   const rsync1 = timed(['rsync', '-aHAX', `${one.tree}/`, `${mnt}/`]);
   const rsync2 = timed(['rsync', '-aHAX', '--delete', `${two.tree}/`, `${mnt}/`]);
   spawnSync('umount', [mnt]);

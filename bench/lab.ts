@@ -40,51 +40,60 @@ export const sh = (...argv: string[]) => execFileSync(argv[0], argv.slice(1), { 
 export const duBytes = (p: string) => Number(sh('du', '-sb', p).split('\t')[0]);
 
 export interface LoopDisk {
+  /** The loop device now in use (blankFs may move to a new one). */
   disk: string;
   mnt: string;
-  /** Unmounts, wipes and makes a fresh ext4 on the whole disk, mounted at `mnt`. */
-  blankFs(): void;
+  /** A fresh ext4 on a fresh loop device of the same size, mounted at `mnt`. */
+  blankFs(): Promise<void>;
   /** Unmounts and wipes the disk (for an agent deploy that partitions it itself). */
-  wipe(): void;
+  wipe(): Promise<void>;
   close(): void;
 }
 
-/** A sparse file of `bytes` under `work` behind a loop device, and a mount point. Needs root. */
+/**
+ * A sparse file of `bytes` under `work` behind a loop device, and a mount point. Needs root.
+ * A process that made its own mount namespace while the disk was mounted (another test on
+ * this machine) keeps that file system busy after our unmount, and the kernel then refuses
+ * wipefs; so a blank disk is a new sparse file on a new loop device whenever the old one
+ * cannot be wiped, and the yardsticks' file systems always are.
+ */
 export async function loopDisk(work: string, bytes: number): Promise<LoopDisk> {
-  const file = path.join(work, 'disk.img');
-  const handle = await open(file, 'wx');
-  await handle.truncate(bytes);
-  await handle.close();
-  const disk = sh('losetup', '-f', '--show', file).trim();
   const mnt = path.join(work, 'mnt');
   await mkdir(mnt, { recursive: true });
-  const wipe = () => {
-    spawnSync('umount', ['-R', mnt]);
-    // udev may still be probing the partitions the agent made (wipefs then finds the disk busy): settle and try again.
-    for (let attempt = 1; ; attempt++) {
-      spawnSync('udevadm', ['settle']);
-      const r = spawnSync('wipefs', ['-a', '-q', disk], { encoding: 'utf8' });
-      if (r.status === 0) break;
-      if (attempt >= 10) throw new Error(`wipefs -a ${disk} failed: ${r.stderr}`);
-      spawnSync('sleep', ['0.5']);
-    }
-    spawnSync('partx', ['-d', disk]);
+  let n = 0;
+  const attach = async () => {
+    const file = path.join(work, `disk-${n++}.img`);
+    const handle = await open(file, 'wx');
+    await handle.truncate(bytes);
+    await handle.close();
+    return sh('losetup', '-f', '--show', file).trim();
   };
-  return {
-    disk,
+  const release = (disk: string) => {
+    spawnSync('umount', ['-R', mnt]);
+    spawnSync('partx', ['-d', disk]);
+    spawnSync('losetup', ['-d', disk]);
+  };
+  const d: LoopDisk = {
+    disk: await attach(),
     mnt,
-    wipe,
-    blankFs() {
-      wipe();
-      sh('mkfs.ext4', '-q', '-F', disk);
-      sh('mount', disk, mnt);
+    async wipe() {
+      spawnSync('umount', ['-R', mnt]);
+      spawnSync('udevadm', ['settle']);
+      if (spawnSync('wipefs', ['-a', '-q', d.disk]).status === 0) return void spawnSync('partx', ['-d', d.disk]);
+      release(d.disk);
+      d.disk = await attach();
+    },
+    async blankFs() {
+      release(d.disk);
+      d.disk = await attach();
+      sh('mkfs.ext4', '-q', '-F', d.disk);
+      sh('mount', d.disk, mnt);
     },
     close() {
-      spawnSync('umount', ['-R', mnt]);
-      spawnSync('partx', ['-d', disk]);
-      spawnSync('losetup', ['-d', disk]);
+      release(d.disk);
     },
   };
+  return d;
 }
 
 export interface Deployed {

@@ -11,13 +11,13 @@
  * update to an empty directory, agent deploy onto a blank loop disk and a re-deploy after
  * the update; tar|lz4 (capture, restore), restic (backup, backup, backup, restore), borg
  * (create x3, extract) and rsync -aHAX (copy, update, no-op). Restores and deploys go onto
- * the same loop disk, freshly formatted for the yardsticks. Both trees are backed up from
- * one path (a bind mount) so restic and borg find their parent. Prints one table: seconds,
+ * a loop disk of the same size, a fresh one with a new ext4 for each yardstick. Every tool reads the same
+ * path: a working copy of the tree, updated in place to the second tree by rsync (changed
+ * files get new inodes, the others keep theirs, as on a node after a package install). Prints one table: seconds,
  * stored bytes, and Cloner's time and bytes divided by each peer's (below 1: Cloner is
  * ahead), then the peak RSS of every Cloner process. The page cache is warm for all alike.
- * Without root (loop devices, bind mounts) the disk rows are skipped with the reason.
+ * Without root (loop devices) the disk rows are skipped with the reason.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree, ensureNodeTree } from './debian-tree.ts';
@@ -35,7 +35,6 @@ if ('skip' in one || 'skip' in two) {
 }
 const root = process.getuid?.() === 0;
 const work = await mkdtemp(path.join(process.env.CLONER_BENCH_WORK ?? '/var/tmp', 'cloner-bench-peers-'));
-for (const tree of [one.tree, two.tree]) sh('tar', '-cf', '/dev/null', tree); // warm the page cache for everyone alike
 const logical = (tree: string) => Number(sh('du', '-sb', '--apparent-size', tree).split('\t')[0]);
 const entries = (tree: string) => Number(sh('bash', '-c', `find ${tree} -xdev | wc -l`).trim());
 
@@ -53,19 +52,14 @@ const add = (op: string, tool: string, seconds: number, stored?: number, note?: 
 const server = await startBenchServer(path.join(work, 'server'));
 const serverData = path.join(work, 'server');
 let lab: LoopDisk | undefined;
-const src = path.join(work, 'src');
-await mkdir(src);
-/** Runs fn with `tree` bind-mounted at `src` (one path for both revisions, as on a node). */
-const at = <T>(tree: string, fn: () => T): T => {
-  if (!root) return fn();
-  sh('mount', '--bind', tree, src);
-  try {
-    return fn();
-  } finally {
-    sh('umount', src);
-  }
+// The node: a working copy of tree one, updated in place to tree two by rsync (changed files
+// get new inodes, unchanged ones keep theirs, as a package install does); every tool reads it.
+const node = path.join(work, 'node');
+const becomes = (tree: string) => {
+  sh('rsync', '-aHAX', '--delete', `${tree}/`, `${node}/`);
+  sh('tar', '-cf', '/dev/null', node); // warm the page cache for everyone alike
 };
-const srcOf = (tree: string) => (root ? src : tree);
+becomes(one.tree);
 
 try {
   const remote = ['--server', server.url, '--token-file', server.tokenFile];
@@ -81,22 +75,23 @@ try {
     cloner('disklayout-upload', 'disklayout-upload', '--disklayout', 'benchfs', '--file', path.join(work, 'layout.json'), ...remote);
   }
   const layout = root ? ['--disklayout', 'benchfs'] : [];
-  const cap = at(one.tree, () => cloner('new-image (server)', 'new-image', '--yes', '--image', 'node', '--root', srcOf(one.tree), ...layout, ...remote));
+  const cap = cloner('new-image (server)', 'new-image', '--yes', '--image', 'node', '--root', node, ...layout, ...remote);
   add('capture', 'cloner (server on loopback)', cap.seconds, duBytes(serverData));
-  const local = at(one.tree, () => cloner('new-image (local store)', 'new-image', '--yes', '--store', path.join(work, 'local'), '--init', '--image', 'node', '--root', srcOf(one.tree)));
+  const local = cloner('new-image (local store)', 'new-image', '--yes', '--store', path.join(work, 'local'), '--init', '--image', 'node', '--root', node);
   add('capture', 'cloner (local store)', local.seconds, duBytes(path.join(work, 'local')));
   let first: Awaited<ReturnType<typeof agentDeploy>> | undefined;
   if (lab) {
     cloner('nodes add', 'nodes', 'add', 'bench', 'cloner_image=node', ...remote);
-    lab.wipe();
+    await lab.wipe();
     first = await agentDeploy(server, 'bench', lab);
     rss.push(['cloner-agent deploy (blank disk)', first.rss]);
     add('deploy onto a blank disk', 'cloner-agent deploy (all)', first.seconds, undefined, `restore phase ${first.restore.toFixed(2)} s, fetched ${first.fetched}`);
   }
   const storedOne = duBytes(serverData);
-  const upd = at(two.tree, () => cloner('update-filesystem', 'update-filesystem', '--image', 'node', '--root', srcOf(two.tree), ...remote));
+  becomes(two.tree);
+  const upd = cloner('update-filesystem', 'update-filesystem', '--image', 'node', '--root', node, ...remote);
   add('update', 'cloner (server)', upd.seconds, duBytes(serverData) - storedOne, `stored growth; ${/\d+ files unchanged, [\d.]+ \S+ read/.exec(upd.out)?.[0]}`);
-  const noop = at(two.tree, () => cloner('update-filesystem (no-op)', 'update-filesystem', '--image', 'node', '--root', srcOf(two.tree), ...remote));
+  const noop = cloner('update-filesystem (no-op)', 'update-filesystem', '--image', 'node', '--root', node, ...remote);
   add('no-op update', 'cloner (server)', noop.seconds, undefined, /\d+ files unchanged, [\d.]+ \S+ read/.exec(noop.out)?.[0]);
   if (lab) {
     const again = await agentDeploy(server, 'bench', lab);
@@ -111,10 +106,11 @@ try {
 
   // -- tar | lz4 --
   if (haveTool('lz4')) {
+    becomes(one.tree);
     const archive = path.join(work, 'tree.tar.lz4');
-    add('capture', 'tar -c | cat (read limit)', timedShell(`tar -C ${one.tree} -cf - . | cat > /dev/null`).seconds);
-    add('capture', 'tar | lz4 -1', timedShell(`tar --xattrs --acls -C ${one.tree} -cf - . | lz4 -q -1 - ${archive}`).seconds, duBytes(archive));
-    const out = lab ? (lab.blankFs(), lab.mnt) : path.join(work, 'tar-out');
+    add('capture', 'tar -c | cat (read limit)', timedShell(`tar -C ${node} -cf - . | cat > /dev/null`).seconds);
+    add('capture', 'tar | lz4 -1', timedShell(`tar --xattrs --acls -C ${node} -cf - . | lz4 -q -1 - ${archive}`).seconds, duBytes(archive));
+    const out = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'tar-out');
     await mkdir(out, { recursive: true });
     add('deploy onto a blank disk', 'lz4 -d | tar -x', timedShell(`lz4 -q -dc ${archive} | tar --xattrs --acls -C ${out} -xpf -`).seconds);
     await rm(archive);
@@ -122,42 +118,48 @@ try {
 
   // -- restic --
   if (haveTool('restic')) {
+    becomes(one.tree);
     const repo = path.join(work, 'restic');
     const env = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: path.join(work, 'restic-cache') };
     timed(['restic', 'init', '-q'], env);
-    const backup = (tree: string, tag: string) => at(tree, () => timed(['restic', 'backup', '-q', '--tag', tag, srcOf(tree)], env));
-    add('capture', 'restic backup', backup(one.tree, 'one').seconds, duBytes(repo));
+    const backup = (tag: string) => timed(['restic', 'backup', '-q', '--tag', tag, node], env);
+    add('capture', 'restic backup', backup('one').seconds, duBytes(repo));
     const before = duBytes(repo);
-    add('update', 'restic backup', backup(two.tree, 'two').seconds, duBytes(repo) - before, 'stored growth');
-    add('no-op update', 'restic backup', backup(two.tree, 'two').seconds);
-    const out = lab ? (lab.blankFs(), lab.mnt) : path.join(work, 'restic-out');
+    becomes(two.tree);
+    add('update', 'restic backup', backup('two').seconds, duBytes(repo) - before, 'stored growth');
+    add('no-op update', 'restic backup', backup('two').seconds);
+    const out = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'restic-out');
     add('deploy onto a blank disk', 'restic restore', timed(['restic', 'restore', '-q', '--tag', 'one', 'latest', '--target', out], env).seconds);
   } else add('capture', 'restic', NaN, undefined, 'skipped: restic is not installed');
 
   // -- borg --
   if (haveTool('borg')) {
+    becomes(one.tree);
     const repo = path.join(work, 'borg');
     const env = { ...process.env, BORG_REPO: repo, BORG_BASE_DIR: path.join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
     timed(['borg', 'init', '-e', 'none'], env);
-    const create = (tree: string, name: string) => at(tree, () => timed(['borg', 'create', '--one-file-system', '--compression', 'lz4', `::${name}`, srcOf(tree)], env));
-    add('capture', 'borg create (lz4)', create(one.tree, 'one').seconds, duBytes(repo));
+    const create = (name: string) => timed(['borg', 'create', '--one-file-system', '--compression', 'lz4', `::${name}`, node], env);
+    add('capture', 'borg create (lz4)', create('one').seconds, duBytes(repo));
     const before = duBytes(repo);
-    add('update', 'borg create', create(two.tree, 'two').seconds, duBytes(repo) - before, 'stored growth');
-    add('no-op update', 'borg create', create(two.tree, 'three').seconds);
-    const out = lab ? (lab.blankFs(), lab.mnt) : path.join(work, 'borg-out');
+    becomes(two.tree);
+    add('update', 'borg create', create('two').seconds, duBytes(repo) - before, 'stored growth');
+    add('no-op update', 'borg create', create('three').seconds);
+    const out = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'borg-out');
     await mkdir(out, { recursive: true });
     add('deploy onto a blank disk', 'borg extract', timed(['borg', 'extract', '::one'], env, out).seconds);
   } else add('capture', 'borg', NaN, undefined, 'skipped: borg is not installed (scripts/setup.sh installs borgbackup)');
 
   // -- rsync -aHAX --
-  const copy = lab ? (lab.blankFs(), lab.mnt) : path.join(work, 'rsync-copy');
+  becomes(one.tree);
+  const copy = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'rsync-copy');
   await mkdir(copy, { recursive: true });
-  const r1 = timed(['rsync', '-aHAX', `${one.tree}/`, `${copy}/`]);
+  const r1 = timed(['rsync', '-aHAX', `${node}/`, `${copy}/`]);
   add('capture', 'rsync -aHAX (copy)', r1.seconds, duBytes(copy));
   add('deploy onto a blank disk', 'rsync -aHAX (from a local copy)', r1.seconds);
-  add('update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${two.tree}/`, `${copy}/`]).seconds);
+  becomes(two.tree);
+  add('update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${node}/`, `${copy}/`]).seconds);
   add('re-deploy after the update', 'rsync -aHAX --delete', rows.at(-1)!.seconds);
-  add('no-op update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${two.tree}/`, `${copy}/`]).seconds);
+  add('no-op update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${node}/`, `${copy}/`]).seconds);
   if (!lab) add('deploy onto a blank disk', 'cloner-agent deploy', NaN, undefined, 'skipped: loop devices need root');
 
   // -- the table --
@@ -177,7 +179,6 @@ try {
   for (const [label, bytes] of rss) console.log(`  ${label.padEnd(40)} ${bytes ? `${(bytes / 1e6).toFixed(0)} MB` : 'unknown (GNU time not installed)'}`);
 } finally {
   await server.stop();
-  spawnSync('umount', [src]);
   lab?.close();
   await rm(work, { recursive: true, force: true });
 }
