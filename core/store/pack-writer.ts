@@ -11,9 +11,11 @@
  * worst an unindexed pack or an unindexed tail after a pack's indexed records (garbage
  * for prune; repair's scan reports such a torn tail), or a tmp file (removed on open).
  * A failed append ends that pack (the next batch starts a new one), and `flush()` ends
- * it too, so prune and repair, which flush first, never see a pack still growing. Seals
- * run one at a time, in order. A pack is written only when the disk keeps
- * the index's headroom after it (space.ts); otherwise its adds fail with StoreFullError.
+ * it too: prune and repair, which flush first, never see a pack still growing, and the
+ * server flushes at each revision commit, so a pack holds one upload's chunks (deleting
+ * an image frees whole packs). Seals run one at a time, in order. A pack is written only
+ * when the disk keeps the index's headroom after it (space.ts); otherwise its adds fail
+ * with StoreFullError.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
