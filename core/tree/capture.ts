@@ -1,11 +1,10 @@
 /**
  * Capture: one file-system tree into directory objects and chunks.
  *
- * A walk driver lists each directory (sorted, lstat with nanosecond times, never
- * following symlinks; these metadata calls are synchronous, as xattrs and flags already
- * are: on a warm tree a thread-pool round trip per lstat cost more than the call itself,
- * the top item of a no-op update's profile; entering another file system only where the image selection says
- * so) and hands regular files to file-saver tasks limited by p-limit. What the walk
+ * A walk driver lists each directory (sorted, lstat with nanosecond times, never following
+ * symlinks, entering another file system only where the image selection says so; sync
+ * calls, as for xattrs and flags: a thread-pool hop per lstat topped a no-op update's
+ * profile) and hands regular files to file-saver tasks limited by p-limit. What the walk
  * leaves out is the image selection's rule (select.ts), shared with the progress count.
  * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
  * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
