@@ -5,7 +5,7 @@
  * the agent's own phase lines. Everything made here is undone by `LoopDisk.close`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -18,6 +18,14 @@ export interface Timed {
 
 const GNU_TIME = '/usr/bin/time';
 
+/** GNU time's %M (KB, its last line) in bytes; the file is removed. */
+function peakOf(file: string, wrapped: boolean): number {
+  if (!wrapped) return 0;
+  const kb = Number(readFileSync(file, 'utf8').trim().split('\n').at(-1));
+  rmSync(file, { force: true });
+  return kb * 1024;
+}
+
 /** Runs argv to its end; throws with its output when it fails. */
 export function timed(argv: string[], env?: NodeJS.ProcessEnv, cwd?: string): Timed {
   const rssFile = path.join('/tmp', `cloner-bench-rss-${process.pid}`);
@@ -27,8 +35,7 @@ export function timed(argv: string[], env?: NodeJS.ProcessEnv, cwd?: string): Ti
   const r = spawnSync(all[0], all.slice(1), { encoding: 'utf8', env: env ?? process.env, cwd, maxBuffer: 64 << 20 });
   const seconds = (performance.now() - t) / 1000;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}${r.stdout}`);
-  const rss = wrap.length ? Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)) * 1024 : 0;
-  return { seconds, out: r.stdout, rss };
+  return { seconds, out: r.stdout, rss: peakOf(rssFile, wrap.length > 0) };
 }
 
 /** Runs a shell pipeline (bash -o pipefail), timed. */
@@ -128,6 +135,5 @@ export async function agentDeploy(server: { url: string; tokenFile: string }, no
   if (!restoreStart || !restoreEnd || restoreEnd < restoreStart) throw new Error(`the agent printed no [restore] ... [identity] phase lines to time the restore by:\n${out}`);
   const fetched = /fetched ([\d.]+ \S+), reused/.exec(out)?.[1];
   if (!fetched) throw new Error(`the agent did not report what it fetched:\n${out}`);
-  const rss = wrap.length ? Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)) * 1024 : 0;
-  return { seconds: (performance.now() - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out, rss };
+  return { seconds: (performance.now() - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out, rss: peakOf(rssFile, wrap.length > 0) };
 }
