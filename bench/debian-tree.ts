@@ -3,6 +3,8 @@
  * few packages, made once by mmdebstrap (or debootstrap) and cached outside the repo
  * ($CLONER_BENCH_CACHE, default /var/cache/cloner-bench). With `extraPackages`, the same
  * tree with those packages installed too (a "package install" update of it), cached apart.
+ * `ensureNodeTree` makes the bigger "real node" tree of bench:peers the same way (systemd,
+ * openssh-server, build-essential, python3, a kernel, GRUB EFI, vim).
  * Returns its path, or a reason it cannot be made here.
  */
 import { execFileSync } from 'node:child_process';
@@ -11,12 +13,26 @@ import { haveTool } from '../core/tools.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
-export async function ensureDebianTree(extraPackages: string[] = []): Promise<{ tree: string } | { skip: string }> {
+export type TreeFound = { tree: string } | { skip: string };
+
+export async function ensureDebianTree(extraPackages: string[] = []): Promise<TreeFound> {
   if (process.env.CLONER_BENCH_TREE && !extraPackages.length) {
     return existsSync(process.env.CLONER_BENCH_TREE) ? { tree: process.env.CLONER_BENCH_TREE } : { skip: `CLONER_BENCH_TREE ${process.env.CLONER_BENCH_TREE} does not exist` };
   }
+  return buildTree('bookworm-minbase', ['openssh-server', 'iproute2', 'less', 'vim-tiny', ...extraPackages], extraPackages);
+}
+
+/** The packages of bench:peers' node tree (bookworm minbase + these). */
+export const NODE_PACKAGES = ['systemd', 'systemd-sysv', 'openssh-server', 'build-essential', 'python3', 'linux-image-amd64', 'grub-efi-amd64-bin', 'vim', 'iproute2', 'less'];
+
+/** bench:peers' node tree, or with `extraPackages` its update (the same plus those). */
+export async function ensureNodeTree(extraPackages: string[] = []): Promise<TreeFound> {
+  return buildTree('bookworm-node', [...NODE_PACKAGES, ...extraPackages], extraPackages);
+}
+
+async function buildTree(name: string, packages: string[], extraPackages: string[]): Promise<TreeFound> {
   const cache = process.env.CLONER_BENCH_CACHE ?? '/var/cache/cloner-bench';
-  const tree = path.join(cache, ['bookworm-minbase', ...extraPackages].join('+'));
+  const tree = path.join(cache, [name, ...extraPackages].join('+'));
   if (existsSync(tree)) return { tree };
   if (process.getuid?.() !== 0) return { skip: 'building the Debian tree needs root' };
   // mmdebstrap makes the same tree as debootstrap in a fifth of the time; either will do.
@@ -26,7 +42,8 @@ export async function ensureDebianTree(extraPackages: string[] = []): Promise<{ 
   await rm(tmp, { recursive: true, force: true });
   await mkdir(cache, { recursive: true });
   const quiet = tool === 'mmdebstrap' ? ['--quiet', '--mode=root'] : [];
-  execFileSync(tool, [...quiet, '--variant=minbase', `--include=${['openssh-server', 'iproute2', 'less', 'vim-tiny', ...extraPackages].join(',')}`, 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  console.error(`building ${tree} with ${tool} (once; cached afterwards)`);
+  execFileSync(tool, [...quiet, '--variant=minbase', `--include=${packages.join(',')}`, 'bookworm', tmp, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
   execFileSync('mv', [tmp, tree]);
   return { tree };
 }

@@ -3,15 +3,16 @@
  * from a cloner-server on loopback onto a blank loop disk (partition, mkfs, restore,
  * identity), then a re-deploy after a package-install update (the same tree built with
  * python3 installed, captured as revision two with update-filesystem). Yardsticks in the
- * same run, onto the same disk freshly formatted: `restic restore` from a local repository
+ * same run, onto a fresh loop disk of the same size: `restic restore` from a local repository
  * (each revision onto a fresh file system: restic 0.14 cannot restore over a tree) and
  * `rsync -aHAX` from the local tree (a full copy, then `--delete` onto the first revision).
  * Needs root (loop devices).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree } from './debian-tree.ts';
+import { agentDeploy, loopDisk, sh, timed } from './lab.ts';
 import { startBenchServer } from './server.ts';
 import { haveTool } from '../core/tools.ts';
 
@@ -25,66 +26,25 @@ if ('skip' in one || 'skip' in two) {
   console.log(`bench:deploy skipped: ${'skip' in one ? one.skip : (two as { skip: string }).skip}`);
   process.exit(0);
 }
-const sh = (...argv: string[]) => execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const sizeOf = (tree: string) => Number(sh('du', '-sb', '--apparent-size', tree).split('\t')[0]);
 const bytes1 = sizeOf(one.tree);
 const bytes2 = sizeOf(two.tree);
 for (const tree of [one.tree, two.tree]) sh('tar', '-cf', '/dev/null', tree); // warm the page cache for everyone alike
 
 const work = await mkdtemp(path.join(process.env.CLONER_BENCH_WORK ?? '/var/tmp', 'cloner-bench-deploy-'));
-const diskFile = path.join(work, 'disk.img');
-const handle = await open(diskFile, 'wx');
-await handle.truncate(3 * 1024 ** 3);
-await handle.close();
-const disk = sh('losetup', '-f', '--show', diskFile).trim();
-const mnt = path.join(work, 'mnt');
-await mkdir(mnt);
+const lab = await loopDisk(work, 3 * 1024 ** 3);
+const { mnt } = lab;
 const server = await startBenchServer(path.join(work, 'server'));
 
-const timed = (argv: string[], env?: NodeJS.ProcessEnv) => {
-  const t = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: env ?? process.env, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}${r.stdout}`);
-  return { seconds: (performance.now() - t) / 1000, out: r.stdout };
-};
 const cli = (...args: string[]) => timed([process.execPath, 'bin/cloner.js', ...args, '--server', server.url, '--token-file', server.tokenFile]);
-
-/** Runs the agent; the whole run and its restore phase (from the phase lines as they arrive). */
-async function deploy(): Promise<{ seconds: number; restore: number; fetched: string; out: string }> {
-  const t = performance.now();
-  const child = spawn(process.execPath, ['bin/cloner-agent.js', 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', 'bench', '--disks', disk, '--target', mnt, '--force', '--no-reboot'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '60000' } });
-  let out = '';
-  let restoreStart = 0;
-  let restoreEnd = 0;
-  child.stdout.on('data', (d: Buffer) => {
-    out += d;
-    if (!restoreStart && out.includes('[restore]')) restoreStart = performance.now();
-    if (!restoreEnd && out.includes('[identity]')) restoreEnd = performance.now();
-  });
-  child.stderr.on('data', (d: Buffer) => (out += d));
-  const code = await new Promise((r) => child.once('close', r));
-  if (code !== 0) throw new Error(`cloner-agent deploy failed:\n${out}`);
-  // The restore phase is timed from the agent's own phase lines; without both, it is not measured.
-  if (!restoreStart || !restoreEnd || restoreEnd < restoreStart) throw new Error(`the agent printed no [restore] ... [identity] phase lines to time the restore by:\n${out}`);
-  const fetched = /fetched ([\d.]+ \S+), reused/.exec(out)?.[1];
-  if (!fetched) throw new Error(`the agent did not report what it fetched:\n${out}`);
-  return { seconds: (performance.now() - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out };
-}
-
-const blankFs = () => {
-  spawnSync('umount', [mnt]);
-  sh('wipefs', '-a', '-q', disk);
-  spawnSync('partx', ['-d', disk]);
-  sh('mkfs.ext4', '-q', '-F', disk);
-  sh('mount', disk, mnt);
-};
+const deploy = () => agentDeploy(server, 'bench', lab);
 
 try {
   await writeFile(path.join(work, 'layout.json'), JSON.stringify({ format: 'cloner-layout/1', disks: [{ id: 'd', table: 'gpt', partitions: [{ id: 'root', size: 'grow', type: 'linux', name: 'root' }] }], filesystems: [{ device: 'root', type: 'ext4', mount: '/' }] }));
   cli('disklayout-upload', '--disklayout', 'benchfs', '--file', path.join(work, 'layout.json'));
   cli('new-image', '--image', 'bench', '--root', one.tree, '--disklayout', 'benchfs', '--yes');
   cli('nodes', 'add', 'bench', 'cloner_image=bench');
-  sh('wipefs', '-a', '-q', disk);
+  await lab.wipe();
   const first = await deploy();
   cli('update-filesystem', '--image', 'bench', '--root', two.tree);
   const second = await deploy();
@@ -104,15 +64,15 @@ try {
         sh('umount', src);
       }
     }
-    blankFs();
+    await lab.blankFs();
     const a = timed(['restic', 'restore', '-q', '--tag', 'one', 'latest', '--target', mnt], env);
     // restic (0.14 here) cannot restore over an existing tree (its symlinks clash): revision
     // two goes onto a fresh file system, as a restic-based deploy would do it.
-    blankFs();
+    await lab.blankFs();
     const b = timed(['restic', 'restore', '-q', '--tag', 'two', 'latest', '--target', mnt], env);
     restic = { first: a.seconds, second: b.seconds };
   }
-  blankFs();
+  await lab.blankFs();
   const rsync1 = timed(['rsync', '-aHAX', `${one.tree}/`, `${mnt}/`]);
   const rsync2 = timed(['rsync', '-aHAX', '--delete', `${two.tree}/`, `${mnt}/`]);
   spawnSync('umount', [mnt]);
@@ -136,8 +96,6 @@ try {
   line('rsync -aHAX --delete (local tree)', rsync2.seconds, null, `  cloner restore phase / rsync: ${(second.restore / rsync2.seconds).toFixed(2)}x`);
 } finally {
   await server.stop();
-  spawnSync('umount', ['-R', mnt]);
-  spawnSync('partx', ['-d', disk]);
-  spawnSync('losetup', ['-d', disk]);
+  lab.close();
   await rm(work, { recursive: true, force: true });
 }

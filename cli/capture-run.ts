@@ -141,7 +141,7 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
     if (!o.quiet) {
       process.stdout.write(
         `image ${o.image} revision ${revision.n}: ${progress.files} files, ${formatBytes(progress.bytes)} in ${seconds.toFixed(1)}s ` +
-          `(${formatBytes(progress.bytes / seconds)}/s); new data stored ${formatBytes(newBytes)}\n`,
+          `(${formatBytes(progress.bytes / seconds)}/s); new data stored ${formatBytes(newBytes)}; ${progress.reusedFiles} files unchanged, ${formatBytes(progress.readBytes)} read\n`,
       );
       if (leftOut.length) process.stdout.write(formatLeftOut(leftOut, o.image));
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Cloner and its tests need on a fresh Debian machine: every Debian
 # tool a test calls (a missing one turns its test into a skip, and CI fails on a skip):
-# rsync/acl/attr (round trips), restic and lz4 (benches' yardsticks), debootstrap,
+# rsync/acl/attr (round trips), restic, borgbackup and lz4 (benches' yardsticks; GNU time for
+# their peak RSS), debootstrap,
 # mmdebstrap, qemu, OVMF and socat (VM tests), e2fsprogs/xfsprogs/btrfs-progs/fdisk/
 # util-linux/mount (loop-device layout tests), dnsmasq-base (dnsmasq --test of the netboot
 # snippet), ipmitool + openipmi (ipmi_sim), systemd (systemd-analyze verify of
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  rsync attr acl lz4 restic debootstrap mmdebstrap
+  rsync attr acl lz4 restic borgbackup time debootstrap mmdebstrap
   e2fsprogs xfsprogs btrfs-progs fdisk util-linux mount
   qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
   iproute2 openssh-client openssl systemd

@@ -38,7 +38,7 @@ import { SERVER_VERSION } from './version.ts';
  * What these routes use of the store: images, layouts and attachments (LayoutStore), and
  * for usage, gc and verify the store itself (they walk every pack).
  */
-export type ImageRouteStore = LayoutStore & Parameters<typeof collectGarbage>[0] & Parameters<typeof verifyImages>[0] & { config: { chunker: ChunkerParams }; guard: LocalStore['guard'] };
+export type ImageRouteStore = LayoutStore & Parameters<typeof collectGarbage>[0] & Parameters<typeof verifyImages>[0] & { config: { chunker: ChunkerParams }; guard: LocalStore['guard']; flush: LocalStore['flush'] };
 
 export async function imageRoutes(app: FastifyInstance, opts: { store: ImageRouteStore; uploadGraceMs?: number }): Promise<void> {
   const { store } = opts;
@@ -61,7 +61,12 @@ export async function imageRoutes(app: FastifyInstance, opts: { store: ImageRout
   });
   serve(app, API.commitRevision, async (req) => {
     const { create, ...input } = req.body;
-    return commitRevision(store, req.params.name, input, { create: !!create, onCommitted: (ids) => grace.settle(ids) });
+    const revision = await commitRevision(store, req.params.name, input, { create: !!create, onCommitted: (ids) => grace.settle(ids) });
+    // A commit ends the pack its upload has been filling (pack-writer.ts): a pack then holds
+    // one upload's chunks, so deleting an image frees whole packs, also on a full disk where
+    // gc cannot repack.
+    await store.flush();
+    return revision;
   });
   serve(app, API.deleteImage, async (req) => {
     await deleteImage(store, req.params.name);

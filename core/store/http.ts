@@ -3,7 +3,8 @@
  * ChunkReader + ChunkWriter interfaces as LocalStore (and passing the same conformance
  * suite), so capture uploads and restore fetches run unchanged against a server.
  *
- * Algorithm: `hasMany` asks /v1/chunks/missing in batches of 10,000 ids. `put` encodes
+ * Algorithm: `hasMany` asks /v1/chunks/missing in batches of 10,000 ids, merging the
+ * questions asked while two such requests are out into one. `put` encodes
  * (LZ4 layer) and queues the chunk; the queue goes up as one framed upload when it holds
  * 8 MiB, on `flush`, or 20 ms after the first put, and each put resolves when the server
  * has checked and stored its chunk. Before a batch goes up, one /missing query drops the
@@ -98,6 +99,9 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** /missing requests on the wire at once; more questions wait and are merged into the next. */
+const MISSING_IN_FLIGHT = 2;
+
 export class HttpStore implements ChunkReader, ChunkWriter {
   readonly url: string;
   private readonly token: string | undefined;
@@ -111,6 +115,9 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private queueBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = new Set<Promise<void>>();
+  /** hasMany questions waiting for a /missing request, and how many such requests are out. */
+  private asked: Array<{ ids: readonly ChunkId[]; resolve: (present: boolean[]) => void; reject: (err: unknown) => void }> = [];
+  private missingInFlight = 0;
   /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
   uploadedBytes = 0;
   /** Encoded bytes of chunks not sent because the server already had them. */
@@ -198,16 +205,42 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     return (await this.hasMany([id]))[0];
   }
 
+  /**
+   * Which of `ids` the server holds. Questions asked while MISSING_IN_FLIGHT others are
+   * on the wire wait and then go up together (unique ids, 10,000 per request): a capture
+   * asks once per directory, and one round trip per directory was most of a no-op
+   * update's time against a server.
+   */
   async hasMany(ids: readonly ChunkId[]): Promise<boolean[]> {
     ids.forEach((id) => assertChunkId(id));
-    const out: boolean[] = [];
-    for (let i = 0; i < ids.length; i += 10_000) {
-      const batch = ids.slice(i, i + 10_000);
-      const { missing } = await this.requestJson<{ missing: string[] }>(API.chunksMissing.url, 'POST', { ids: batch });
-      const absent = new Set(missing);
-      for (const id of batch) out.push(!absent.has(id));
-    }
-    return out;
+    if (!ids.length) return [];
+    return new Promise((resolve, reject) => {
+      this.asked.push({ ids, resolve, reject });
+      this.askMissing();
+    });
+  }
+
+  private askMissing(): void {
+    if (this.missingInFlight >= MISSING_IN_FLIGHT || !this.asked.length) return;
+    const waiting = this.asked;
+    this.asked = [];
+    this.missingInFlight++;
+    void (async () => {
+      try {
+        const unique = [...new Set(waiting.flatMap((w) => w.ids))];
+        const absent = new Set<string>();
+        for (let i = 0; i < unique.length; i += 10_000) {
+          const { missing } = await this.requestJson<{ missing: string[] }>(API.chunksMissing.url, 'POST', { ids: unique.slice(i, i + 10_000) });
+          for (const id of missing) absent.add(id);
+        }
+        for (const w of waiting) w.resolve(w.ids.map((id) => !absent.has(id)));
+      } catch (err) {
+        for (const w of waiting) w.reject(err);
+      } finally {
+        this.missingInFlight--;
+        this.askMissing();
+      }
+    })();
   }
 
   async get(id: ChunkId): Promise<Buffer> {

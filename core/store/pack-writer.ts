@@ -1,13 +1,21 @@
 /**
- * Writing packs. `PackWriter.add` appends an encoded chunk to the open pack in memory.
- * The pack is sealed when it reaches the target size, when `flush()` is called, or
- * `commitDelayMs` after its first chunk. Sealing writes the pack to tmp/, fsyncs it,
- * renames it into packs/, fsyncs the directory, and only then commits all its index
- * entries in one synced LevelDB batch; each `add` resolves after that batch. A chunk is
- * therefore never visible (has/get) before its bytes are durable, and a crash at any
- * moment leaves at worst an unindexed pack (garbage for prune) or a tmp file (removed
- * on open). Seals run one at a time, in order. A pack is written only when the disk keeps
- * the index's headroom after it (space.ts); otherwise its adds fail with StoreFullError.
+ * Writing packs. `PackWriter.add` appends an encoded chunk to the open batch in memory.
+ * The batch is sealed when it reaches the target size, when `flush()` is called, or
+ * `commitDelayMs` after its first chunk. The first seal of a pack writes it to tmp/,
+ * fsyncs it, renames it into packs/ and fsyncs the directory; while that pack is under
+ * the target size, the next seals append their records to its end (write, fsync), so
+ * packs fill across batches and uploads instead of one small pack per batch. Either way
+ * all of a batch's index entries are committed in one synced LevelDB batch only after
+ * its bytes are durable; each `add` resolves after that. A chunk is therefore never
+ * visible (has/get) before its bytes are durable, and a crash at any moment leaves at
+ * worst an unindexed pack or an unindexed tail after a pack's indexed records (garbage
+ * for prune; repair's scan reports such a torn tail), or a tmp file (removed on open).
+ * A failed append ends that pack (the next batch starts a new one), and `flush()` ends
+ * it too: prune and repair, which flush first, never see a pack still growing, and the
+ * server flushes at each revision commit, so a pack holds one upload's chunks (deleting
+ * an image frees whole packs). Seals run one at a time, in order. A pack is written only
+ * when the disk keeps the index's headroom after it (space.ts); otherwise its adds fail
+ * with StoreFullError.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
@@ -23,8 +31,8 @@ import { fsyncDir, packPath, type PackId } from './store-dir.ts';
 
 /** A pack being filled in memory: its bytes as parts, and the index entries they make. */
 export class OpenPack {
-  readonly id: PackId = randomBytes(8).toString('hex');
-  readonly parts: Buffer[] = [PACK_MAGIC];
+  id: PackId = randomBytes(8).toString('hex');
+  parts: Buffer[] = [PACK_MAGIC];
   readonly entries: Located[] = [];
   size = PACK_MAGIC.length;
   timer: NodeJS.Timeout | null = null;
@@ -48,6 +56,39 @@ export class OpenPack {
       id: chunk.id,
       loc: { pack: this.id, offset, storedLength: chunk.data.length, rawLength: chunk.rawLength, codec: chunk.codec },
     });
+  }
+  /** Makes these records a continuation of pack `id`, whose file is `base` bytes long (no magic, offsets moved). */
+  continueAt(id: PackId, base: number): void {
+    const shift = base - PACK_MAGIC.length;
+    this.id = id;
+    this.parts = this.parts.slice(1);
+    this.size += shift;
+    for (const e of this.entries) {
+      e.loc.pack = id;
+      e.loc.offset += shift;
+    }
+  }
+}
+
+/**
+ * Appends `parts` to pack `packId`, whose file must be `base` bytes long: every byte
+ * written, fsync. On failure the file is cut back to `base` (best effort: what is past
+ * it is never indexed either way) and the error passes as in writePackFile.
+ */
+export async function appendPackFile(dir: string, packId: PackId, base: number, parts: Buffer[]): Promise<void> {
+  const total = parts.reduce((sum, p) => sum + p.length, 0);
+  const handle = await fs.open(packPath(dir, packId), fsc.O_WRONLY);
+  try {
+    const { size } = await handle.stat();
+    if (size !== base) throw Object.assign(new Error(`pack ${packId} is ${size} bytes on disk, ${base} expected`), { code: 'EIO' });
+    await writeAll(handle, parts, total, base);
+    await handle.sync();
+  } catch (err) {
+    await handle.truncate(base).catch(() => undefined);
+    if (isNoSpace(err)) throw storeFull(dir, (await spaceOf(dir)).free, total, err);
+    throw err;
+  } finally {
+    await handle.close();
   }
 }
 
@@ -93,10 +134,10 @@ export async function writePackFile(dir: string, packId: PackId, parts: Buffer[]
  * filling up mid-call); the rest is written again from where it stopped, so a short count
  * is never mistaken for the whole, and the ENOSPC of the next call surfaces.
  */
-async function writeAll(handle: fs.FileHandle, parts: Buffer[], total: number): Promise<void> {
+async function writeAll(handle: fs.FileHandle, parts: Buffer[], total: number, start = 0): Promise<void> {
   let pending = parts;
-  let position = 0;
-  while (position < total) {
+  let position = start;
+  while (position < start + total) {
     const { bytesWritten } = await handle.writev(pending, position);
     if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC' });
     position += bytesWritten;
@@ -124,6 +165,8 @@ export class PackWriter {
   /** Chunks appended but not yet indexed: a second add of one waits for the first. */
   private readonly pending = new Map<ChunkId, Promise<void>>();
   private readonly commits = new SerialQueue();
+  /** The pack the next seal appends to (its id and durable size), while under the target size. */
+  private tail: { id: PackId; size: number } | null = null;
 
   constructor(dir: string, index: LocationIndex, opts: PackWriterOptions = {}) {
     this.dir = dir;
@@ -150,10 +193,12 @@ export class PackWriter {
     return pack.committed;
   }
 
-  /** Seals the open pack and waits until every seal issued so far has committed (or failed). */
+  /** Seals the open batch, waits until every seal issued so far has committed (or failed), and ends the growing pack. */
   async flush(): Promise<void> {
     if (this.openPack) this.seal(this.openPack);
-    await this.commits.run(async () => undefined);
+    await this.commits.run(async () => {
+      this.tail = null;
+    });
   }
 
   /**
@@ -163,6 +208,10 @@ export class PackWriter {
   async writeAndIndex(pack: OpenPack, margin?: number): Promise<void> {
     await ensureRoom(this.dir, pack.size, margin);
     await writePackFile(this.dir, pack.id, pack.parts);
+    await this.indexPut(pack);
+  }
+
+  private async indexPut(pack: OpenPack): Promise<void> {
     try {
       await this.index.put(pack.entries);
     } catch (err) {
@@ -186,8 +235,18 @@ export class PackWriter {
     this.openPack = null;
     if (pack.timer) clearTimeout(pack.timer);
     void this.commits.run(async () => {
+      const tail = this.tail;
+      this.tail = null;
       try {
-        await this.writeAndIndex(pack);
+        if (tail) {
+          pack.continueAt(tail.id, tail.size);
+          await ensureRoom(this.dir, pack.size - tail.size);
+          await appendPackFile(this.dir, tail.id, tail.size, pack.parts);
+          await this.indexPut(pack);
+        } else {
+          await this.writeAndIndex(pack);
+        }
+        if (pack.size < this.packTargetBytes) this.tail = { id: pack.id, size: pack.size };
         pack.resolve();
       } catch (err) {
         pack.reject(err as Error);

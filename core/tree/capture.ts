@@ -1,9 +1,10 @@
 /**
  * Capture: one file-system tree into directory objects and chunks.
  *
- * A walk driver lists each directory (sorted, lstat with nanosecond times, never
- * following symlinks, entering another file system only where the image selection says
- * so) and hands regular files to file-saver tasks limited by p-limit. What the walk
+ * A walk driver lists each directory (sorted, lstat with nanosecond times, never following
+ * symlinks, entering another file system only where the image selection says so; sync
+ * calls, as for xattrs and flags: a thread-pool hop per lstat topped a no-op update's
+ * profile) and hands regular files to file-saver tasks limited by p-limit. What the walk
  * leaves out is the image selection's rule (select.ts), shared with the progress count.
  * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
  * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
@@ -25,7 +26,7 @@
  * and inode are unchanged keeps its chunk list without being read (its chunks are asked
  * for with one `hasMany` per directory, which also protects them from a concurrent GC).
  */
-import { closeSync, openSync, constants as fsc, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -261,7 +262,7 @@ async function previousEntries(w: Walk, parentTree: ChunkId | undefined, rel: st
 /** The directory's names, as bytes in their escaped form, sorted. */
 async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
   try {
-    return (await fs.readdir(d.dir, { encoding: 'buffer' })).map(decodeName).sort();
+    return readdirSync(d.dir, { encoding: 'buffer' }).map(decodeName).sort();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     w.leave(d.rel, `unreadable directory (${code}), stored empty`, `cannot list ${shownPath(w, d.rel)}: ${code}; captured as empty`);
@@ -280,7 +281,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
   }
   let st: BigIntStats;
   try {
-    st = await fs.lstat(full, { bigint: true });
+    st = lstatSync(full, { bigint: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     w.leave(relPath, `vanished or unreadable (${code})`, `${shown} vanished or is unreadable (${code}); skipped`);
@@ -298,7 +299,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
   else if (st.isFile()) captureFile(w, d, full, st, withXattrs({ ...base, type: 'file' as const, size: Number(st.size), chunks: [], ino: st.ino.toString(), ctime: timestampOf(st.ctimeNs) }));
   else if (st.isSymbolicLink()) {
     w.progress.others++;
-    d.entries.push(withXattrs({ ...base, type: 'symlink' as const, target: decodeName(await fs.readlink(full, { encoding: 'buffer' })) }));
+    d.entries.push(withXattrs({ ...base, type: 'symlink' as const, target: decodeName(readlinkSync(full, { encoding: 'buffer' })) }));
   } else if (st.isCharacterDevice() || st.isBlockDevice()) {
     w.progress.others++;
     d.entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(st.rdev) }));

@@ -98,8 +98,10 @@ test('a pack is repacked when over 5% of it is dead, and kept as it is below tha
     const dead1 = seededBytes(22, 4_800); // (4800 + 52) / 104912: 4.6% dead, kept
     const live2 = seededBytes(23, 100_000);
     const dead2 = seededBytes(24, 5_600); // (5600 + 52) / 105712: 5.3% dead, repacked
-    // Puts issued together land in one pack (each put resolves once its pack is durable).
+    // Puts issued together land in one pack (each put resolves once its pack is durable);
+    // the flush ends that pack (later batches would be appended to it otherwise).
     const ids1 = await Promise.all([store.put(live1), store.put(dead1)]);
+    await store.flush();
     const ids2 = await Promise.all([store.put(live2), store.put(dead2)]);
     const before = await store.stats();
     assert.is(before.packs, 2);

@@ -1,0 +1,68 @@
+/**
+ * Packs fill across batches: each batch sealed on its own (timer or flush of the upload)
+ * appends to the pack before it while that pack is under the target size, so a store
+ * written in many small batches still holds few large packs; flush ends the pack, and a
+ * torn tail (a crash during an append) loses nothing indexed and is never appended to.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFile, stat } from 'node:fs/promises';
+import { LocalStore } from '../../core/store/local.ts';
+import { listPacks, packPath } from '../../core/store/store-dir.ts';
+import { seededBytes, withTempDir } from '../helpers/fixtures.ts';
+
+/** Puts `n` incompressible chunks as one batch and waits until they are durable (sealed by the timer). */
+const round = (store: LocalStore, seed: number, n = 3) => Promise.all(Array.from({ length: n }, (_, i) => store.put(seededBytes(seed * 100 + i, 30_000))));
+
+test('batches sealed one after another fill one pack up to the target size, then a new pack starts', async () => {
+  await withTempDir(async (dir) => {
+    const store = await LocalStore.open(dir, { create: true, packTargetBytes: 200_000, commitDelayMs: 5 });
+    const ids: string[] = [];
+    for (let r = 1; r <= 3; r++) ids.push(...(await round(store, r)));
+    assert.is((await listPacks(dir)).length, 1, 'three batches of 90 KB share one pack');
+    for (let r = 4; r <= 5; r++) ids.push(...(await round(store, r)));
+    assert.is((await listPacks(dir)).length, 2, 'the pack past 200 KB is ended; the next batch starts another');
+    assert.equal(await store.verify(), { checked: 15, missing: [], corrupt: [], damagedPacks: [] });
+    for (const [i, id] of ids.entries()) assert.ok((await store.get(id)).equals(seededBytes(Math.floor(i / 3 + 1) * 100 + (i % 3), 30_000)));
+    const rebuilt = await store.rebuildIndex();
+    assert.equal({ chunks: rebuilt.chunks, damaged: rebuilt.damagedPacks }, { chunks: 15, damaged: [] });
+    await store.close();
+  });
+});
+
+test('flush ends the growing pack: the next batch goes to a new one', async () => {
+  await withTempDir(async (dir) => {
+    const store = await LocalStore.open(dir, { create: true, packTargetBytes: 1_000_000, commitDelayMs: 5 });
+    await round(store, 1);
+    await round(store, 2);
+    assert.is((await listPacks(dir)).length, 1);
+    await store.flush();
+    await round(store, 3);
+    assert.is((await listPacks(dir)).length, 2);
+    await store.close();
+  });
+});
+
+test('a torn tail after a pack\'s indexed records loses nothing, and the reopened store starts a new pack', async () => {
+  await withTempDir(async (dir) => {
+    let store = await LocalStore.open(dir, { create: true, packTargetBytes: 1_000_000, commitDelayMs: 5 });
+    const ids = [...(await round(store, 1)), ...(await round(store, 2))];
+    await store.close();
+    const [pack] = await listPacks(dir);
+    // What a crash in the middle of an append leaves: bytes past the last indexed record.
+    await appendFile(packPath(dir, pack), seededBytes(9, 5000));
+    const torn = (await stat(packPath(dir, pack))).size;
+    store = await LocalStore.open(dir, { commitDelayMs: 5 });
+    for (const id of ids) assert.ok((await store.get(id)).length === 30_000);
+    await round(store, 3);
+    assert.is((await stat(packPath(dir, pack))).size, torn, 'the torn pack was not appended to');
+    assert.is((await listPacks(dir)).length, 2);
+    assert.equal((await store.verify()).corrupt, []);
+    const rebuilt = await store.rebuildIndex();
+    assert.is(rebuilt.chunks, 9);
+    assert.equal(rebuilt.damagedPacks, [pack], 'repair names the pack with the torn tail');
+    await store.close();
+  });
+});
+
+test.run();
