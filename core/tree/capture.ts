@@ -1,10 +1,9 @@
 /**
  * Capture: one file-system tree into directory objects and chunks.
  *
- * A walk driver lists each directory (sorted, lstat with nanosecond times, never following
- * symlinks, entering another file system only where the image selection says so; sync
- * calls, as for xattrs and flags: a thread-pool hop per lstat topped a no-op update's
- * profile) and hands regular files to file-saver tasks limited by p-limit. What the walk
+ * A walk driver lists each directory (sorted, lstat with nanosecond times, no symlink
+ * followed, another file system entered only where the image selection says so; sync calls:
+ * a thread-pool hop per lstat topped a no-op update's profile) and hands regular files to file-saver tasks limited by p-limit. What the walk
  * leaves out is the image selection's rule (select.ts), shared with the progress count.
  * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
  * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
