@@ -5,8 +5,8 @@
  * settings), rolls one back and deletes another, assigns an image to node[01-03] and
  * switches their netboot, watches deploys move through their phases on the deploys page
  * without a reload (the status and result are posted to the real deploy routes with the
- * admin token, as an agent would: a loop-disk agent would add minutes and root for the
- * same page behaviour), sees a failed deploy's phase and error, turns a discovered MAC
+ * admin token, as an agent would; web-ui-agent.test.ts watches a real agent's deploy of a
+ * loop disk on the same page), sees a failed deploy's phase and error, turns a discovered MAC
  * into a node, and logs out. Also: the overview's last verify, the golden kernel column,
  * the diff of two revisions, adding node[01-03] to a group, a multicast session shown live
  * on the deploys page (and in `cloner status`), and each node's deploy history. A read token sees no action and its requests are refused;
