@@ -25,7 +25,7 @@ import { armDeploy, dropDeployToken } from './deploy-tokens.ts';
 import { dropHostKeys } from './hostkeys.ts';
 import { dropHistory } from './history.ts';
 import type { RefStore } from '../store/interfaces.ts';
-import { getImage, listImages } from '../tree/images.ts';
+import { getImage, getVersions, listImages } from '../tree/images.ts';
 
 import { NETBOOT_STATES, type Netboot } from './states.ts';
 export { NETBOOT_STATES, type Netboot } from './states.ts';
@@ -251,8 +251,12 @@ export async function changeNode(store: RefStore, name: string, settings: string
 /** The last value `settings` give `key`, if any. */
 const lastSetting = (settings: string[], key: string) => settings.filter((s) => s.startsWith(`${key}=`)).at(-1)?.slice(key.length + 1);
 
-/** NodeError when the settings assign an image that is not stored, or a revision it lacks. */
+/** NodeError when the settings assign an image or a layout that is not stored, or a revision the image lacks. */
 async function checkAssignment(store: RefStore, name: string, settings: string[]): Promise<void> {
+  const layout = lastSetting(settings, 'cloner_layout');
+  if (layout && NAME.test(layout) && !(await getVersions(store, 'layout', layout))?.versions.length) {
+    throw new NodeError(`cloner_layout: no layout named ${layout}`, 'upload it first with cloner disklayout-upload, or list layouts with cloner disklayout --json');
+  }
   const imageName = lastSetting(settings, 'cloner_image');
   const revision = lastSetting(settings, 'cloner_revision');
   if (!imageName && !revision) return;

@@ -78,6 +78,10 @@ test('duplicate addresses and host names, unknown images and revisions, oversize
       await v('2G');
       const rootOf = (version?: string) => JSON.parse(c('disklayout', '--disklayout', 'L', ...(version ? ['--layout-version', version] : [])).out).disks[0].partitions[1].size;
       assert.is(rootOf(), '2G');
+      // A node's layout override must name a stored layout.
+      oneError(c('nodes', 'set', '--nodes', 'n1', 'cloner_layout=nosuch'), /cloner_layout: no layout named nosuch\nhint: upload it first with cloner disklayout-upload/);
+      assert.is(c('nodes', 'set', '--nodes', 'n1', 'cloner_layout=L').code, 0);
+      assert.is(c('nodes', 'set', '--nodes', 'n1', 'cloner_layout=').code, 0);
 
       // Rollback: version 3 = version 1.
       let r = c('disklayout-rollback', '--disklayout', 'L', '--layout-version', '1');
