@@ -177,7 +177,7 @@ test('an upload killed midway leaves no image; the re-run sends only what the se
       }
       assert.is(r.code, 0, r.err);
       // Plain progress lines (not a terminal): files, bytes of the total, rate, ETA, and the share the server already had.
-      assert.match(r.err, /^capture: \d+ files, [\d.]+ [KMG]?i?B of 96\.0 MiB \(\d+%\), [\d.]+ [KMG]?i?B\/s, ETA \d+s, \d+ unchanged, [\d.]+ [KMG]?i?B sent, [1-9]\d*% already on the server$/m);
+      assert.match(r.err, /^capture: \d+ of \d+ files, [\d.]+ [KMG]?i?B of 96\.0 MiB \(\d+%\), [\d.]+ [KMG]?i?B\/s, ETA \d+s, \d+ unchanged, [\d.]+ [KMG]?i?B sent, [1-9]\d*% already on the server$/m);
       const sent = /new data stored ([\d.]+) (MiB|KiB|B)/.exec(r.out)!;
       const sentBytes = Number(sent[1]) * (sent[2] === 'MiB' ? 1024 ** 2 : sent[2] === 'KiB' ? 1024 : 1);
       // Only what was missing crosses the wire (incompressible data: stored as is), plus at
