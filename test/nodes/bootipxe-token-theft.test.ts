@@ -3,9 +3,9 @@
  * with an installer: a deploy token goes only to an armed node, once per arm (a second ask
  * for the same MAC, from anyone, gets none and does not revoke the first), is bound to the
  * address that asked (127.0.0.2 cannot use the token 127.0.0.1 got), hands out the node's
- * SSH host keys only to that token (again for a retried deploy); and nothing a client sends (Host header, ?mac=) can add an iPXE
- * command to the script, nor can a directory name in a captured tree become a kernel
- * version on the kernel line.
+ * SSH host keys only to that token (again for a retried deploy); and nothing a client
+ * sends (Host header, ?mac=) can add an iPXE command to the script, nor can a directory
+ * name in a captured tree become a kernel version on the kernel line.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
