@@ -12,6 +12,11 @@ cloner_say() {
 }
 
 mkdir -p /run/cloner/tmp /var/lib /mnt
+# EFI variables (efibootmgr writes the node's boot entry), when the node booted through EFI.
+if [ -d /sys/firmware/efi ] && ! ismounted /sys/firmware/efi/efivars; then
+    modprobe efivarfs 2>/dev/null
+    mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+fi
 cloner_say "installer for $(uname -r) (dracut)"
 delay=30
 attempt=0
@@ -20,7 +25,7 @@ while :; do
     cloner_say "deploy attempt $attempt"
     # The agent's lines go to the console as they come; its exit code through a file.
     {
-        TMPDIR=/run/cloner/tmp HOME=/run/cloner PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        TMPDIR=/run/cloner/tmp HOME=/run/cloner PATH=/opt/cloner/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             /opt/cloner/bin/node /opt/cloner/dist/agent/cloner-agent.mjs deploy --no-reboot 2>&1
         echo $? > /run/cloner/agent.rc
     } | while IFS= read -r line; do cloner_say "$line"; done

@@ -44,15 +44,16 @@ install() {
             *) inst_simple "$CLONER_STAGE/$f" "/$f" ;;
         esac
     done < <(cd "$CLONER_STAGE" && find opt/cloner -type f)
+    # The deploy tools in /opt/cloner/sbin, first in the agent's PATH (as with initramfs-tools).
     local tool
     for tool in ${CLONER_TOOLS:-}; do
-        inst_binary "$tool" "$tool"
+        inst_binary "$tool" "/opt/cloner/sbin/${tool##*/}"
     done
     # The agent calls lvm's sub-commands by their own names.
-    if [ -x "$initdir/usr/sbin/lvm" ]; then
+    if [ -x "$initdir/opt/cloner/sbin/lvm" ]; then
         local sub
         for sub in pvs vgs lvs pvcreate vgcreate lvcreate vgchange lvchange pvremove vgremove lvremove vgscan pvscan; do
-            [ -e "$initdir/usr/sbin/$sub" ] || ln -s lvm "$initdir/usr/sbin/$sub"
+            [ -e "$initdir/opt/cloner/sbin/$sub" ] || ln -s lvm "$initdir/opt/cloner/sbin/$sub"
         done
     fi
     # ssh-keygen wants to know who it runs as.
