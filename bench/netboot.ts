@@ -1,54 +1,45 @@
 /**
- * bench:netboot: the cloner installer built by `cloner make-installer` from the cached VM
- * root (Debian bookworm; test/vm/image.ts): its size (kernel + initrd, goal <= 80 MB) and
- * build time, then its boot in qemu (software emulation, direct kernel boot, user network)
- * to the agent's first request: kernel start to DHCP done, and to the agent running.
- * Not yet measured (the netboot lab of issue 12 is not written): PXE to agent, deploy, and
- * reboot to clone, for one node and two at once.
+ * bench:netboot: the PXE lab of test/vm/pxe-lab.ts (network namespace, dnsmasq proxy DHCP +
+ * TFTP from `cloner netboot dnsmasq-config`, the site's DHCP server, cloner-server, one
+ * ipmi_sim BMC and one blank qemu VM under TCG per node) run end to end, as the admin does
+ * it: make-installer from the cached VM root (size, build + upload time), new-image, then
+ * per node, in seconds from `cloner power on`: DHCP answered, the installer running, the
+ * agent's first deploy attempt, deploy done, and the clone up (it reported on its console).
+ * Nodes: `node bench/netboot.ts [bios|uefi|both]` (default both: a SeaBIOS and an OVMF node
+ * at once; each VM gets 2 vCPUs of this machine's cores).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import http from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { ensureVmImage } from '../test/vm/image.ts';
+import { labDeploy, withGolden } from '../test/vm/pxe-lab-flow.ts';
+import { pxeLabUnavailable, withPxeLab, type LabNodeSpec, type Timeline } from '../test/vm/pxe-lab.ts';
 
-const dir = await mkdtemp(path.join(tmpdir(), 'cloner-bench-netboot-'));
-const golden = path.join(dir, 'golden');
-await mkdir(golden);
-const image = await ensureVmImage();
-spawnSync('mount', ['-o', 'ro,loop', image.rootImage, golden]);
-try {
-  const out = path.join(dir, 'out');
-  const r = spawnSync(process.execPath, ['bin/cloner.js', 'make-installer', '--root', golden, '--output', out, '--json'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  const report = JSON.parse(r.stdout) as { version: string; bytes: { vmlinuz: number; 'initrd.img': number; total: number }; buildSeconds: number };
-  console.log(`installer ${report.version}: vmlinuz ${(report.bytes.vmlinuz / 1e6).toFixed(1)} MB + initrd ${(report.bytes['initrd.img'] / 1e6).toFixed(1)} MB = ${(report.bytes.total / 1e6).toFixed(1)} MB (goal 80 MB); built in ${report.buildSeconds} s`);
-  // Stands in for the server: every request is refused, so the agent's first call fails fast.
-  const server = http.createServer((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED","message":"bench","hint":""}'));
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  const port = (server.address() as { port: number }).port;
-  const log = path.join(dir, 'console.log');
-  const t0 = performance.now();
-  const qemu = spawn('qemu-system-x86_64', ['-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot', '-machine', 'q35', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', '2', '-m', '1536',
-    '-serial', `file:${log}`, '-kernel', path.join(out, 'vmlinuz'), '-initrd', path.join(out, 'initrd.img'),
-    '-append', `console=ttyS0 boot=cloner cloner.server=http://198.18.0.10:${port} cloner.node=bench cloner.token=none quiet`,
-    '-netdev', `user,id=n0,net=198.18.0.0/24,host=198.18.0.2,dhcpstart=198.18.0.15,restrict=on,guestfwd=tcp:198.18.0.10:${port}-cmd:socat - TCP:127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=n0'], { stdio: 'ignore' });
-  const marks: Array<[string, RegExp]> = [['DHCP done', /cloner: \S+: address /], ['agent ran (first deploy attempt failed as expected)', /cloner: deploy failed/]];
-  try {
-    for (const [what, re] of marks) {
-      while (!(existsSync(log) && re.test(readFileSync(log, 'latin1')))) {
-        if (performance.now() - t0 > 300_000) throw new Error(`no "${what}" within 300 s`);
-        await new Promise((res) => setTimeout(res, 250));
-      }
-      console.log(`qemu start -> ${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s (TCG)`);
-    }
-  } finally {
-    qemu.kill('SIGKILL');
-    server.close();
-  }
-} finally {
-  spawnSync('umount', [golden]);
-  await rm(dir, { recursive: true, force: true });
+const which = process.argv[2] ?? 'both';
+if (!['bios', 'uefi', 'both'].includes(which)) {
+  console.error(`usage: node bench/netboot.ts [bios|uefi|both] (got ${which})`);
+  process.exit(2);
 }
+const blocker = pxeLabUnavailable();
+if (blocker) {
+  console.error(`bench:netboot cannot run here: ${blocker}`);
+  process.exit(1);
+}
+const specs: LabNodeSpec[] = [];
+if (which !== 'uefi') specs.push({ name: 'pxebios', firmware: 'bios' });
+if (which !== 'bios') specs.push({ name: 'pxeuefi', firmware: 'uefi' });
+
+const image = await ensureVmImage();
+await withGolden(image.rootImage, async (golden) => {
+  await withPxeLab(specs, async (lab) => {
+    const timeline: Timeline = {};
+    const run = await labDeploy(lab, golden, { timeline, timeoutMs: 20 * 60_000 });
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    const b = run.installer.bytes;
+    console.log(`installer ${run.installer.version}: vmlinuz ${mb(b.vmlinuz)} MB + initrd ${mb(b['initrd.img'])} MB = ${mb(b.total)} MB (goal 80 MB); make-installer (build + upload) ${run.setup.installer} s; new-image ${run.setup.capture} s`);
+    console.log(`${specs.length} node(s) at once, TCG, seconds from power on:`);
+    console.log(`${'node'.padEnd(10)} ${'DHCP'.padStart(6)} ${'installer'.padStart(9)} ${'agent'.padStart(6)} ${'deployed'.padStart(8)} ${'clone up'.padStart(8)}   agent->deployed  reboot->clone`);
+    for (const [node, t] of Object.entries(timeline)) {
+      const cell = (v: number | null, w: number) => String(v ?? '-').padStart(w);
+      const span = (a: number | null, z: number | null) => (a !== null && z !== null ? (z - a).toFixed(1) : '-');
+      console.log(`${node.padEnd(10)} ${cell(t.dhcp, 6)} ${cell(t.installer, 9)} ${cell(t.agent, 6)} ${cell(t.deployed, 8)} ${cell(t.clone, 8)}   ${span(t.agent, t.deployed).padStart(15)}  ${span(t.deployed, t.clone).padStart(13)}`);
+    }
+  });
+});

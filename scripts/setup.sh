@@ -8,8 +8,10 @@
 # snippet), ipmitool + openipmi (ipmi_sim), systemd (systemd-analyze verify of
 # contrib/cloner-server.service), iproute2 (namespaces, tc), openssh-client, openssl,
 # chromium (web UI tests, driven by playwright-core), binutils (strip, for make-installer),
-# ipxe (the iPXE binaries the bare-metal quick start copies to TFTP), udpcast (bench:multicast),
-# man-db and bash-completion (the man pages and completion install.sh installs);
+# ipxe (the iPXE binaries the bare-metal quick start copies to TFTP), ipxe-qemu (the NIC
+# ROMs of the PXE lab's VMs), grub-pc-bin (GRUB for BIOS, added to the PXE lab's golden),
+# udpcast (bench:multicast), man-db and bash-completion (the man pages and completion
+# install.sh installs);
 # then the npm packages (which bring Node 24 and build the fsx native addon), then
 # scripts/install.sh (bundles dist/ and links cloner, cloner-server and cloner-agent into
 # /usr/local/bin, or CLONER_PREFIX/bin, with the systemd unit). Run as root
@@ -23,7 +25,7 @@ APT_PACKAGES=(
   e2fsprogs xfsprogs btrfs-progs fdisk util-linux mount
   qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
   iproute2 openssh-client openssl systemd
-  chromium binutils ipxe udpcast man-db bash-completion
+  chromium binutils ipxe ipxe-qemu grub-pc-bin udpcast man-db bash-completion
   python3 make g++
 )
 SUDO=""

@@ -6,7 +6,7 @@
  *   POST /v1/nodes/:name/deploy/status   DeployStatus -> {ok}                          a phase report (node)
  *   POST /v1/nodes/:name/deploy/result   DeployResult -> NodeRecord                    the end (node)
  *   GET  /v1/deploys                     -> [{node, netboot, status, lastDeploy}]      every node (read)
- *   GET  /v1/nodes/:name/hostkeys        -> {files: {name: base64}} | 404              (node)
+ *   GET  /v1/nodes/:name/hostkeys        -> {files: {name: base64}} | 404; 403 to a second deploy token of the arm (node)
  *   PUT  /v1/nodes/:name/hostkeys        {files} -> {stored}; 409 if the node has keys (node)
  * Live status is kept in this process's memory (LiveDeploys).
  */
@@ -38,8 +38,9 @@ export async function deployRoutes(app: FastifyInstance, opts: { store: ImageSto
   serve(app, API.getHostKeys, async (req) => {
     await mustExist(req.params.name);
     const keys = await getHostKeys(store, req.params.name);
-    // A deploy token gets the private keys once per armed deploy (core/nodes/deploy-tokens.ts).
-    if (req.deployNode) await claimHostKeys(store, req.params.name);
+    // A deploy token gets the private keys only if it is the one token of this arm they went
+    // to (core/nodes/deploy-tokens.ts): a retried deploy of the same boot gets them again.
+    if (req.deployNode) await claimHostKeys(store, req.params.name, /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '');
     return keys;
   });
   serve(app, API.putHostKeys, async (req) => {

@@ -1,6 +1,6 @@
 /**
  * make-installer: build the cloner installer (kernel + initrd) from the golden node's own
- * kernel with its initramfs-tools (core/installer/build.ts), and upload it to the server
+ * kernel with its initramfs generator (initramfs-tools or dracut: core/installer/build.ts), and upload it to the server
  * keyed by kernel version (or write it to a local boot directory with --store, and/or to
  * --output). Run on the golden node; --root builds from a golden tree or a mounted image.
  */
@@ -54,9 +54,9 @@ export function register(cli: CAC): void {
         if (sink) await checkOverwrite(sink, plan.kernel.version, !!o.overwrite);
         for (const w of plan.warnings) warn(w);
         if (o.dryRun) {
-          const report = { version: plan.kernel.version, vmlinuz: plan.kernel.vmlinuz, tools: plan.tools.found, missing: plan.tools.missing.map((m) => m.tool), to: sink?.where ?? null, output: o.output ?? null };
+          const report = { version: plan.kernel.version, generator: plan.generator, vmlinuz: plan.kernel.vmlinuz, tools: plan.tools.found, missing: plan.tools.missing.map((m) => m.tool), to: sink?.where ?? null, output: o.output ?? null };
           if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-          else say(`dry run: would build the installer for kernel ${report.version} (${report.vmlinuz}) with initramfs-tools, ${report.tools.length} deploy tools${report.missing.length ? `, without ${report.missing.join(', ')}` : ''}; to ${[report.to, report.output].filter(Boolean).join(' and ')}`);
+          else say(`dry run: would build the installer for kernel ${report.version} (${report.vmlinuz}) with ${report.generator}, ${report.tools.length} deploy tools${report.missing.length ? `, without ${report.missing.join(', ')}` : ''}; to ${[report.to, report.output].filter(Boolean).join(' and ')}`);
           return;
         }
         const { mkdtemp, rm } = await import('node:fs/promises');

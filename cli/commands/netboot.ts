@@ -31,6 +31,11 @@ pxe-prompt="cloner",0
 pxe-service=tag:!ipxe,X86PC,"iPXE (BIOS)",undionly.kpxe
 pxe-service=tag:!ipxe,BC_EFI,"iPXE (UEFI)",ipxe.efi
 pxe-service=tag:!ipxe,X86-64_EFI,"iPXE (UEFI)",ipxe.efi
+# iPXE itself (also a NIC whose firmware is iPXE) gets the URL in the proxy offer with PXE
+# options, so it does not depend on a ProxyDHCP request to port 4011 (which iPXE can miss).
+pxe-service=tag:ipxe,X86PC,"cloner",${server}/boot.ipxe
+pxe-service=tag:ipxe,BC_EFI,"cloner",${server}/boot.ipxe
+pxe-service=tag:ipxe,X86-64_EFI,"cloner",${server}/boot.ipxe
 dhcp-boot=tag:ipxe,${server}/boot.ipxe
 `;
 }

@@ -1,8 +1,12 @@
 /**
  * Builds the cloner installer (a kernel + initrd) from a golden root with the root's own
- * initramfs generator, initramfs-tools: `mkinitramfs -d CONFDIR -o initrd.img VERSION`,
- * where CONFDIR is private (contrib/initramfs/: initramfs.conf, hooks/cloner,
- * scripts/cloner for `boot=cloner`), so the root's own /etc/initramfs-tools is not read.
+ * initramfs generator (`chooseGenerator`): initramfs-tools when the root has mkinitramfs:
+ * `mkinitramfs -d CONFDIR -o initrd.img VERSION`, where CONFDIR is private
+ * (contrib/initramfs/: initramfs.conf, hooks/cloner, scripts/cloner for `boot=cloner`), so
+ * the root's own /etc/initramfs-tools is not read; else dracut (RHEL family): the root's
+ * /usr/lib/dracut copied to a private dracutbasedir with contrib/dracut/90cloner added, and
+ * `dracut --conf /dev/null --confdir (empty) --no-hostonly --add cloner --omit (systemd in
+ * the initrd) --kver VERSION` (`dracutArgv`), so the root's /etc/dracut.conf is not read.
  *
  * For `--root /` (run on the golden node, as the spec says) mkinitramfs runs here. For
  * another root (a golden tree, a mounted image, possibly read-only) it runs chrooted into
@@ -32,9 +36,11 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
+export type Generator = 'initramfs-tools' | 'dracut';
+
 export interface BuildResult {
   version: string;
-  generator: 'initramfs-tools';
+  generator: Generator;
   vmlinuz: string;
   initrd: string;
   bytes: { vmlinuz: number; 'initrd.img': number };
@@ -50,22 +56,46 @@ export class InstallerBuildError extends ClonerError {
   override readonly status = 500;
 }
 
-/** What a build would use, without building: the kernel and the tools found and missing. */
+const has = (root: string, ...paths: string[]) => paths.some((p) => existsSync(path.join(root, p)));
+
+/**
+ * The initramfs generator of a golden root: initramfs-tools when it has mkinitramfs (Debian,
+ * Ubuntu; also when both are there), else dracut when it has dracut and its module tree
+ * (RHEL family). InstallerBuildError when it has neither.
+ */
+export function chooseGenerator(root: string): Generator {
+  if (has(root, 'usr/sbin/mkinitramfs', 'sbin/mkinitramfs')) return 'initramfs-tools';
+  if (has(root, 'usr/bin/dracut', 'usr/sbin/dracut', 'sbin/dracut') && has(root, 'usr/lib/dracut/modules.d')) return 'dracut';
+  throw new InstallerBuildError(`${root} has neither mkinitramfs (initramfs-tools) nor dracut`, 'install the distribution\'s initramfs generator on the golden node (initramfs-tools or dracut)');
+}
+
+/** What a build would use, without building: the generator, the kernel and the tools found and missing. */
 export function planInstaller(root: string, kernelVersion?: string) {
   const kernel = kernelInRoot(root, kernelVersion);
   const tools = findTools(root);
-  if (!['usr/sbin/mkinitramfs', 'sbin/mkinitramfs'].some((p) => existsSync(path.join(root, p)))) {
-    throw new InstallerBuildError(`${root} has no mkinitramfs (initramfs-tools)`, 'install initramfs-tools on the golden node (dracut-only systems are not supported yet)');
-  }
+  const generator = chooseGenerator(root);
   const warnings = tools.missing.map((m) => `${m.tool} is not on the golden node: the installer cannot do ${m.without}`);
-  return { kernel, tools, warnings };
+  return { generator, kernel, tools, warnings };
+}
+
+/**
+ * dracut's command line for the installer: a private base directory (with 90cloner), no
+ * configuration of the golden's own, not host-only (the nodes' hardware, not the golden's),
+ * no systemd in the initrd (dracut's shell init runs the hooks), gzip -1 (recompressed
+ * with zstd afterwards), no early microcode cpio in front.
+ */
+export function dracutArgv(o: { baseDir: string; confDir: string; out: string; version: string }): string[] {
+  return [
+    'env', `dracutbasedir=${o.baseDir}`, 'dracut', '--force', '--conf', '/dev/null', '--confdir', o.confDir, '--no-hostonly', '--no-early-microcode',
+    '--add', 'cloner', '--omit', 'systemd systemd-initrd systemd-networkd dracut-systemd plymouth', '--compress', 'gzip -1', '--kver', o.version, o.out,
+  ];
 }
 
 export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   const log = o.log ?? (() => {});
   const root = path.resolve(o.root);
-  const { kernel, tools, warnings } = planInstaller(root, o.kernelVersion);
+  const { generator, kernel, tools, warnings } = planInstaller(root, o.kernelVersion);
   if (root !== '/' && process.getuid?.() !== 0) throw new InstallerBuildError(`building from ${root} needs root (an overlay mount and chroot)`, 'run make-installer as root');
   const work = await mkdtemp(path.join(tmpdir(), 'cloner-installer-'));
   const mounts: string[] = [];
@@ -96,17 +126,27 @@ export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
     log(`staging Node and the agent (esbuild) for kernel ${kernel.version}`);
     warnings.push(...(await stageAgent(stage)));
     const conf = path.join(stage, 'conf');
-    await cp(path.join(projectDir(), 'contrib/initramfs'), conf, { recursive: true });
-    for (const d of ['conf.d', 'scripts/init-top', 'scripts/init-premount', 'scripts/init-bottom', 'scripts/local-top', 'scripts/local-premount', 'scripts/local-bottom', 'scripts/nfs-top', 'scripts/panic']) await mkdir(path.join(conf, d), { recursive: true });
-    await writeModulesFile(conf);
     const inside = (p: string) => (chroot ? `/${path.relative(chroot, p)}` : p);
     const env = { CLONER_STAGE: inside(stage), CLONER_TOOLS: tools.found.join(' ') };
     const out = path.join(stage, 'initrd.img');
-    log(`mkinitramfs ${kernel.version}${chroot ? ` (chrooted into an overlay of ${root})` : ''}`);
-    const argv = ['mkinitramfs', '-d', inside(conf), '-o', inside(out), kernel.version];
+    let argv: string[];
+    if (generator === 'initramfs-tools') {
+      await cp(path.join(projectDir(), 'contrib/initramfs'), conf, { recursive: true });
+      for (const d of ['conf.d', 'scripts/init-top', 'scripts/init-premount', 'scripts/init-bottom', 'scripts/local-top', 'scripts/local-premount', 'scripts/local-bottom', 'scripts/nfs-top', 'scripts/panic']) await mkdir(path.join(conf, d), { recursive: true });
+      await writeModulesFile(conf);
+      argv = ['mkinitramfs', '-d', inside(conf), '-o', inside(out), kernel.version];
+    } else {
+      // The golden's dracut modules plus ours, in a base directory of the build's own.
+      const base = path.join(stage, 'dracut');
+      await cp(path.join(chroot ?? '/', 'usr/lib/dracut'), base, { recursive: true, verbatimSymlinks: true });
+      await cp(path.join(projectDir(), 'contrib/dracut/90cloner'), path.join(base, 'modules.d/90cloner'), { recursive: true });
+      await mkdir(conf, { recursive: true });
+      argv = dracutArgv({ baseDir: inside(base), confDir: inside(conf), out: inside(out), version: kernel.version });
+    }
+    log(`${generator} ${kernel.version}${chroot ? ` (chrooted into an overlay of ${root})` : ''}`);
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
     const result = await run(chroot ? ['chroot', chroot, '/usr/bin/env', ...envArgs, 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', ...argv] : ['env', ...envArgs, ...argv]).catch((err) => {
-      throw new InstallerBuildError(`mkinitramfs failed: ${(err as Error).message}`, 'see the message above; the golden node\'s initramfs-tools must be able to build its own initramfs', { cause: err });
+      throw new InstallerBuildError(`${argv[0] === 'env' ? 'dracut' : 'mkinitramfs'} failed: ${(err as Error).message}`, `see the message above; the golden node's ${generator} must be able to build its own initramfs`, { cause: err });
     });
     for (const line of `${result.stderr}`.split('\n')) if (/^W: /.test(line) && !/Possible missing firmware|mdadm|MD subsystem/.test(line)) warnings.push(`mkinitramfs: ${line.slice(3)}`);
     await mkdir(o.outDir, { recursive: true });
@@ -117,7 +157,7 @@ export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
     await recompress(out, initrd);
     return {
       version: kernel.version,
-      generator: 'initramfs-tools',
+      generator,
       vmlinuz,
       initrd,
       bytes: { vmlinuz: (await stat(vmlinuz)).size, 'initrd.img': (await stat(initrd)).size },

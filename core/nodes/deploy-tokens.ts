@@ -12,7 +12,8 @@
  *     installer again is re-armed (`cloner netboot --set cloner`);
  *   - bound to the source address the request came from: presented from another address,
  *     it is unknown (401);
- *   - the node's SSH host keys are handed out once per arm (`claimHostKeys`).
+ *   - the node's SSH host keys are handed out to one token per arm (`claimHostKeys`): the
+ *     boot that fetched them first may fetch them again (a retried deploy), no other.
  * A token is 32 random bytes (base64url); the store keeps only its SHA-256, as the ref
  * deploytoken/<sha256> -> {node, issued, ip} (one lookup per request that uses it), and
  * deploy/<node> -> {armed, hash?, ip?, issued?, hostKeys?}, the arm. A token reads like
@@ -31,7 +32,8 @@ interface Arm {
   hash?: string;
   ip?: string;
   issued?: string;
-  hostKeys?: string;
+  /** When the host keys went out, and the SHA-256 of the token they went to (older arms: the time only). */
+  hostKeys?: string | { at: string; hash: string };
 }
 
 interface TokenRecord {
@@ -107,7 +109,8 @@ export async function issueDeployToken(store: RefStore, node: string, ip: string
       if (arm.hash && arm.issued && now - Date.parse(arm.issued) < DEPLOY_TOKEN_TTL_MS) {
         throw new TokenHeldError(`${node}: the deploy token of this arm was issued to ${arm.ip ?? 'another boot'} at ${arm.issued}; a second boot from ${ip} gets none`, `if ${node} must boot the installer again, re-arm it: cloner netboot --nodes ${node} --set cloner`);
       }
-      return { armed: arm.armed, hash, ip, issued };
+      // A host-key claim of this arm stays with the token it went to (claimHostKeys).
+      return { armed: arm.armed, hash, ip, issued, ...(arm.hostKeys ? { hostKeys: arm.hostKeys } : {}) };
     });
   } catch (err) {
     await dropTokenHash(store, hash);
@@ -136,11 +139,22 @@ function sameAddress(ip: string): string {
   return ip.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
 }
 
-/** Records that the node's deploy fetched its SSH host keys; NotArmedError on a second fetch in the same arm. */
-export async function claimHostKeys(store: RefStore, node: string): Promise<void> {
+/**
+ * Records that the node's deploy fetched its SSH host keys with `token` (the deploy token
+ * of the request). The keys go to one token per arm: the first fetch binds them to its
+ * token, and only that token (itself bound to the address it was issued to) fetches them
+ * again, so a deploy retried within the same boot (the installer's back-off) gets them,
+ * while any other token of this node (one issued after the first expired in the same arm)
+ * gets NotArmedError, as does a node that is not armed.
+ */
+export async function claimHostKeys(store: RefStore, node: string, token: string): Promise<void> {
+  const hash = sha256(token);
   await changeArm(store, node, (arm) => {
     if (!arm) throw new NotArmedError(`${node} is not armed for a deploy`, 'host keys go only to the installer of an armed node');
-    if (arm.hostKeys) throw new NotArmedError(`${node}'s SSH host keys were handed out already in this deploy (${arm.hostKeys})`, `re-arm the node to deploy it again: cloner netboot --nodes ${node} --set cloner`);
-    return { ...arm, hostKeys: new Date().toISOString() };
+    const claimed = arm.hostKeys;
+    if (claimed && (typeof claimed === 'string' || claimed.hash !== hash)) {
+      throw new NotArmedError(`${node}'s SSH host keys were handed out already in this deploy, to another boot (${typeof claimed === 'string' ? claimed : claimed.at})`, `re-arm the node to deploy it again: cloner netboot --nodes ${node} --set cloner`);
+    }
+    return claimed ? arm : { ...arm, hostKeys: { at: new Date().toISOString(), hash } };
   });
 }

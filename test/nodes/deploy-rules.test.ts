@@ -50,8 +50,12 @@ test('deploy tokens: one per arm, bound to the asking address; a second ask is r
     assert.is(await deployTokenNode(store, second, { ip: '198.18.0.5', now: Date.now() + DEPLOY_TOKEN_TTL_MS - 60_000 }), 'n1');
     assert.is(await deployTokenNode(store, second, { ip: '198.18.0.5', now: Date.now() + DEPLOY_TOKEN_TTL_MS + 1000 }), null, 'expired');
     assert.is(await deployTokenNode(store, 'not-a-token'), null);
-    await claimHostKeys(store, 'n1');
-    await rejects(() => claimHostKeys(store, 'n1'), code('DEPLOY_NOT_ARMED'));
+    await claimHostKeys(store, 'n1', second);
+    await claimHostKeys(store, 'n1', second); // the same boot's deploy, retried
+    // A token issued in the same arm after the first expired does not get the keys.
+    const third = await issueDeployToken(store, 'n1', '198.18.0.5', Date.now() + DEPLOY_TOKEN_TTL_MS + 1000);
+    await rejects(() => claimHostKeys(store, 'n1', third), code('DEPLOY_NOT_ARMED'));
+    await rejects(() => claimHostKeys(store, 'n1', 'not-a-token'), code('DEPLOY_NOT_ARMED'));
     await changeNode(store, 'n1', ['netboot=local'], false);
     assert.is(await deployTokenNode(store, second, { ip: '198.18.0.5' }), null, 'netboot local disarms');
     await rejects(() => issueDeployToken(store, 'n1', '198.18.0.5'), code('DEPLOY_NOT_ARMED'));

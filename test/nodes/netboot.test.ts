@@ -92,6 +92,8 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     assert.is(c.code, 0, c.err);
     assert.match(c.out, /^dhcp-range=198\.18\.0\.0,proxy$/m);
     assert.match(c.out, new RegExp(`^dhcp-boot=tag:ipxe,${server.url}/boot\\.ipxe$`, 'm'));
+    // iPXE in a NIC's ROM takes the URL from the proxy offer (PXE options present); the PXE lab boots that way.
+    for (const csa of ['X86PC', 'BC_EFI', 'X86-64_EFI']) assert.match(c.out, new RegExp(`^pxe-service=tag:ipxe,${csa},"cloner",${server.url}/boot\\.ipxe$`, 'm'));
     assert.is(cloner('netboot', 'dnsmasq-config', '--server', server.url).code, 2);
   });
 });
