@@ -130,7 +130,10 @@ test('a plan: the latest revision, or the one cloner_revision pins; the revision
     await rejects(() => changeNode(store, 'n1', ['cloner_revision=7'], false), (e: unknown) => e instanceof ClonerError && /cloner_revision: image img has no revision 7 \(revisions: 1, 2\)/.test(e.message));
     await updateNode(store, 'n1', (n) => ({ ...n!, cloner_revision: 7 }));
     await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('IMAGE_NOT_FOUND'));
-    await changeNode(store, 'n1', ['cloner_revision=', 'cloner_layout=nosuch'], false);
+    await changeNode(store, 'n1', ['cloner_revision='], false);
+    // A layout that is not stored is refused when set; one that went later fails the plan.
+    await rejects(() => changeNode(store, 'n1', ['cloner_layout=nosuch'], false), (e: unknown) => e instanceof ClonerError && /cloner_layout: no layout named nosuch/.test(e.message));
+    await updateNode(store, 'n1', (n) => ({ ...n!, cloner_layout: 'nosuch' }));
     await rejects(() => deployPlan(store, store.config.chunker, 'n1'), code('LAYOUT_NOT_FOUND'));
   });
 });
