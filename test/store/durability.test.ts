@@ -22,17 +22,32 @@ if (blocker) {
         mkfs.ext4 -q /dev/disk/by-id/virtio-DURABLE
         mkdir -p /mnt/d && mount /dev/disk/by-id/virtio-DURABLE /mnt/d
         # No background writeback: only what is synced reaches the disk before the reset.
-        sysctl -q vm.dirty_writeback_centisecs=0 vm.dirty_expire_centisecs=360000 vm.dirty_background_ratio=90 vm.dirty_ratio=90
-        nohup node test/store/guest/durability-writer.ts /mnt/d/store 400 > /job/acked 2> /job/writer.err < /dev/null &`);
+        sysctl -q vm.dirty_writeback_centisecs=0 vm.dirty_expire_centisecs=360000 vm.dirty_background_ratio=90 vm.dirty_ratio=90`);
+      // The writer in the background; its exit status lands in /job/writer.rc.
+      const startWriter = () => vm.runOk(`rm -rf /mnt/d/store /job/writer.rc
+        nohup sh -c 'node test/store/guest/durability-writer.ts /mnt/d/store 400 > /job/acked 2> /job/writer.err; echo $? > /job/writer.rc' < /dev/null > /dev/null 2>&1 &`);
+      await startWriter();
       const acked = path.join(vm.jobDir, 'acked');
       const until = Date.now() + 4 * 60_000;
       let lines = 0;
+      let restarted = false;
       while (Date.now() < until) {
         lines = (await readFile(acked, 'utf8').catch(() => '')).split('\n').filter((l) => /^\d+ /.test(l)).length;
         if (lines >= 25) break;
+        const rc = (await readFile(path.join(vm.jobDir, 'writer.rc'), 'utf8').catch(() => '')).trim();
+        // Node in the guest has died of SIGSEGV under TCG on a loaded host now and then: a
+        // writer that died before it acknowledged anything is started once more, and says so.
+        if (rc === '139' && lines === 0 && !restarted) {
+          console.log('# the guest writer died of SIGSEGV before its first chunk; starting it once more');
+          restarted = true;
+          await startWriter();
+          continue;
+        }
+        if (rc) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.ok(lines >= 25, `the writer acknowledged ${lines} chunks in 4 minutes: ${await readFile(path.join(vm.jobDir, 'writer.err'), 'utf8').catch(() => '')}`);
+      const rc = (await readFile(path.join(vm.jobDir, 'writer.rc'), 'utf8').catch(() => '')).trim();
+      assert.ok(lines >= 25, `the writer acknowledged ${lines} chunks in 4 minutes${rc ? ` and exited ${rc}` : ''}: ${await readFile(path.join(vm.jobDir, 'writer.err'), 'utf8').catch(() => '')}`);
       await vm.hardReset();
       const ackedBefore = (await readFile(acked, 'utf8')).split('\n').filter((l) => /^\d+ /.test(l)).length;
       assert.not.match(await readFile(acked, 'utf8'), /^done$/m, 'the plug was pulled while the writer ran');
