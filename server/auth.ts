@@ -6,9 +6,10 @@
  * as SHA-256 digests with timingSafeEqual. No token or a wrong one is 401; a read token on
  * a write route is 403.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { newToken } from '../core/secret.ts';
 
 /** 'node': the admin token, or the deploy token of the node the route's :name names. */
 export type Access = 'public' | 'read' | 'write' | 'node';
@@ -28,7 +29,7 @@ async function loadOrCreate(file: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const token = randomBytes(32).toString('base64url');
+  const token = newToken();
   await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' }).catch(async (err) => {
     // Another server start won the race: use its token.
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

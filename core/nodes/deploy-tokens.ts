@@ -20,8 +20,9 @@
  * read.token and acts for its own node only, until it expires (DEPLOY_TOKEN_TTL_MS) or the
  * arm ends.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ClonerError } from '../errors.ts';
+import { newToken } from '../secret.ts';
 import type { RefStore } from '../store/interfaces.ts';
 
 export const DEPLOY_TOKEN_TTL_MS = 24 * 3600_000;
@@ -99,7 +100,7 @@ export async function dropDeployToken(store: RefStore, node: string): Promise<vo
  * expired (the message names the address and time, for the server log).
  */
 export async function issueDeployToken(store: RefStore, node: string, ip: string, now = Date.now()): Promise<string> {
-  const token = randomBytes(32).toString('base64url');
+  const token = newToken();
   const hash = sha256(token);
   const issued = new Date(now).toISOString();
   await store.casRef(`deploytoken/${hash}`, undefined, JSON.stringify({ node, issued, ip } satisfies TokenRecord));

@@ -106,7 +106,7 @@ if (blocker) {
     results.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
     const hostKeys = new Set<string>();
     for (const [i, n] of lab.nodes.entries()) {
-      assert.match(results[i].out, new RegExp(`\\[identify\\] node ${nodeName(i)}\\b`));
+      assert.match(results[i].out, new RegExp(`\\[identify\\] node ${nodeName(i)}\\b`), results[i].out);
       await mounted(i, async (root) => {
         assert.equal(rsyncDifferences(golden, root, excludes), [], `${nodeName(i)}'s tree equals the golden one`);
         assert.is(await readFile(path.join(root, 'etc/hostname'), 'utf8'), `${nodeName(i)}\n`);
