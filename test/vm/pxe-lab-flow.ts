@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { finished } from '../helpers/netns.ts';
 import { followLab, teardownOnSignal, type Milestone, type PxeLab, type Timeline } from './pxe-lab.ts';
+import { POST_SCRIPT_HEAD } from './golden-report.ts';
 
 /** Mounts the VM image read-only with an overlay adding the host's GRUB i386-pc modules; always unmounted. */
 export async function withGolden<T>(rootImage: string, work: (golden: string) => Promise<T>): Promise<T> {
@@ -60,24 +61,7 @@ const EXCLUDES = [
 ];
 
 /** The image's post-script: networkd on, a console report at boot, the kernel on ttyS0, no GRUB wait. */
-const POST_SCRIPT = `#!/bin/sh
-set -e
-cat > /etc/systemd/system/cloner-report.service <<'EOF'
-[Unit]
-Description=report this node's identity on the serial console
-After=systemd-networkd-wait-online.service
-Wants=systemd-networkd-wait-online.service
-
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'echo "cloner-report: hostname=$(hostname) root=$(findmnt -n -o SOURCE /) $(ip -br -4 addr show dev eth0 | tr -s " ")" > /dev/ttyS0'
-
-[Install]
-WantedBy=multi-user.target
-EOF
-systemctl enable systemd-networkd.service cloner-report.service
-mkdir -p /etc/default
-# A text console for GRUB: these nodes have no graphics (gfxterm would find no video mode).
+const POST_SCRIPT = `${POST_SCRIPT_HEAD}# A text console for GRUB: these nodes have no graphics (gfxterm would find no video mode).
 printf 'GRUB_DEFAULT=0\\nGRUB_TIMEOUT=0\\nGRUB_DISTRIBUTOR=Debian\\nGRUB_TERMINAL=console\\nGRUB_CMDLINE_LINUX="console=ttyS0"\\n' > /etc/default/grub
 echo "post-script ran on $CLONER_NODE"
 `;

@@ -24,6 +24,7 @@ import { withServer } from '../helpers/server.ts';
 import { clonerAgainst } from '../helpers/cli.ts';
 import { ensureVmImage } from './image.ts';
 import { VM_GUEST_ADDRESS, VM_GUEST_MAC, VM_HOST_ADDRESS, vmUnavailable, withVm } from './harness.ts';
+import { POST_SCRIPT_HEAD } from './golden-report.ts';
 
 /** Two disks: an ESP on the first, a RAID1 of both, LVM on it, the root an LV. */
 const BOOT_LAYOUT = {
@@ -62,24 +63,7 @@ const EXCLUDES = [
 ];
 
 /** The image's post-script: networkd on, a console report at boot, the kernel on ttyS0. */
-const POST_SCRIPT = `#!/bin/sh
-set -e
-cat > /etc/systemd/system/cloner-report.service <<'EOF'
-[Unit]
-Description=report this node's identity on the serial console
-After=systemd-networkd-wait-online.service
-Wants=systemd-networkd-wait-online.service
-
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'echo "cloner-report: hostname=$(hostname) root=$(findmnt -n -o SOURCE /) $(ip -br -4 addr show dev eth0 | tr -s " ")" > /dev/ttyS0'
-
-[Install]
-WantedBy=multi-user.target
-EOF
-systemctl enable systemd-networkd.service cloner-report.service
-mkdir -p /etc/default
-printf 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=0\nGRUB_DISTRIBUTOR=Debian\nGRUB_CMDLINE_LINUX="console=ttyS0"\n' > /etc/default/grub
+const POST_SCRIPT = `${POST_SCRIPT_HEAD}printf 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=0\nGRUB_DISTRIBUTOR=Debian\nGRUB_CMDLINE_LINUX="console=ttyS0"\n' > /etc/default/grub
 echo "post-script ran on $CLONER_NODE"
 `;
 
