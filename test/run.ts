@@ -16,7 +16,7 @@
  * printed, so a green CI means every test ran. CLONER_SKIP_VM is not passed on in CI.
  * Usage: node test/run.ts [substring filter]
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fg from 'fast-glob';
 
 const filter = process.argv[2] ?? '';
@@ -60,11 +60,29 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const skipFailures: string[] = [];
+let current: ChildProcess | undefined;
+const killGroup = (child: ChildProcess, signal: NodeJS.Signals) => {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    child.kill(signal);
+  }
+};
+// Ctrl-C or a stop of the runner reaches the running file's group (it is detached from ours).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (current && current.exitCode === null) killGroup(current, signal);
+    process.exit(130);
+  });
+}
 for (const file of files) {
   const started = performance.now();
   const output = await new Promise<{ code: number | null; text: string }>((resolve) => {
     const fileTimeoutMs = timeoutSOf(file) * 1000;
-    const child = spawn(process.execPath, [file], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, CLONER_TEST_FILE_TIMEOUT_S: String(timeoutSOf(file)) } });
+    // Its own process group, so an overrun kills what the file started too (servers, VMs,
+    // agents), which SIGKILL gives it no chance to tear down.
+    const child = spawn(process.execPath, [file], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, CLONER_TEST_FILE_TIMEOUT_S: String(timeoutSOf(file)) }, detached: true });
+    current = child;
     let text = '';
     child.stdout.on('data', (d) => {
       text += d;
@@ -77,7 +95,7 @@ for (const file of files) {
     const overrun = setTimeout(() => {
       text += `\n# ${file}: killed after ${fileTimeoutMs / 1000} s\n`;
       process.stderr.write(`# ${file}: killed after ${fileTimeoutMs / 1000} s\n`);
-      child.kill('SIGKILL');
+      killGroup(child, 'SIGKILL');
     }, fileTimeoutMs);
     child.on('close', (code) => {
       clearTimeout(overrun);
