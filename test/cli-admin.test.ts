@@ -9,7 +9,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -112,6 +112,31 @@ test('status --watch waits for nodes that have not reported, until --timeout', a
     assert.match(r.err, /--timeout 1 s passed with 1 node\(s\) not done or failed: n1/);
     assert.ok(Date.now() - started >= 1000);
     assert.match(cloner('status', '--store', store, '--watch', '--timeout', '0').err, /--timeout must be a positive/);
+  });
+});
+
+test('status --watch outlives a server restart: the outage is said once, the watch goes on until --timeout', async () => {
+  await withServer(async (server) => {
+    const remote = ['--server', server.url, '--token-file', path.join(server.dataDir, 'admin.token')];
+    assert.is(cloner('nodes', 'add', 'n1', ...remote).code, 0);
+    const watch = spawn('node', ['bin/cloner.js', 'status', '--watch', '--interval', '0.3', '--timeout', '6', ...remote], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    watch.stdout.on('data', (d) => (out += d));
+    watch.stderr.on('data', (d) => (err += d));
+    const code = new Promise<number | null>((resolve) => watch.once('close', resolve));
+    try {
+      for (let i = 0; i < 100 && !/n1\s/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      await server.stop();
+      await new Promise((r) => setTimeout(r, 1500));
+      await server.restart();
+      assert.is(await code, 2, err);
+      assert.is(err.match(/the server does not answer \(.*ECONNREFUSED.*\); still watching/g)?.length, 1, err);
+      assert.match(err, /the server answers again after \d+ s/);
+      assert.match(err, /--timeout 6 s passed with 1 node\(s\) not done or failed: n1/);
+    } finally {
+      watch.kill();
+    }
   });
 });
 

@@ -3,7 +3,8 @@
  * the restore is (percent, bytes fetched, rate), when it last reported, and its last
  * result (or error; a done deploy's warnings follow its row, one a line). `--watch` redraws
  * every --interval seconds until every selected node is done or failed (a node that has
- * not reported is not), or `--timeout` seconds passed (exit 2), or Ctrl-C. Below the rows:
+ * not reported is not), or `--timeout` seconds passed (exit 2), or Ctrl-C; a server that stops
+ * answering meanwhile (a restart) is said once on stderr and tried again each interval. Below the rows:
  * when the store was last verified and garbage-collected (core/tree/maintenance.ts) and the
  * multicast sessions with each selected node's part (a server's only). `--json` prints
  * {nodes: rows, maintenance: {gc, verify}, multicast: {sessions} | null}. What nodes
@@ -92,9 +93,23 @@ export function register(cli: CAC): void {
           r.status ? r.status.phase === 'done' || r.status.phase === 'failed' : !!r.lastDeploy && Date.parse(r.lastDeploy.at) >= watchStart - 1000;
         if (!o.json) for (const w of await (await import('../installer-notes.ts')).installerWarnings(backend, o, (await backend.listNodes()).filter((n) => !wanted || wanted.has(n.name)))) process.stderr.write(`warning: ${w}\n`);
         const { sessionLines } = await import('./multicast-status.ts');
+        let outage: number | null = null;
         for (;;) {
-          const rows = await read();
-          const [maintenance, sessions] = await Promise.all([backend.maintenance(), multicastSessions(backend, wanted)]);
+          let got;
+          try {
+            got = await Promise.all([read(), backend.maintenance(), multicastSessions(backend, wanted)]);
+          } catch (err) {
+            // --watch outlives a server restart: an unreachable server is said once, then tried each interval.
+            if (!o.watch || !(await import('../../core/store/http.ts')).isTransient(err)) throw err;
+            if (outage === null) process.stderr.write(`cloner: the server does not answer (${(err as Error).message}); still watching\n`);
+            outage ??= Date.now();
+            if (Date.now() - watchStart >= timeout * 1000) throw new UsageError(`--timeout ${o.timeout} s passed while the server did not answer`, 'check the server: systemctl status cloner-server');
+            await new Promise((r) => setTimeout(r, interval * 1000));
+            continue;
+          }
+          if (outage !== null) process.stderr.write(`cloner: the server answers again after ${Math.round((Date.now() - outage) / 1000)} s\n`);
+          outage = null;
+          const [rows, maintenance, sessions] = got;
           if (o.json) process.stdout.write(`${JSON.stringify({ nodes: rows, maintenance, multicast: sessions ? { sessions } : null }, null, 2)}\n`);
           else {
             if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
