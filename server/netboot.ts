@@ -9,7 +9,9 @@
  *                         deploy token of this arm on the kernel line, and BOOTIF= (iPXE
  *                         fills in the MAC it booted from: the installer's DHCP tries it first)
  *                         (core/nodes/deploy-tokens.ts: one token per arm, bound to the
- *                         asking address; a second ask is logged and boots from disk)
+ *                         asking address; a second ask is logged and boots from disk);
+ *                         a failed fetch of the installer is tried again every
+ *                         FETCH_RETRY_S seconds by the script itself, with the same token
  *   no installer       -> `exit`, logged with the hint `cloner make-installer`
  *   unknown MAC        -> recorded as discovered (core/nodes/discovered.ts: in memory, bounded,
  *                         rate-limited per source address, written once per period), boots local
@@ -32,6 +34,9 @@ import { nodeByMac, type NodeRecord } from '../core/nodes/registry.ts';
 import type { RefStore } from '../core/store/interfaces.ts';
 import { getImage } from '../core/tree/images.ts';
 import { sendError, serve } from './route.ts';
+
+/** Seconds between a failed fetch of the installer and the next try, in the iPXE script. */
+const FETCH_RETRY_S = 10;
 
 /** The URL nodes reach this server at; a Host header that is not a plain host[:port] is refused. */
 function baseUrl(req: FastifyRequest, publicUrl?: string): string {
@@ -93,7 +98,20 @@ export async function netbootRoutes(app: FastifyInstance, opts: { store: RefStor
       return script(`echo cloner: ${name} gets no deploy token from this request (see the server log); booting from disk`, 'exit');
     }
     const args = [`cloner.server=${url}`, `cloner.node=${name}`, `cloner.token=${ipxeWord(token)}`, `cloner.mode=${node.netboot === 'cloner-multicast' ? 'multicast' : 'unicast'}`, 'boot=cloner', 'initrd=initrd.img', 'console=tty0', 'console=ttyS0,115200', 'BOOTIF=01-${netX/mac:hexhyp}'];
-    return script(`echo cloner: ${name} boots the cloner installer ${version}`, `kernel ${url}/v1/boot/${version}/vmlinuz ${args.join(' ')}`, `initrd ${url}/v1/boot/${version}/initrd.img`, 'boot');
+    // A failed fetch (the server restarting, a cut connection) is tried again with the same
+    // token: this boot holds the arm's only one, and asking /boot.ipxe again would get none.
+    return script(
+      `echo cloner: ${name} boots the cloner installer ${version}`,
+      ':cloner_fetch',
+      `kernel ${url}/v1/boot/${version}/vmlinuz ${args.join(' ')} || goto cloner_retry`,
+      `initrd ${url}/v1/boot/${version}/initrd.img || goto cloner_retry`,
+      'boot || goto cloner_retry',
+      ':cloner_retry',
+      'imgfree',
+      `echo cloner: ${name} could not fetch or boot the installer; trying again in ${FETCH_RETRY_S} s`,
+      `sleep ${FETCH_RETRY_S}`,
+      'goto cloner_fetch',
+    );
   });
 
   serve(app, API.installerBootFile, async (req, reply) => {

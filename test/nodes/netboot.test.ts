@@ -65,7 +65,9 @@ test('boot.ipxe per netboot state, deploy tokens, discovered MACs, dnsmasq-confi
     const kernel = new RegExp(`^kernel ${server.url}/v1/boot/6\\.1\\.0-50-amd64/vmlinuz cloner\\.server=${server.url} cloner\\.node=node01 cloner\\.token=(\\S+) cloner\\.mode=unicast boot=cloner initrd=initrd\\.img`, 'm');
     const token = kernel.exec(r.text)?.[1];
     assert.ok(token, r.text);
-    assert.match(r.text, new RegExp(`^initrd ${server.url}/v1/boot/6\\.1\\.0-50-amd64/initrd\\.img\\nboot\\n$`, 'm'), 'the newest installer when the image records no kernel');
+    assert.match(r.text, new RegExp(`^initrd ${server.url}/v1/boot/6\\.1\\.0-50-amd64/initrd\\.img \\|\\| goto cloner_retry\\nboot \\|\\| goto cloner_retry\\n`, 'm'), 'the newest installer when the image records no kernel');
+    // A failed fetch is tried again by the script, with the same token (a second ask would get none).
+    assert.match(r.text, /^:cloner_fetch\nkernel [^\n]* \|\| goto cloner_retry\n[\s\S]*^:cloner_retry\nimgfree\necho cloner: node01 could not fetch or boot the installer; trying again in 10 s\nsleep 10\ngoto cloner_fetch\n$/m);
     // What the installer's agent reads back from /proc/cmdline.
     assert.equal(kernelArgs(/^kernel \S+ (.*)$/m.exec(r.text)![1]), { server: server.url, node: 'node01', token: token!, mode: 'unicast' });
     const asNode = (t: string, route: string, init: RequestInit = {}) => fetch(`${server.url}${route}`, { ...init, headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' } });
@@ -108,7 +110,7 @@ test('--public-url names the server on the kernel line; the installer files are 
       await uploadInstaller(server, '6.1.0-50-amd64');
       const script = await (await fetch(`${server.url}/boot.ipxe?mac=52:54:00:00:00:01`)).text();
       assert.match(script, /^kernel http:\/\/198\.18\.0\.1:8740\/v1\/boot\/6\.1\.0-50-amd64\/vmlinuz cloner\.server=http:\/\/198\.18\.0\.1:8740 /m);
-      assert.match(script, /^initrd http:\/\/198\.18\.0\.1:8740\/v1\/boot\/6\.1\.0-50-amd64\/initrd\.img$/m);
+      assert.match(script, /^initrd http:\/\/198\.18\.0\.1:8740\/v1\/boot\/6\.1\.0-50-amd64\/initrd\.img \|\| goto cloner_retry$/m);
       assert.match(await (await fetch(`${server.url}/boot.ipxe`)).text(), /^chain http:\/\/198\.18\.0\.1:8740\/boot\.ipxe\?mac=/m);
       const token = /cloner\.token=(\S+)/.exec(script)![1];
 
