@@ -4,7 +4,8 @@
  * as a BIOS cluster's golden carries grub-pc), then the spec's commands in order:
  * make-installer, disklayout-upload, new-image, script --type post, nodes add, nodes set
  * cloner_image, netboot --set cloner, power on, status --watch; the milestones of every
- * node are followed until each clone reports on its console.
+ * node are followed until each clone reports on its console. Optionally the server is
+ * stopped while one node restores and started again (an outage the nodes ride out).
  */
 import { spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -91,7 +92,18 @@ const seconds = (t: number) => Number(((performance.now() - t) / 1000).toFixed(1
  * deploy failed for lack of one. Resolves when every clone reported (`timeline` filled,
  * seconds from power-on); throws after `timeoutMs` with the consoles' ends.
  */
-export async function labDeploy(lab: PxeLab, golden: string, o: { lateImage?: string[]; timeline: Timeline; timeoutMs: number; /** Date.now() by which to give up, setup included. */ deadline?: number }): Promise<LabRun> {
+export async function labDeploy(
+  lab: PxeLab,
+  golden: string,
+  o: {
+    lateImage?: string[];
+    /** Stops the server for `downMs` once this node has restored some data, then starts it again (same data, same address). */
+    outage?: { node: string; downMs: number };
+    timeline: Timeline;
+    timeoutMs: number;
+    /** Date.now() by which to give up, setup included. */ deadline?: number;
+  },
+): Promise<LabRun> {
   let t = performance.now();
   const built = JSON.parse(lab.cloner('make-installer', '--root', golden, '--json')) as { version: string; bytes: { vmlinuz: number; 'initrd.img': number; total: number } };
   const installer = seconds(t);
@@ -117,7 +129,23 @@ export async function labDeploy(lab: PxeLab, golden: string, o: { lateImage?: st
   const watcher = early ? finished(lab.spawnCloner(['status', '--nodes', early, '--watch', '--interval', '2', '--timeout', String(Math.ceil(o.timeoutMs / 1000) + 60)])) : Promise.resolve({ code: 0, out: '' });
   const imaged = new Set<string>();
   const timeoutMs = Math.max(0, Math.min(o.timeoutMs, (o.deadline ?? Infinity) - Date.now()));
-  await followLab(lab, LAB_MILESTONES, t0, o.timeline, (tl) => {
+  let outage: Promise<void> | null = null;
+  let serverDown = false;
+  await followLab(lab, LAB_MILESTONES, t0, o.timeline, async (tl) => {
+    const victim = o.outage && lab.nodes.find((n) => n.name === o.outage!.node);
+    if (victim && !outage && /cloner: restore: data, [1-9]/.test(victim.console())) {
+      serverDown = true;
+      outage = (async () => {
+        console.log(`${victim.name} is restoring: the server stops for ${o.outage!.downMs / 1000} s`);
+        await lab.server.stop();
+        await new Promise((r) => setTimeout(r, o.outage!.downMs));
+        await lab.server.restart();
+        serverDown = false;
+        console.log('the server is back');
+      })();
+    }
+    if (serverDown) return false;
+    if (outage) await outage;
     for (const n of lab.nodes) {
       if (late.has(n.name) && !imaged.has(n.name) && /cloner: deploy failed \(exit \d+\)/.test(n.console())) {
         lab.cloner('nodes', 'set', '--nodes', n.name, 'cloner_image=lab');
