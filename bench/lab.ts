@@ -115,8 +115,11 @@ export interface Deployed {
   phases: Array<[string, number]>;
 }
 
-/** Node flags for the bench's Cloner processes: CLONER_BENCH_PROF=DIR adds a --cpu-prof into DIR. */
-export const profFlags = () => (process.env.CLONER_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLONER_BENCH_PROF}`] : []);
+/**
+ * Node flags for the bench's Cloner processes: CLONER_BENCH_PROF=DIR adds a --cpu-prof into
+ * DIR; CLONER_BENCH_NODE_FLAGS adds its own (space-separated, e.g. --max-semi-space-size=8).
+ */
+export const profFlags = () => [...(process.env.CLONER_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLONER_BENCH_PROF}`] : []), ...(process.env.CLONER_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
 
 /** `cloner-agent deploy` of node `node` onto `d.disk`, reading the phase lines as they arrive. */
 export async function agentDeploy(server: { url: string; tokenFile: string }, node: string, d: LoopDisk): Promise<Deployed> {
