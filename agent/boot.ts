@@ -18,7 +18,10 @@
  * output lines): the boot configuration already names the node's devices while the golden's
  * initramfs still names the golden's, a node that would wait at boot for devices it does not
  * have; the phase stops before grub-install so nothing claims the node bootable.
- * An image without GRUB is left as it is, with a warning. Returns the warnings. The EFI
+ * An image without GRUB is left as it is, with a warning. Returns the warnings. Given what
+ * the last deploy made (agent/boot-made.ts), the initramfs and GRUB steps are skipped when
+ * their inputs (image files, the node's boot configuration, devices) are the same and what
+ * they made is still on the node; the EFI entry is set every time. The EFI
  * entry rules are core/boot/efi.ts (shared with `cloner fix-efiboot`).
  */
 import * as fs from 'node:fs';
@@ -28,6 +31,7 @@ import type { Layout } from '../core/layout/model.ts';
 import { EFI_LOADER_DIR, setEfiEntry } from '../core/boot/efi.ts';
 import { ClonerError } from '../core/errors.ts';
 import { haveTool, run } from '../core/tools.ts';
+import type { BootMade } from './boot-made.ts';
 
 export class InitramfsError extends ClonerError {
   override readonly code = 'INITRAMFS_FAILED';
@@ -49,6 +53,10 @@ export interface BootOptions {
   disks?: string[];
   /** Make the initramfs anew first (the identity step changed a device reference it holds). */
   initramfs?: boolean;
+  /** What the last deploy made (agent/boot-made.ts): a step made from the same inputs is not run again. */
+  made?: BootMade;
+  /** The node's file systems (UUIDs, devices), a GRUB input besides the files. */
+  devices?: string[];
   log: (line: string) => void;
 }
 
@@ -75,10 +83,15 @@ export async function regenerateInitramfs(target: string, log: (line: string) =>
 
 const inTarget = (target: string, ...candidates: string[]) => candidates.find((c) => fs.existsSync(path.join(target, c))) ?? null;
 
+/** Runs every step: no record of what was made (BootMade without a target). */
+const ALWAYS: Pick<BootMade, 'step'> = { step: async (_step, _args, make) => (await make(), true) };
+
 export async function installBootloader(o: BootOptions): Promise<string[]> {
   const warnings: string[] = [];
+  const made = o.made ?? ALWAYS;
   if (o.initramfs) {
-    const w = await regenerateInitramfs(o.target, o.log);
+    let w: string | null = null;
+    if (!(await made.step('initramfs', [], async () => void (w = await regenerateInitramfs(o.target, o.log))))) o.log('initramfs: kept as the last deploy made it (same kernels, initramfs files and boot configuration)');
     if (w) warnings.push(w);
   }
   const grubInstall = inTarget(o.target, 'usr/sbin/grub-install', 'sbin/grub-install', 'usr/sbin/grub2-install');
@@ -87,6 +100,7 @@ export async function installBootloader(o: BootOptions): Promise<string[]> {
     return warnings;
   }
   const chroot = (argv: string[]) => run(['chroot', o.target, ...argv]);
+  const installs: string[][] = [];
   if (o.esp) {
     const efiDir = o.esp.mount;
     const efiTarget = inTarget(o.target, 'usr/lib/grub/x86_64-efi') ? 'x86_64-efi' : null;
@@ -94,13 +108,8 @@ export async function installBootloader(o: BootOptions): Promise<string[]> {
       warnings.push('the layout has an EFI system partition but the image has no GRUB EFI modules (grub-efi-amd64-bin): boot loader not installed');
       return warnings;
     }
-    o.log(`grub-install (EFI) into ${efiDir}`);
-    await chroot([`/${grubInstall}`, '--target=x86_64-efi', `--efi-directory=${efiDir}`, `--bootloader-id=${EFI_LOADER_DIR}`, '--no-nvram']);
-    await chroot([`/${grubInstall}`, '--target=x86_64-efi', `--efi-directory=${efiDir}`, '--removable', '--no-nvram']);
-    if (!fs.existsSync('/sys/firmware/efi')) warnings.push('this node did not boot through EFI: no EFI entry written (the firmware finds \\EFI\\BOOT\\BOOTX64.EFI)');
-    else if (!haveTool('efibootmgr')) warnings.push('efibootmgr is not on this node: no EFI entry written (the firmware finds \\EFI\\BOOT\\BOOTX64.EFI)');
-    else if (!o.esp.disk) warnings.push('the ESP\'s disk is not known: no EFI entry written');
-    else await setEfiEntry({ disk: o.esp.disk, partition: o.esp.partition, label: o.label, log: o.log });
+    installs.push([`/${grubInstall}`, '--target=x86_64-efi', `--efi-directory=${efiDir}`, `--bootloader-id=${EFI_LOADER_DIR}`, '--no-nvram']);
+    installs.push([`/${grubInstall}`, '--target=x86_64-efi', `--efi-directory=${efiDir}`, '--removable', '--no-nvram']);
   } else {
     const bootFs = (o.layout.filesystems ?? []).find((f) => f.mount === '/boot') ?? (o.layout.filesystems ?? []).find((f) => f.mount === '/');
     const diskId = o.layout.disks.find((d) => d.partitions.some((p) => p.id === bootFs?.device))?.id ?? o.layout.disks[0]?.id;
@@ -113,11 +122,22 @@ export async function installBootloader(o: BootOptions): Promise<string[]> {
       warnings.push('the boot disk is not known: boot loader not installed');
       return warnings;
     }
-    o.log(`grub-install (BIOS) onto ${disk}`);
-    await chroot([`/${grubInstall}`, '--target=i386-pc', disk]);
+    installs.push([`/${grubInstall}`, '--target=i386-pc', disk]);
   }
   const updateGrub = inTarget(o.target, 'usr/sbin/update-grub');
-  if (updateGrub) await chroot([`/${updateGrub}`]);
-  else await chroot(['grub-mkconfig', '-o', '/boot/grub/grub.cfg']);
+  const mkconfig = updateGrub ? [`/${updateGrub}`] : ['grub-mkconfig', '-o', '/boot/grub/grub.cfg'];
+  // The step's arguments: the commands, and the devices GRUB's files name (the file systems' UUIDs).
+  const grub = async () => {
+    o.log(o.esp ? `grub-install (EFI) into ${o.esp.mount}` : `grub-install (BIOS) onto ${installs[0].at(-1)}`);
+    for (const argv of installs) await chroot(argv);
+    await chroot(mkconfig);
+  };
+  if (!(await made.step('grub', [...installs.flat(), ...mkconfig, ...(o.devices ?? [])], grub))) o.log('grub: kept as the last deploy installed it (same GRUB, kernels, boot configuration and devices)');
+  if (o.esp) {
+    if (!fs.existsSync('/sys/firmware/efi')) warnings.push('this node did not boot through EFI: no EFI entry written (the firmware finds \\EFI\\BOOT\\BOOTX64.EFI)');
+    else if (!haveTool('efibootmgr')) warnings.push('efibootmgr is not on this node: no EFI entry written (the firmware finds \\EFI\\BOOT\\BOOTX64.EFI)');
+    else if (!o.esp.disk) warnings.push('the ESP\'s disk is not known: no EFI entry written');
+    else await setEfiEntry({ disk: o.esp.disk, partition: o.esp.partition, label: o.label, log: o.log });
+  }
   return warnings;
 }

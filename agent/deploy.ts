@@ -14,7 +14,9 @@
  *                it lacks come from a multicast session, the rest over unicast
  *   identity     hostname, network, machine-id, SSH host keys, fstab (agent/identity.ts)
  *   post-scripts the image's post-script, chrooted into the target
- *   bootloader   GRUB and EFI boot entries when the layout and image have them (agent/boot.ts)
+ *   bootloader   GRUB and EFI boot entries when the layout and image have them (agent/boot.ts);
+ *                a re-deploy keeps the initramfs and GRUB files the last one made when
+ *                nothing they are made from changed (agent/boot-made.ts)
  *   bios         the image's BIOS settings through Intel's syscfg, when present
  *   report       the result; on success the server sets netboot to local
  * Any failure is reported with its phase and leaves netboot as it was, so the node tries
@@ -38,6 +40,7 @@ import { run, toolPath } from '../core/tools.ts';
 import { deployKeepList } from '../core/tree/select.ts';
 import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
 import { installBootloader } from './boot.ts';
+import { BootMade } from './boot-made.ts';
 import { labelWithPolicy, mdadmScan, nodeDisks, nodePvs, withPartuuids } from './identity/node-tools.ts';
 import { MulticastReader, type MulticastOptions } from './multicast.ts';
 import { AgentClient } from './client.ts';
@@ -251,7 +254,7 @@ async function layoutDisks(r: DeployRun, plan: DeployPlan): Promise<Disks> {
 }
 
 /** restore: sync the tree onto the target, fetching only what the node lacks, with progress reports. */
-async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
+async function restore(r: DeployRun, plan: DeployPlan, made: BootMade | null): Promise<SyncProgress> {
   await r.enter('restore', `syncing the tree onto ${r.o.target}`);
   const options = plan.revision.options ? ((await getJsonObject(r.client.store, plan.revision.options)) as { excludePaths?: string[] }) : {};
   const progress = newSyncProgress();
@@ -274,10 +277,12 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
     ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })
     : r.client.store;
   try {
-    await syncTree({ reader, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: deployKeepList(options.excludePaths), seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });
+    const keep = [...deployKeepList(options.excludePaths), ...(made?.keepPatterns() ?? [])];
+    await syncTree({ reader, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep, seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, variants: made?.variants(), onTree: (items) => made?.tree(items), onWarning: r.warn, progress });
   } finally {
     clearInterval(tick);
   }
+  made?.synced(progress.variantsKept);
   if (reader instanceof MulticastReader) r.log(`restore: ${formatBytes(reader.tally.multicastBytes)} by multicast, ${reader.tally.unicastChunks} chunks over unicast${reader.tally.fellBack ? ` (${reader.tally.fellBack})` : ''}`);
   r.log(`restore: ${progress.files} files written, ${progress.keptFiles} already right, ${progress.deleted} removed; fetched ${formatBytes(progress.fetchedBytes)}, reused ${formatBytes(progress.seededBytes)} already on the node`);
   await r.report('restore', { bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes });
@@ -322,12 +327,12 @@ async function postScript(r: DeployRun, plan: DeployPlan): Promise<void> {
 }
 
 /** bootloader: GRUB from the image and the node's EFI entry (only with a layout). */
-async function bootloader(r: DeployRun, plan: DeployPlan, disks: Disks): Promise<void> {
+async function bootloader(r: DeployRun, plan: DeployPlan, disks: Disks, made: BootMade | null): Promise<void> {
   if (!plan.layout) return;
   const layout = plan.layout.layout;
   await r.enter('bootloader', 'boot loader and EFI entries');
   const esp = espOf(layout, disks.devices);
-  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks, initramfs: r.bootChainChanged }));
+  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks, initramfs: r.bootChainChanged || !!made?.holds('initramfs'), made: made ?? undefined, devices: (disks.filesystems ?? []).map((f) => `${f.spec.mount ?? ''} ${f.uuid} ${f.device}`) }));
   warnings.forEach(r.warn);
 }
 
@@ -370,10 +375,12 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
       await refuseFirst(r, plan);
       await preScript(r, plan, workDir);
       const disks = await layoutDisks(r, plan);
-      const progress = await restore(r, plan);
+      // What the last deploy made on the boot chain, kept when still valid (agent/boot-made.ts).
+      const made = plan.layout ? new BootMade(r.o.target, espOf(plan.layout.layout, disks.devices)?.mount ?? null) : null;
+      const progress = await restore(r, plan, made);
       await identity(r, plan, disks, workDir);
       await postScript(r, plan);
-      await bootloader(r, plan, disks);
+      await bootloader(r, plan, disks, made);
       await bios(r, workDir);
       return await finish(r, plan, disks, progress);
     } finally {

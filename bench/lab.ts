@@ -111,19 +111,30 @@ export interface Deployed {
   out: string;
   /** The agent's peak RSS in bytes (0 without GNU time). */
   rss: number;
+  /** Seconds spent in each phase, from the agent's `[phase]` lines as they arrived (start to the next). */
+  phases: Array<[string, number]>;
 }
+
+/**
+ * Node flags for the bench's Cloner processes: CLONER_BENCH_PROF=DIR adds a --cpu-prof into
+ * DIR; CLONER_BENCH_NODE_FLAGS adds its own (space-separated, e.g. --max-semi-space-size=8).
+ */
+export const profFlags = () => [...(process.env.CLONER_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLONER_BENCH_PROF}`] : []), ...(process.env.CLONER_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
 
 /** `cloner-agent deploy` of node `node` onto `d.disk`, reading the phase lines as they arrive. */
 export async function agentDeploy(server: { url: string; tokenFile: string }, node: string, d: LoopDisk): Promise<Deployed> {
   const rssFile = path.join('/tmp', `cloner-bench-rss-agent-${process.pid}`);
   const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', '%M', '-o', rssFile] : [];
-  const argv = [...wrap, process.execPath, 'bin/cloner-agent.js', 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', node, '--disks', d.disk, '--target', d.mnt, '--force', '--no-reboot'];
+  const argv = [...wrap, process.execPath, ...profFlags(), 'bin/cloner-agent.js', 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', node, '--disks', d.disk, '--target', d.mnt, '--force', '--no-reboot'];
   const t = performance.now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '60000' } });
   let out = '';
   let restoreStart = 0;
   let restoreEnd = 0;
+  const marks: Array<[string, number]> = [];
   child.stdout.on('data', (b: Buffer) => {
+    const now = performance.now();
+    for (const m of String(b).matchAll(/^\[([a-z-]+)\]/gm)) marks.push([m[1], now]);
     out += b;
     if (!restoreStart && out.includes('[restore]')) restoreStart = performance.now();
     if (!restoreEnd && out.includes('[identity]')) restoreEnd = performance.now();
@@ -135,5 +146,8 @@ export async function agentDeploy(server: { url: string; tokenFile: string }, no
   if (!restoreStart || !restoreEnd || restoreEnd < restoreStart) throw new Error(`the agent printed no [restore] ... [identity] phase lines to time the restore by:\n${out}`);
   const fetched = /fetched ([\d.]+ \S+), reused/.exec(out)?.[1];
   if (!fetched) throw new Error(`the agent did not report what it fetched:\n${out}`);
-  return { seconds: (performance.now() - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out, rss: peakOf(rssFile, wrap.length > 0) };
+  const end = performance.now();
+  const phases = marks.map(([name, at], i): [string, number] => [name, ((marks[i + 1]?.[1] ?? end) - at) / 1000]);
+  phases.unshift(['start', ((marks[0]?.[1] ?? end) - t) / 1000]);
+  return { phases, seconds: (end - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out, rss: peakOf(rssFile, wrap.length > 0) };
 }

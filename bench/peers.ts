@@ -16,16 +16,19 @@
  * files get new inodes, the others keep theirs, as on a node after a package install). Prints one table: seconds,
  * stored bytes, and Cloner's time and bytes divided by each peer's (below 1: Cloner is
  * ahead), then the peak RSS of every Cloner process. The page cache is warm for all alike.
- * Without root (loop devices) the disk rows are skipped with the reason.
+ * Without root (loop devices) the disk rows are skipped with the reason. `--cloner-only` runs
+ * Cloner's rows alone; CLONER_BENCH_PROF=DIR writes a --cpu-prof of every Cloner process there.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree, ensureNodeTree } from './debian-tree.ts';
-import { agentDeploy, duBytes, loopDisk, sh, timed, timedShell, type LoopDisk } from './lab.ts';
+import { agentDeploy, duBytes, loopDisk, profFlags, sh, timed, timedShell, type LoopDisk } from './lab.ts';
 import { startBenchServer } from './server.ts';
 import { haveTool } from '../core/tools.ts';
 
 const quick = process.argv.includes('--quick');
+// --cloner-only: Cloner's rows alone (no yardsticks), to iterate on Cloner itself.
+const peers = !process.argv.includes('--cloner-only');
 const update = quick ? ['htop', 'strace', 'tmux'] : ['htop', 'strace', 'gdb', 'tmux'];
 const one = quick ? await ensureDebianTree() : await ensureNodeTree();
 const two = quick ? await ensureDebianTree(update) : await ensureNodeTree(update);
@@ -47,6 +50,7 @@ interface Row {
 }
 const rows: Row[] = [];
 const rss: Array<[string, number]> = [];
+const phaseText = (phases: Array<[string, number]>) => phases.map(([p, s]) => `${p} ${s.toFixed(1)}`).join(', ');
 const add = (op: string, tool: string, seconds: number, stored?: number, note?: string) => rows.push({ op, tool, seconds, stored, note });
 
 const server = await startBenchServer(path.join(work, 'server'));
@@ -55,8 +59,10 @@ let lab: LoopDisk | undefined;
 // The node: a working copy of tree one, updated in place to tree two by rsync (changed files
 // get new inodes, unchanged ones keep theirs, as a package install does); every tool reads it.
 const node = path.join(work, 'node');
+// The update tree is a second mmdebstrap run, whose initramfs was built anew (other bytes);
+// installing htop, strace, gdb and tmux on a node does not rebuild it, so the node keeps its own.
 const becomes = (tree: string) => {
-  sh('rsync', '-aHAX', '--delete', `${tree}/`, `${node}/`);
+  sh('rsync', '-aHAX', '--delete', ...(tree === two.tree ? ['--exclude=/boot/initrd.img-*'] : []), `${tree}/`, `${node}/`);
   sh('tar', '-cf', '/dev/null', node); // warm the page cache for everyone alike
 };
 becomes(one.tree);
@@ -64,7 +70,7 @@ becomes(one.tree);
 try {
   const remote = ['--server', server.url, '--token-file', server.tokenFile];
   const cloner = (label: string, ...args: string[]) => {
-    const r = timed([process.execPath, 'bin/cloner.js', ...args]);
+    const r = timed([process.execPath, ...profFlags(), 'bin/cloner.js', ...args]);
     rss.push([`cloner ${label}`, r.rss]);
     return r;
   };
@@ -85,7 +91,8 @@ try {
     await lab.wipe();
     first = await agentDeploy(server, 'bench', lab);
     rss.push(['cloner-agent deploy (blank disk)', first.rss]);
-    add('deploy onto a blank disk', 'cloner-agent deploy (all)', first.seconds, undefined, `restore phase ${first.restore.toFixed(2)} s, fetched ${first.fetched}`);
+    if (process.env.CLONER_BENCH_PROF) await writeFile(path.join(process.env.CLONER_BENCH_PROF, 'agent-deploy.log'), first.out);
+    add('deploy onto a blank disk', 'cloner-agent deploy (all)', first.seconds, undefined, `fetched ${first.fetched}; ${phaseText(first.phases)}`);
   }
   const storedOne = duBytes(serverData);
   becomes(two.tree);
@@ -96,7 +103,8 @@ try {
   if (lab) {
     const again = await agentDeploy(server, 'bench', lab);
     rss.push(['cloner-agent re-deploy', again.rss]);
-    add('re-deploy after the update', 'cloner-agent deploy (all)', again.seconds, undefined, `restore phase ${again.restore.toFixed(2)} s, fetched ${again.fetched}`);
+    if (process.env.CLONER_BENCH_PROF) await writeFile(path.join(process.env.CLONER_BENCH_PROF, 'agent-redeploy.log'), again.out);
+    add('re-deploy after the update', 'cloner-agent deploy (all)', again.seconds, undefined, `fetched ${again.fetched}; ${phaseText(again.phases)}`);
   }
   const exportDir = path.join(work, 'export');
   const exp = cloner('image-export', 'image-export', '--image', 'node', '--target', exportDir, ...remote);
@@ -105,7 +113,7 @@ try {
   rss.push(['cloner-server', server.peakRss()]);
 
   // -- tar | lz4 --
-  if (haveTool('lz4')) {
+  if (peers && haveTool('lz4')) {
     becomes(one.tree);
     const archive = path.join(work, 'tree.tar.lz4');
     add('capture', 'tar -c | cat (read limit)', timedShell(`tar -C ${node} -cf - . | cat > /dev/null`).seconds);
@@ -117,7 +125,7 @@ try {
   } else add('capture', 'tar | lz4', NaN, undefined, 'skipped: lz4 is not installed');
 
   // -- restic --
-  if (haveTool('restic')) {
+  if (peers && haveTool('restic')) {
     becomes(one.tree);
     const repo = path.join(work, 'restic');
     const env = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: path.join(work, 'restic-cache') };
@@ -133,7 +141,7 @@ try {
   } else add('capture', 'restic', NaN, undefined, 'skipped: restic is not installed');
 
   // -- borg --
-  if (haveTool('borg')) {
+  if (peers && haveTool('borg')) {
     becomes(one.tree);
     const repo = path.join(work, 'borg');
     const env = { ...process.env, BORG_REPO: repo, BORG_BASE_DIR: path.join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
@@ -150,16 +158,18 @@ try {
   } else add('capture', 'borg', NaN, undefined, 'skipped: borg is not installed (scripts/setup.sh installs borgbackup)');
 
   // -- rsync -aHAX --
-  becomes(one.tree);
-  const copy = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'rsync-copy');
-  await mkdir(copy, { recursive: true });
-  const r1 = timed(['rsync', '-aHAX', `${node}/`, `${copy}/`]);
-  add('capture', 'rsync -aHAX (copy)', r1.seconds, duBytes(copy));
-  add('deploy onto a blank disk', 'rsync -aHAX (from a local copy)', r1.seconds);
-  becomes(two.tree);
-  add('update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${node}/`, `${copy}/`]).seconds);
-  add('re-deploy after the update', 'rsync -aHAX --delete', rows.at(-1)!.seconds);
-  add('no-op update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${node}/`, `${copy}/`]).seconds);
+  if (peers) {
+    becomes(one.tree);
+    const copy = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'rsync-copy');
+    await mkdir(copy, { recursive: true });
+    const r1 = timed(['rsync', '-aHAX', `${node}/`, `${copy}/`]);
+    add('capture', 'rsync -aHAX (copy)', r1.seconds, duBytes(copy));
+    add('deploy onto a blank disk', 'rsync -aHAX (from a local copy)', r1.seconds);
+    becomes(two.tree);
+    add('update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${node}/`, `${copy}/`]).seconds);
+    add('re-deploy after the update', 'rsync -aHAX --delete', rows.at(-1)!.seconds);
+    add('no-op update', 'rsync -aHAX --delete', timed(['rsync', '-aHAX', '--delete', `${node}/`, `${copy}/`]).seconds);
+  }
   if (!lab) add('deploy onto a blank disk', 'cloner-agent deploy', NaN, undefined, 'skipped: loop devices need root');
 
   // -- the table --

@@ -36,7 +36,7 @@ const TOKEN = /\/dev\/disk\/by-(?:id|path)\/[^\s"',|$;)]+|[0-9a-f]{8}-[0-9a-f]{4
 const dashedPvid = (id: string) => `${id.slice(0, 6)}-${[6, 10, 14, 18, 22].map((i) => id.slice(i, i + 4)).join('-')}-${id.slice(26)}`;
 
 /** The boot configuration files of the image that exist. */
-function bootFiles(t: TargetFiles): string[] {
+export function bootFiles(t: TargetFiles): string[] {
   const out = FILES.filter((f) => t.lstat(f)?.isFile());
   for (const [dir, re] of DIRS) for (const n of t.list(dir)) if (re.test(n) && t.lstat(`${dir}/${n}`)?.isFile() && !out.includes(`${dir}/${n}`)) out.push(`${dir}/${n}`);
   return out;

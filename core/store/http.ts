@@ -10,7 +10,7 @@
  * has checked and stored its chunk. Before a batch goes up, one /missing query drops the
  * chunks the server already has (an unchanged directory manifest, a re-run after an
  * interrupted upload), so only what it lacks crosses the wire. `getMany` fetches 256 ids per request, a few requests
- * at a time (p-limit) and at most twice that many batches ahead of the consumer (each with a
+ * at a time (p-limit) and at most one more batch than that ahead of the consumer (each with a
  * rejection handler from the start: a failed batch surfaces in order, never as an
  * unhandled rejection), and checks every chunk's BLAKE3 before yielding it; with `retry`, a
  * batch cut off by the network (or stalled) is fetched again with backoff. Errors become
@@ -23,7 +23,9 @@ import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
 import type { ChunkReader, ChunkWriter } from './interfaces.ts';
-import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from './wire.ts';
+import { CHUNKS_MEDIA_TYPE, encodeFrames, readFrames } from './wire.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 export class ServerError extends ClonerError {
   override readonly code: string;
@@ -129,7 +131,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     this.batchBytes = options.uploadBatchBytes ?? 8 * 1024 * 1024;
     this.fetchBatch = options.fetchBatch ?? 256;
     this.fetchLimit = pLimit(options.fetchConcurrency ?? 4);
-    this.readAhead = 2 * (options.fetchConcurrency ?? 4);
+    this.readAhead = (options.fetchConcurrency ?? 4) + 1;
     this.retry = options.retry;
   }
 
@@ -354,8 +356,10 @@ export class HttpStore implements ChunkReader, ChunkWriter {
         }
         batch = batch.filter((_, i) => !present[i]);
         if (!batch.length) return;
-        const body = Buffer.concat(batch.map((p) => encodeFrame(p.chunk)));
-        const response = await this.request(API.chunksUpload.url, { method: 'POST', body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
+        const body = encodeFrames(batch.map((p) => p.chunk));
+        // The body holds the bytes now: the queued copies go (the id is all that is left to check).
+        for (const p of batch) p.chunk = { ...p.chunk, data: EMPTY };
+        const response = await this.request(API.chunksUpload.url, { method: 'POST', body: new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
         const { ids } = (await response.json()) as { ids: string[] };
         this.uploadedBytes += body.length;
         batch.forEach((p, i) => (ids[i] === p.chunk.id ? p.resolve(p.chunk.id) : p.reject(new ChunkCorruptError(p.chunk.id, `the server stored ${ids[i]} instead`))));

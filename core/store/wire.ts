@@ -18,12 +18,22 @@ const HEADER_BYTES = 32 + 1 + 4 + 4;
 const MAX_DATA = MAX_RAW_CHUNK + Math.ceil(MAX_RAW_CHUNK / 255) + 16 + 4;
 
 export function encodeFrame(chunk: EncodedChunk): Buffer {
-  const header = Buffer.allocUnsafe(HEADER_BYTES);
-  header.write(chunk.id, 0, 32, 'hex');
-  header.writeUInt8(chunk.codec, 32);
-  header.writeUInt32BE(chunk.rawLength, 33);
-  header.writeUInt32BE(chunk.data.length, 37);
-  return Buffer.concat([header, chunk.data]);
+  return encodeFrames([chunk]);
+}
+
+/** Frames of `chunks`, in order, in one buffer (one allocation, one copy of each chunk's data). */
+export function encodeFrames(chunks: readonly EncodedChunk[]): Buffer {
+  const out = Buffer.allocUnsafe(chunks.reduce((sum, c) => sum + HEADER_BYTES + c.data.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.write(chunk.id, at, 32, 'hex');
+    out.writeUInt8(chunk.codec, at + 32);
+    out.writeUInt32BE(chunk.rawLength, at + 33);
+    out.writeUInt32BE(chunk.data.length, at + 37);
+    chunk.data.copy(out, at + HEADER_BYTES);
+    at += HEADER_BYTES + chunk.data.length;
+  }
+  return out;
 }
 
 export class FrameError extends StoreError {

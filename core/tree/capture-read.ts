@@ -57,7 +57,7 @@ export async function readChunks(r: FileReader, file: Buffer, shown: string): Pr
           return r.put(data);
         },
         onRead: r.onRead,
-        afterExtent: r.drain,
+        afterWindow: r.drain,
       });
       const after = await handle.stat({ bigint: true });
       if (same(before, after)) return { refs, stat: before };

@@ -25,8 +25,12 @@ export interface ChunkFileOptions {
   onRead?: (bytes: number) => void;
   /** Called when the file ends before `size` (it shrank while being read). */
   onShrunk?: (readBytes: number) => void;
-  /** Called after each extent (capture drains its upload queue here). */
-  afterExtent?: () => Promise<void>;
+  /**
+   * Called after the chunks of each read window (up to 4 MiB) were handed out, before the
+   * next read: capture waits here for its write-behind window, so a big file never has
+   * more than one read window of chunks beyond it.
+   */
+  afterWindow?: () => Promise<void>;
 }
 
 /** The chunk list [offset, length, id] of the first `size` bytes of an open file. */
@@ -63,13 +67,13 @@ export async function chunkFile(handle: FileHandle, size: number, o: ChunkFileOp
         refs.push([bufOffset + chunkStart, cut, o.onChunk(buf.subarray(chunkStart, chunkStart + cut), bufOffset + chunkStart)]);
         chunkStart += cut;
       }
+      await o.afterWindow?.();
       if (eof) break;
       buf.copyWithin(0, chunkStart, filled);
       bufOffset += chunkStart;
       filled -= chunkStart;
       chunkStart = 0;
     }
-    await o.afterExtent?.();
   }
   return refs;
 }

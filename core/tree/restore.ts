@@ -340,7 +340,7 @@ function applyMetadata(root: TargetRoot, item: TreeItem, isRoot: boolean, warn: 
     return;
   }
   try {
-    const st = fsSync.fstatSync(fd);
+    const st = fsSync.fstatSync(fd, { bigint: true });
     if (kindOf(st) !== e.type) {
       warn(`${shown} is a ${kindOf(st)}, not the ${e.type} this restore made; its metadata is not set`);
       return;
@@ -348,10 +348,13 @@ function applyMetadata(root: TargetRoot, item: TreeItem, isRoot: boolean, warn: 
     const inode = `${st.dev}:${st.ino}`;
     if (applied.has(inode)) return;
     applied.add(inode);
-    if (isRoot) attempt('chown', () => fsx.fdChown(fd, e.uid, e.gid));
-    attempt('chmod', () => fsx.fdChmod(fd, e.mode));
+    // What is already right is left (a re-deploy keeps most entries as they are): chown only
+    // when the owner differs, so the mode it may clear is then set again.
+    const owned = st.uid === BigInt(e.uid) && st.gid === BigInt(e.gid);
+    if (isRoot && !owned) attempt('chown', () => fsx.fdChown(fd, e.uid, e.gid));
+    if (!owned || Number(st.mode & 0o7777n) !== e.mode) attempt('chmod', () => fsx.fdChmod(fd, e.mode));
     for (const [name, value] of Object.entries(e.xattrs ?? {})) attempt(`setxattr ${name}`, () => fsx.fdSetxattr(fd, name, Buffer.from(value, 'base64')));
-    attempt('utimes', () => fsx.fdUtimesNs(fd, e.mtime[0], e.mtime[1], e.mtime[0], e.mtime[1]));
+    if (st.mtimeNs !== BigInt(e.mtime[0]) * 1_000_000_000n + BigInt(e.mtime[1]) || st.atimeNs !== st.mtimeNs) attempt('utimes', () => fsx.fdUtimesNs(fd, e.mtime[0], e.mtime[1], e.mtime[0], e.mtime[1]));
   } finally {
     fsSync.closeSync(fd);
   }

@@ -13,7 +13,8 @@
  *      lost+found and the image's excluded paths are not entered). A file whose size and
  *      nanosecond mtime equal the tree's is kept unread (unless `checksum`); every other
  *      regular file is cut into chunks with the image's FastCDC parameters, each chunk
- *      found a seed (id -> file, offset), and kept when its chunk list equals the tree's.
+ *      found a seed (id -> file, offset), and kept when its chunk list equals the tree's,
+ *      or when it is a node-made variant still valid (variants.ts: a node's own initramfs).
  *   2. data (sync-stage.ts): every file to write is built in a staging directory on its
  *      own file system (`.cloner-sync` at the root of each mount under the target, so the
  *      final rename never crosses file systems): seeded chunks are copied from the old
@@ -22,16 +23,15 @@
  *      every place that holds them. A staged file is named by its path and content: a run
  *      cut off midway leaves it, and the next run checks its chunks in place and fills in
  *      the rest, so a resumed deploy does not fetch again what it already wrote.
- *   3. delete: every scanned entry that is not wanted, or wanted with another type or
- *      content (a symlink target, a device number), deepest first: unlink or rmdir, never
- *      a recursive delete, so a kept path inside is never lost.
+ *   3. delete: every scanned entry unwanted, or wanted as another type or content (a
+ *      symlink target, a device number), deepest first: unlink or rmdir, never recursive.
  *   4. place, in path order: mkdir what is missing, rename staged files over their paths
  *      (an atomic replace), mknod, then hardlinks to their group's first path, and
  *      symlinks last, so none exists while anything is written below it.
- *   5. metadata as restore does (owner, mode, xattrs, times, on an O_PATH fd of each entry
- *      after checking its type; directories deepest first), inode flags last (the node's
- *      i and a, cleared before phase 2, come back too); an entry that could not be
- *      created (mknod refused) is reported and left out.
+ *   5. metadata as restore does (owner, mode, xattrs, times, on an O_PATH fd of each entry,
+ *      type checked; directories deepest first), inode flags last (the node's i and a,
+ *      cleared before phase 2, come back too); not for an entry that could not be created
+ *      (mknod refused: reported) nor a kept variant.
  */
 import * as fsSync from 'node:fs';
 import { constants as fsc } from 'node:fs';
@@ -48,6 +48,7 @@ import { applyTreeMetadata, loadTree, makeDirectory, mknodEntry, newRestoreProgr
 import { excludeMatcher } from './select.ts';
 import { clearBlockingFlags, reapplyBlockingFlags } from './inode-flags.ts';
 import { stageFiles, type Seeds, type Staged } from './sync-stage.ts';
+import { keepsVariant, type Variant } from './variants.ts';
 
 export interface SyncProgress extends RestoreProgress {
   phase: 'scan' | 'data' | 'place' | 'metadata' | 'done';
@@ -61,6 +62,8 @@ export interface SyncProgress extends RestoreProgress {
   fetchedBytes: number;
   /** Entries removed because the tree does not have them (or has them as something else). */
   deleted: number;
+  /** Paths of the node-made variants kept (SyncOptions.variants), also counted in keptFiles. */
+  variantsKept: string[];
 }
 
 export interface SyncOptions {
@@ -82,13 +85,17 @@ export interface SyncOptions {
    * deploy sets those times, so on a re-deploy only changed files are read.
    */
   checksum?: boolean;
+  /** Node-made variants of tree files, kept when still valid (variants.ts), by tree path. */
+  variants?: ReadonlyMap<string, Variant>;
+  /** Called with the tree's entries once loaded (a caller that needs them too). */
+  onTree?: (items: readonly TreeItem[]) => void;
   strict?: boolean;
   onWarning?: (message: string) => void;
   progress?: SyncProgress;
 }
 
 export function newSyncProgress(): SyncProgress {
-  return { ...newRestoreProgress(), phase: 'scan', scannedBytes: 0, keptFiles: 0, seededBytes: 0, fetchedBytes: 0, deleted: 0 };
+  return { ...newRestoreProgress(), phase: 'scan', scannedBytes: 0, keptFiles: 0, seededBytes: 0, fetchedBytes: 0, deleted: 0, variantsKept: [] };
 }
 
 interface Existing {
@@ -162,7 +169,7 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
       deleteUnwanted(run, scan.existing, plan.matched);
       placeEntries(run, plan, staged);
       progress.phase = 'metadata';
-      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel)), root, run.warn, flagged);
+      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel) && !progress.variantsKept.includes(i.rel)), root, run.warn, flagged);
       finished = true;
     } finally {
       if (!finished) reapplyBlockingFlags(root, flagged, run.warn);
@@ -186,6 +193,7 @@ async function startSync(opts: SyncOptions): Promise<SyncRun> {
   if (!targetStat?.isDirectory()) throw new RestoreError(`sync target ${opts.target} is not a directory`, 'mount the node\'s file systems there first');
   const target = await fs.realpath(opts.target);
   const items = await loadTree(opts.reader, opts.tree);
+  opts.onTree?.(items);
   const root = TargetRoot.open(target);
   const wanted = new Map(items.map((item) => [item.rel, item.entry]));
   const roots = mountRoots(target);
@@ -294,7 +302,7 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
         break;
       case 'file':
         matched.add(rel); // replaced by a rename when it is rewritten
-        if (have.size === entry.size && (have.sameStat || sameChunks(have.chunks ?? [], entry.chunks))) run.progress.keptFiles++;
+        if ((have.size === entry.size && (have.sameStat || sameChunks(have.chunks ?? [], entry.chunks))) || keepsVariant(run.opts.variants, run.root, rel, entry, run.progress.variantsKept)) run.progress.keptFiles++;
         else plan.toWrite.push({ rel, entry });
         break;
       case 'symlink':
@@ -333,11 +341,8 @@ function deleteUnwanted(run: SyncRun, existing: Map<string, Existing>, matched: 
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
-      if (code === 'ENOTEMPTY' && !run.wanted.has(e.rel)) {
-        run.warn(`kept ${displayName(e.rel)}: it holds kept paths`);
-        continue;
-      }
-      throw new RestoreError(`cannot remove ${displayName(e.rel)} from the target: ${code}`, 'check that nothing else writes to the target');
+      if (code === 'ENOTEMPTY' && !run.wanted.has(e.rel)) run.warn(`kept ${displayName(e.rel)}: it holds kept paths`);
+      else throw new RestoreError(`cannot remove ${displayName(e.rel)} from the target: ${code}`, 'check that nothing else writes to the target');
     }
   }
 }
@@ -359,14 +364,12 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fsSync.lstatSync(root.at(rel)).isDirectory()) throw err;
         }
         break;
-      case 'file': {
-        const from = stagedOf.get(rel);
-        if (from) fsSync.renameSync(from, root.at(rel));
+      case 'file':
+        if (stagedOf.has(rel)) fsSync.renameSync(stagedOf.get(rel)!, root.at(rel));
         break;
-      }
       case 'char':
       case 'block':
-      case 'fifo': {
+      case 'fifo':
         try {
           mknodEntry(root.at(rel), entry);
         } catch (err) {
@@ -374,7 +377,6 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
           run.warn(`cannot create ${entry.type} ${displayName(rel)}: ${(err as NodeJS.ErrnoException).code}; not restored`);
         }
         break;
-      }
       case 'symlink':
         symlinks.push(rel);
         break;
@@ -383,11 +385,7 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
   for (const link of plan.secondaries) {
     if (plan.matched.has(link.rel)) continue;
     root.trim();
-    try {
-      fsSync.unlinkSync(root.at(link.rel));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    fsSync.rmSync(root.at(link.rel), { force: true }); // not there: nothing to replace
     fsSync.linkSync(root.at(link.primary), root.at(link.rel));
   }
   for (const rel of symlinks) {

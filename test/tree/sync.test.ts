@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, symlink as fsSymlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, symlink as fsSymlink, utimes, writeFile } from 'node:fs/promises';
 import { fsx } from '../../core/native/fsx.ts';
 import path from 'node:path';
 import type { ChunkId } from '../../core/store/chunk-id.ts';
@@ -161,6 +161,20 @@ test('a re-sync reads only files whose size or mtime differ; checksum reads them
     assert.ok(full.scannedBytes > 4 * 1024 * 1024);
     assert.is(full.files, 1);
     assert.is(await readFile(conf, 'utf8'), 'setting=1\n');
+  });
+});
+
+test('a re-sync sets again the owner, mode and times that differ on kept entries (and only the content it must)', async () => {
+  await withStore(async (store, work) => {
+    const { src, dst, tree } = await goldenAndTarget(store, work);
+    await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker, strict: isRoot });
+    await chmod(path.join(dst, 'etc/app.conf'), 0o600); // mode only: size and mtime still match
+    await utimes(path.join(dst, 'usr/lib/other.bin'), new Date(2001, 1, 1), new Date(2001, 1, 1)); // times only
+    await chmod(path.join(dst, 'usr/lib'), 0o700);
+    if (isRoot) await chown(path.join(dst, 'usr/bin/tool'), 1234, 1234); // clears nothing the tree has: mode 0755 comes back too
+    const p = await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker, strict: isRoot });
+    assert.is(p.files, 0, 'nothing rewritten');
+    assert.equal(rsyncDifferences(src, dst), []);
   });
 });
 
