@@ -117,9 +117,11 @@ export interface Deployed {
 
 /**
  * Node flags for the bench's Cloner processes: CLONER_BENCH_PROF=DIR adds a --cpu-prof into
- * DIR; CLONER_BENCH_NODE_FLAGS adds its own (space-separated, e.g. --max-semi-space-size=8).
+ * DIR; CLONER_BENCH_NODE_FLAGS replaces the launchers' own (space-separated; default --max-semi-space-size=8).
  */
-export const profFlags = () => [...(process.env.CLONER_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLONER_BENCH_PROF}`] : []), ...(process.env.CLONER_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
+export const profFlags = () => [...(process.env.CLONER_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLONER_BENCH_PROF}`] : []), ...(process.env.CLONER_BENCH_NODE_FLAGS ?? LAUNCHER_FLAGS).split(' ').filter(Boolean)];
+/** What the installed launchers (bin/cloner, bin/cloner-server, bin/cloner-agent) and the installer give Node. */
+const LAUNCHER_FLAGS = '--max-semi-space-size=8';
 
 /** `cloner-agent deploy` of node `node` onto `d.disk`, reading the phase lines as they arrive. */
 export async function agentDeploy(server: { url: string; tokenFile: string }, node: string, d: LoopDisk): Promise<Deployed> {
