@@ -14,7 +14,7 @@ import { chooseGenerator, dracutArgv, planInstaller } from '../../core/installer
 import { cloner } from '../helpers/cli.ts';
 import { dir, file, makeTree, withTempDir } from '../helpers/fixtures.ts';
 
-const MODULE = path.resolve(new URL('../../contrib/dracut/90cloner', import.meta.url).pathname);
+const MODULE = path.resolve(new URL('../../contrib/dracut/99cloner', import.meta.url).pathname);
 
 test('the dracut module is valid: module-setup.sh defines check/depends/installkernel/install, check opts out, the hooks parse', () => {
   for (const f of ['module-setup.sh', 'parse-cloner.sh', 'cloner-deploy.sh']) {
