@@ -75,10 +75,12 @@ install() {
     # The network comes up in the initqueue: DHCP on the NIC iPXE booted from (BOOTIF=), else
     # on every NIC until one answers; each dhclient gives up after cloner.dhcp_timeout
     # (parse-cloner.sh writes it into dhclient.conf: Debian's dhclient has no --timeout for
-    # rd.net.timeout.dhcp). rd.retry: no answer in 40 s (2/3 of it), cloner-nonet.sh stops
-    # the wait and the deploy loop retries DHCP itself, instead of dracut's emergency shell.
+    # rd.net.timeout.dhcp). rd.retry=20: no lease within 2/3 of init's wait (about 13 s on
+    # hardware; minutes under emulation, where each turn of init's loop is slow), then
+    # cloner-nonet.sh ends the wait and the deploy loop retries DHCP after its back-off,
+    # instead of init's emergency shell. The kernel line's rd.retry= wins over this.
     mkdir -p "$initdir/etc/cmdline.d"
-    echo 'rd.neednet=1 ip=dhcp rd.retry=60' > "$initdir/etc/cmdline.d/50cloner.conf"
+    echo 'rd.neednet=1 ip=dhcp rd.retry=20' > "$initdir/etc/cmdline.d/50cloner.conf"
     inst_hook cmdline 95 "$moddir/parse-cloner.sh"
     inst_hook initqueue/timeout 99 "$moddir/cloner-nonet.sh"
     inst_hook pre-mount 99 "$moddir/cloner-deploy.sh"
