@@ -5,8 +5,9 @@
  * (contrib/initramfs/: initramfs.conf, hooks/cloner, scripts/cloner for `boot=cloner`), so
  * the root's own /etc/initramfs-tools is not read; else dracut (RHEL family): the root's
  * /usr/lib/dracut copied to a private dracutbasedir with contrib/dracut/99cloner added, and
- * `dracut --conf /dev/null --confdir (empty) --no-hostonly --add cloner --omit (systemd in
- * the initrd) --kver VERSION` (`dracutArgv`), so the root's /etc/dracut.conf is not read.
+ * `dracut --conf /dev/null --confdir (empty) --no-hostonly --add cloner --omit (DRACUT_OMIT)
+ * --omit-drivers (unwantedNetDrivers) --kver VERSION` (`dracutArgv`), so the root's
+ * /etc/dracut.conf is not read. `--generator` (`pickGenerator`) picks one on a root with both.
  *
  * For `--root /` (run on the golden node, as the spec says) mkinitramfs runs here. For
  * another root (a golden tree, a mounted image, possibly read-only) it runs chrooted into
@@ -123,7 +124,7 @@ export const DRACUT_OMIT = [
 /**
  * Network drivers no cluster node deploys over (dial-up, radio, USB modems and adapters,
  * old LANs): left out by both generators (contrib/initramfs/hooks/cloner removes the same
- * directories).
+ * directories; wireless, which dracut's kernel-network-modules already skips, is named too).
  */
 export const UNWANTED_NET_DIRS = ['usb', 'wwan', 'wireless', 'ieee802154', 'fddi', 'plip', 'slip', 'ppp', 'hamradio', 'arcnet', 'wan'];
 
