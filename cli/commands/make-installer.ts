@@ -1,6 +1,7 @@
 /**
  * make-installer: build the cloner installer (kernel + initrd) from the golden node's own
- * kernel with its initramfs generator (initramfs-tools or dracut: core/installer/build.ts), and upload it to the server
+ * kernel with its initramfs generator (initramfs-tools or dracut, --generator to choose when
+ * the golden has both: core/installer/build.ts), and upload it to the server
  * keyed by kernel version (or write it to a local boot directory with --store, and/or to
  * --output). Run on the golden node; --root builds from a golden tree or a mounted image.
  */
@@ -14,6 +15,7 @@ interface Options extends BackendArgs {
   overwrite?: boolean;
   root: string;
   kernelVersion?: string;
+  generator?: string;
   output?: string;
   dryRun?: boolean;
   json?: boolean;
@@ -24,6 +26,7 @@ export function register(cli: CAC): void {
     .option('--overwrite', 'Replace the server\'s installer for this kernel version')
     .option('--root <dir>', 'Build from the golden tree at DIR (a mounted image) instead of this system', { default: '/' })
     .option('--kernel-version <version>', 'Kernel version (default: the newest under --root with modules and /boot/vmlinuz-V)')
+    .option('--generator <name>', 'initramfs-tools or dracut (default: the golden\'s own; initramfs-tools when it has both)')
     .option('--output <dir>', 'Also write vmlinuz and initrd.img into DIR (alone: no upload)')
     .option('--dry-run', 'Show the kernel, the tools found and missing, and where it would go; build nothing')
     .option('--json', 'Print JSON')
@@ -35,7 +38,7 @@ export function register(cli: CAC): void {
         if (!o.json) process.stdout.write(`${line}\n`);
       };
       const warn = (line: string) => process.stderr.write(`warning: ${line}\n`);
-      const plan = planInstaller(o.root, o.kernelVersion === undefined ? undefined : String(o.kernelVersion));
+      const plan = planInstaller(o.root, o.kernelVersion === undefined ? undefined : String(o.kernelVersion), o.generator === undefined ? undefined : String(o.generator));
 
       // Where it goes: a server (the default), a local boot directory (--store DATA/store), or only --output.
       const onlyOutput = !!o.output && !o.server && !o.store && !process.env.CLONER_SERVER;
@@ -63,7 +66,7 @@ export function register(cli: CAC): void {
         const { tmpdir } = await import('node:os');
         const outDir = o.output ? path.resolve(String(o.output)) : await mkdtemp(path.join(tmpdir(), 'cloner-installer-out-'));
         try {
-          const built = await buildInstaller({ root: o.root, kernelVersion: plan.kernel.version, outDir, log: (l) => say(l) });
+          const built = await buildInstaller({ root: o.root, kernelVersion: plan.kernel.version, generator: plan.generator, outDir, log: (l) => say(l) });
           for (const w of built.warnings.filter((w) => !plan.warnings.includes(w))) warn(w);
           const total = built.bytes.vmlinuz + built.bytes['initrd.img'];
           if (total > SIZE_GOAL_BYTES) warn(`kernel + initrd are ${formatBytes(total)}, over the ${formatBytes(SIZE_GOAL_BYTES)} goal`);

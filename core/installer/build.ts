@@ -4,9 +4,10 @@
  * `mkinitramfs -d CONFDIR -o initrd.img VERSION`, where CONFDIR is private
  * (contrib/initramfs/: initramfs.conf, hooks/cloner, scripts/cloner for `boot=cloner`), so
  * the root's own /etc/initramfs-tools is not read; else dracut (RHEL family): the root's
- * /usr/lib/dracut copied to a private dracutbasedir with contrib/dracut/90cloner added, and
- * `dracut --conf /dev/null --confdir (empty) --no-hostonly --add cloner --omit (systemd in
- * the initrd) --kver VERSION` (`dracutArgv`), so the root's /etc/dracut.conf is not read.
+ * /usr/lib/dracut copied to a private dracutbasedir with contrib/dracut/99cloner added, and
+ * `dracut --conf /dev/null --confdir (empty) --no-hostonly --add cloner --omit (DRACUT_OMIT)
+ * --omit-drivers (unwantedNetDrivers) --kver VERSION` (`dracutArgv`), so the root's
+ * /etc/dracut.conf is not read. `--generator` (`pickGenerator`) picks one on a root with both.
  *
  * For `--root /` (run on the golden node, as the spec says) mkinitramfs runs here. For
  * another root (a golden tree, a mounted image, possibly read-only) it runs chrooted into
@@ -16,14 +17,14 @@
  * and the CONFDIR live in the overlay's /run/cloner-installer. Every mount is undone,
  * whatever happens.
  */
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createZstdCompress } from 'node:zlib';
 import { copyFile, cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ClonerError } from '../errors.ts';
+import { ClonerError, UsageError } from '../errors.ts';
 import { run } from '../tools.ts';
 import { kernelInRoot } from './kernel.ts';
 import { findTools, projectDir, stageAgent } from './stage.ts';
@@ -31,6 +32,8 @@ import { findTools, projectDir, stageAgent } from './stage.ts';
 export interface BuildOptions {
   root: string;
   kernelVersion?: string;
+  /** initramfs-tools or dracut; default: the root's own (chooseGenerator). */
+  generator?: Generator;
   /** Where vmlinuz and initrd.img are written. */
   outDir: string;
   log?: (line: string) => void;
@@ -64,30 +67,92 @@ const has = (root: string, ...paths: string[]) => paths.some((p) => existsSync(p
  * (RHEL family). InstallerBuildError when it has neither.
  */
 export function chooseGenerator(root: string): Generator {
-  if (has(root, 'usr/sbin/mkinitramfs', 'sbin/mkinitramfs')) return 'initramfs-tools';
-  if (has(root, 'usr/bin/dracut', 'usr/sbin/dracut', 'sbin/dracut') && has(root, 'usr/lib/dracut/modules.d')) return 'dracut';
+  if (hasGenerator(root, 'initramfs-tools')) return 'initramfs-tools';
+  if (hasGenerator(root, 'dracut')) return 'dracut';
   throw new InstallerBuildError(`${root} has neither mkinitramfs (initramfs-tools) nor dracut`, 'install the distribution\'s initramfs generator on the golden node (initramfs-tools or dracut)');
 }
 
+export const GENERATORS: readonly Generator[] = ['initramfs-tools', 'dracut'];
+
+/** Whether a root has a generator: mkinitramfs; or dracut with its module tree. */
+export function hasGenerator(root: string, generator: Generator): boolean {
+  if (generator === 'initramfs-tools') return has(root, 'usr/sbin/mkinitramfs', 'sbin/mkinitramfs');
+  return has(root, 'usr/bin/dracut', 'usr/sbin/dracut', 'sbin/dracut') && has(root, 'usr/lib/dracut/modules.d');
+}
+
+/**
+ * The generator asked for (`--generator`), checked against the root; none asked: the
+ * root's own (`chooseGenerator`). UsageError for a name that is not a generator or one the
+ * root lacks.
+ */
+export function pickGenerator(root: string, wanted?: string): Generator {
+  if (wanted === undefined) return chooseGenerator(root);
+  if (!(GENERATORS as readonly string[]).includes(wanted)) throw new UsageError(`--generator ${JSON.stringify(wanted)} is not an initramfs generator`, `use --generator ${GENERATORS.join(' or --generator ')}, or leave it out for the golden's own`);
+  const generator = wanted as Generator;
+  if (!hasGenerator(root, generator)) {
+    const what = generator === 'dracut' ? 'dracut (dracut and /usr/lib/dracut/modules.d)' : 'mkinitramfs (initramfs-tools)';
+    const pkg = generator === 'dracut' ? 'dracut-core and dracut-network on Debian/Ubuntu, dracut and dracut-network on the RHEL family' : 'initramfs-tools';
+    throw new UsageError(`--generator ${generator}: ${root} has no ${what}`, `install ${pkg} on the golden node, or leave --generator out to use its own`);
+  }
+  return generator;
+}
+
 /** What a build would use, without building: the generator, the kernel and the tools found and missing. */
-export function planInstaller(root: string, kernelVersion?: string) {
+export function planInstaller(root: string, kernelVersion?: string, wantedGenerator?: string) {
   const kernel = kernelInRoot(root, kernelVersion);
   const tools = findTools(root);
-  const generator = chooseGenerator(root);
+  const generator = pickGenerator(root, wantedGenerator);
   const warnings = tools.missing.map((m) => `${m.tool} is not on the golden node: the installer cannot do ${m.without}`);
   return { generator, kernel, tools, warnings };
 }
 
 /**
- * dracut's command line for the installer: a private base directory (with 90cloner), no
- * configuration of the golden's own, not host-only (the nodes' hardware, not the golden's),
- * no systemd in the initrd (dracut's shell init runs the hooks), gzip -1 (recompressed
- * with zstd afterwards), no early microcode cpio in front.
+ * dracut modules left out of the installer: systemd in the initrd (dracut's shell init runs
+ * the hooks) and plymouth; kernel-modules(-extra), which in a generic image bring every
+ * file system and block driver of the kernel (~30 MB more: 99cloner names the drivers, as
+ * hooks/cloner does for initramfs-tools); and what only a root to boot needs (crypt,
+ * resume, nvdimm, overlay-root, virtiofs, usrmount, lunmask).
  */
-export function dracutArgv(o: { baseDir: string; confDir: string; out: string; version: string }): string[] {
+export const DRACUT_OMIT = [
+  'systemd', 'systemd-initrd', 'systemd-networkd', 'dracut-systemd', 'plymouth',
+  'kernel-modules', 'kernel-modules-extra', 'crypt', 'resume', 'nvdimm', 'overlay-root', 'virtiofs', 'usrmount', 'lunmask',
+  // dracut's return to the initramfs at shutdown: the installer never leaves it, and its
+  // reboot/poweroff are systemctl with libsystemd-shared on a systemd golden (~5 MB).
+  'shutdown', 'terminfo',
+];
+
+/**
+ * Network drivers no cluster node deploys over (dial-up, radio, USB modems and adapters,
+ * old LANs): left out by both generators (contrib/initramfs/hooks/cloner removes the same
+ * directories; wireless, which dracut's kernel-network-modules already skips, is named too).
+ */
+export const UNWANTED_NET_DIRS = ['usb', 'wwan', 'wireless', 'ieee802154', 'fddi', 'plip', 'slip', 'ppp', 'hamradio', 'arcnet', 'wan'];
+
+/** The names of the kernel modules under `<modules>/kernel/drivers/net/<UNWANTED_NET_DIRS>`, as dracut's --omit-drivers takes them. */
+export function unwantedNetDrivers(modules: string): string[] {
+  const names = new Set<string>();
+  for (const d of UNWANTED_NET_DIRS) {
+    const dir = path.join(modules, 'kernel/drivers/net', d);
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      const m = /(?:^|\/)([^/]+)\.ko(?:\.[a-z0-9]+)?$/.exec(f);
+      if (m) names.add(m[1]!.replace(/-/g, '_'));
+    }
+  }
+  return [...names].sort();
+}
+
+/**
+ * dracut's command line for the installer: a private base directory (with 99cloner), no
+ * configuration of the golden's own, not host-only (the nodes' hardware, not the golden's),
+ * without DRACUT_OMIT, gzip -1 (recompressed with zstd afterwards), no early microcode cpio
+ * in front.
+ */
+export function dracutArgv(o: { baseDir: string; confDir: string; out: string; version: string; omitDrivers?: string[] }): string[] {
   return [
     'env', `dracutbasedir=${o.baseDir}`, 'dracut', '--force', '--conf', '/dev/null', '--confdir', o.confDir, '--no-hostonly', '--no-early-microcode',
-    '--add', 'cloner', '--omit', 'systemd systemd-initrd systemd-networkd dracut-systemd plymouth', '--compress', 'gzip -1', '--kver', o.version, o.out,
+    '--add', 'cloner', '--omit', DRACUT_OMIT.join(' '), ...(o.omitDrivers?.length ? ['--omit-drivers', o.omitDrivers.join(' ')] : []),
+    '--compress', 'gzip -1', '--kver', o.version, o.out,
   ];
 }
 
@@ -95,7 +160,7 @@ export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   const log = o.log ?? (() => {});
   const root = path.resolve(o.root);
-  const { generator, kernel, tools, warnings } = planInstaller(root, o.kernelVersion);
+  const { generator, kernel, tools, warnings } = planInstaller(root, o.kernelVersion, o.generator);
   if (root !== '/' && process.getuid?.() !== 0) throw new InstallerBuildError(`building from ${root} needs root (an overlay mount and chroot)`, 'run make-installer as root');
   const work = await mkdtemp(path.join(tmpdir(), 'cloner-installer-'));
   const mounts: string[] = [];
@@ -139,9 +204,9 @@ export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
       // The golden's dracut modules plus ours, in a base directory of the build's own.
       const base = path.join(stage, 'dracut');
       await cp(path.join(chroot ?? '/', 'usr/lib/dracut'), base, { recursive: true, verbatimSymlinks: true });
-      await cp(path.join(projectDir(), 'contrib/dracut/90cloner'), path.join(base, 'modules.d/90cloner'), { recursive: true });
+      await cp(path.join(projectDir(), 'contrib/dracut/99cloner'), path.join(base, 'modules.d/99cloner'), { recursive: true });
       await mkdir(conf, { recursive: true });
-      argv = dracutArgv({ baseDir: inside(base), confDir: inside(conf), out: inside(out), version: kernel.version });
+      argv = dracutArgv({ baseDir: inside(base), confDir: inside(conf), out: inside(out), version: kernel.version, omitDrivers: unwantedNetDrivers(kernel.modules) });
     }
     log(`${generator} ${kernel.version}${chroot ? ` (chrooted into an overlay of ${root})` : ''}`);
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);

@@ -25,6 +25,12 @@ export const VM_RECIPE = {
     'linux-image-amd64', 'systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps',
     'mdadm', 'lvm2', 'fdisk', 'gdisk', 'dosfstools', 'e2fsprogs', 'xfsprogs', 'btrfs-progs',
     'util-linux', 'efibootmgr', 'grub-efi-amd64-bin', 'grub2-common', 'rsync', 'attr', 'acl',
+    // make-installer's dracut path (test/installer/make-installer-dracut.test.ts). dracut-core,
+    // unlike `dracut`, does not conflict with initramfs-tools and has no kernel postinst hook, so
+    // the golden's own initramfs stays initramfs-tools'; dracut-network holds bookworm's network
+    // modules (network-legacy: dhclient from isc-dhcp-client). Its dracut-shutdown.service is a
+    // no-op after an initramfs-tools boot (it needs dracut's /run/initramfs/.need_shutdown).
+    'dracut-core', 'dracut-network',
   ],
   /** What the initramfs needs to find and mount the virtio root; mdadm and lvm2 add their own. */
   initramfsModules: ['virtio_pci', 'virtio_blk', 'ext4'],
