@@ -59,7 +59,7 @@ while :; do
     # The agent's lines go to the console as they come; its exit code through a file.
     {
         TMPDIR=/run/cloner/tmp HOME=/run/cloner PATH=/opt/cloner/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            /opt/cloner/bin/node /opt/cloner/dist/agent/cloner-agent.mjs deploy --no-reboot 2>&1
+            /opt/cloner/bin/node --max-semi-space-size=8 /opt/cloner/dist/agent/cloner-agent.mjs deploy --no-reboot 2>&1
         echo $? > /run/cloner/agent.rc
     } | while IFS= read -r line; do cloner_say "$line"; done
     rc=$(cat /run/cloner/agent.rc 2> /dev/null)
