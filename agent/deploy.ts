@@ -271,7 +271,7 @@ async function restore(r: DeployRun, plan: DeployPlan): Promise<SyncProgress> {
     void r.report('restore', { message: `${progress.phase}${etaText}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
   }, r.o.progressIntervalMs);
   const reader = r.o.multicast
-    ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })
+    ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, tree: plan.revision.tree, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })
     : r.client.store;
   try {
     await syncTree({ reader, tree: plan.revision.tree, target: r.o.target, chunker: plan.chunker, keep: deployKeepList(options.excludePaths), seedDirs: [`/${IMAGE_FILES_DIR}`], checksum: r.o.checksum, onWarning: r.warn, progress });

@@ -12,6 +12,8 @@ export interface ReceiverOptions {
   group: string;
   port: number;
   session: string;
+  /** Payload bytes per piece (the session's cut: Assignment.session.payload). */
+  payload: number;
   lacking: Iterable<ChunkId>;
   /** Join on these addresses only (default: every non-internal IPv4 address). */
   interfaceAddresses?: string[];
@@ -80,7 +82,7 @@ export class MulticastReceiver {
       socket.close();
       throw new Error(`could not join multicast group ${o.group} on any interface (${addresses.join(', ') || 'none'})`);
     }
-    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking), Math.min(1, Math.max(0, o.simulatedLoss ?? 0)));
+    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking, o.payload), Math.min(1, Math.max(0, o.simulatedLoss ?? 0)));
   }
 
   /** Verified chunks as they complete, until `stop()` resolves or the receiver closes. */
