@@ -310,7 +310,9 @@ export class MulticastHub {
             continue;
           }
           r.lacking = new Set(r.report.missing.filter((id) => s.sizes.has(id)));
-          r.gaps = new Map(r.report.gaps.filter(([id]) => s.sizes.has(id)).map(([id, offsets]) => [id, new Set(offsets)]));
+          // Offsets on the session's cut inside the chunk only: a report is untrusted (it sizes the parity sent).
+          const onCut = (id: ChunkId) => (o: number) => o % s.payload === 0 && o < Math.max(1, s.sizes.get(id)!);
+          r.gaps = new Map(r.report.gaps.filter(([id]) => s.sizes.has(id)).map(([id, offsets]) => [id, new Set(offsets.filter(onCut(id)))] as const).filter(([, g]) => g.size > 0));
           r.missingBytes = sum(r.lacking, s.sizes) + [...r.gaps.values()].reduce((n, g) => n + g.size * s.payload, 0);
           if (!r.lacking.size && !r.gaps.size) r.state = 'done';
           else if (round === this.limits.maxRounds) this.drop(r, `still lacked ${r.missingBytes} bytes after ${round} rounds`);
