@@ -27,7 +27,7 @@ import type { AgentClient } from './client.ts';
 
 /** How often a receiver asks how the session goes (round ends, drops). */
 const SESSION_POLL_MS = 250;
-/** After a round's last datagram, datagrams still in flight get this long before the NACK. */
+/** After a round's last datagram, the NACK waits until none has been read for this long (MulticastReceiver.settled). */
 const ROUND_GRACE_MS = 200;
 /** Polls in a row that may fail before the session is given up for unicast. */
 const MAX_POLL_FAILURES = 40;
@@ -188,7 +188,7 @@ export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
       }
       const s = a.session;
       if (s.sending || s.round <= reported) continue;
-      await sleep(ROUND_GRACE_MS);
+      await receiver.settled(ROUND_GRACE_MS);
       const nack = receiver.reassembler.nack();
       await this.client.api.call(API.multicastReport, { params: { name: node }, body: { session: session.id, round: s.round, ...nack } });
       reported = s.round;

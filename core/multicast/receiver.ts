@@ -36,11 +36,14 @@ export class MulticastReceiver {
 
   /** Datagrams dropped by `simulatedLoss`. */
   simulatedDrops = 0;
+  /** Datagrams read from the socket. */
+  private read = 0;
 
   private constructor(socket: dgram.Socket, reassembler: Reassembler, loss: number) {
     this.socket = socket;
     this.reassembler = reassembler;
     socket.on('message', (msg) => {
+      this.read++;
       if (loss > 0 && Math.random() < loss) {
         this.simulatedDrops++;
         return;
@@ -97,6 +100,27 @@ export class MulticastReceiver {
       if (stopped || this.closed || this.reassembler.missing.size === 0) return;
       await new Promise<void>((r) => (this.wake = r));
       this.wake = null;
+    }
+  }
+
+  /**
+   * Resolves once no datagram has been read for `quietMs`, or after `maxMs`: at a round's
+   * end the socket may still hold a backlog (a busy node reads late: up to the 4 MiB
+   * receive buffer), which a NACK sent at once would report lost and have sent again.
+   * Each check yields to the event loop's poll phase (setImmediate) so that a backlog
+   * is read before its silence is believed.
+   */
+  async settled(quietMs = 200, maxMs = 5000): Promise<void> {
+    const until = performance.now() + maxMs;
+    let seen = this.read;
+    let quietSince = performance.now();
+    while (performance.now() < until && !this.closed) {
+      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setImmediate(r));
+      if (this.read !== seen) {
+        seen = this.read;
+        quietSince = performance.now();
+      } else if (performance.now() - quietSince >= quietMs) return;
     }
   }
 
