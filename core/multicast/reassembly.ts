@@ -9,8 +9,7 @@
  * only if it matches its id, else dropped whole and counted as corrupt (it is then still
  * missing, and is asked for again in the next round).
  */
-import type { Codec } from '../store/codec.ts';
-import { decodeChunk } from '../store/codec.ts';
+import { decodeChunk, type Codec, type EncodedChunk } from '../store/codec.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import { recover } from './rs.ts';
 import { decodeFrame, groupsOf, keyOf, piecesOf, type ChunkKey, type Frame, type Rejection } from './wire.ts';
@@ -58,6 +57,8 @@ export class Reassembler {
   };
   private readonly byKey = new Map<ChunkKey, ChunkId | null>();
   private readonly partial = new Map<ChunkId, Partial>();
+  /** Completed, not yet verified (take -> verify). */
+  private readonly pending = new Set<ChunkId>();
 
   constructor(session: string, lacking: Iterable<ChunkId>, payload: number) {
     this.session = session;
@@ -69,16 +70,41 @@ export class Reassembler {
 
   /** Takes one datagram; returns a chunk it completed and verified ([id, raw bytes]), else null. */
   accept(datagram: Buffer): [ChunkId, Buffer] | null {
+    const done = this.take(datagram);
+    return done && this.verify(done);
+  }
+
+  /**
+   * Takes one datagram; returns a chunk it completed, NOT yet verified: `verify` it before
+   * use. Until then its datagrams count as duplicates. (The receiver verifies at the pace
+   * its consumer takes chunks, so the socket's handler only copies bytes.)
+   */
+  take(datagram: Buffer): (EncodedChunk & { id: ChunkId }) | null {
     this.counters.datagrams++;
     const frame = decodeFrame(datagram, this.session);
     if (typeof frame === 'string') {
       this.counters.ignored[frame]++;
       return null;
     }
-    return this.take(frame);
+    return this.place(frame);
   }
 
-  private take(f: Frame): [ChunkId, Buffer] | null {
+  /** Decodes a completed chunk and checks its BLAKE3: [id, raw bytes], or null (corrupt: lacked again). */
+  verify(c: EncodedChunk & { id: ChunkId }): [ChunkId, Buffer] | null {
+    this.pending.delete(c.id);
+    let raw: Buffer;
+    try {
+      raw = decodeChunk(c);
+    } catch {
+      this.counters.corrupt++;
+      return null;
+    }
+    this.missing.delete(c.id);
+    this.counters.chunks++;
+    return [c.id, raw];
+  }
+
+  private place(f: Frame): (EncodedChunk & { id: ChunkId }) | null {
     const id = this.byKey.get(f.key);
     if (id === null) {
       this.counters.ignored.ambiguous++;
@@ -86,6 +112,10 @@ export class Reassembler {
     }
     if (id === undefined || !this.missing.has(id)) {
       this.counters.ignored.unwanted++;
+      return null;
+    }
+    if (this.pending.has(id)) {
+      this.counters.ignored.duplicate++;
       return null;
     }
     let p = this.partial.get(id);
@@ -134,16 +164,8 @@ export class Reassembler {
     this.rebuild(p, b);
     if (p.haveCount < p.have.length) return null;
     this.partial.delete(id);
-    let raw: Buffer;
-    try {
-      raw = decodeChunk({ id, codec: p.codec, rawLength: p.rawLength, data: p.data });
-    } catch {
-      this.counters.corrupt++;
-      return null;
-    }
-    this.missing.delete(id);
-    this.counters.chunks++;
-    return [id, raw];
+    this.pending.add(id);
+    return { id, codec: p.codec, rawLength: p.rawLength, data: p.data };
   }
 
   /** Rebuilds group b's lost pieces once it holds as many parity rows as it lacks pieces. */
@@ -174,6 +196,7 @@ export class Reassembler {
     const missing: ChunkId[] = [];
     const gaps: Array<[ChunkId, number[]]> = [];
     for (const id of this.missing) {
+      if (this.pending.has(id)) continue; // complete: verified soon (if corrupt, asked for next round)
       const p = this.partial.get(id);
       if (!p) {
         missing.push(id);

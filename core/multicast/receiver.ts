@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { ChunkId } from '../store/chunk-id.ts';
+import type { EncodedChunk } from '../store/codec.ts';
 import { Reassembler } from './reassembly.ts';
 
 export interface ReceiverOptions {
@@ -30,7 +31,8 @@ const RECV_BUFFER = 8 * 1024 * 1024;
 export class MulticastReceiver {
   readonly reassembler: Reassembler;
   private readonly socket: dgram.Socket;
-  private readonly queue: Array<[ChunkId, Buffer]> = [];
+  /** Completed chunks, verified as `chunks()` hands them out. */
+  private readonly queue: Array<EncodedChunk & { id: ChunkId }> = [];
   private wake: (() => void) | null = null;
   private closed = false;
 
@@ -48,7 +50,7 @@ export class MulticastReceiver {
         this.simulatedDrops++;
         return;
       }
-      const done = this.reassembler.accept(msg);
+      const done = this.reassembler.take(msg);
       if (done) {
         this.queue.push(done);
         this.wake?.();
@@ -96,7 +98,12 @@ export class MulticastReceiver {
       this.wake?.();
     });
     for (;;) {
-      while (this.queue.length) yield this.queue.shift()!;
+      while (this.queue.length) {
+        const verified = this.reassembler.verify(this.queue.shift()!);
+        if (verified) yield verified;
+        // Let the socket be read between chunks (a window's chunks complete together).
+        else await new Promise((r) => setImmediate(r));
+      }
       if (stopped || this.closed || this.reassembler.missing.size === 0) return;
       await new Promise<void>((r) => (this.wake = r));
       this.wake = null;

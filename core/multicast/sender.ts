@@ -10,6 +10,7 @@
  * loss at every receiver: with 8 receivers losing 1% each, the union costs ~1-0.99^8 =
  * 7.7% of the data, the rows ~the worst receiver's share. Rows already sent to a group are
  * never sent again (receivers keep the rows they got); a group out of rows is resent.
+ * The datagrams of a window of chunks are interleaved (DEFAULT_WINDOW).
  */
 import dgram from 'node:dgram';
 import type { ChunkId } from '../store/chunk-id.ts';
@@ -31,7 +32,20 @@ export interface SenderOptions {
   mtu?: number;
   /** How lost pieces are repaired (default parity). */
   repair?: RepairMode;
+  /** Encoded bytes of chunks whose datagrams are interleaved (default DEFAULT_WINDOW). */
+  windowBytes?: number;
 }
+
+/**
+ * Datagrams are sent interleaved across a window of chunks this large: a receiver that
+ * stops reading for a while (a busy node's full receive buffer) then loses a few pieces
+ * of many chunks, which parity repairs for every receiver at once, instead of whole
+ * chunks, which must be sent whole again; receivers' bursts in one window cost the worst
+ * burst, not their sum. bench/multicast.ts, 8 nodes on 2 busy cores: round 2 sent 65% of
+ * the union again without it (different whole chunks per node). Memory: one window on the
+ * sender, up to one of partial chunks on a receiver.
+ */
+export const DEFAULT_WINDOW = 32 * 1024 * 1024;
 
 export interface RoundResult {
   chunks: number;
@@ -104,6 +118,24 @@ export class MulticastSender {
         drained = null;
       }
     };
+    const send = async (frame: Buffer, parity: boolean) => {
+      await this.bucket.take(frame.length + 28);
+      if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => (drained = r));
+      inFlight++;
+      this.socket.send(frame, this.o.port, this.o.group, sent);
+      result.datagrams++;
+      result.bytes += frame.length;
+      result.headerBytes += HEADER_BYTES;
+      if (parity) result.parityBytes += frame.length;
+    };
+    // The window's datagrams, interleaved: the i-th of every chunk, then the (i+1)-th...
+    let window: Array<Array<[Buffer, boolean]>> = [];
+    let windowBytes = 0;
+    const flush = async () => {
+      for (const [frame, parity] of interleave(window)) if (!signal?.aborted) await send(frame, parity);
+      window = [];
+      windowBytes = 0;
+    };
     for (const id of ids) {
       if (signal?.aborted) break;
       let chunk;
@@ -119,22 +151,17 @@ export class MulticastSender {
       }
       const lost = gaps?.get(id);
       const repair = lost ? planRepair(id, chunk.data.length, this.payload, lost, this.rowsUsed, this.o.repair ?? 'parity') : null;
-      const send = async (frame: Buffer, parity: boolean) => {
-        await this.bucket.take(frame.length + 28);
-        if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => (drained = r));
-        inFlight++;
-        this.socket.send(frame, this.o.port, this.o.group, sent);
-        result.datagrams++;
-        result.bytes += frame.length;
-        result.headerBytes += HEADER_BYTES;
-        if (parity) result.parityBytes += frame.length;
-      };
+      const frames: Array<[Buffer, boolean]> = [];
       for (const [offset, frame] of chunkFrames(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload)) {
-        if (!repair || repair.resend.has(offset)) await send(frame, false);
+        if (!repair || repair.resend.has(offset)) frames.push([frame, false]);
       }
-      for (const [first, k, row] of repair?.rows ?? []) await send(parityFrame(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload, first, k, row), true);
+      for (const [first, k, row] of repair?.rows ?? []) frames.push([parityFrame(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload, first, k, row), true]);
+      window.push(frames);
+      windowBytes += chunk.data.length;
       result.chunks++;
+      if (windowBytes >= (this.o.windowBytes ?? DEFAULT_WINDOW)) await flush();
     }
+    await flush();
     while (inFlight > 0) await new Promise<void>((r) => (drained = r)).then(() => undefined, () => undefined);
     return result;
   }
@@ -179,4 +206,9 @@ export function planRepair(id: ChunkId, encodedLength: number, payload: number, 
     used.set(tag, had + need);
   });
   return { resend, rows };
+}
+
+/** The items of `lists` interleaved: the first of each list, then the second of each... */
+export function* interleave<T>(lists: T[][]): Generator<T> {
+  for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) yield l[i];
 }

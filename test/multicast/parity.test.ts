@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeChunk, type EncodedChunk } from '../../core/store/codec.ts';
 import { Reassembler } from '../../core/multicast/reassembly.ts';
 import { MAX_GROUP, parityRow, recover } from '../../core/multicast/rs.ts';
-import { planRepair } from '../../core/multicast/sender.ts';
+import { interleave, planRepair } from '../../core/multicast/sender.ts';
 import { chunkFrames, decodeFrame, encodeFrame, groupsOf, parityFrame, payloadBytes, piecesOf } from '../../core/multicast/wire.ts';
 import { seededBytes } from '../helpers/fixtures.ts';
 
@@ -115,6 +115,26 @@ test('forged parity: off the groups, too many rows, or wrong bytes (valid CRC) n
   let got = null;
   for (const [, f] of all) got = rx.accept(f) ?? got;
   assert.ok(got && got[1].equals(seededBytes(3, 30_000)));
+});
+
+test('a window of chunks is sent interleaved: a burst loses a few pieces of many chunks, which parity repairs', () => {
+  assert.equal([...interleave([[1, 2, 3], [4], [5, 6]])], [1, 4, 5, 2, 6, 3]);
+  const chunks = [4, 5, 6].map((seed) => chunk(seed, 40_000));
+  const order = [...interleave(chunks.map((c) => frames(c).map(([, f]) => f)))];
+  // Two receivers each lose a different burst of 6 datagrams in a row: 2 pieces of each chunk.
+  const rx = [0, 1].map(() => new Reassembler(SESSION, chunks.map((c) => c.id), P));
+  order.forEach((f, i) => rx.forEach((r, j) => (j === 0 ? i >= 3 && i < 9 : i >= 20 && i < 26) || r.accept(f)));
+  const used = new Map<string, number>();
+  let rows = 0;
+  for (const c of chunks) {
+    const lost = rx.map((r) => r.nack().gaps.find(([id]) => id === c.id)?.[1] ?? []);
+    assert.equal(lost.map((l) => l.length), [2, 2]);
+    const plan = planRepair(c.id, c.data.length, P, lost, used, 'parity');
+    rows += plan.rows.length;
+    for (const [first, k, row] of plan.rows) for (const r of rx) r.accept(parityFrame(SESSION, c.id, c.codec, c.rawLength, c.data, P, first, k, row));
+  }
+  assert.is(rows, 6, '6 parity datagrams repair 12 losses');
+  for (const r of rx) assert.is(r.missing.size, 0);
 });
 
 test.run();
