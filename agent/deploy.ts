@@ -274,7 +274,7 @@ async function restore(r: DeployRun, plan: DeployPlan, made: BootMade | null): P
     void r.report('restore', { message: `${progress.phase}${etaText}`, bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes, rate: Math.round(rate) });
   }, r.o.progressIntervalMs);
   const reader = r.o.multicast
-    ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })
+    ? new MulticastReader(r.client, { ...r.o.multicast, node: plan.node.name, image: plan.image, revision: plan.revision.n, tree: plan.revision.tree, progress, log: (line) => r.log(line), status: (message) => void r.report('restore', { message }) })
     : r.client.store;
   try {
     const keep = [...deployKeepList(options.excludePaths), ...(made?.keepPatterns() ?? [])];

@@ -19,6 +19,7 @@
 import { API } from '../core/api/endpoints.ts';
 import type { Assignment } from '../core/multicast/hub.ts';
 import { MulticastReceiver } from '../core/multicast/receiver.ts';
+import { canonicalChunks, encodeLacking } from '../core/multicast/summary.ts';
 import type { ChunkId } from '../core/store/chunk-id.ts';
 import type { ChunkReader } from '../core/store/interfaces.ts';
 import type { SyncProgress } from '../core/tree/sync.ts';
@@ -26,7 +27,7 @@ import type { AgentClient } from './client.ts';
 
 /** How often a receiver asks how the session goes (round ends, drops). */
 const SESSION_POLL_MS = 250;
-/** After a round's last datagram, datagrams still in flight get this long before the NACK. */
+/** After a round's last datagram, the NACK waits until none has been read for this long (MulticastReceiver.settled). */
 const ROUND_GRACE_MS = 200;
 /** Polls in a row that may fail before the session is given up for unicast. */
 const MAX_POLL_FAILURES = 40;
@@ -51,19 +52,29 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
   readonly tally: MulticastTally = { multicastBytes: 0, unicastChunks: 0, ignored: 0, corrupt: 0 };
   private readonly client: AgentClient;
-  private readonly o: MulticastOptions & { node: string; image: string; revision: number; progress: SyncProgress; log: (line: string) => void; status: (message: string) => void };
+  private readonly o: MulticastOptions & { node: string; image: string; revision: number; tree: ChunkId; progress: SyncProgress; log: (line: string) => void; status: (message: string) => void };
+  /** The objects sync loaded before its data phase (the directory objects): the registration walks them again. */
+  private seen: Map<ChunkId, Buffer> | null = new Map();
 
   constructor(client: AgentClient, o: MulticastReader['o']) {
     this.client = client;
     this.o = o;
   }
 
-  get(id: ChunkId): Promise<Buffer> {
-    return this.client.store.get(id);
+  async get(id: ChunkId): Promise<Buffer> {
+    const data = this.seen?.get(id) ?? (await this.client.store.get(id));
+    if (this.o.progress.phase !== 'data') this.seen?.set(id, data);
+    return data;
   }
 
   async *getMany(ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]> {
-    if (this.o.progress.phase !== 'data') return yield* this.client.store.getMany(ids);
+    if (this.o.progress.phase !== 'data') {
+      for await (const [id, data] of this.client.store.getMany(ids)) {
+        this.seen?.set(id, data);
+        yield [id, data];
+      }
+      return;
+    }
     const remaining = new Set(ids);
     if (remaining.size) {
       try {
@@ -84,11 +95,19 @@ export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
   }
 
   /** Registers, waits for a session, and yields the verified chunks it receives. */
-  private async *receive(lacking: ChunkId[]): AsyncGenerator<[ChunkId, Buffer]> {
+  private async *receive(asked: ChunkId[]): AsyncGenerator<[ChunkId, Buffer]> {
     const { node } = this.o;
-    const register = () => this.client.api.call(API.multicastRegister, { params: { name: node }, body: { image: this.o.image, revision: this.o.revision, lacking } });
+    // The compact summary: a bitmap over the revision's sorted chunk ids (core/multicast/summary.ts),
+    // from the directory objects sync loaded (a miss is fetched). An id outside the list stays for unicast.
+    const seen = this.seen ?? new Map<ChunkId, Buffer>();
+    this.seen = null;
+    const all = await canonicalChunks({ get: async (id) => seen.get(id) ?? this.client.store.get(id), getMany: (ids) => this.client.store.getMany(ids) }, this.o.tree);
+    const inList = new Set(all);
+    const lacking = asked.filter((id) => inList.has(id));
+    const summary = encodeLacking(all, lacking);
+    const register = () => this.client.api.call(API.multicastRegister, { params: { name: node }, body: { image: this.o.image, revision: this.o.revision, ...summary } });
     let a: Assignment = await register();
-    this.o.log(`multicast: registered, lacking ${lacking.length} chunks; waiting for a session (polling every ${this.o.pollMs / 1000} s)`);
+    this.o.log(`multicast: registered, lacking ${lacking.length} of ${all.length} chunks (summary ${summary.lacking.length} bytes); waiting for a session (polling every ${this.o.pollMs / 1000} s)`);
     this.o.status(`multicast: waiting for a session (lacking ${lacking.length} chunks)`);
     const waitUntil = Date.now() + this.o.maxWaitMs;
     while (a.state === 'waiting' || a.state === 'unknown') {
@@ -106,7 +125,7 @@ export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
     }
     const session = a.session;
     // CLONER_MULTICAST_TEST_LOSS: tests on kernels without netem simulate a lossy link.
-    const receiver = await MulticastReceiver.open({ group: session.group, port: session.port, session: session.id, lacking, simulatedLoss: Number(process.env.CLONER_MULTICAST_TEST_LOSS) || 0 });
+    const receiver = await MulticastReceiver.open({ group: session.group, port: session.port, session: session.id, payload: session.payload, lacking, simulatedLoss: Number(process.env.CLONER_MULTICAST_TEST_LOSS) || 0 });
     let stop: () => void = () => {};
     const stopped = new Promise<void>((r) => (stop = r));
     let ending = false;
@@ -162,10 +181,15 @@ export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
         return;
       }
       if (receiver.reassembler.missing.size === 0) return;
+      if (a.state === 'done') {
+        // The session sent all it would (a chunk it left to unicast: see hub.ts admit).
+        this.tally.fellBack = `the session left ${receiver.reassembler.missing.size} chunks to unicast`;
+        return;
+      }
       const s = a.session;
       if (s.sending || s.round <= reported) continue;
-      await sleep(ROUND_GRACE_MS);
-      const nack = receiver.reassembler.nack(s.payload);
+      await receiver.settled(ROUND_GRACE_MS);
+      const nack = receiver.reassembler.nack();
       await this.client.api.call(API.multicastReport, { params: { name: node }, body: { session: session.id, round: s.round, ...nack } });
       reported = s.round;
       if (!nack.missing.length && !nack.gaps.length) return;

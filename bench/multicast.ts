@@ -1,13 +1,18 @@
 /**
  * bench:multicast — N nodes (CLONER_BENCH_NODES, default 4) in network namespaces on one
- * bridge, each imaged with the Debian tree three ways, one after the other, in one run:
- *   multicast  agents in multicast mode register what they lack; one `multicast-image`
+ * bridge, each imaged with the Debian tree in turn, in one run:
+ *   multicast  agents in multicast mode register what they lack; one `multicast-image`,
+ *              once per repair mode (CLONER_BENCH_REPAIR, default "parity,resend")
+ *   solo       the same with node1 alone (8 nodes against one; CLONER_BENCH_SOLO=0 skips it)
  *   unicast    the same agents deploying at once over HTTP (the ordinary deploy)
  *   udpcast    Debian's udp-sender/udp-receiver sending a file of the same size as the
  *              union of the chunks the nodes lacked (what multicast had to send)
  * Nodes restore into directories (no layout: the bench measures the network, not mkfs).
  * For each: wall time, bytes the server sent (tx of its bridge, br0, i.e. its egress)
- * and the ratios. The multicast and unicast times include what every deploy does after the
+ * and the ratios; for multicast also what the datagrams carried (payload, headers, parity,
+ * per round) and the rest of the egress (HTTP: polls, reports).
+ * Loss: CLONER_MULTICAST_TEST_LOSS=0.01 makes every receiver drop 1% (no sch_netem here).
+ * The multicast and unicast times include what every deploy does after the
  * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores);
  * udpcast writes to /dev/null, so its time is the network's alone. Needs root, iproute2 and udpcast (apt-get install udpcast).
  */
@@ -23,6 +28,10 @@ import { withServer, type TestServer } from '../test/helpers/server.ts';
 
 const N = Number(process.env.CLONER_BENCH_NODES ?? 4);
 const RATE = process.env.CLONER_BENCH_RATE ?? '400M';
+const REPAIRS = (process.env.CLONER_BENCH_REPAIR ?? 'parity,resend').split(',').filter(Boolean);
+const SOLO = process.env.CLONER_BENCH_SOLO !== '0';
+/** Ethernet (14) and IPv4/UDP (28) bytes around each datagram on the bridge's counter. */
+const FRAME_OVERHEAD = 42;
 const blocker = netnsUnavailable();
 if (blocker) {
   console.log(`bench:multicast skipped: ${blocker}`);
@@ -51,37 +60,45 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   cloner('new-image', '--image', 'debian', '--root', debian.tree, '--yes');
   lab.nodes.forEach((n, i) => cloner('nodes', 'add', `node${i + 1}`, `eth0.mac=${n.mac}`, 'cloner_image=debian', 'groups=lab'));
   const target = (i: number) => path.join(work, `node${i + 1}`);
-  const agents = async (extra: string[]) => {
-    for (let i = 0; i < N; i++) {
+  const agents = async (extra: string[], count = N) => {
+    for (let i = 0; i < count; i++) {
       await rm(target(i), { recursive: true, force: true });
       await mkdir(target(i));
     }
-    return lab.nodes.map((n, i) => finished(lab.spawnIn(n.ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
+    return lab.nodes.slice(0, count).map((n, i) => finished(lab.spawnIn(n.ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
   };
   const check = (runs: Array<{ code: number | null; out: string }>, what: string) => runs.forEach((r, i) => {
     if (r.code !== 0) throw new Error(`${what}: node${i + 1} failed:\n${r.out}`);
   });
 
   // Multicast: the session's time from multicast-image to the last node done.
-  const mcRuns = await agents(['--multicast', '--poll-s', '1']);
-  for (const until = Date.now() + 300_000; ; ) {
-    const st = JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus;
-    if (st.waiting.length === N) break;
-    if (Date.now() > until) throw new Error('the nodes did not all register');
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  let tx0 = txBytes();
-  let t0 = performance.now();
-  const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--rate', RATE, '--json')) as { unionBytes: number; lackingBytes: number; session: SessionView };
-  check(await Promise.all(mcRuns), 'multicast');
-  const mc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
-  const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
-  const unicastFallbacks = session.receivers.filter((r) => r.state !== 'done').length;
+  const multicast = async (repair: string, count: number) => {
+    const runs = await agents(['--multicast', '--poll-s', '1'], count);
+    for (const until = Date.now() + 300_000; ; ) {
+      const st = JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus;
+      if (st.waiting.length === count) break;
+      if (Date.now() > until) throw new Error('the nodes did not all register');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const tx0 = txBytes();
+    const t0 = performance.now();
+    const nodes = count === N ? '@lab' : lab.nodes.slice(0, count).map((_, i) => `node${i + 1}`).join(',');
+    const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', nodes, '--rate', RATE, '--repair', repair, '--json')) as { unionBytes: number; lackingBytes: number; session: SessionView };
+    check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
+    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+    const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
+    return { ...result, start, session, fellBack: session.receivers.filter((r) => r.state !== 'done').length };
+  };
+  const mcs = [];
+  for (const repair of REPAIRS) mcs.push({ repair, ...(await multicast(repair, N)) });
+  const solo = SOLO && N > 1 ? await multicast(REPAIRS[0] ?? 'parity', 1) : null;
+  const mc = mcs[0];
+  const { start } = mc;
 
   // Unicast: the same nodes deploying at once.
   const ucStart = await agents([]);
-  tx0 = txBytes();
-  t0 = performance.now();
+  let tx0 = txBytes();
+  let t0 = performance.now();
   check(await Promise.all(ucStart), 'unicast');
   const uc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
 
@@ -104,10 +121,20 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}`);
   console.log(`  union of chunks lacked: ${MiB(start.unionBytes)} stored; unicast owes ${MiB(start.lackingBytes)}`);
   const row = (name: string, r: { seconds: number; bytes: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}`);
-  const sessionSeconds = (Date.parse(session.ended!) - Date.parse(session.created)) / 1000;
-  row('multicast', mc, `  (session ${sessionSeconds.toFixed(1)} s from start to its last node done, sending ${(session.sent.bytes / 1048576).toFixed(1)} MiB; ${session.round} rounds, ${unicastFallbacks} fell back to unicast)`);
+  for (const m of mcs) {
+    const s = m.session;
+    const sessionSeconds = (Date.parse(s.ended!) - Date.parse(s.created)) / 1000;
+    row(`mc ${m.repair}`, m, `  (session ${sessionSeconds.toFixed(1)} s from start to its last node done; ${s.round} rounds, ${m.fellBack} fell back to unicast)`);
+    const u = s.unionBytes;
+    const frames = s.sent.datagrams * FRAME_OVERHEAD;
+    const pct = (n: number) => `${((100 * n) / u).toFixed(1)}%`;
+    console.log(`             of the union: datagram payloads ${pct(s.sent.bytes - s.sent.headerBytes)} (parity ${pct(s.sent.parityBytes)}), wire headers ${pct(s.sent.headerBytes)}, Ethernet/IP/UDP ${pct(frames)}, the rest (HTTP) ${pct(m.bytes - s.sent.bytes - frames)}`);
+    console.log(`             rounds: ${s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s`).join(', ')}`);
+  }
+  if (solo) row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);
   row('unicast', uc);
   if (udp) row('udpcast', udp);
+  if (solo) console.log(`  ${N} nodes/1 node (multicast ${mc.repair}): time ${(mc.seconds / solo.seconds).toFixed(2)}`);
   console.log(`  multicast/unicast: time ${(mc.seconds / uc.seconds).toFixed(2)}, server egress ${(mc.bytes / uc.bytes).toFixed(3)}`);
   if (udp) console.log(`  multicast/udpcast: time ${(mc.seconds / udp.seconds).toFixed(2)}, bytes ${(mc.bytes / udp.bytes).toFixed(3)}`);
 }

@@ -1,7 +1,8 @@
 /**
  * Multicast routes (a fastify plugin; table in core/api/routes.ts; rules in
  * core/multicast/hub.ts):
- *   POST /v1/multicast/nodes/:name          {image, revision, lacking} -> assignment   a node waits (node)
+ *   POST /v1/multicast/nodes/:name          {image, revision, chunks, digest, lacking} -> assignment  a node waits (node;
+ *                                           lacking: a bitmap over the revision's chunks, core/multicast/summary.ts)
  *   GET  /v1/multicast/nodes/:name          -> assignment                              its poll (node)
  *   POST /v1/multicast/nodes/:name/ready    {session} -> assignment                   joined the group (node)
  *   POST /v1/multicast/nodes/:name/report   {session, round, missing, gaps}           its NACK (node)
@@ -13,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { networkInterfaces } from 'node:os';
 import { API } from '../core/api/routes.ts';
 import { MulticastError, MulticastHub, type HubLimits } from '../core/multicast/hub.ts';
+import { ChunkListCache, decodeLacking } from '../core/multicast/summary.ts';
 import { ImageNotFoundError } from '../core/store/errors.ts';
 import type { LocalStore } from '../core/store/local.ts';
 import { getImage } from '../core/tree/images.ts';
@@ -37,7 +39,14 @@ export async function multicastRoutes(app: FastifyInstance, opts: { store: Local
   const hub = opts.hub ?? new MulticastHub(store, opts.limits);
   app.addHook('onClose', async () => hub.close());
 
-  serve(app, API.multicastRegister, async (req) => hub.register(req.params.name, req.body, localIPv4(req.socket.localAddress)));
+  const lists = new ChunkListCache(store);
+  serve(app, API.multicastRegister, async (req) => {
+    const { chunks, digest, lacking, ...b } = req.body;
+    const rev = (await getImage(store, b.image))?.revisions.find((r) => r.n === b.revision);
+    if (!rev) throw new ImageNotFoundError(`no revision ${b.revision} of image ${b.image}`, 'see: cloner image-list');
+    const list = await lists.of(rev.tree);
+    return hub.register(req.params.name, { ...b, lacking: decodeLacking(list.all, { chunks, digest, lacking }, list.digest) }, localIPv4(req.socket.localAddress));
+  });
   serve(app, API.multicastPoll, async (req) => hub.poll(req.params.name));
   serve(app, API.multicastReady, async (req) => hub.ready(req.params.name, req.body.session));
   serve(app, API.multicastReport, async (req) => hub.report(req.params.name, req.body.session, req.body));
@@ -63,6 +72,7 @@ export async function multicastRoutes(app: FastifyInstance, opts: { store: Local
       interfaceAddress: b.interface ? interfaceAddress(b.interface) : undefined,
       ttl: b.ttl ?? 1,
       mtu: b.mtu ?? 1500,
+      repair: b.repair,
     });
     return { ...plan, session };
   });

@@ -21,6 +21,7 @@ interface Options extends BackendArgs {
   rate?: unknown;
   group?: string;
   interface?: string;
+  repair?: string;
   dryRun?: boolean;
   wait?: boolean;
   json?: boolean;
@@ -42,6 +43,7 @@ export function register(cli: CAC): void {
     .option('--rate <bits>', 'Pace: bits per second, e.g. 400M, 1G (default 400M)')
     .option('--group <addr>', 'Multicast group in 239.0.0.0/8 (default 239.192.87.40)')
     .option('--interface <if>', 'Server interface to send from (default: the one the nodes registered through)')
+    .option('--repair <how>', 'Repair lost datagrams with Reed-Solomon parity (one packet fixes a different loss at each node) or resend them (default parity)')
     .option('--dry-run', 'Show who is waiting and what would be sent; start nothing')
     .option('--wait', 'Follow the session until it ends')
     .option('--json', 'Print JSON')
@@ -54,6 +56,7 @@ export function register(cli: CAC): void {
       } catch (err) {
         throw new UsageError(`--rate: ${(err as Error).message}`, 'e.g. --rate 400M');
       }
+      if (o.repair !== undefined && o.repair !== 'parity' && o.repair !== 'resend') throw new UsageError(`--repair must be parity or resend, not ${JSON.stringify(o.repair)}`, 'e.g. --repair resend');
       await withBackend(o, async (backend) => {
         const { api, API } = await serverApi(backend);
         const nodes = selectNodes(String(o.nodes), await backend.listNodes());
@@ -67,6 +70,7 @@ export function register(cli: CAC): void {
             rate,
             group: o.group,
             interface: o.interface,
+            repair: o.repair as 'parity' | 'resend' | undefined,
             dryRun: !!o.dryRun,
           },
         });

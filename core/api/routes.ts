@@ -143,7 +143,7 @@ export const API = {
   putHostKeys: def({ ...E.putHostKeys, params: NameParams, body: HostKeys, bodyLimit: 320 * KiB, response: Type.Object({ stored: Count }) }),
 
   // Multicast (core/multicast/hub.ts): nodes in cloner-multicast mode, sessions.
-  multicastRegister: def({ ...E.multicastRegister, params: NameParams, body: MulticastRegisterBody, bodyLimit: 40 * 1024 * 1024, response: Record<MulticastAssignment>() }),
+  multicastRegister: def({ ...E.multicastRegister, params: NameParams, body: MulticastRegisterBody, bodyLimit: 2 * 1024 * 1024, response: Record<MulticastAssignment>() }),
   multicastPoll: def({ ...E.multicastPoll, params: NameParams, response: Record<MulticastAssignment>() }),
   multicastReady: def({ ...E.multicastReady, params: NameParams, body: MulticastReadyBody, response: Record<MulticastAssignment>() }),
   multicastReport: def({ ...E.multicastReport, params: NameParams, body: MulticastReportBody, bodyLimit: 40 * 1024 * 1024, response: Record<MulticastAssignment>() }),

@@ -17,6 +17,7 @@ import { KERNEL_VERSION_PATTERN } from '../installer/kernel.ts';
 import { CHUNK_ID_SOURCE, MAC_INPUT_SOURCE, NAME_SOURCE } from '../names.ts';
 import { DEPLOY_PHASES } from '../nodes/deploy-state.ts';
 import { POWER_ACTIONS } from '../nodes/states.ts';
+import { MAX_SUMMARY_BASE64, MAX_SUMMARY_CHUNKS } from '../multicast/types.ts';
 
 export const Name = Type.String({ pattern: NAME_SOURCE });
 export const Mac = Type.String({ pattern: MAC_INPUT_SOURCE });
@@ -147,11 +148,17 @@ export type { Static, TSchema };
 export const MAX_MULTICAST_LACKING = 500_000;
 export const MulticastSessionId = Type.String({ pattern: '^[0-9a-f]{16}$' });
 
+/**
+ * A node's registration: what it lacks of the revision as a bitmap over the revision's
+ * sorted distinct chunk ids (core/multicast/summary.ts), with their count and digest.
+ */
 export const MulticastRegisterBody = Type.Object(
   {
     image: Name,
     revision: Type.Integer({ minimum: 1 }),
-    lacking: Type.Array(ChunkId, { maxItems: MAX_MULTICAST_LACKING }),
+    chunks: Type.Integer({ minimum: 0, maximum: MAX_SUMMARY_CHUNKS }),
+    digest: ChunkId,
+    lacking: Type.String({ maxLength: MAX_SUMMARY_BASE64, pattern: '^[A-Za-z0-9+/]*={0,2}$' }),
     linkMbps: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
   },
   { additionalProperties: false },
@@ -182,6 +189,8 @@ export const MulticastStartBody = Type.Object(
     interface: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,15}$' })),
     ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
     mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
+    /** How lost datagrams are repaired (core/multicast/sender.ts). */
+    repair: Type.Optional(Type.Union([Type.Literal('parity'), Type.Literal('resend')])),
     dryRun: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },

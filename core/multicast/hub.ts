@@ -25,7 +25,9 @@ import { randomBytes } from 'node:crypto';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { EncodedChunkReader } from '../store/interfaces.ts';
 import { ClonerError } from '../errors.ts';
-import { MulticastSender } from './sender.ts';
+import { MulticastSender, type RoundResult } from './sender.ts';
+import { DEFAULT_LIMITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
+import { keyOf, payloadBytes } from './wire.ts';
 
 export class MulticastError extends ClonerError {
   override readonly code: string = 'MULTICAST';
@@ -36,110 +38,9 @@ export class NotInSessionError extends MulticastError {
   override readonly status: number = 404;
 }
 
-/** A node waiting for a session. */
-export interface Waiting {
-  node: string;
-  image: string;
-  revision: number;
-  lacking: ChunkId[];
-  lackingBytes: number;
-  linkMbps?: number;
-  since: string;
-  lastSeen: string;
-  /** The server address the node reached us at: the interface that faces it. */
-  localAddress?: string;
-}
+export type { Assignment, HubLimits, MulticastStart, MulticastStatus, Receiver, ReceiverState, SessionConfig, SessionPhase, SessionView, Waiting } from './types.ts';
+export { DEFAULT_LIMITS } from './types.ts';
 
-export type ReceiverState = 'joining' | 'ready' | 'receiving' | 'done' | 'unicast';
-
-export interface Receiver {
-  node: string;
-  state: ReceiverState;
-  lackingBytes: number;
-  /** Stored bytes still lacked, as last known. */
-  missingBytes: number;
-  reason?: string;
-  lastSeen: string;
-}
-
-export interface SessionConfig {
-  image: string;
-  revision: number;
-  nodes: string[];
-  /** Start as soon as this many are ready (at most nodes.length). */
-  minReceivers: number;
-  maxWaitMs: number;
-  /** Bytes per second. */
-  rate: number;
-  group: string;
-  port: number;
-  /** IPv4 address to send from (default: the one the first receiver registered through). */
-  interfaceAddress?: string;
-  ttl: number;
-  mtu: number;
-}
-
-export type SessionPhase = 'gathering' | 'sending' | 'collecting' | 'done' | 'failed';
-
-export interface SessionView {
-  id: string;
-  image: string;
-  revision: number;
-  group: string;
-  port: number;
-  rate: number;
-  phase: SessionPhase;
-  round: number;
-  created: string;
-  ended?: string;
-  message?: string;
-  sent: { bytes: number; datagrams: number; chunks: number };
-  /** Stored bytes of the union of what the receivers lacked at the start. */
-  unionBytes: number;
-  receivers: Receiver[];
-}
-
-export interface MulticastStatus {
-  waiting: Array<Omit<Waiting, 'lacking'> & { lackingChunks: number }>;
-  sessions: SessionView[];
-}
-
-/** What multicast-image is answered: who is in, and the session (none with dryRun). */
-export interface MulticastStart {
-  image: string;
-  revision: number;
-  /** Selected nodes waiting for this image and revision. */
-  waiting: string[];
-  /** Selected nodes not (yet) waiting, or waiting for something else. */
-  notWaiting: string[];
-  /** Stored bytes of the union of what the waiting ones lack. */
-  unionBytes: number;
-  /** What unicast would send them: the sum of what each lacks. */
-  lackingBytes: number;
-  session: SessionView | null;
-}
-
-/** What a polling node is told. */
-export interface Assignment {
-  state: 'unknown' | 'waiting' | ReceiverState;
-  message?: string;
-  session?: { id: string; group: string; port: number; payload: number; round: number; sending: boolean };
-}
-
-export interface HubLimits {
-  /** A round's reports are awaited this long after its last datagram. */
-  reportTimeoutMs: number;
-  /** A receiver that missed more than this fraction of a round's bytes is dropped to unicast. */
-  maxLoss: number;
-  maxRounds: number;
-  /** A waiting node not seen for this long is forgotten. */
-  waitingTtlMs: number;
-}
-
-// maxLoss: a receiver on a busy node (8 agents on 2 cores, bench/multicast.ts) loses up to
-// ~20% of a round to its full receive buffer and catches up in the next; one on a link 10x
-// slower than --rate misses ~90% (test/multicast/netns-multicast.test.ts).
-export const DEFAULT_LIMITS: HubLimits = { reportTimeoutMs: 10_000, maxLoss: 0.5, maxRounds: 8, waitingTtlMs: 10 * 60_000 };
 const KEEP_FINISHED = 20;
 
 interface RunReceiver extends Receiver {
@@ -155,6 +56,8 @@ interface Session extends Omit<SessionView, 'receivers' | 'rate' | 'group' | 'po
   config: SessionConfig;
   receivers: Map<string, RunReceiver>;
   sizes: Map<ChunkId, number>;
+  /** Wire keys of the chunks sent (wire.ts), to keep out a second chunk with one of them. */
+  keys: Map<string, ChunkId>;
   payload: number;
 }
 
@@ -200,7 +103,7 @@ export class MulticastHub {
     const lacking = [...new Set(body.lacking)];
     if (rejoin) {
       // A node that restarted mid-session rejoins it: the next round carries what it lacks.
-      for (const id of lacking) if (!rejoin.sizes.has(id) && sizes.has(id)) rejoin.unionBytes += rejoin.sizes.set(id, sizes.get(id)!).get(id)!;
+      this.admit(rejoin, lacking, sizes);
       rejoin.receivers.set(node, { node, state: 'joining', lackingBytes: sum(lacking, sizes), missingBytes: sum(lacking, sizes), lastSeen: now(), lacking: new Set(lacking), gaps: new Map(), roundBytes: 0, report: null });
       this.waiting.delete(node);
       return this.poll(node);
@@ -266,11 +169,15 @@ export class MulticastHub {
       phase: 'gathering',
       round: 0,
       created: now(),
-      sent: { bytes: 0, datagrams: 0, chunks: 0 },
+      sent: { bytes: 0, datagrams: 0, chunks: 0, headerBytes: 0, parityBytes: 0 },
+      rounds: [],
+      repair: config.repair ?? 'parity',
+      skipped: 0,
       unionBytes: 0,
       receivers: new Map(),
       sizes: new Map(),
-      payload: config.mtu - 28 - 66,
+      keys: new Map(),
+      payload: payloadBytes(config.mtu),
     };
     this.sessions.push(s);
     this.run(s).catch((err: Error) => this.finish(s, 'failed', `session failed: ${err.message}`));
@@ -298,7 +205,7 @@ export class MulticastHub {
   }
 
   private view(s: Session): SessionView {
-    const { config, receivers, sizes: _sizes, payload: _payload, ...rest } = s;
+    const { config, receivers, sizes: _sizes, keys: _keys, payload: _payload, ...rest } = s;
     return { ...rest, image: config.image, revision: config.revision, group: config.group, port: config.port, rate: config.rate, receivers: [...receivers.values()].map(({ lacking: _l, gaps: _g, report: _r, roundBytes: _b, joined: _j, ...r }) => r) };
   }
 
@@ -313,6 +220,32 @@ export class MulticastHub {
     s.ended = now();
     s.message = message;
     for (const r of s.receivers.values()) if (r.state !== 'done' && r.state !== 'unicast') Object.assign(r, { state: 'unicast', reason: message ?? 'the session ended' });
+  }
+
+  /**
+   * Takes `ids` into a session's union (those the store has), except a chunk whose wire key
+   * (wire.ts keyOf) another one of the union has: receivers could not tell them apart, so
+   * it is left to unicast (with 64-bit keys, ~1 in 10^8 for a union of 500,000 chunks).
+   */
+  private admit(s: Session, ids: Iterable<ChunkId>, sizes: Map<ChunkId, number>): void {
+    for (const id of ids) {
+      if (s.sizes.has(id) || !sizes.has(id)) continue;
+      const other = s.keys.get(keyOf(id));
+      if (other !== undefined && other !== id) {
+        s.skipped++;
+        continue;
+      }
+      s.keys.set(keyOf(id), id);
+      s.sizes.set(id, sizes.get(id)!);
+      s.unionBytes += sizes.get(id)!;
+    }
+  }
+
+  private tally(s: Session, round: number, sent: RoundResult, seconds: number): void {
+    for (const k of ['bytes', 'datagrams', 'chunks', 'headerBytes', 'parityBytes'] as const) s.sent[k] += sent[k];
+    s.rounds.push({ round, bytes: sent.bytes, datagrams: sent.datagrams, chunks: sent.chunks, headerBytes: sent.headerBytes, parityBytes: sent.parityBytes, seconds: Math.round(seconds * 10) / 10 });
+    // Unreadable chunks (gone from the store, too large for the wire) are left to unicast.
+    for (const id of sent.unreadable) if (s.sizes.delete(id)) s.skipped++;
   }
 
   private drop(r: RunReceiver, reason: string): void {
@@ -338,37 +271,35 @@ export class MulticastHub {
     if (!config.interfaceAddress) return this.finish(s, 'failed', 'no interface to send from (pass --interface)');
     const union = new Set<ChunkId>();
     for (const r of active()) for (const id of r.lacking) union.add(id);
-    s.sizes = await this.store.storedSizes([...union]);
-    s.unionBytes = sum(union, s.sizes);
-    const sender = await MulticastSender.open({ group: config.group, port: config.port, interfaceAddress: config.interfaceAddress, ttl: config.ttl, rate: config.rate, mtu: config.mtu });
+    this.admit(s, [...union].sort(), await this.store.storedSizes([...union]));
+    const sender = await MulticastSender.open({ group: config.group, port: config.port, interfaceAddress: config.interfaceAddress, ttl: config.ttl, rate: config.rate, mtu: config.mtu, repair: s.repair });
     try {
       for (let round = 1; round <= this.limits.maxRounds; round++) {
         const receivers = active();
         if (!receivers.length) break;
         const ids = new Set<ChunkId>();
-        const gaps = new Map<ChunkId, Set<number>>();
+        const gaps = new Map<ChunkId, number[][]>();
         const whole = new Set<ChunkId>();
         for (const r of receivers) {
-          for (const id of r.lacking) whole.add(id);
+          for (const id of r.lacking) if (s.sizes.has(id)) whole.add(id);
           r.roundBytes = sum(r.lacking, s.sizes) + [...r.gaps.values()].reduce((n, g) => n + g.size * s.payload, 0);
         }
-        // A chunk some receiver lacks whole is sent whole; the others' gaps are merged.
+        // A chunk some receiver lacks whole is sent whole; else each receiver's gaps go to the sender's repair.
         for (const r of receivers) {
           for (const [id, offsets] of r.gaps) {
             if (whole.has(id)) continue;
             let g = gaps.get(id);
-            if (!g) gaps.set(id, (g = new Set()));
-            for (const o of offsets) g.add(o);
+            if (!g) gaps.set(id, (g = []));
+            g.push([...offsets]);
           }
         }
         for (const id of whole) ids.add(id);
         for (const id of gaps.keys()) ids.add(id);
         Object.assign(s, { round, phase: 'sending' });
         for (const r of receivers) Object.assign(r, { state: 'receiving', report: null });
+        const began = performance.now();
         const sent = await sender.sendRound(this.store, s.id, ids, gaps, this.stopping.signal);
-        s.sent.bytes += sent.bytes;
-        s.sent.datagrams += sent.datagrams;
-        s.sent.chunks += sent.chunks;
+        this.tally(s, round, sent, (performance.now() - began) / 1000);
         s.phase = 'collecting';
         const deadline = Date.now() + this.limits.reportTimeoutMs;
         while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round) && !this.stopping.signal.aborted) await sleep(100);
@@ -379,7 +310,9 @@ export class MulticastHub {
             continue;
           }
           r.lacking = new Set(r.report.missing.filter((id) => s.sizes.has(id)));
-          r.gaps = new Map(r.report.gaps.filter(([id]) => s.sizes.has(id)).map(([id, offsets]) => [id, new Set(offsets)]));
+          // Offsets on the session's cut inside the chunk only: a report is untrusted (it sizes the parity sent).
+          const onCut = (id: ChunkId) => (o: number) => o % s.payload === 0 && o < Math.max(1, s.sizes.get(id)!);
+          r.gaps = new Map(r.report.gaps.filter(([id]) => s.sizes.has(id)).map(([id, offsets]) => [id, new Set(offsets.filter(onCut(id)))] as const).filter(([, g]) => g.size > 0));
           r.missingBytes = sum(r.lacking, s.sizes) + [...r.gaps.values()].reduce((n, g) => n + g.size * s.payload, 0);
           if (!r.lacking.size && !r.gaps.size) r.state = 'done';
           else if (round === this.limits.maxRounds) this.drop(r, `still lacked ${r.missingBytes} bytes after ${round} rounds`);

@@ -6,12 +6,15 @@
 import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { ChunkId } from '../store/chunk-id.ts';
+import type { EncodedChunk } from '../store/codec.ts';
 import { Reassembler } from './reassembly.ts';
 
 export interface ReceiverOptions {
   group: string;
   port: number;
   session: string;
+  /** Payload bytes per piece (the session's cut: Assignment.session.payload). */
+  payload: number;
   lacking: Iterable<ChunkId>;
   /** Join on these addresses only (default: every non-internal IPv4 address). */
   interfaceAddresses?: string[];
@@ -28,22 +31,26 @@ const RECV_BUFFER = 8 * 1024 * 1024;
 export class MulticastReceiver {
   readonly reassembler: Reassembler;
   private readonly socket: dgram.Socket;
-  private readonly queue: Array<[ChunkId, Buffer]> = [];
+  /** Completed chunks, verified as `chunks()` hands them out. */
+  private readonly queue: Array<EncodedChunk & { id: ChunkId }> = [];
   private wake: (() => void) | null = null;
   private closed = false;
 
   /** Datagrams dropped by `simulatedLoss`. */
   simulatedDrops = 0;
+  /** Datagrams read from the socket. */
+  private read = 0;
 
   private constructor(socket: dgram.Socket, reassembler: Reassembler, loss: number) {
     this.socket = socket;
     this.reassembler = reassembler;
     socket.on('message', (msg) => {
+      this.read++;
       if (loss > 0 && Math.random() < loss) {
         this.simulatedDrops++;
         return;
       }
-      const done = this.reassembler.accept(msg);
+      const done = this.reassembler.take(msg);
       if (done) {
         this.queue.push(done);
         this.wake?.();
@@ -80,7 +87,7 @@ export class MulticastReceiver {
       socket.close();
       throw new Error(`could not join multicast group ${o.group} on any interface (${addresses.join(', ') || 'none'})`);
     }
-    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking), Math.min(1, Math.max(0, o.simulatedLoss ?? 0)));
+    return new MulticastReceiver(socket, new Reassembler(o.session, o.lacking, o.payload), Math.min(1, Math.max(0, o.simulatedLoss ?? 0)));
   }
 
   /** Verified chunks as they complete, until `stop()` resolves or the receiver closes. */
@@ -91,10 +98,36 @@ export class MulticastReceiver {
       this.wake?.();
     });
     for (;;) {
-      while (this.queue.length) yield this.queue.shift()!;
+      while (this.queue.length) {
+        const verified = this.reassembler.verify(this.queue.shift()!);
+        if (verified) yield verified;
+        // Let the socket be read between chunks (a window's chunks complete together).
+        else await new Promise((r) => setImmediate(r));
+      }
       if (stopped || this.closed || this.reassembler.missing.size === 0) return;
       await new Promise<void>((r) => (this.wake = r));
       this.wake = null;
+    }
+  }
+
+  /**
+   * Resolves once no datagram has been read for `quietMs`, or after `maxMs`: at a round's
+   * end the socket may still hold a backlog (a busy node reads late: up to the 4 MiB
+   * receive buffer), which a NACK sent at once would report lost and have sent again.
+   * Each check yields to the event loop's poll phase (setImmediate) so that a backlog
+   * is read before its silence is believed.
+   */
+  async settled(quietMs = 200, maxMs = 5000): Promise<void> {
+    const until = performance.now() + maxMs;
+    let seen = this.read;
+    let quietSince = performance.now();
+    while (performance.now() < until && !this.closed) {
+      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setImmediate(r));
+      if (this.read !== seen) {
+        seen = this.read;
+        quietSince = performance.now();
+      } else if (performance.now() - quietSince >= quietMs) return;
     }
   }
 

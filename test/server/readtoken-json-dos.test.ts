@@ -11,6 +11,7 @@ import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { API, JSON_BODY_LIMIT, MAX_BATCH, NO_BODY_LIMIT } from '../../core/api/routes.ts';
 import { withServer } from '../helpers/server.ts';
+import { MAX_SUMMARY_BASE64 } from '../../core/multicast/types.ts';
 
 const MiB = 1024 * 1024;
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -108,13 +109,13 @@ test('readtoken-json-dos: every route has a limit sized to its largest valid bod
     putHostKeys: 16 * (16384 + 40),
     deployStatus: 2000 * 6 + 500,
     deployResult: 2000 * 6 + 500,
-    // A node's list of the chunk ids it lacks (up to 500,000 ids of 64 hex characters, quoted, comma).
-    multicastRegister: 500_000 * 67,
+    // A node's summary of what it lacks: a deflated bitmap in base64 (core/multicast/summary.ts) and a few fields.
+    multicastRegister: MAX_SUMMARY_BASE64 + 400,
     // What a node still misses after a round: at worst the same list again.
     multicastReport: 500_000 * 67,
   };
   // The routes whose need passes 2 MiB; they take only that node's deploy token (or the admin's).
-  const over2MiB = new Set(['multicastRegister', 'multicastReport']);
+  const over2MiB = new Set(['multicastReport']);
   // Installer files (up to 512 MB) are written to disk as they arrive, never held, and only with the admin token.
   const streamedToDisk = new Set(['putInstallerFile']);
   for (const [name, d] of Object.entries(API) as Array<[string, (typeof API)[keyof typeof API]]>) {

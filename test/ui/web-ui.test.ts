@@ -25,6 +25,8 @@ import { file, makeTree, seededBytes, withTempDir } from '../helpers/fixtures.ts
 import { withServer, type TestServer } from '../helpers/server.ts';
 import { chromiumBlocker, screenshot, SHOTS_DIR, withBrowser } from '../helpers/browser.ts';
 import { skipUnless } from '../helpers/skip.ts';
+import { HttpStore } from '../../core/store/http.ts';
+import { canonicalChunks, encodeLacking } from '../../core/multicast/summary.ts';
 
 const BMC_PASSWORD = 'Sup3r-Secret-BMC-pw';
 const LAYOUT = {
@@ -254,7 +256,10 @@ skipUnless(ui, chromiumBlocker(), 'admin: log in, images, rollback and delete, n
   // Multicast, live: node04 waits in cloner-multicast mode, a session takes it, and fails
   // when it never gets ready (no datagram is sent: a session sends only to ready nodes).
   const tree = (await c.api('GET', '/v1/images/golden')).json.revisions[2].tree;
-  assert.is((await c.api('POST', '/v1/multicast/nodes/node04', { image: 'golden', revision: 3, lacking: [tree], linkMbps: 1000 })).status, 200);
+  // What node04 lacks, as an agent says it: a bitmap over the revision's chunk ids (core/multicast/summary.ts).
+  const reader = new HttpStore({ url: c.server.url, token: c.server.adminToken });
+  const summary = encodeLacking(await canonicalChunks(reader, tree).finally(() => reader.close()), [tree]);
+  assert.is((await c.api('POST', '/v1/multicast/nodes/node04', { image: 'golden', revision: 3, ...summary, linkMbps: 1000 })).status, 200);
   await page.waitForSelector('#multicast tr:has-text("node04") >> text=golden @3');
   assert.is((await c.api('POST', '/v1/multicast/sessions', { image: 'golden', nodes: ['node04'], maxWaitS: 1 })).status, 200);
   assert.is((await c.api('GET', '/v1/multicast/nodes/node04')).json.state, 'joining');
