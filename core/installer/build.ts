@@ -123,8 +123,8 @@ export const DRACUT_OMIT = [
 
 /**
  * Network drivers no cluster node deploys over (dial-up, radio, USB modems and adapters,
- * old LANs): left out by both generators (contrib/initramfs/hooks/cloner removes the same
- * directories; wireless, which dracut's kernel-network-modules already skips, is named too).
+ * old LANs): left out by both generators (contrib/initramfs/hooks/cloner removes these
+ * directories, given as CLONER_UNWANTED_NET_DIRS; dracut gets their modules' names).
  */
 export const UNWANTED_NET_DIRS = ['usb', 'wwan', 'wireless', 'ieee802154', 'fddi', 'plip', 'slip', 'ppp', 'hamradio', 'arcnet', 'wan'];
 
@@ -192,7 +192,7 @@ export async function buildInstaller(o: BuildOptions): Promise<BuildResult> {
     warnings.push(...(await stageAgent(stage)));
     const conf = path.join(stage, 'conf');
     const inside = (p: string) => (chroot ? `/${path.relative(chroot, p)}` : p);
-    const env = { CLONER_STAGE: inside(stage), CLONER_TOOLS: tools.found.join(' ') };
+    const env = { CLONER_STAGE: inside(stage), CLONER_TOOLS: tools.found.join(' '), CLONER_UNWANTED_NET_DIRS: UNWANTED_NET_DIRS.join(' ') };
     const out = path.join(stage, 'initrd.img');
     let argv: string[];
     if (generator === 'initramfs-tools') {
