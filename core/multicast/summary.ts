@@ -18,7 +18,6 @@ import type { ChunkReader } from '../store/interfaces.ts';
 import { treeChunkIds } from '../tree/images.ts';
 export { MAX_SUMMARY_BASE64, MAX_SUMMARY_CHUNKS } from './types.ts';
 
-
 export class LackingSummaryError extends ClonerError {
   override readonly code: string = 'BAD_LACKING_SUMMARY';
 }

@@ -169,7 +169,8 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
       deleteUnwanted(run, scan.existing, plan.matched);
       placeEntries(run, plan, staged);
       progress.phase = 'metadata';
-      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel) && !progress.variantsKept.includes(i.rel)), root, run.warn, flagged);
+      const variants = new Set(progress.variantsKept);
+      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel) && !variants.has(i.rel)), root, run.warn, flagged);
       finished = true;
     } finally {
       if (!finished) reapplyBlockingFlags(root, flagged, run.warn);
