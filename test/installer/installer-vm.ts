@@ -17,7 +17,7 @@ import { createConnection, type Socket } from 'node:net';
 import path from 'node:path';
 import { haveTool } from '../../core/tools.ts';
 import { cloner } from '../helpers/cli.ts';
-import { cachedVmImage, ensureVmImage, vmImageBuildBlocker } from '../vm/image.ts';
+import { cachedVmImage, ensureVmImage, vmImageBuildBlocker, TCG_ACCEL } from '../vm/image.ts';
 
 /** Why an installer cannot be built and booted here, or null. */
 export function installerVmBlocker(): string | null {
@@ -117,7 +117,7 @@ export async function bootInstaller(o: { out: string; log: string; port: number;
   const append = `console=ttyS0 boot=cloner cloner.server=http://198.18.0.10:${o.port} cloner.node=ghost cloner.token=made-up cloner.dhcp_timeout=20 quiet${o.extraAppend ? ` ${o.extraAppend}` : ''}`;
   const socket = `${o.log}.qmp`;
   const qemu = spawn('qemu-system-x86_64', [
-    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot', '-machine', 'q35', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', '2', '-m', '1536',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot', '-machine', 'q35', ...TCG_ACCEL, '-cpu', 'max', '-smp', '2', '-m', '1536',
     '-serial', `file:${o.log}`, '-kernel', path.join(o.out, 'vmlinuz'), '-initrd', path.join(o.out, 'initrd.img'), '-append', append,
     '-netdev', `user,id=n0,net=198.18.0.0/24,host=198.18.0.2,dhcpstart=198.18.0.15,restrict=on,guestfwd=tcp:198.18.0.10:${o.port}-cmd:socat - TCP:127.0.0.1:${o.port}`,
     '-device', 'virtio-net-pci,netdev=n0,id=nic0',

@@ -27,7 +27,7 @@ import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { haveTool } from '../../core/tools.ts';
-import { ensureVmImage, projectRoot, vmImageBuildBlocker, cachedVmImage, type VmImage } from './image.ts';
+import { ensureVmImage, projectRoot, vmImageBuildBlocker, cachedVmImage, TCG_ACCEL, type VmImage } from './image.ts';
 
 export interface VmDiskSpec {
   /** Size with a K/M/G/T suffix, e.g. '2G'. */
@@ -172,7 +172,7 @@ export class Vm {
       '-fsdev', `local,id=job,path=${this.jobDir},security_model=none`,
       '-device', 'virtio-9p-pci,fsdev=job,mount_tag=cloner-job',
     ];
-    if (accel === 'tcg') args.splice(args.indexOf('-machine'), 2, '-machine', 'q35', '-accel', 'tcg,thread=multi');
+    if (accel === 'tcg') args.splice(args.indexOf('-machine'), 2, '-machine', 'q35', ...TCG_ACCEL);
     const share = o.share === undefined ? projectRoot() : o.share;
     if (share) args.push('-fsdev', `local,id=src,path=${share},security_model=none,readonly=on`, '-device', 'virtio-9p-pci,fsdev=src,mount_tag=cloner-src');
     if (o.uefi) {
@@ -321,8 +321,10 @@ export class Vm {
 
   /**
    * Runs a command that may be re-run (a deploy resumes), once more if the process died of
-   * a signal: Node has been seen to abort on a V8 check under software emulation (TCG)
-   * about once in a few dozen runs, which is the emulator's fault, not the command's.
+   * a signal: Node died of SIGSEGV or SIGTRAP in about 1 of 25 runs under multi-threaded
+   * TCG, which is the emulator's fault, not the command's (the VMs now run single-threaded
+   * TCG, where 120 runs saw none: see TCG_ACCEL); kept as a guard for read-only or
+   * resumable commands.
    */
   async runRetryingCrash(script: string, options: { timeoutMs?: number } = {}): Promise<VmRunResult> {
     const first = await this.run(script, options);

@@ -32,7 +32,7 @@ import path from 'node:path';
 import { haveTool } from '../../core/tools.ts';
 import { clonerAgainst } from '../helpers/cli.ts';
 import { withServer, type TestServer } from '../helpers/server.ts';
-import { cachedVmImage, vmImageBuildBlocker } from './image.ts';
+import { cachedVmImage, vmImageBuildBlocker, TCG_ACCEL } from './image.ts';
 
 export const LAB_SERVER_IP = '198.18.0.1';
 export const LAB_PORT = 8740;
@@ -130,7 +130,7 @@ const read = (file: string) => (existsSync(file) ? readFileSync(file, 'latin1') 
 function qemuArgs(node: LabNode, tap: string, dir: string, ipmiPort: number): string[] {
   const args = [
     '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none',
-    '-machine', 'q35', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', '2', '-m', String(node.memoryMiB),
+    '-machine', 'q35', ...TCG_ACCEL, '-cpu', 'max', '-smp', '2', '-m', String(node.memoryMiB),
     '-chardev', `file,id=con,path=${node.consoleFile},append=on`, '-serial', 'chardev:con',
     '-drive', `file=${path.join(dir, `${node.name}.disk`)},format=raw,if=none,id=d0,cache=unsafe`,
     // SeaBIOS: the NIC first, the disk second. OVMF: its own order (a qemu boot order makes
