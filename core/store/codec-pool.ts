@@ -6,8 +6,8 @@
  * Algorithm: `encodeMany` / `decodeMany` calls made in the same turn of the event loop are
  * gathered into jobs of up to JOB_BYTES, and each job goes to the worker with the fewest
  * bytes in flight; answers come back per job and every caller gets its results in the
- * order it asked. Raw chunks the caller owns whole (their own ArrayBuffer) are transferred
- * to the worker, not copied; what comes back is transferred too. The workers do the byte
+ * order it asked. Raw chunks to encode that own their memory (their own ArrayBuffer) are
+ * transferred to the worker, not copied; what comes back is transferred too. The workers do the byte
  * work only: which codec to keep and every integrity check (lengths, the id) are decided
  * here with codec.ts's rules, so a chunk decoded in a worker is checked exactly as one
  * decoded in-thread (ChunkCorruptError, same messages). An idle pool is unref'd: a
@@ -134,7 +134,7 @@ export class CodecPool implements ChunkCodec {
     });
   }
 
-  /** Decodes and checks each chunk (ChunkCorruptError as codec.ts's decodeChunk); results in order. */
+  /** Decodes and checks each chunk (ChunkCorruptError as codec.ts's decodeChunk); results in order. The chunks' bytes are copied, never taken. */
   async decodeMany(chunks: readonly EncodedChunk[]): Promise<Buffer[]> {
     for (const c of chunks) checkEncodedHeader(c);
     const answers = await this.submit('decode', chunks.map((c) => ({ data: c.data, codec: c.codec })));
@@ -156,9 +156,11 @@ export class CodecPool implements ChunkCodec {
   private submit(op: Job['op'], items: Job['items']): Promise<WorkerAnswer[]> {
     if (this.closed) return Promise.reject(new CodecPoolError('the codec pool is closed', 'open the store again'));
     // Each item sent owns its whole ArrayBuffer: a view would clone (or detach) all of the
-    // buffer it is part of (a read window, a network read, Node's small-buffer slab).
+    // buffer it is part of (a read window, a network read, Node's small-buffer slab). Raw
+    // chunks to encode are taken over when they own theirs; encoded chunks to decode are
+    // always copied (a caller such as putEncoded still stores their bytes).
     const slots = items.map((item) => {
-      const data = item.data.byteOffset === 0 && item.data.byteLength === item.data.buffer.byteLength && item.data.buffer instanceof ArrayBuffer && !isMarkedAsUntransferable(item.data.buffer) ? item.data : new Uint8Array(item.data);
+      const data = op === 'encode' && item.data.byteOffset === 0 && item.data.byteLength === item.data.buffer.byteLength && item.data.buffer instanceof ArrayBuffer && !isMarkedAsUntransferable(item.data.buffer) ? item.data : new Uint8Array(item.data);
       const job = this.gatheringFor(op);
       const index = job.items.push({ ...item, data }) - 1;
       job.bytes += data.byteLength;

@@ -220,7 +220,10 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
 
   async putEncoded(chunk: EncodedChunk): Promise<ChunkId> {
     assertChunkId(chunk.id);
-    decodeChunk(chunk); // never trust a caller's id: the bytes must hash to it
+    // Never trust a caller's id: the bytes must hash to it (checked in a codec worker when
+    // there are any: the server's upload route verifies every chunk it is sent here).
+    if (this.codec === inThreadCodec) decodeChunk(chunk);
+    else await this.codec.decodeMany([chunk]);
     return this.store(chunk.id, () => chunk);
   }
 

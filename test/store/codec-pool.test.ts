@@ -66,8 +66,11 @@ test('encodeMany gives the in-thread encoding of every chunk, in the order asked
 test('decodeMany returns the raw bytes in order, checked like decodeChunk', async () => {
   const raw = mixedChunks(30);
   const encoded = raw.map((c) => encodeChunk(c, chunkIdOf(c)));
-  const decoded = await pool.decodeMany(encoded.map((e) => ({ ...e, data: Buffer.from(e.data) })));
+  // Inputs that own their memory too: decoding must leave them as they were (putEncoded stores them after).
+  const inputs = encoded.map((e) => ({ ...e, data: Buffer.from(new Uint8Array(e.data).buffer) }));
+  const decoded = await pool.decodeMany(inputs);
   decoded.forEach((d, i) => assert.ok(d.equals(raw[i]), `chunk ${i}`));
+  inputs.forEach((e, i) => assert.ok(e.data.equals(encoded[i].data), `input ${i} kept`));
   assert.is(decoded.length, raw.length);
 });
 
