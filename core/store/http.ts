@@ -129,7 +129,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private missingInFlight = 0;
   /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
   uploadedBytes = 0;
-  /** Encoded bytes of chunks not sent because the server already had them. */
+  /** Bytes of chunks not sent because the server already had them (raw for a `put`: such a chunk is never compressed; encoded for `putEncoded`). */
   alreadyStoredBytes = 0;
 
   constructor(options: HttpStoreOptions) {
