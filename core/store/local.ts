@@ -220,10 +220,10 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
 
   async putEncoded(chunk: EncodedChunk): Promise<ChunkId> {
     assertChunkId(chunk.id);
-    // Never trust a caller's id: the bytes must hash to it (checked in a codec worker when
-    // there are any: the server's upload route verifies every chunk it is sent here).
-    if (this.codec === inThreadCodec) decodeChunk(chunk);
-    else await this.codec.decodeMany([chunk]);
+    // Never trust a caller's id: the bytes must hash to it. Checked in-thread: in a codec
+    // worker (the server's uploads) it only moved CPU between threads of a server that shares
+    // its cores with the uploader on the bench, for +60-80 MB of server RSS and no time won.
+    decodeChunk(chunk);
     return this.store(chunk.id, () => chunk);
   }
 
