@@ -1,6 +1,7 @@
 /**
  * Shared pieces of the benches that run real programs: a timed child process with its
- * peak RSS (GNU time's %M, KB), a blank loop disk with a mount point, a fresh ext4 on it
+ * peak RSS (GNU time's %M, KB) and CPU seconds (%U + %S: on a busy machine the wall seconds
+ * say more about the neighbours than about the program), a blank loop disk with a mount point, a fresh ext4 on it
  * for the yardsticks, and `cloner-agent deploy` onto it with its restore phase timed from
  * the agent's own phase lines. Everything made here is undone by `LoopDisk.close`.
  */
@@ -14,28 +15,33 @@ export interface Timed {
   out: string;
   /** Peak resident set of the child in bytes (0 when GNU time is not installed). */
   rss: number;
+  /** User + system CPU seconds of the child, all its threads (0 without GNU time). */
+  cpu: number;
 }
 
 const GNU_TIME = '/usr/bin/time';
 
-/** GNU time's %M (KB, its last line) in bytes; the file is removed. */
-function peakOf(file: string, wrapped: boolean): number {
-  if (!wrapped) return 0;
-  const kb = Number(readFileSync(file, 'utf8').trim().split('\n').at(-1));
+/** GNU time's format: peak RSS (KB), user and system CPU seconds, on its last line. */
+const TIME_FORMAT = '%M %U %S';
+
+/** GNU time's %M (KB) in bytes and %U + %S in seconds, from its last line; the file is removed. */
+function usageOf(file: string, wrapped: boolean): { rss: number; cpu: number } {
+  if (!wrapped) return { rss: 0, cpu: 0 };
+  const [kb, user, system] = readFileSync(file, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
   rmSync(file, { force: true });
-  return kb * 1024;
+  return { rss: kb * 1024, cpu: user + system };
 }
 
 /** Runs argv to its end; throws with its output when it fails. */
 export function timed(argv: string[], env?: NodeJS.ProcessEnv, cwd?: string): Timed {
   const rssFile = path.join('/tmp', `cloner-bench-rss-${process.pid}`);
-  const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', '%M', '-o', rssFile] : [];
+  const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', TIME_FORMAT, '-o', rssFile] : [];
   const all = [...wrap, ...argv];
   const t = performance.now();
   const r = spawnSync(all[0], all.slice(1), { encoding: 'utf8', env: env ?? process.env, cwd, maxBuffer: 64 << 20 });
   const seconds = (performance.now() - t) / 1000;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}${r.stdout}`);
-  return { seconds, out: r.stdout, rss: peakOf(rssFile, wrap.length > 0) };
+  return { seconds, out: r.stdout, ...usageOf(rssFile, wrap.length > 0) };
 }
 
 /** Runs a shell pipeline (bash -o pipefail), timed. */
@@ -109,8 +115,9 @@ export interface Deployed {
   restore: number;
   fetched: string;
   out: string;
-  /** The agent's peak RSS in bytes (0 without GNU time). */
+  /** The agent's peak RSS in bytes and CPU seconds (0 without GNU time). */
   rss: number;
+  cpu: number;
   /** Seconds spent in each phase, from the agent's `[phase]` lines as they arrived (start to the next). */
   phases: Array<[string, number]>;
 }
@@ -126,7 +133,7 @@ const LAUNCHER_FLAGS = '--max-semi-space-size=8';
 /** `cloner-agent deploy` of node `node` onto `d.disk`, reading the phase lines as they arrive. */
 export async function agentDeploy(server: { url: string; tokenFile: string }, node: string, d: LoopDisk): Promise<Deployed> {
   const rssFile = path.join('/tmp', `cloner-bench-rss-agent-${process.pid}`);
-  const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', '%M', '-o', rssFile] : [];
+  const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', TIME_FORMAT, '-o', rssFile] : [];
   const argv = [...wrap, process.execPath, ...profFlags(), 'bin/cloner-agent.js', 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', node, '--disks', d.disk, '--target', d.mnt, '--force', '--no-reboot'];
   const t = performance.now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '60000' } });
@@ -151,5 +158,5 @@ export async function agentDeploy(server: { url: string; tokenFile: string }, no
   const end = performance.now();
   const phases = marks.map(([name, at], i): [string, number] => [name, ((marks[i + 1]?.[1] ?? end) - at) / 1000]);
   phases.unshift(['start', ((marks[0]?.[1] ?? end) - t) / 1000]);
-  return { phases, seconds: (end - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out, rss: peakOf(rssFile, wrap.length > 0) };
+  return { phases, seconds: (end - t) / 1000, restore: (restoreEnd - restoreStart) / 1000, fetched, out, ...usageOf(rssFile, wrap.length > 0) };
 }

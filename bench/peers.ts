@@ -15,7 +15,7 @@
  * path: a working copy of the tree, updated in place to the second tree by rsync (changed
  * files get new inodes, the others keep theirs, as on a node after a package install). Prints one table: seconds,
  * stored bytes, and Cloner's time and bytes divided by each peer's (below 1: Cloner is
- * ahead), then the peak RSS of every Cloner process. The page cache is warm for all alike.
+ * ahead), then the peak RSS and CPU seconds of every Cloner process. The page cache is warm for all alike.
  * Without root (loop devices) the disk rows are skipped with the reason. `--cloner-only` runs
  * Cloner's rows alone; CLONER_BENCH_PROF=DIR writes a --cpu-prof of every Cloner process there.
  */
@@ -49,7 +49,7 @@ interface Row {
   note?: string;
 }
 const rows: Row[] = [];
-const rss: Array<[string, number]> = [];
+const rss: Array<[string, number, number?]> = [];
 const phaseText = (phases: Array<[string, number]>) => phases.map(([p, s]) => `${p} ${s.toFixed(1)}`).join(', ');
 const add = (op: string, tool: string, seconds: number, stored?: number, note?: string) => rows.push({ op, tool, seconds, stored, note });
 
@@ -71,7 +71,7 @@ try {
   const remote = ['--server', server.url, '--token-file', server.tokenFile];
   const cloner = (label: string, ...args: string[]) => {
     const r = timed([process.execPath, ...profFlags(), 'bin/cloner.js', ...args]);
-    rss.push([`cloner ${label}`, r.rss]);
+    rss.push([`cloner ${label}`, r.rss, r.cpu]);
     return r;
   };
   // -- Cloner --
@@ -90,7 +90,7 @@ try {
     cloner('nodes add', 'nodes', 'add', 'bench', 'cloner_image=node', ...remote);
     await lab.wipe();
     first = await agentDeploy(server, 'bench', lab);
-    rss.push(['cloner-agent deploy (blank disk)', first.rss]);
+    rss.push(['cloner-agent deploy (blank disk)', first.rss, first.cpu]);
     if (process.env.CLONER_BENCH_PROF) await writeFile(path.join(process.env.CLONER_BENCH_PROF, 'agent-deploy.log'), first.out);
     add('deploy onto a blank disk', 'cloner-agent deploy (all)', first.seconds, undefined, `fetched ${first.fetched}; ${phaseText(first.phases)}`);
   }
@@ -102,7 +102,7 @@ try {
   add('no-op update', 'cloner (server)', noop.seconds, undefined, /\d+ files unchanged, [\d.]+ \S+ read/.exec(noop.out)?.[0]);
   if (lab) {
     const again = await agentDeploy(server, 'bench', lab);
-    rss.push(['cloner-agent re-deploy', again.rss]);
+    rss.push(['cloner-agent re-deploy', again.rss, again.cpu]);
     if (process.env.CLONER_BENCH_PROF) await writeFile(path.join(process.env.CLONER_BENCH_PROF, 'agent-redeploy.log'), again.out);
     add('re-deploy after the update', 'cloner-agent deploy (all)', again.seconds, undefined, `fetched ${again.fetched}; ${phaseText(again.phases)}`);
   }
@@ -185,8 +185,8 @@ try {
       console.log(`${op.padEnd(28)} ${r.tool.padEnd(34)} ${s.padStart(8)} ${(r.stored === undefined ? '' : (r.stored / 1e6).toFixed(1)).padStart(10)} ${t.padStart(15)} ${b.padStart(16)}  ${r.note ?? ''}`);
     }
   }
-  console.log('peak RSS of the Cloner processes:');
-  for (const [label, bytes] of rss) console.log(`  ${label.padEnd(40)} ${bytes ? `${(bytes / 1e6).toFixed(0)} MB` : 'unknown (GNU time not installed)'}`);
+  console.log('peak RSS (and CPU seconds, user + system, all threads) of the Cloner processes:');
+  for (const [label, bytes, cpu] of rss) console.log(`  ${label.padEnd(40)} ${bytes ? `${(bytes / 1e6).toFixed(0)} MB` : 'unknown (GNU time not installed)'}${cpu ? `, ${cpu.toFixed(1)} s CPU` : ''}`);
 } finally {
   await server.stop();
   lab?.close();

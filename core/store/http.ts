@@ -4,15 +4,17 @@
  * suite), so capture uploads and restore fetches run unchanged against a server.
  *
  * Algorithm: `hasMany` asks /v1/chunks/missing in batches of 10,000 ids, merging the
- * questions asked while two such requests are out into one. `put` encodes
- * (LZ4 layer) and queues the chunk; the queue goes up as one framed upload when it holds
- * 8 MiB, on `flush`, or 20 ms after the first put, and each put resolves when the server
- * has checked and stored its chunk. Before a batch goes up, one /missing query drops the
- * chunks the server already has (an unchanged directory manifest, a re-run after an
- * interrupted upload), so only what it lacks crosses the wire. `getMany` fetches 256 ids per request, a few requests
+ * questions asked while two such requests are out into one. `put` queues a copy of the
+ * raw chunk; the queue goes up as one framed upload when it holds 8 MiB, on `flush`, or
+ * 20 ms after the first put, and each put resolves when the server has checked and stored
+ * its chunk. Before a batch goes up, one /missing query drops the chunks the server
+ * already has (an unchanged directory manifest, a re-run after an interrupted upload), and
+ * only the others are encoded (the LZ4 layer, in the codec's worker threads): what the
+ * server has is neither compressed nor sent. `getMany` fetches 256 ids per request, a few requests
  * at a time (p-limit) and at most one more batch than that ahead of the consumer (each with a
  * rejection handler from the start: a failed batch surfaces in order, never as an
- * unhandled rejection), and checks every chunk's BLAKE3 before yielding it; with `retry`, a
+ * unhandled rejection), and decodes and checks every chunk's BLAKE3 (in the codec's
+ * worker threads, a batch at a time) before yielding it; with `retry`, a
  * batch cut off by the network (or stalled) is fetched again with backoff. Errors become
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
  */
@@ -20,12 +22,11 @@ import pLimit from 'p-limit';
 import { API, routePath } from '../api/endpoints.ts';
 import { ClonerError } from '../errors.ts';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
-import { decodeChunk, encodeChunk, type EncodedChunk } from './codec.ts';
+import { decodeChunk, type ChunkCodec, type EncodedChunk } from './codec.ts';
+import { defaultCodec, ownedCopy } from './codec-pool.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
 import type { ChunkReader, ChunkWriter } from './interfaces.ts';
 import { CHUNKS_MEDIA_TYPE, encodeFrames, readFrames } from './wire.ts';
-
-const EMPTY = Buffer.alloc(0);
 
 export class ServerError extends ClonerError {
   override readonly code: string;
@@ -53,6 +54,8 @@ export interface HttpStoreOptions {
    * passed since the first failure. Off (one try) when absent.
    */
   retry?: { deadlineMs: number; stallMs: number; onRetry?: (err: Error, attempt: number, delayMs: number) => void };
+  /** Where chunks are encoded and decoded: default the process's codec (codec-pool.ts: worker threads on 2+ cores). */
+  codec?: ChunkCodec;
 }
 
 /** Errors worth another try: the network or the server, not the data or the request. */
@@ -96,7 +99,10 @@ async function* watchStall(body: AsyncIterable<Uint8Array>, controller: AbortCon
 }
 
 interface Pending {
-  chunk: EncodedChunk;
+  id: ChunkId;
+  /** The raw bytes of a `put` (encoded once the server is known to lack it), or none for `putEncoded`. */
+  raw?: Buffer;
+  chunk?: EncodedChunk;
   resolve: (id: ChunkId) => void;
   reject: (err: unknown) => void;
 }
@@ -111,6 +117,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private readonly fetchBatch: number;
   private readonly fetchLimit: ReturnType<typeof pLimit>;
   private readonly retry: HttpStoreOptions['retry'];
+  private readonly codec: ChunkCodec;
   /** Batches of one getMany fetched ahead of the one being yielded. */
   private readonly readAhead: number;
   private queue: Pending[] = [];
@@ -122,7 +129,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private missingInFlight = 0;
   /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
   uploadedBytes = 0;
-  /** Encoded bytes of chunks not sent because the server already had them. */
+  /** Bytes of chunks not sent because the server already had them (raw for a `put`: such a chunk is never compressed; encoded for `putEncoded`). */
   alreadyStoredBytes = 0;
 
   constructor(options: HttpStoreOptions) {
@@ -133,6 +140,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     this.fetchLimit = pLimit(options.fetchConcurrency ?? 4);
     this.readAhead = (options.fetchConcurrency ?? 4) + 1;
     this.retry = options.retry;
+    this.codec = options.codec ?? defaultCodec();
   }
 
   /** A request to the server; non-2xx answers become ServerError with the server's code and hint. */
@@ -310,30 +318,32 @@ export class HttpStore implements ChunkReader, ChunkWriter {
       throw err;
     }
     clearTimeout(connectTimer);
-    const out: Array<[ChunkId, Buffer]> = [];
+    const encoded: EncodedChunk[] = [];
     const body = response.body as unknown as AsyncIterable<Uint8Array>;
     for await (const chunk of readFrames(this.retry ? watchStall(body, controller, this.retry.stallMs) : body)) {
-      const expected = batch[out.length];
+      const expected = batch[encoded.length];
       if (chunk.id !== expected) throw new ChunkCorruptError(expected ?? chunk.id, `the server sent chunk ${chunk.id} in its place`);
-      out.push([chunk.id, decodeChunk(chunk)]);
+      encoded.push(chunk);
     }
-    if (out.length !== batch.length) throw new ChunkCorruptError(batch[out.length], `the server sent ${out.length} of ${batch.length} chunks`);
-    return out;
+    if (encoded.length !== batch.length) throw new ChunkCorruptError(batch[encoded.length], `the server sent ${encoded.length} of ${batch.length} chunks`);
+    const raw = await this.codec.decodeMany(encoded);
+    return encoded.map((chunk, i) => [chunk.id, raw[i]]);
   }
 
+  /** `knownId` as LocalStore.put's. The bytes are copied at once (the caller may reuse its buffer). */
   put(data: Uint8Array, knownId?: ChunkId): Promise<ChunkId> {
-    return this.enqueue(encodeChunk(data, knownId ?? chunkIdOf(data)));
+    return this.enqueue({ id: knownId ?? chunkIdOf(data), raw: ownedCopy(data) });
   }
 
   async putEncoded(chunk: EncodedChunk): Promise<ChunkId> {
     decodeChunk(chunk); // refuse a false id here already; the server checks again
-    return this.enqueue(chunk);
+    return this.enqueue({ id: chunk.id, chunk });
   }
 
-  private enqueue(chunk: EncodedChunk): Promise<ChunkId> {
+  private enqueue(item: Omit<Pending, 'resolve' | 'reject'>): Promise<ChunkId> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ chunk, resolve, reject });
-      this.queueBytes += chunk.data.length + 41;
+      this.queue.push({ ...item, resolve, reject });
+      this.queueBytes += (item.chunk?.data.length ?? item.raw!.length) + 41;
       if (this.queueBytes >= this.batchBytes) this.send();
       else this.timer ??= setTimeout(() => this.send(), 20);
     });
@@ -348,21 +358,27 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     this.queueBytes = 0;
     const done = (async () => {
       try {
-        const present = await this.hasMany(batch.map((p) => p.chunk.id));
+        const present = await this.hasMany(batch.map((p) => p.id));
         for (const [i, p] of batch.entries()) {
           if (!present[i]) continue;
-          this.alreadyStoredBytes += p.chunk.data.length;
-          p.resolve(p.chunk.id);
+          this.alreadyStoredBytes += p.chunk?.data.length ?? p.raw!.length;
+          p.resolve(p.id);
         }
         batch = batch.filter((_, i) => !present[i]);
         if (!batch.length) return;
-        const body = encodeFrames(batch.map((p) => p.chunk));
+        const toEncode = batch.filter((p) => !p.chunk);
+        const encoded = await this.codec.encodeMany(toEncode.map((p) => ({ id: p.id, raw: p.raw! })));
+        toEncode.forEach((p, i) => {
+          p.chunk = encoded[i];
+          p.raw = undefined;
+        });
+        const body = encodeFrames(batch.map((p) => p.chunk!));
         // The body holds the bytes now: the queued copies go (the id is all that is left to check).
-        for (const p of batch) p.chunk = { ...p.chunk, data: EMPTY };
+        for (const p of batch) p.chunk = undefined;
         const response = await this.request(API.chunksUpload.url, { method: 'POST', body: new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
         const { ids } = (await response.json()) as { ids: string[] };
         this.uploadedBytes += body.length;
-        batch.forEach((p, i) => (ids[i] === p.chunk.id ? p.resolve(p.chunk.id) : p.reject(new ChunkCorruptError(p.chunk.id, `the server stored ${ids[i]} instead`))));
+        batch.forEach((p, i) => (ids[i] === p.id ? p.resolve(p.id) : p.reject(new ChunkCorruptError(p.id, `the server stored ${ids[i]} instead`))));
       } catch (err) {
         for (const p of batch) p.reject(err);
       }

@@ -164,6 +164,8 @@ export class PackWriter {
   private openPack: OpenPack | null = null;
   /** Chunks appended but not yet indexed: a second add of one waits for the first. */
   private readonly pending = new Map<ChunkId, Promise<void>>();
+  /** Adds whose encode (in a codec worker) has not resolved yet: a flush waits for them. */
+  private readonly encoding = new Set<Promise<void>>();
   private readonly commits = new SerialQueue();
   /** The pack the next seal appends to (its id and durable size), while under the target size. */
   private tail: { id: PackId; size: number } | null = null;
@@ -177,17 +179,39 @@ export class PackWriter {
 
   /**
    * Stores chunk `id` unless it is indexed or being written already; resolves once it is
-   * durable and indexed. `encode` is called only when the chunk is really appended.
-   * Rejects with the fs or LevelDB error of a failed seal (nothing of that pack is indexed).
+   * durable and indexed. `encode` is called only when the chunk is really appended; when it
+   * is asynchronous (a codec worker), the chunk is appended once it resolves and a second
+   * add of the same id waits for the first meanwhile.
+   * Rejects with the fs or LevelDB error of a failed seal (nothing of that pack is indexed),
+   * or with the error of `encode`.
    */
-  async add(id: ChunkId, encode: () => EncodedChunk): Promise<void> {
+  async add(id: ChunkId, encode: () => EncodedChunk | Promise<EncodedChunk>): Promise<void> {
     const inFlight = this.pending.get(id);
     if (inFlight) return inFlight;
     if ((await this.index.get(id)) !== undefined) return;
     const raced = this.pending.get(id);
     if (raced) return raced;
+    const encoded = encode();
+    if (!(encoded instanceof Promise)) return this.append(id, encoded);
+    // Two stages: `appended` (what a flush waits for before it seals) and `whole` (durable).
+    let committed: Promise<void> | undefined;
+    const appended = encoded.then((chunk) => {
+      committed = this.append(id, chunk); // from here on, pending holds the pack's promise
+    });
+    const whole = appended.then(() => committed);
+    this.pending.set(id, whole);
+    this.encoding.add(appended);
+    const done = () => {
+      this.encoding.delete(appended);
+      if (this.pending.get(id) === whole) this.pending.delete(id);
+    };
+    appended.then(done, done);
+    return whole;
+  }
+
+  private append(id: ChunkId, chunk: EncodedChunk): Promise<void> {
     const pack = this.currentPack();
-    pack.append(encode());
+    pack.append(chunk);
     this.pending.set(id, pack.committed);
     if (pack.size >= this.packTargetBytes) this.seal(pack);
     return pack.committed;
@@ -195,6 +219,8 @@ export class PackWriter {
 
   /** Seals the open batch, waits until every seal issued so far has committed (or failed), and ends the growing pack. */
   async flush(): Promise<void> {
+    // Chunks still being encoded were added before this flush: they are part of it.
+    while (this.encoding.size) await Promise.allSettled([...this.encoding]);
     if (this.openPack) this.seal(this.openPack);
     await this.commits.run(async () => {
       this.tail = null;

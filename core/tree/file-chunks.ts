@@ -7,13 +7,18 @@
  * the window's tail is carried over to the next read, and every chunk goes to `onChunk`,
  * which returns its id. Chunks never span a hole: each extent starts a fresh chunker.
  */
-import type { FileHandle } from 'node:fs/promises';
 import { FastCdcChunker, type ChunkerParams } from '../chunker/fastcdc.ts';
 import { fsx } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkRef } from './manifest.ts';
 
 const READ_BUFFER = 4 * 1024 * 1024;
+
+/** What chunkFile needs of an open file (a FileHandle is one). */
+export interface ReadableFile {
+  fd: number;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 export interface ChunkFileOptions {
   params: ChunkerParams;
@@ -34,7 +39,7 @@ export interface ChunkFileOptions {
 }
 
 /** The chunk list [offset, length, id] of the first `size` bytes of an open file. */
-export async function chunkFile(handle: FileHandle, size: number, o: ChunkFileOptions): Promise<ChunkRef[]> {
+export async function chunkFile(handle: ReadableFile, size: number, o: ChunkFileOptions): Promise<ChunkRef[]> {
   const extents = o.sparse ? dataExtents(handle.fd, size) : [[0, size] as [number, number]];
   const refs: ChunkRef[] = [];
   const chunker = new FastCdcChunker(o.params);
