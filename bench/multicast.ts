@@ -57,6 +57,11 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   const tokenFile = path.join(server.dataDir, 'admin.token');
   const cloner = clonerAgainst(['--server', url, '--token-file', tokenFile], ['ip', 'netns', 'exec', lab.serverNs]);
   const txBytes = () => Number(lab.runIn(lab.serverNs, ['cat', '/sys/class/net/br0/statistics/tx_bytes']));
+  // Datagrams the nodes' kernels dropped for a full socket receive buffer (Udp RcvbufErrors, per namespace).
+  const rcvbufErrors = () => lab.nodes.reduce((n, node) => {
+    const udp = lab.runIn(node.ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp: '));
+    return n + Number(udp[1].split(' ')[udp[0].split(' ').indexOf('RcvbufErrors')]);
+  }, 0);
   cloner('new-image', '--image', 'debian', '--root', debian.tree, '--yes');
   lab.nodes.forEach((n, i) => cloner('nodes', 'add', `node${i + 1}`, `eth0.mac=${n.mac}`, 'cloner_image=debian', 'groups=lab'));
   const target = (i: number) => path.join(work, `node${i + 1}`);
@@ -81,11 +86,12 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
       await new Promise((r) => setTimeout(r, 300));
     }
     const tx0 = txBytes();
+    const drops0 = rcvbufErrors();
     const t0 = performance.now();
     const nodes = count === N ? '@lab' : lab.nodes.slice(0, count).map((_, i) => `node${i + 1}`).join(',');
     const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', nodes, '--rate', RATE, '--repair', repair, '--json')) as { unionBytes: number; lackingBytes: number; session: SessionView };
     check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
-    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, rcvbufDrops: rcvbufErrors() - drops0 };
     const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
     return { ...result, start, session, fellBack: session.receivers.filter((r) => r.state !== 'done').length };
   };
@@ -129,6 +135,7 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     const frames = s.sent.datagrams * FRAME_OVERHEAD;
     const pct = (n: number) => `${((100 * n) / u).toFixed(1)}%`;
     console.log(`             of the union: datagram payloads ${pct(s.sent.bytes - s.sent.headerBytes)} (parity ${pct(s.sent.parityBytes)}), wire headers ${pct(s.sent.headerBytes)}, Ethernet/IP/UDP ${pct(frames)}, the rest (HTTP) ${pct(m.bytes - s.sent.bytes - frames)}`);
+    console.log(`             datagrams: ${s.sent.datagrams} sent; ${m.rcvbufDrops} dropped by the nodes' full receive buffers (${((100 * m.rcvbufDrops) / Math.max(1, s.sent.datagrams * N)).toFixed(1)}% of all they were sent)`);
     console.log(`             rounds: ${s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s`).join(', ')}`);
   }
   if (solo) row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);

@@ -4,6 +4,7 @@
  * chunks wait in a queue that `chunks()` drains; nothing unverified ever leaves it.
  */
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { EncodedChunk } from '../store/codec.ts';
@@ -40,6 +41,8 @@ export class MulticastReceiver {
   simulatedDrops = 0;
   /** Datagrams read from the socket. */
   private read = 0;
+  /** The kernel's count of datagrams dropped for full receive buffers when the socket opened. */
+  private readonly kernelDrops0 = rcvbufErrors();
 
   private constructor(socket: dgram.Socket, reassembler: Reassembler, loss: number) {
     this.socket = socket;
@@ -131,10 +134,32 @@ export class MulticastReceiver {
     }
   }
 
+  /**
+   * Datagrams of the group that reached this node so far, and of them those lost here: dropped
+   * by the kernel for a full receive buffer (Udp RcvbufErrors since the socket opened: this
+   * machine's, the agent being its only UDP receiver) or by `simulatedLoss`. The server's
+   * rate control takes the loss from the changes (rate.ts).
+   */
+  progress(): { datagrams: number; lost: number } {
+    const kernel = Math.max(0, rcvbufErrors() - this.kernelDrops0);
+    return { datagrams: this.read + kernel, lost: this.simulatedDrops + kernel };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.wake?.();
     this.socket.close();
+  }
+}
+
+/** The kernel's Udp RcvbufErrors (this network namespace's), or 0 where /proc/net/snmp cannot say. */
+function rcvbufErrors(): number {
+  try {
+    const udp = readFileSync('/proc/net/snmp', 'latin1').split('\n').filter((l) => l.startsWith('Udp: '));
+    const n = Number(udp[1]?.split(' ')[udp[0].split(' ').indexOf('RcvbufErrors')]);
+    return Number.isFinite(n) ? n : 0;
+  } catch {
+    return 0;
   }
 }
