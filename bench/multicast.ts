@@ -136,6 +136,8 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     const pct = (n: number) => `${((100 * n) / u).toFixed(1)}%`;
     console.log(`             of the union: datagram payloads ${pct(s.sent.bytes - s.sent.headerBytes)} (parity ${pct(s.sent.parityBytes)}), wire headers ${pct(s.sent.headerBytes)}, Ethernet/IP/UDP ${pct(frames)}, the rest (HTTP) ${pct(m.bytes - s.sent.bytes - frames)}`);
     console.log(`             datagrams: ${s.sent.datagrams} sent; ${m.rcvbufDrops} dropped by the nodes' full receive buffers (${((100 * m.rcvbufDrops) / Math.max(1, s.sent.datagrams * N)).toFixed(1)}% of all they were sent)`);
+    const mbit = (bytes: number) => `${Math.round((bytes * 8) / 1e6)}`;
+    console.log(`             rate: ${s.rateChanges.length ? `${s.rateChanges.length} changes (${s.rateChanges.map((c) => `${mbit(c.rate)} at ${(100 * c.loss).toFixed(1)}%`).join(', ')}), ended at ${mbit(s.rate)}` : 'unchanged'} Mbit/s`);
     console.log(`             rounds: ${s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s`).join(', ')}`);
   }
   if (solo) row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);

@@ -285,9 +285,12 @@ export class MulticastHub {
   }
 
   /** Lets the rate control decide (rate.ts), and applies and logs a change. */
-  private adapt(s: Session, sender: MulticastSender, when: string): void {
+  private adapt(s: Session, sender: MulticastSender, when: string, since: { at: number; bytes: number }): void {
     for (const r of s.receivers.values()) if (r.state !== 'ready' && r.state !== 'receiving') s.control.forget(r.node);
-    const rate = s.control.tick();
+    const now = performance.now();
+    const achieved = now > since.at ? ((sender.wireBytes - since.bytes) * 1000) / (now - since.at) : undefined;
+    Object.assign(since, { at: now, bytes: sender.wireBytes });
+    const rate = s.control.tick(achieved);
     if (rate === null) return;
     sender.setRate(rate);
     const change = s.control.changes.at(-1)!;
@@ -340,14 +343,16 @@ export class MulticastHub {
         Object.assign(s, { round, phase: 'sending' });
         for (const r of receivers) Object.assign(r, { state: 'receiving', report: null });
         const began = performance.now();
-        const ticker = setInterval(() => this.adapt(s, sender, `round ${round}`), TICK_MS);
+        const since = { at: began, bytes: sender.wireBytes };
+        const ticker = setInterval(() => this.adapt(s, sender, `round ${round}`, since), TICK_MS);
         let sent: RoundResult;
         try {
           sent = await sender.sendRound(this.store, s.id, ids, gaps, this.stopping.signal);
         } finally {
           clearInterval(ticker);
         }
-        this.tally(s, round, sent, (performance.now() - began) / 1000);
+        const sendingMs = performance.now() - began;
+        this.tally(s, round, sent, sendingMs / 1000);
         s.phase = 'collecting';
         const deadline = Date.now() + this.limits.reportTimeoutMs;
         while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round) && !this.stopping.signal.aborted) await sleep(100);
@@ -368,7 +373,8 @@ export class MulticastHub {
           else r.state = 'ready';
           if (r.state === 'ready') s.control.observe(r.node, r.missingBytes / Math.max(1, r.roundBytes));
         }
-        this.adapt(s, sender, `after round ${round}`);
+        // Achieved: the round's average rate.
+        this.adapt(s, sender, `after round ${round}`, { at: performance.now() - sendingMs, bytes: sender.wireBytes - sent.bytes - 28 * sent.datagrams });
       }
     } finally {
       sender.close();

@@ -7,7 +7,9 @@
  * `tick()` (the hub calls it every TICK_MS while sending, and after each round's reports)
  * takes the loss of the upper median of the receivers heard since the last tick: at least
  * half of them lost that much. Above `high` the rate is multiplied by `decrease` (not below
- * `floor` of the --rate); below `low` it grows by `step` of the --rate, never above it.
+ * `floor` of the --rate), or the rate the sender achieved if that was lower (a busy server
+ * sends slower than its bucket allows; lowering an unreached rate would change nothing);
+ * below `low` it grows by `step` of the --rate, never above it.
  * The median, not the worst: one slow or lossy receiver is the drop rule's (hub.ts, it
  * finishes over unicast) and must not slow the others down; most of them losing means the
  * sender outruns this cluster. A tick forgets what it used, so a change is judged by the
@@ -71,13 +73,16 @@ export class RateControl {
     this.heard.delete(node);
   }
 
-  /** Applies the rule to what was heard since the last tick: the new rate, or null (unchanged). */
-  tick(): number | null {
+  /**
+   * Applies the rule to what was heard since the last tick: the new rate, or null
+   * (unchanged). `achieved`: bytes per second the sender managed since the last tick.
+   */
+  tick(achieved?: number): number | null {
     if (!this.heard.size) return null;
     const losses = [...this.heard.values()].sort((a, b) => b - a);
     const loss = losses[Math.floor((losses.length - 1) / 2)];
     let rate = this.rate;
-    if (loss > this.t.high) rate = Math.max(this.max * this.t.floor, this.rate * this.t.decrease);
+    if (loss > this.t.high) rate = Math.max(this.max * this.t.floor, Math.min(this.rate, achieved && achieved > 0 ? achieved : Infinity) * this.t.decrease);
     else if (loss < this.t.low) rate = Math.min(this.max, this.rate + this.max * this.t.step);
     const receivers = this.heard.size;
     this.heard.clear();

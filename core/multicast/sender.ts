@@ -75,6 +75,8 @@ export class MulticastSender {
   private readonly socket: dgram.Socket;
   private readonly bucket: TokenBucket;
   private readonly payload: number;
+  /** Bytes handed to the kernel so far, with IP/UDP headers (what the rate counts). */
+  wireBytes = 0;
   /** Parity rows used so far, by chunk id and group index. */
   private readonly rowsUsed = new Map<string, number>();
 
@@ -140,6 +142,7 @@ export class MulticastSender {
     const sendBatch = async () => {
       await this.bucket.take(batchBytes);
       for (const frame of batch) this.socket.send(frame);
+      this.wireBytes += batchBytes;
       batch.length = 0;
       batchBytes = 0;
       while (this.socket.getSendQueueCount() > MAX_QUEUED) await new Promise((r) => setTimeout(r, 1));

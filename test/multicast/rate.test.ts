@@ -2,7 +2,7 @@
  * Sender rate adaptation (core/multicast/rate.ts) and the pacer's rate change (pacer.ts):
  * most receivers losing lowers the rate, one lossy receiver does not, random link loss
  * (~1%) neither; lowerings stop at the floor; low loss raises it back, never above the
- * --rate; a tick forgets what it used. The hub's wiring is run by the netns test.
+ * --rate; a lowering starts from the achieved rate when lower; a tick forgets what it used. The hub's wiring is run by the netns test.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -47,6 +47,17 @@ test('rate: lowerings stop at the floor; low loss raises it back by steps, never
   hear(c, [0, 0]);
   assert.is(c.tick(), null, 'at --rate: no higher');
   assert.ok(c.changes.length <= 50, 'the list of changes is bounded');
+});
+
+test('rate: a lowering starts from the rate the sender achieved when that was lower', () => {
+  const c = new RateControl(MAX);
+  hear(c, [0.1, 0.1]);
+  assert.is(c.tick(MAX / 5), (MAX / 5) * DEFAULT_TUNING.decrease, 'a busy sender reached a fifth of --rate');
+  hear(c, [0.1, 0.1]);
+  const lowered = (MAX / 5) * DEFAULT_TUNING.decrease * DEFAULT_TUNING.decrease;
+  assert.is(c.tick(MAX), lowered, 'a higher achieved rate does not raise it');
+  hear(c, [0, 0]);
+  assert.is(c.tick(1), lowered + MAX * DEFAULT_TUNING.step, 'raises ignore it');
 });
 
 test('rate: a forgotten receiver no longer counts; nonsense losses are clamped or ignored', () => {
