@@ -10,13 +10,18 @@
  * Nodes restore into directories (no layout: the bench measures the network, not mkfs).
  * For each: wall time, bytes the server sent (tx of its bridge, br0, i.e. its egress)
  * and the ratios; for multicast also what the datagrams carried (payload, headers, parity,
- * per round) and the rest of the egress (HTTP: polls, reports).
+ * per round), the rest of the egress (HTTP: polls, reports), the datagrams the nodes'
+ * kernels dropped for full receive buffers, the rate's changes (core/multicast/rate.ts),
+ * the agents' CPU seconds (/usr/bin/time) and the load average before and after (the
+ * machine may be shared: compare ratios within one run).
  * Loss: CLONER_MULTICAST_TEST_LOSS=0.01 makes every receiver drop 1% (no sch_netem here).
  * The multicast and unicast times include what every deploy does after the
  * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores);
  * udpcast writes to /dev/null, so its time is the network's alone. Needs root, iproute2 and udpcast (apt-get install udpcast).
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree } from './debian-tree.ts';
@@ -53,7 +58,9 @@ try {
 }
 
 async function bench(lab: NetLab, server: TestServer): Promise<void> {
+  const load0 = loadavg()[0].toFixed(1);
   const url = `http://${lab.serverIp}:8740`;
+  const timed = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'cloner-bench-cpu %U %S'] : [];
   const tokenFile = path.join(server.dataDir, 'admin.token');
   const cloner = clonerAgainst(['--server', url, '--token-file', tokenFile], ['ip', 'netns', 'exec', lab.serverNs]);
   const txBytes = () => Number(lab.runIn(lab.serverNs, ['cat', '/sys/class/net/br0/statistics/tx_bytes']));
@@ -70,11 +77,18 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
       await rm(target(i), { recursive: true, force: true });
       await mkdir(target(i));
     }
-    return lab.nodes.slice(0, count).map((n, i) => finished(lab.spawnIn(n.ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
+    return lab.nodes.slice(0, count).map((n, i) => finished(lab.spawnIn(n.ns, [...timed, 'node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
   };
-  const check = (runs: Array<{ code: number | null; out: string }>, what: string) => runs.forEach((r, i) => {
-    if (r.code !== 0) throw new Error(`${what}: node${i + 1} failed:\n${r.out}`);
-  });
+  const check = (runs: Array<{ code: number | null; out: string }>, what: string) => {
+    runs.forEach((r, i) => {
+      if (r.code !== 0) throw new Error(`${what}: node${i + 1} failed:\n${r.out}`);
+    });
+    // The agents' CPU seconds (user + system), where /usr/bin/time ran them.
+    return runs.reduce((n, r) => {
+      const m = /cloner-bench-cpu (\S+) (\S+)/.exec(r.out);
+      return n + (m ? Number(m[1]) + Number(m[2]) : Number.NaN);
+    }, 0);
+  };
 
   // Multicast: the session's time from multicast-image to the last node done.
   const multicast = async (repair: string, count: number) => {
@@ -90,8 +104,8 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     const t0 = performance.now();
     const nodes = count === N ? '@lab' : lab.nodes.slice(0, count).map((_, i) => `node${i + 1}`).join(',');
     const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', nodes, '--rate', RATE, '--repair', repair, '--json')) as { unionBytes: number; lackingBytes: number; session: SessionView };
-    check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
-    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, rcvbufDrops: rcvbufErrors() - drops0 };
+    const cpu = check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
+    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, rcvbufDrops: rcvbufErrors() - drops0, cpu };
     const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
     return { ...result, start, session, fellBack: session.receivers.filter((r) => r.state !== 'done').length };
   };
@@ -105,8 +119,8 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   const ucStart = await agents([]);
   let tx0 = txBytes();
   let t0 = performance.now();
-  check(await Promise.all(ucStart), 'unicast');
-  const uc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+  const ucCpu = check(await Promise.all(ucStart), 'unicast');
+  const uc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, cpu: ucCpu };
 
   // udpcast: a file of the union's size, to the same nodes.
   let udp: { seconds: number; bytes: number } | null = null;
@@ -124,9 +138,10 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     udp = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
   } else console.log('udpcast skipped: udp-sender/udp-receiver not installed (apt-get install udpcast)');
 
-  console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}`);
+  console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}; load average ${load0} at the start, ${loadavg()[0].toFixed(1)} at the end (${availableParallelism()} CPUs)`);
   console.log(`  union of chunks lacked: ${MiB(start.unionBytes)} stored; unicast owes ${MiB(start.lackingBytes)}`);
-  const row = (name: string, r: { seconds: number; bytes: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}`);
+  const cpuNote = (r: { cpu?: number }) => (r.cpu !== undefined && Number.isFinite(r.cpu) ? `; agents' CPU ${r.cpu.toFixed(1)} s (all nodes: user + system)` : '');
+  const row = (name: string, r: { seconds: number; bytes: number; cpu?: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}${cpuNote(r)}`);
   for (const m of mcs) {
     const s = m.session;
     const sessionSeconds = (Date.parse(s.ended!) - Date.parse(s.created)) / 1000;

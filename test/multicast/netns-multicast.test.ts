@@ -201,7 +201,7 @@ if (blocker) {
     // Small repair rounds at 20% loss may drop a node as lossy (hub.ts maxLoss): it then finishes over unicast.
     for (const r of session3.receivers) assert.ok(r.state === 'done' || (r.state === 'unicast' && /missed \d+% of round [2-9]/.test(r.reason ?? '')), `${r.node}: ${r.state} ${r.reason}`);
     assert.is(session3.maxRate, 200e6 / 8);
-    assert.ok(session3.rateChanges.length > 0 && session3.rateChanges[0].rate < session3.maxRate && session3.rateChanges[0].loss > 0.03, JSON.stringify(session3.rateChanges));
+    assert.ok(session3.rateChanges.length > 0 && session3.rateChanges[0].rate < session3.maxRate && session3.rateChanges[0].loss > 0.05, JSON.stringify(session3.rateChanges));
     assert.ok(session3.rate < session3.maxRate, `the rate stayed lowered: ${session3.rate}`);
     assert.match(cloner('multicast-status'), new RegExp(`session ${session3.id} .* \\d+ Mbit/s \\(of 200: lowered for loss\\)`));
     for (const i of [0, 1]) await mounted(i, async (root) => assert.equal(rsyncDifferences(golden, root, [...excludes, '--delete']), [], `${nodeName(i)} has revision three`));

@@ -34,7 +34,7 @@ test('rate: lowerings stop at the floor; low loss raises it back by steps, never
   }
   assert.is(c.rate, MAX * DEFAULT_TUNING.floor);
   assert.is(c.min, MAX * DEFAULT_TUNING.floor);
-  hear(c, [0.02, 0.02]);
+  hear(c, [0.03, 0.03]);
   assert.is(c.tick(), null, 'between low and high: held');
   let raises = 0;
   while (c.rate < MAX && raises < 100) {
