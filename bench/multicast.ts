@@ -141,6 +141,8 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}; load average ${load0} at the start, ${loadavg()[0].toFixed(1)} at the end (${availableParallelism()} CPUs)`);
   console.log(`  union of chunks lacked: ${MiB(start.unionBytes)} stored; unicast owes ${MiB(start.lackingBytes)}`);
   const cpuNote = (r: { cpu?: number }) => (r.cpu !== undefined && Number.isFinite(r.cpu) ? `; agents' CPU ${r.cpu.toFixed(1)} s (all nodes: user + system)` : '');
+  // Each round's datagram bytes, time and pace (datagrams with IP/UDP headers, Mbit/s).
+  const rounds = (s: SessionView) => s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s${r.seconds >= 1 ? ` (${Math.round(((r.bytes + 28 * r.datagrams) * 8) / r.seconds / 1e6)} Mbit/s)` : ''}`).join(', ');
   const row = (name: string, r: { seconds: number; bytes: number; cpu?: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}${cpuNote(r)}`);
   for (const m of mcs) {
     const s = m.session;
@@ -153,9 +155,12 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     console.log(`             datagrams: ${s.sent.datagrams} sent; ${m.rcvbufDrops} dropped by the nodes' full receive buffers (${((100 * m.rcvbufDrops) / Math.max(1, s.sent.datagrams * N)).toFixed(1)}% of all they were sent)`);
     const mbit = (bytes: number) => `${Math.round((bytes * 8) / 1e6)}`;
     console.log(`             rate: ${s.rateChanges.length ? `${s.rateChanges.length} changes (${s.rateChanges.map((c) => `${mbit(c.rate)} at ${(100 * c.loss).toFixed(1)}%`).join(', ')}), ended at ${mbit(s.rate)}` : 'unchanged'} Mbit/s`);
-    console.log(`             rounds: ${s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s`).join(', ')}`);
+    console.log(`             rounds: ${rounds(s)}`);
   }
-  if (solo) row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);
+  if (solo) {
+    row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);
+    console.log(`             rounds: ${rounds(solo.session)}`);
+  }
   row('unicast', uc);
   if (udp) row('udpcast', udp);
   if (solo) console.log(`  ${N} nodes/1 node (multicast ${mc.repair}): time ${(mc.seconds / solo.seconds).toFixed(2)}`);
