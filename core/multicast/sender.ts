@@ -18,7 +18,7 @@ import type { ChunkId } from '../store/chunk-id.ts';
 import type { EncodedChunkReader } from '../store/interfaces.ts';
 import { TokenBucket } from './pacer.ts';
 import { MAX_ROWS } from './rs.ts';
-import { chunkFrames, groupsOf, HEADER_BYTES, MAX_MULTICAST_CHUNK, parityFrame, payloadBytes, piecesOf } from './wire.ts';
+import { chunkFrames, dataFrame, groupsOf, HEADER_BYTES, MAX_MULTICAST_CHUNK, parityFrame, payloadBytes, piecesOf } from './wire.ts';
 
 export type RepairMode = 'parity' | 'resend';
 
@@ -181,9 +181,10 @@ export class MulticastSender {
       const lost = gaps?.get(id);
       const repair = lost ? planRepair(id, chunk.data.length, this.payload, lost, this.rowsUsed, this.o.repair ?? 'parity') : null;
       const frames: Array<[Buffer, boolean]> = [];
-      for (const [offset, frame] of chunkFrames(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload)) {
-        if (!repair || repair.resend.has(offset)) frames.push([frame, false]);
-      }
+      // A repair makes only the datagrams it resends (in a repair round most chunks have a gap somewhere, so
+      // making them all, as round 1 does, encoded and checksummed the whole union again: bench/multicast.ts).
+      if (!repair) for (const [, frame] of chunkFrames(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload)) frames.push([frame, false]);
+      else for (const offset of [...repair.resend].sort((a, b) => a - b)) frames.push([dataFrame(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload, offset), false]);
       for (const [first, k, row] of repair?.rows ?? []) frames.push([parityFrame(session, id, chunk.codec, chunk.rawLength, chunk.data, this.payload, first, k, row), true]);
       window.push(frames);
       windowBytes += chunk.data.length;
