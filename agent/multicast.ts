@@ -167,9 +167,14 @@ export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
       await sleep(SESSION_POLL_MS);
       let a: Assignment;
       try {
-        a = await this.client.once.call(API.multicastPoll, { params: { name: node } });
+        // The poll carries what this node read and lost, which the sender's rate follows.
+        a = await this.client.once.call(API.multicastProgress, { params: { name: node }, body: { session: session.id, ...receiver.progress() } });
         failures = 0;
       } catch (err) {
+        if ((err as { code?: string }).code === 'NOT_IN_SESSION') {
+          this.tally.fellBack = `dropped from the session: ${(err as Error).message}`;
+          return;
+        }
         if (++failures >= MAX_POLL_FAILURES) {
           this.tally.fellBack = `lost the server: ${(err as Error).message}`;
           return;

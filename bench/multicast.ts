@@ -10,13 +10,18 @@
  * Nodes restore into directories (no layout: the bench measures the network, not mkfs).
  * For each: wall time, bytes the server sent (tx of its bridge, br0, i.e. its egress)
  * and the ratios; for multicast also what the datagrams carried (payload, headers, parity,
- * per round) and the rest of the egress (HTTP: polls, reports).
+ * per round), the rest of the egress (HTTP: polls, reports), the datagrams the nodes'
+ * kernels dropped for full receive buffers, the rate's changes (core/multicast/rate.ts),
+ * the agents' CPU seconds (/usr/bin/time) and the load average before and after (the
+ * machine may be shared: compare ratios within one run).
  * Loss: CLONER_MULTICAST_TEST_LOSS=0.01 makes every receiver drop 1% (no sch_netem here).
  * The multicast and unicast times include what every deploy does after the
  * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores);
  * udpcast writes to /dev/null, so its time is the network's alone. Needs root, iproute2 and udpcast (apt-get install udpcast).
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree } from './debian-tree.ts';
@@ -53,10 +58,17 @@ try {
 }
 
 async function bench(lab: NetLab, server: TestServer): Promise<void> {
+  const load0 = loadavg()[0].toFixed(1);
   const url = `http://${lab.serverIp}:8740`;
+  const timed = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'cloner-bench-cpu %U %S'] : [];
   const tokenFile = path.join(server.dataDir, 'admin.token');
   const cloner = clonerAgainst(['--server', url, '--token-file', tokenFile], ['ip', 'netns', 'exec', lab.serverNs]);
   const txBytes = () => Number(lab.runIn(lab.serverNs, ['cat', '/sys/class/net/br0/statistics/tx_bytes']));
+  // Datagrams the nodes' kernels dropped for a full socket receive buffer (Udp RcvbufErrors, per namespace).
+  const rcvbufErrors = () => lab.nodes.reduce((n, node) => {
+    const udp = lab.runIn(node.ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp: '));
+    return n + Number(udp[1].split(' ')[udp[0].split(' ').indexOf('RcvbufErrors')]);
+  }, 0);
   cloner('new-image', '--image', 'debian', '--root', debian.tree, '--yes');
   lab.nodes.forEach((n, i) => cloner('nodes', 'add', `node${i + 1}`, `eth0.mac=${n.mac}`, 'cloner_image=debian', 'groups=lab'));
   const target = (i: number) => path.join(work, `node${i + 1}`);
@@ -65,11 +77,18 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
       await rm(target(i), { recursive: true, force: true });
       await mkdir(target(i));
     }
-    return lab.nodes.slice(0, count).map((n, i) => finished(lab.spawnIn(n.ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
+    return lab.nodes.slice(0, count).map((n, i) => finished(lab.spawnIn(n.ns, [...timed, 'node', 'bin/cloner-agent.js', 'deploy', '--server', url, '--token-file', tokenFile, '--node', `node${i + 1}`, '--target', target(i), '--no-reboot', ...extra])));
   };
-  const check = (runs: Array<{ code: number | null; out: string }>, what: string) => runs.forEach((r, i) => {
-    if (r.code !== 0) throw new Error(`${what}: node${i + 1} failed:\n${r.out}`);
-  });
+  const check = (runs: Array<{ code: number | null; out: string }>, what: string) => {
+    runs.forEach((r, i) => {
+      if (r.code !== 0) throw new Error(`${what}: node${i + 1} failed:\n${r.out}`);
+    });
+    // The agents' CPU seconds (user + system), where /usr/bin/time ran them.
+    return runs.reduce((n, r) => {
+      const m = /cloner-bench-cpu (\S+) (\S+)/.exec(r.out);
+      return n + (m ? Number(m[1]) + Number(m[2]) : Number.NaN);
+    }, 0);
+  };
 
   // Multicast: the session's time from multicast-image to the last node done.
   const multicast = async (repair: string, count: number) => {
@@ -81,11 +100,12 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
       await new Promise((r) => setTimeout(r, 300));
     }
     const tx0 = txBytes();
+    const drops0 = rcvbufErrors();
     const t0 = performance.now();
     const nodes = count === N ? '@lab' : lab.nodes.slice(0, count).map((_, i) => `node${i + 1}`).join(',');
     const start = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', nodes, '--rate', RATE, '--repair', repair, '--json')) as { unionBytes: number; lackingBytes: number; session: SessionView };
-    check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
-    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+    const cpu = check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
+    const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, rcvbufDrops: rcvbufErrors() - drops0, cpu };
     const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
     return { ...result, start, session, fellBack: session.receivers.filter((r) => r.state !== 'done').length };
   };
@@ -99,8 +119,8 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   const ucStart = await agents([]);
   let tx0 = txBytes();
   let t0 = performance.now();
-  check(await Promise.all(ucStart), 'unicast');
-  const uc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
+  const ucCpu = check(await Promise.all(ucStart), 'unicast');
+  const uc = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, cpu: ucCpu };
 
   // udpcast: a file of the union's size, to the same nodes.
   let udp: { seconds: number; bytes: number } | null = null;
@@ -118,9 +138,12 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     udp = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0 };
   } else console.log('udpcast skipped: udp-sender/udp-receiver not installed (apt-get install udpcast)');
 
-  console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}`);
+  console.log(`bench:multicast, ${N} nodes, Debian tree ${debian.tree}, rate ${RATE}; load average ${load0} at the start, ${loadavg()[0].toFixed(1)} at the end (${availableParallelism()} CPUs)`);
   console.log(`  union of chunks lacked: ${MiB(start.unionBytes)} stored; unicast owes ${MiB(start.lackingBytes)}`);
-  const row = (name: string, r: { seconds: number; bytes: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}`);
+  const cpuNote = (r: { cpu?: number }) => (r.cpu !== undefined && Number.isFinite(r.cpu) ? `; agents' CPU ${r.cpu.toFixed(1)} s (all nodes: user + system)` : '');
+  // Each round's datagram bytes, time and pace (datagrams with IP/UDP headers, Mbit/s).
+  const rounds = (s: SessionView) => s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s${r.seconds >= 1 ? ` (${Math.round(((r.bytes + 28 * r.datagrams) * 8) / r.seconds / 1e6)} Mbit/s)` : ''}`).join(', ');
+  const row = (name: string, r: { seconds: number; bytes: number; cpu?: number }, note = '') => console.log(`  ${name.padEnd(10)} ${r.seconds.toFixed(1).padStart(6)} s  ${MiB(r.bytes).padStart(12)} sent by the server  ${(r.bytes / start.unionBytes).toFixed(3)}x the union${note}${cpuNote(r)}`);
   for (const m of mcs) {
     const s = m.session;
     const sessionSeconds = (Date.parse(s.ended!) - Date.parse(s.created)) / 1000;
@@ -129,9 +152,15 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     const frames = s.sent.datagrams * FRAME_OVERHEAD;
     const pct = (n: number) => `${((100 * n) / u).toFixed(1)}%`;
     console.log(`             of the union: datagram payloads ${pct(s.sent.bytes - s.sent.headerBytes)} (parity ${pct(s.sent.parityBytes)}), wire headers ${pct(s.sent.headerBytes)}, Ethernet/IP/UDP ${pct(frames)}, the rest (HTTP) ${pct(m.bytes - s.sent.bytes - frames)}`);
-    console.log(`             rounds: ${s.rounds.map((r) => `#${r.round} ${MiB(r.bytes)}${r.parityBytes ? ` (parity ${MiB(r.parityBytes)})` : ''} ${r.seconds} s`).join(', ')}`);
+    console.log(`             datagrams: ${s.sent.datagrams} sent; ${m.rcvbufDrops} dropped by the nodes' full receive buffers (${((100 * m.rcvbufDrops) / Math.max(1, s.sent.datagrams * N)).toFixed(1)}% of all they were sent)`);
+    const mbit = (bytes: number) => `${Math.round((bytes * 8) / 1e6)}`;
+    console.log(`             rate: ${s.rateChanges.length ? `${s.rateChanges.length} changes (${s.rateChanges.map((c) => `${mbit(c.rate)} at ${(100 * c.loss).toFixed(1)}%`).join(', ')}), ended at ${mbit(s.rate)}` : 'unchanged'} Mbit/s`);
+    console.log(`             rounds: ${rounds(s)}`);
   }
-  if (solo) row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);
+  if (solo) {
+    row('solo', solo, `  (node1 alone, ${mc.repair}; ${solo.session.round} rounds)`);
+    console.log(`             rounds: ${rounds(solo.session)}`);
+  }
   row('unicast', uc);
   if (udp) row('udpcast', udp);
   if (solo) console.log(`  ${N} nodes/1 node (multicast ${mc.repair}): time ${(mc.seconds / solo.seconds).toFixed(2)}`);

@@ -6,6 +6,8 @@
  *   GET  /v1/multicast/nodes/:name          -> assignment                              its poll (node)
  *   POST /v1/multicast/nodes/:name/ready    {session} -> assignment                   joined the group (node)
  *   POST /v1/multicast/nodes/:name/report   {session, round, missing, gaps}           its NACK (node)
+ *   POST /v1/multicast/nodes/:name/progress {session, datagrams, lost} -> assignment  its poll in a session (node;
+ *                                           the sender's rate follows the loss: core/multicast/rate.ts)
  *   GET  /v1/multicast                      -> {waiting, sessions}                     (read)
  *   POST /v1/multicast/sessions             {image, nodes, ...} -> {plan, session}     multicast-image (write)
  * Sessions live in this process's memory; they end when the server stops.
@@ -38,6 +40,7 @@ export async function multicastRoutes(app: FastifyInstance, opts: { store: Local
   // The server makes the hub and shares it with the web interface; alone, this plugin makes its own.
   const hub = opts.hub ?? new MulticastHub(store, opts.limits);
   app.addHook('onClose', async () => hub.close());
+  hub.log = (message, fields) => app.log.info(fields, message);
 
   const lists = new ChunkListCache(store);
   serve(app, API.multicastRegister, async (req) => {
@@ -50,6 +53,7 @@ export async function multicastRoutes(app: FastifyInstance, opts: { store: Local
   serve(app, API.multicastPoll, async (req) => hub.poll(req.params.name));
   serve(app, API.multicastReady, async (req) => hub.ready(req.params.name, req.body.session));
   serve(app, API.multicastReport, async (req) => hub.report(req.params.name, req.body.session, req.body));
+  serve(app, API.multicastProgress, async (req) => hub.progress(req.params.name, req.body.session, req.body));
   serve(app, API.multicastStatus, async () => hub.status());
   serve(app, API.multicastStart, async (req) => {
     const b = req.body;

@@ -23,7 +23,8 @@ export async function serverApi(backend: Backend): Promise<{ api: ApiClient; API
 const secondsSince = (iso: string, now: number) => `${Math.max(0, Math.round((now - Date.parse(iso)) / 1000))}s`;
 
 export function sessionLines(s: SessionView, now = Date.now()): string[] {
-  const rate = `${Math.round((s.rate * 8) / 1e6)} Mbit/s`;
+  const mbit = (bytes: number) => Math.round((bytes * 8) / 1e6);
+  const rate = `${mbit(s.rate)} Mbit/s${s.maxRate && s.rate < s.maxRate ? ` (of ${mbit(s.maxRate)}: lowered for loss)` : ''}`;
   const head = `session ${s.id} ${s.image}@${s.revision} ${s.phase}${s.round ? ` round ${s.round}` : ''} ${s.group}:${s.port} ${rate}, sent ${formatBytes(s.sent.bytes)} for a union of ${formatBytes(s.unionBytes)}, ${secondsSince(s.created, s.ended ? Date.parse(s.ended) : now)}${s.message ? ` (${s.message})` : ''}`;
   return [head, ...s.receivers.map((r) => `  ${r.node.padEnd(16)} ${r.state.padEnd(10)} ${`${Math.floor((100 * (r.lackingBytes - r.missingBytes)) / Math.max(1, r.lackingBytes))}% of ${formatBytes(r.lackingBytes)}`.padEnd(18)} ${r.reason ?? ''}`.trimEnd())];
 }

@@ -67,6 +67,7 @@ export const ENDPOINTS = {
   multicastPoll: { method: 'GET', url: '/v1/multicast/nodes/:name', access: 'node' },
   multicastReady: { method: 'POST', url: '/v1/multicast/nodes/:name/ready', access: 'node' },
   multicastReport: { method: 'POST', url: '/v1/multicast/nodes/:name/report', access: 'node' },
+  multicastProgress: { method: 'POST', url: '/v1/multicast/nodes/:name/progress', access: 'node' },
   multicastStatus: { method: 'GET', url: '/v1/multicast', access: 'read' },
   multicastStart: { method: 'POST', url: '/v1/multicast/sessions', access: 'write' },
   bootScript: { method: 'GET', url: '/boot.ipxe', access: 'public', raw: true },

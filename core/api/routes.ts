@@ -49,6 +49,7 @@ import {
   ChunkId,
   MulticastRegisterBody,
   MulticastReadyBody,
+  MulticastProgressBody,
   MulticastReportBody,
   MulticastStartBody,
 } from './schemas.ts';
@@ -147,6 +148,7 @@ export const API = {
   multicastPoll: def({ ...E.multicastPoll, params: NameParams, response: Record<MulticastAssignment>() }),
   multicastReady: def({ ...E.multicastReady, params: NameParams, body: MulticastReadyBody, response: Record<MulticastAssignment>() }),
   multicastReport: def({ ...E.multicastReport, params: NameParams, body: MulticastReportBody, bodyLimit: 40 * 1024 * 1024, response: Record<MulticastAssignment>() }),
+  multicastProgress: def({ ...E.multicastProgress, params: NameParams, body: MulticastProgressBody, response: Record<MulticastAssignment>() }),
   multicastStatus: def({ ...E.multicastStatus, response: Record<MulticastStatus>() }),
   multicastStart: def({ ...E.multicastStart, body: MulticastStartBody, response: Record<MulticastStart>() }),
 

@@ -177,6 +177,12 @@ export const MulticastReportBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** A receiver's poll while in a session: the session's datagrams it read and lost so far (the sender adapts its rate, core/multicast/rate.ts). */
+export const MulticastProgressBody = Type.Object(
+  { session: MulticastSessionId, datagrams: Type.Integer({ minimum: 0, maximum: 2 ** 52 }), lost: Type.Integer({ minimum: 0, maximum: 2 ** 52 }) },
+  { additionalProperties: false },
+);
+
 export const MulticastStartBody = Type.Object(
   {
     image: Name,

@@ -17,6 +17,10 @@
  *               what it was sent in a round (slow or lossy), or still lacks data after
  *               MAX_ROUNDS, is dropped and finishes over unicast, so it never holds the
  *               others back. A receiver lacking nothing is done.
+ * The rate: receivers in a session poll by POSTing the datagrams they read and lost so far;
+ * while a round is sent, and after each round's reports, the sender's rate follows the
+ * loss they report (rate.ts: AIMD on the upper median, never above --rate); each change
+ * is logged and shown by multicast-status.
  * A node that registers again while its session sends (it restarted) rejoins it: the
  * next round carries what it lacks; once the session has ended it finishes over unicast.
  * Every wait is bounded, so a session always ends.
@@ -25,6 +29,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { EncodedChunkReader } from '../store/interfaces.ts';
 import { ClonerError } from '../errors.ts';
+import { RateControl, TICK_MS } from './rate.ts';
 import { MulticastSender, type RoundResult } from './sender.ts';
 import { DEFAULT_LIMITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
 import { keyOf, payloadBytes } from './wire.ts';
@@ -50,10 +55,16 @@ interface RunReceiver extends Receiver {
   report: { round: number; missing: ChunkId[]; gaps: Array<[ChunkId, number[]]> } | null;
   /** It said it was ready (it was in the session, not only selected). */
   joined?: boolean;
+  /** Its last progress counts taken for a loss (datagrams read and lost so far). */
+  heard?: { datagrams: number; lost: number };
 }
 
-interface Session extends Omit<SessionView, 'receivers' | 'rate' | 'group' | 'port' | 'image' | 'revision'> {
+/** Datagrams a progress report must cover before its loss counts. */
+const MIN_HEARD = 200;
+
+interface Session extends Omit<SessionView, 'receivers' | 'rate' | 'maxRate' | 'rateChanges' | 'group' | 'port' | 'image' | 'revision'> {
   config: SessionConfig;
+  control: RateControl;
   receivers: Map<string, RunReceiver>;
   sizes: Map<ChunkId, number>;
   /** Wire keys of the chunks sent (wire.ts), to keep out a second chunk with one of them. */
@@ -78,6 +89,8 @@ export class MulticastHub {
   private readonly sessions: Session[] = [];
   private readonly stopping = new AbortController();
   private nextPort = 0;
+  /** Where rate changes are told (the server: its log). */
+  log: (message: string, fields: Record<string, unknown>) => void = () => {};
 
   constructor(store: Store, limits: Partial<HubLimits> = {}) {
     this.store = store;
@@ -153,6 +166,23 @@ export class MulticastHub {
     return this.poll(node);
   }
 
+  /**
+   * A receiver's poll in a session, with the session's datagrams it has read and lost so
+   * far (cumulative counts): the loss since its last counted report goes to the rate control.
+   */
+  progress(node: string, session: string, body: { datagrams: number; lost: number }): Assignment {
+    const r = this.receiver(node, session);
+    const s = this.sessions.find((x) => x.id === session)!;
+    const last = r.heard ?? { datagrams: 0, lost: 0 };
+    const seen = body.datagrams - last.datagrams;
+    if (body.datagrams < last.datagrams || body.lost < last.lost) r.heard = { datagrams: body.datagrams, lost: body.lost }; // it restarted counting
+    else if (seen >= MIN_HEARD && r.state === 'receiving') {
+      s.control.observe(node, Math.min(1, (body.lost - last.lost) / seen));
+      r.heard = { datagrams: body.datagrams, lost: body.lost };
+    }
+    return this.poll(node);
+  }
+
   /** Waiting nodes of `image` among `nodes` (all when omitted). */
   waitingFor(image?: string, nodes?: string[]): Waiting[] {
     this.expire();
@@ -166,6 +196,7 @@ export class MulticastHub {
     const s: Session = {
       id: randomBytes(8).toString('hex'),
       config: { ...config, port },
+      control: new RateControl(config.rate),
       phase: 'gathering',
       round: 0,
       created: now(),
@@ -205,8 +236,9 @@ export class MulticastHub {
   }
 
   private view(s: Session): SessionView {
-    const { config, receivers, sizes: _sizes, keys: _keys, payload: _payload, ...rest } = s;
-    return { ...rest, image: config.image, revision: config.revision, group: config.group, port: config.port, rate: config.rate, receivers: [...receivers.values()].map(({ lacking: _l, gaps: _g, report: _r, roundBytes: _b, joined: _j, ...r }) => r) };
+    const { config, control, receivers, sizes: _sizes, keys: _keys, payload: _payload, ...rest } = s;
+    const shown = [...receivers.values()].map(({ lacking: _l, gaps: _g, report: _r, roundBytes: _b, joined: _j, heard: _h, ...r }) => r);
+    return { ...rest, image: config.image, revision: config.revision, group: config.group, port: config.port, rate: Math.round(control.rate), maxRate: config.rate, rateChanges: [...control.changes], receivers: shown };
   }
 
   private expire(): void {
@@ -250,6 +282,19 @@ export class MulticastHub {
 
   private drop(r: RunReceiver, reason: string): void {
     Object.assign(r, { state: 'unicast', reason });
+  }
+
+  /** Lets the rate control decide (rate.ts), and applies and logs a change. */
+  private adapt(s: Session, sender: MulticastSender, when: string, since: { at: number; bytes: number }): void {
+    for (const r of s.receivers.values()) if (r.state !== 'ready' && r.state !== 'receiving') s.control.forget(r.node);
+    const now = performance.now();
+    const achieved = now > since.at ? ((sender.wireBytes - since.bytes) * 1000) / (now - since.at) : undefined;
+    Object.assign(since, { at: now, bytes: sender.wireBytes });
+    const rate = s.control.tick(achieved);
+    if (rate === null) return;
+    sender.setRate(rate);
+    const change = s.control.changes.at(-1)!;
+    this.log(`multicast session ${s.id}: rate ${Math.round((rate * 8) / 1e6)} Mbit/s (${when}: ${(100 * change.loss).toFixed(1)}% lost, upper median of ${change.receivers})`, { session: s.id, rate: Math.round(rate * 8), loss: change.loss });
   }
 
   private async run(s: Session): Promise<void> {
@@ -298,8 +343,16 @@ export class MulticastHub {
         Object.assign(s, { round, phase: 'sending' });
         for (const r of receivers) Object.assign(r, { state: 'receiving', report: null });
         const began = performance.now();
-        const sent = await sender.sendRound(this.store, s.id, ids, gaps, this.stopping.signal);
-        this.tally(s, round, sent, (performance.now() - began) / 1000);
+        const since = { at: began, bytes: sender.wireBytes };
+        const ticker = setInterval(() => this.adapt(s, sender, `round ${round}`, since), TICK_MS);
+        let sent: RoundResult;
+        try {
+          sent = await sender.sendRound(this.store, s.id, ids, gaps, this.stopping.signal);
+        } finally {
+          clearInterval(ticker);
+        }
+        const sendingMs = performance.now() - began;
+        this.tally(s, round, sent, sendingMs / 1000);
         s.phase = 'collecting';
         const deadline = Date.now() + this.limits.reportTimeoutMs;
         while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round) && !this.stopping.signal.aborted) await sleep(100);
@@ -318,7 +371,10 @@ export class MulticastHub {
           else if (round === this.limits.maxRounds) this.drop(r, `still lacked ${r.missingBytes} bytes after ${round} rounds`);
           else if (r.missingBytes > this.limits.maxLoss * r.roundBytes) this.drop(r, `missed ${Math.round((100 * r.missingBytes) / Math.max(1, r.roundBytes))}% of round ${round} (slow or lossy)`);
           else r.state = 'ready';
+          if (r.state === 'ready') s.control.observe(r.node, r.missingBytes / Math.max(1, r.roundBytes));
         }
+        // Achieved: the round's average rate.
+        this.adapt(s, sender, `after round ${round}`, { at: performance.now() - sendingMs, bytes: sender.wireBytes - sent.bytes - 28 * sent.datagrams });
       }
     } finally {
       sender.close();

@@ -7,22 +7,37 @@
 export const DEFAULT_BURST_MS = 4;
 
 export class TokenBucket {
-  readonly rate: number;
-  readonly burst: number;
+  private _rate: number;
+  private burst: number;
+  private readonly fixedBurst: number | undefined;
   private tokens: number;
   private last = performance.now();
 
   /** `rate` in bytes per second (> 0); `burst` in bytes (default DEFAULT_BURST_MS of sending, at least 64 KiB). */
   constructor(rate: number, burst?: number) {
     if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`rate ${rate} must be a positive number of bytes per second`);
-    this.rate = rate;
+    this._rate = rate;
+    this.fixedBurst = burst;
     this.burst = burst ?? Math.max(64 * 1024, (rate * DEFAULT_BURST_MS) / 1000);
     this.tokens = this.burst;
   }
 
+  get rate(): number {
+    return this._rate;
+  }
+
+  /** Changes the rate (bytes per second, > 0) from now on; the burst follows it unless it was given. */
+  setRate(rate: number): void {
+    if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`rate ${rate} must be a positive number of bytes per second`);
+    this.refill();
+    this._rate = rate;
+    this.burst = this.fixedBurst ?? Math.max(64 * 1024, (rate * DEFAULT_BURST_MS) / 1000);
+    this.tokens = Math.min(this.tokens, this.burst);
+  }
+
   private refill(): void {
     const now = performance.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this._rate) / 1000);
     this.last = now;
   }
 
@@ -30,7 +45,7 @@ export class TokenBucket {
   async take(bytes: number): Promise<void> {
     this.refill();
     while (this.tokens < Math.min(bytes, this.burst)) {
-      const waitMs = ((Math.min(bytes, this.burst) - this.tokens) * 1000) / this.rate;
+      const waitMs = ((Math.min(bytes, this.burst) - this.tokens) * 1000) / this._rate;
       await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(waitMs))));
       this.refill();
     }

@@ -4,6 +4,7 @@
  * the hub's limits. Units: bytes, milliseconds, bytes per second (`rate`).
  */
 import type { ChunkId } from '../store/chunk-id.ts';
+import type { RateChange } from './rate.ts';
 import type { RepairMode } from './sender.ts';
 
 /** Most distinct chunks of a revision a summary covers (a 1 MiB bitmap; ~500 GiB of 64 KiB chunks). */
@@ -64,7 +65,12 @@ export interface SessionView {
   revision: number;
   group: string;
   port: number;
+  /** The sender's rate now, bytes per second (adapted to the receivers' loss: rate.ts). */
   rate: number;
+  /** The --rate: the most it may send at. */
+  maxRate: number;
+  /** The last changes of `rate`, oldest first. */
+  rateChanges: RateChange[];
   phase: SessionPhase;
   round: number;
   created: string;

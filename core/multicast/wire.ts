@@ -113,11 +113,15 @@ export function encodeFrame(f: Omit<Frame, 'key'> & { key?: ChunkKey; id?: Chunk
 
 /** Every data datagram of one encoded chunk, `payload` bytes each (the last one shorter), with its offset. */
 export function* chunkFrames(session: string, id: ChunkId, codec: Codec, rawLength: number, data: Buffer, payload: number): Generator<[number, Buffer]> {
-  const key = keyOf(id);
   for (let offset = 0; offset < data.length || offset === 0; offset += payload) {
-    yield [offset, encodeFrame({ type: 'data', session, key, codec, encodedLength: data.length, rawLength, offset, row: 0, k: 0, payload: data.subarray(offset, offset + payload) })];
+    yield [offset, dataFrame(session, id, codec, rawLength, data, payload, offset)];
     if (data.length === 0) return;
   }
+}
+
+/** The data datagram of the piece at `offset` (a multiple of `payload`) of an encoded chunk. */
+export function dataFrame(session: string, id: ChunkId, codec: Codec, rawLength: number, data: Buffer, payload: number, offset: number): Buffer {
+  return encodeFrame({ type: 'data', session, key: keyOf(id), codec, encodedLength: data.length, rawLength, offset, row: 0, k: 0, payload: data.subarray(offset, offset + payload) });
 }
 
 /** Parity row `row` over pieces first..first+k-1 of an encoded chunk, as a datagram. */

@@ -5,8 +5,8 @@
  * bad bodies are refused with a JSON error: a summary that is not base64, does not
  * inflate, inflates past its size or has bits past its end (400), a count or digest that
  * is not the server's (409), an unknown revision (404), an unknown field, a group outside
- * 239.0.0.0/8, a session id that is not 16 hex digits (400); a report or ready for a
- * session the node is not in is 404; only the admin may start a session.
+ * 239.0.0.0/8, a session id that is not 16 hex digits, a progress poll without whole
+ * non-negative counts (400); a report or progress for a session the node is not in is 404; only the admin may start a session.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -74,6 +74,9 @@ test('register, poll, status; bad input refused; sessions need the admin', async
         { url: '/v1/multicast/nodes/node1/report', payload: { session: '0123456789abcdef', round: 1, missing: [], gaps: [[a, [-1]]] } },
         { url: '/v1/multicast/sessions', payload: { image: 'debian', nodes: ['node1'], group: '224.0.0.1' } },
         { url: '/v1/multicast/sessions', payload: { image: 'debian', nodes: [] } },
+        { url: '/v1/multicast/nodes/node1/progress', payload: { session: '0123456789abcdef', datagrams: -1, lost: 0 } },
+        { url: '/v1/multicast/nodes/node1/progress', payload: { session: '0123456789abcdef', datagrams: 10, lost: 1.5 } },
+        { url: '/v1/multicast/nodes/node1/progress', payload: { session: '0123456789abcdef', datagrams: 10 } },
       ];
       for (const x of bad) {
         const r = await app.inject({ method: 'POST', url: x.url, headers: admin, payload: x.payload });
@@ -82,6 +85,9 @@ test('register, poll, status; bad input refused; sessions need the admin', async
       const notIn = await app.inject({ method: 'POST', url: '/v1/multicast/nodes/node1/report', headers: admin, payload: { session: '0123456789abcdef', round: 1, missing: [], gaps: [] } });
       assert.is(notIn.statusCode, 404);
       assert.is(notIn.json().error, 'NOT_IN_SESSION');
+      const progressNotIn = await app.inject({ method: 'POST', url: '/v1/multicast/nodes/node1/progress', headers: admin, payload: { session: '0123456789abcdef', datagrams: 10, lost: 1 } });
+      assert.is(progressNotIn.statusCode, 404, progressNotIn.body);
+      assert.is(progressNotIn.json().error, 'NOT_IN_SESSION');
       const byReader = await app.inject({ method: 'POST', url: '/v1/multicast/sessions', headers: read, payload: { image: 'debian', nodes: ['node1'] } });
       assert.is(byReader.statusCode, 403);
       const byReaderAsNode = await app.inject({ method: 'POST', url: '/v1/multicast/nodes/node1', headers: read, payload: { image: 'debian', revision: 1, ...summary } });
