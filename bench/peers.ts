@@ -29,6 +29,11 @@ import { haveTool } from '../core/tools.ts';
 const quick = process.argv.includes('--quick');
 // --cloner-only: Cloner's rows alone (no yardsticks), to iterate on Cloner itself.
 const peers = !process.argv.includes('--cloner-only');
+
+/** Why a yardstick's rows are missing: --cloner-only, or the tool is not installed (and which package has it). */
+function skipped(tool: string, pkg: string): string {
+  return peers ? `skipped: ${tool} is not installed (scripts/setup.sh installs ${pkg})` : 'skipped: --cloner-only';
+}
 const update = quick ? ['htop', 'strace', 'tmux'] : ['htop', 'strace', 'gdb', 'tmux'];
 const one = quick ? await ensureDebianTree() : await ensureNodeTree();
 const two = quick ? await ensureDebianTree(update) : await ensureNodeTree(update);
@@ -122,7 +127,7 @@ try {
     await mkdir(out, { recursive: true });
     add('deploy onto a blank disk', 'lz4 -d | tar -x', timedShell(`lz4 -q -dc ${archive} | tar --xattrs --acls -C ${out} -xpf -`).seconds);
     await rm(archive);
-  } else add('capture', 'tar | lz4', NaN, undefined, 'skipped: lz4 is not installed');
+  } else add('capture', 'tar | lz4', NaN, undefined, skipped('lz4', 'lz4'));
 
   // -- restic --
   if (peers && haveTool('restic')) {
@@ -138,7 +143,7 @@ try {
     add('no-op update', 'restic backup', backup('two').seconds);
     const out = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'restic-out');
     add('deploy onto a blank disk', 'restic restore', timed(['restic', 'restore', '-q', '--tag', 'one', 'latest', '--target', out], env).seconds);
-  } else add('capture', 'restic', NaN, undefined, 'skipped: restic is not installed');
+  } else add('capture', 'restic', NaN, undefined, skipped('restic', 'restic'));
 
   // -- borg --
   if (peers && haveTool('borg')) {
@@ -155,7 +160,7 @@ try {
     const out = lab ? (await lab.blankFs(), lab.mnt) : path.join(work, 'borg-out');
     await mkdir(out, { recursive: true });
     add('deploy onto a blank disk', 'borg extract', timed(['borg', 'extract', '::one'], env, out).seconds);
-  } else add('capture', 'borg', NaN, undefined, 'skipped: borg is not installed (scripts/setup.sh installs borgbackup)');
+  } else add('capture', 'borg', NaN, undefined, skipped('borg', 'borgbackup'));
 
   // -- rsync -aHAX --
   if (peers) {
