@@ -25,6 +25,13 @@
  * of 7.5-8.3 s (the process total is unchanged, ~14 s) for +40-80 MB of peak RSS; the
  * agent's restore phase took 13.5 s instead of 20.0 s, image-export 20.9 s instead of 39.6 s.
  * CLONER_CODEC_THREADS=0 turns it off.
+ *
+ * Quiet 2-core host, bench:peers --cloner-only, pool against in-thread: capture to a server
+ * 13.60 and 11.34 s against 12.78 s, the blank deploy 29.85 and 29.54 s against 29.74 s,
+ * image-export 9.61 and 20.45 s against 12.24 s; peak RSS +100-125 MB (capture 565/546 MB
+ * against 441, agent 480/516 against 392). There the main thread, the workers and the
+ * server share two cores, so the pool won no time and cost memory: it is the default from
+ * POOL_MIN_CORES cores up (a golden node or a server has many), and in-thread below.
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -257,15 +264,19 @@ export function ownedCopy(data: Uint8Array): Buffer {
 
 let shared: ChunkCodec | undefined;
 
+/** Fewest cores on which the pool is the default: on 2 cores it won no time and cost ~100 MB (header). */
+const POOL_MIN_CORES = 4;
+
 /**
- * The process's codec: a CodecPool of os.availableParallelism() workers when there are two
- * cores or more, else the in-thread codec. CLONER_CODEC_THREADS=N sets the worker count
- * (0: in-thread). Created on first use; its workers do not keep the process alive.
+ * The process's codec: a CodecPool of os.availableParallelism() workers when there are
+ * POOL_MIN_CORES cores or more, else the in-thread codec. CLONER_CODEC_THREADS=N sets the
+ * worker count (0: in-thread). Created on first use; its workers do not keep the process alive.
  */
 export function defaultCodec(): ChunkCodec {
   if (shared) return shared;
   const env = process.env.CLONER_CODEC_THREADS;
-  const threads = env !== undefined && /^\d+$/.test(env) ? Number(env) : availableParallelism();
+  const cores = availableParallelism();
+  const threads = env !== undefined && /^\d+$/.test(env) ? Number(env) : cores >= POOL_MIN_CORES ? cores : 0;
   shared = threads >= 2 || (env !== undefined && threads >= 1) ? new CodecPool({ threads }) : inThreadCodec;
   return shared;
 }
