@@ -54,7 +54,7 @@ export interface HttpStoreOptions {
    * passed since the first failure. Off (one try) when absent.
    */
   retry?: { deadlineMs: number; stallMs: number; onRetry?: (err: Error, attempt: number, delayMs: number) => void };
-  /** Where chunks are encoded and decoded: default the process's codec (codec-pool.ts: worker threads on 2+ cores). */
+  /** Where chunks are encoded and decoded: default the process's codec (codec-pool.ts: worker threads from 4 cores up, in-thread below). */
   codec?: ChunkCodec;
 }
 

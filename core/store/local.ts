@@ -53,7 +53,7 @@ export interface LocalStoreOptions {
   packTargetBytes?: number;
   /** Seal a pack this long after its first chunk; default 50 ms. */
   commitDelayMs?: number;
-  /** Where `put` compresses: default the process's codec (codec-pool.ts: worker threads on 2+ cores). */
+  /** Where `put` compresses: default the process's codec (codec-pool.ts: worker threads from 4 cores up, in-thread below). */
   codec?: ChunkCodec;
 }
 
