@@ -21,17 +21,13 @@ const SETS = {
 };
 
 async function json<T>(vm: Vm, command: string): Promise<T> {
-  const run = () => vm.runOk(`${command} >/tmp/out.json 2>/tmp/err || { cat /tmp/err; exit 1; }; cat /tmp/out.json`, { timeoutMs: 240_000 });
-  try {
-    return JSON.parse(await run()) as T;
-  } catch (err) {
-    // Node in the guest has now and then died of SIGSEGV under TCG on a loaded host (in
-    // pure-JS capture and sync, no addon loaded): a read-only command is run once more, and
-    // says so; a second crash, or any other failure, fails the test.
-    if (!/Segmentation fault/.test((err as Error).message) || / apply /.test(command)) throw err;
-    console.log(`# guest Node crashed (SIGSEGV) running ${command.split(' ').slice(2, 3).join(' ')}; running it once more`);
-    return JSON.parse(await run()) as T;
-  }
+  const script = `${command} >/tmp/out.json 2>/tmp/err; rc=$?; [ $rc = 0 ] || { cat /tmp/err; exit $rc; }; cat /tmp/out.json`;
+  // A read-only command runs once more if guest Node died of a signal (the harness's guard
+  // against TCG faults); apply changes disks and is never re-run.
+  const run = / apply /.test(command) ? vm.run(script, { timeoutMs: 240_000 }) : vm.runRetryingCrash(script, { timeoutMs: 240_000 });
+  const { code, output } = await run;
+  if (code !== 0) throw new Error(`guest command exited ${code}: ${command}\n${output}`);
+  return JSON.parse(output) as T;
 }
 
 /** Stops and wipes a set of disks (arrays, VGs, mounts), as a node that is imaged anew. */

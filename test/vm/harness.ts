@@ -52,6 +52,8 @@ export interface VmOptions {
   /** Hard limit for the VM's whole life; it is killed after it. */
   timeoutMs?: number;
   bootTimeoutMs?: number;
+  /** TCG's threading under software emulation: 'single' (the default, TCG_ACCEL) or 'multi' (bench:tcg-crash). */
+  tcgThread?: 'single' | 'multi';
   log?: (line: string) => void;
 }
 
@@ -172,7 +174,7 @@ export class Vm {
       '-fsdev', `local,id=job,path=${this.jobDir},security_model=none`,
       '-device', 'virtio-9p-pci,fsdev=job,mount_tag=cloner-job',
     ];
-    if (accel === 'tcg') args.splice(args.indexOf('-machine'), 2, '-machine', 'q35', ...TCG_ACCEL);
+    if (accel === 'tcg') args.splice(args.indexOf('-machine'), 2, '-machine', 'q35', ...(o.tcgThread === 'multi' ? ['-accel', 'tcg,thread=multi'] : TCG_ACCEL));
     const share = o.share === undefined ? projectRoot() : o.share;
     if (share) args.push('-fsdev', `local,id=src,path=${share},security_model=none,readonly=on`, '-device', 'virtio-9p-pci,fsdev=src,mount_tag=cloner-src');
     if (o.uefi) {
@@ -323,8 +325,8 @@ export class Vm {
    * Runs a command that may be re-run (a deploy resumes), once more if the process died of
    * a signal: Node died of SIGSEGV or SIGTRAP in about 1 of 25 runs under multi-threaded
    * TCG, which is the emulator's fault, not the command's (the VMs now run single-threaded
-   * TCG, where 120 runs saw none: see TCG_ACCEL); kept as a guard for read-only or
-   * resumable commands.
+   * TCG, where 120 runs saw none: see TCG_ACCEL and bench:tcg-crash); kept as the one
+   * guard for read-only or resumable commands.
    */
   async runRetryingCrash(script: string, options: { timeoutMs?: number } = {}): Promise<VmRunResult> {
     const first = await this.run(script, options);

@@ -62,7 +62,8 @@ sleep 60
  * TCG. With `thread=multi` (one host thread per vCPU), Node in a 2-vCPU guest died of
  * SIGSEGV or SIGTRAP in 5 of 120 short runs on this host (qemu 7.2, mostly in start-up and
  * exit, where V8's threads race over freshly written code); with `thread=single` 0 of 120,
- * and the run took less wall time (843 s against 1012 s) on the 2-core host.
+ * and the run took less wall time (843 s against 1012 s) on the 2-core host. `npm run
+ * bench:tcg-crash` runs that comparison again.
  */
 export const TCG_ACCEL = ['-accel', 'tcg,thread=single'];
 
