@@ -61,11 +61,14 @@ test('files and bytes in step: the common rate, a file worth FILE_COST_BYTES', (
 
 test('the progress line shows the file total and an ETA', async () => {
   let done = { files: 0, bytes: 0 };
-  const reporter = new ProgressReporter('capture', () => ({ ...done, totalFiles: 400, totalBytes: 4 * MB }), { quiet: true });
+  let estimated = false;
+  const reporter = new ProgressReporter('capture', () => ({ ...done, totalFiles: 400, totalBytes: 4 * MB, estimated }), { quiet: true });
   try {
     await new Promise((r) => setTimeout(r, 50));
     done = { files: 100, bytes: 1 * MB };
     assert.match(reporter.line(), /^capture: 100 of 400 files, 976\.6 KiB of 3\.8 MiB \(25%\), [^,]+\/s, ETA \d+s$/);
+    estimated = true;
+    assert.match(reporter.line(), /^capture: 100 of ~400 files, 976\.6 KiB of ~3\.8 MiB \(25%\), [^,]+\/s, ETA \d+s$/, 'an estimated total (an update\'s, from its parent revision) shows as such');
   } finally {
     reporter.stop({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream);
   }
