@@ -36,7 +36,8 @@ import { SUBVOLUME_INO } from './subvolumes.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
-import { getJsonObject, putObject } from '../store/objects.ts';
+import { putObject } from '../store/objects.ts';
+import { ObjectBatcher, parseObject } from './parent-objects.ts';
 import { parseDirectory, serializeDirectory, type DirectoryObject, type Entry, type FileEntry, type Timestamp } from './manifest.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
@@ -127,6 +128,8 @@ interface Walk {
   leave: (rel: string, why: string, warn?: string) => void;
   /** Device -> small index, so hardlink groups stay apart across included mounts. */
   deviceIndex: Map<bigint, number>;
+  /** The parent revision's directory objects, fetched in batches (parent-objects.ts). */
+  parents: ObjectBatcher;
 }
 
 /** One directory being captured: where it is, what its parent revision had, what it collects. */
@@ -179,6 +182,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
       if (message) warn(message);
     },
     deviceIndex: new Map(),
+    parents: new ObjectBatcher(opts.store),
   };
   walk.deviceIndex.set(walk.rootStat.dev, 0);
   const tree = await captureDir(walk, Buffer.from(selection.root), '', opts.parentTree, walk.rootStat.dev);
@@ -251,7 +255,7 @@ async function previousEntries(w: Walk, parentTree: ChunkId | undefined, rel: st
   const entries = new Map<string, Entry>();
   if (!parentTree) return entries;
   try {
-    for (const e of parseDirectory(await getJsonObject(w.opts.store, parentTree), rel || '/').entries) entries.set(e.name, e);
+    for (const e of parseDirectory(parseObject(await w.parents.load(parentTree), parentTree), rel || '/').entries) entries.set(e.name, e);
   } catch (err) {
     w.warn(`parent manifest of ${rel || '/'} unreadable (${(err as Error).message}); reading the directory in full`);
   }
@@ -323,11 +327,7 @@ async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string,
   if (crosses && st.ino === SUBVOLUME_INO && !w.selection.isMountPoint(relPath)) entry.subvol = true;
   d.entries.push(entry);
   const prev = d.previous.get(entry.name);
-  pushTask(d, 
-    captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => {
-      entry.tree = tree;
-    }),
-  );
+  pushTask(d, captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => void (entry.tree = tree)));
 }
 
 /** A regular file: its parent revision's chunks when unchanged, else read (once per hardlink group). */
