@@ -20,8 +20,8 @@ import type { ChunkId } from '../store/chunk-id.ts';
 import { ImageNotFoundError, RevisionRefusedError, StoreError } from '../store/errors.ts';
 import type { ChunkReader, PruneReport, RefStore } from '../store/interfaces.ts';
 import type { LocalStore } from '../store/local.ts';
-import { getJsonObject, objectPartIds } from '../store/objects.ts';
-import { parseDirectory } from './manifest.ts';
+import { objectPartIds } from '../store/objects.ts';
+import { TREE_LIMITS, treeChunkIds, walkTree, type TreeLimits } from './tree-walk.ts';
 import { treeKernelVersion } from '../installer/kernel.ts';
 
 export interface RevisionStats {
@@ -105,77 +105,7 @@ export async function listImages(store: RefStore): Promise<ImageRecord[]> {
   return (await store.listRefs('image/')).map(([, v]) => JSON.parse(v) as ImageRecord);
 }
 
-/**
- * Limits on a tree's expanded size, checked when a revision is committed (README "Tree
- * limits"): entries (files, directories, links, devices, counted once per path, so a
- * directory object listed twice counts twice), bytes (sum of file sizes), depth (nested
- * directories). A tree of a few tiny directory objects that list each other many times
- * (a "DAG bomb") expands past them and is refused before any restore tries to expand it.
- */
-export const TREE_LIMITS = { entries: 16_000_000, bytes: 64 * 1024 ** 4, depth: 256 };
-export type TreeLimits = typeof TREE_LIMITS;
-
-/** What a tree expands to: entries and depth as TREE_LIMITS counts them, regular files and their bytes. */
-export interface TreeSize {
-  entries: number;
-  files: number;
-  bytes: number;
-  depth: number;
-}
-
-export class TreeTooLargeError extends StoreError {
-  override readonly code = 'TREE_TOO_LARGE';
-  override readonly status = 422;
-}
-
-/**
- * Walks a tree once per distinct directory object: adds every chunk id it references
- * (directory objects, their parts, file chunks) to `into`, and returns its expanded size,
- * each directory's size computed once and reused wherever it is listed again. With
- * `limits`, throws TreeTooLargeError as soon as a running total passes one, so a bomb
- * costs no more than its distinct objects.
- */
-export async function walkTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>(), limits?: TreeLimits): Promise<TreeSize> {
-  const sizes = new Map<ChunkId, TreeSize>();
-  const over = (what: string, value: number, limit: number) => {
-    throw new TreeTooLargeError(`the tree ${tree} expands past the limit of ${limit} ${what} (${value > Number.MAX_SAFE_INTEGER ? 'more' : value} counted so far)`, 'a tree this large is refused at commit (README "Tree limits"); capture less, or split it into several images');
-  };
-  async function walk(id: ChunkId, where: string, level: number): Promise<TreeSize> {
-    const known = sizes.get(id);
-    if (known) return known;
-    if (limits && level > limits.depth) over('nested directories', level, limits.depth);
-    into.add(id);
-    for (const part of objectPartIds(await reader.get(id), id)) into.add(part);
-    const dir = parseDirectory(await getJsonObject(reader, id), where);
-    const size: TreeSize = { entries: 0, files: 0, bytes: 0, depth: 1 };
-    for (const e of dir.entries) {
-      size.entries++;
-      if (e.type === 'file') {
-        size.files++;
-        size.bytes += e.size;
-        for (const c of e.chunks) into.add(c[2]);
-      } else if (e.type === 'dir') {
-        const sub = await walk(e.tree, `${where === '/' ? '' : where}/${e.name}`, level + 1);
-        size.entries += sub.entries;
-        size.files += sub.files;
-        size.bytes += sub.bytes;
-        size.depth = Math.max(size.depth, sub.depth + 1);
-      }
-      if (limits && size.entries > limits.entries) over('entries', size.entries, limits.entries);
-      if (limits && size.bytes > limits.bytes) over('bytes of files', size.bytes, limits.bytes);
-      if (limits && level - 1 + size.depth > limits.depth) over('nested directories', level - 1 + size.depth, limits.depth);
-    }
-    sizes.set(id, size);
-    return size;
-  }
-  return walk(tree, '/', 1);
-}
-
-/** Every chunk id a tree references: directory objects, their parts, file chunks. */
-export async function treeChunkIds(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>()): Promise<Set<ChunkId>> {
-  await walkTree(reader, tree, into);
-  return into;
-}
+export { TREE_LIMITS, TreeTooLargeError, treeChunkIds, walkTree, type TreeLimits, type TreeSize } from './tree-walk.ts';
 
 async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, into: Set<ChunkId>): Promise<void> {
   into.add(id);
