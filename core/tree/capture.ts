@@ -234,11 +234,14 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
     if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
     await confirmReused(w, d);
     await Promise.all(d.tasks);
-    return await putObject(w.opts.store, serializeDirectory(d.entries, rootMeta), w.opts.chunker);
+    return await putDir(w, serializeDirectory(d.entries, rootMeta));
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
+
+/** A directory object goes to the write-behind as file chunks do: its id is known at once (waiting for each upload cost a round trip per level). */
+const putDir = (w: Walk, bytes: Buffer) => putObject({ put: async (data) => w.writes.put(Buffer.isBuffer(data) ? data : Buffer.from(data)) }, bytes, w.opts.chunker);
 
 /** A path for messages: the root as given, then the tree path with escaped bytes shown as \xNN. */
 const shownPath = (w: Walk, rel: string) => `${w.selection.root.replace(/\/$/, '')}${displayName(rel)}` || '/';
@@ -319,7 +322,7 @@ async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string,
   const crosses = st.dev !== d.dev;
   if (crosses && !w.selection.entersMount(relPath)) {
     w.leave(relPath, 'another file system (not in the image\'s layout), stored as an empty directory');
-    entry.tree = await putObject(w.opts.store, serializeDirectory([]), w.opts.chunker);
+    entry.tree = await putDir(w, serializeDirectory([]));
     d.entries.push(entry);
     return;
   }
@@ -379,16 +382,13 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
   const present = await w.opts.store.hasMany(ids);
   const missing = new Set(ids.filter((_, i) => !present[i]));
   for (const entry of d.reused) {
-    if (entry.chunks.some((c) => missing.has(c[2]))) {
+    if (!entry.chunks.some((c) => missing.has(c[2]))) w.progress.reusedFiles++;
+    else {
       const full = childPath(d.dir, entry.name);
-      pushTask(d, 
-        w.limit(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
-          entry.chunks = refs;
-          entry.size = Number(stat.size);
-        }),
-      );
-    } else {
-      w.progress.reusedFiles++;
+      pushTask(d, w.limit(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
+        entry.chunks = refs;
+        entry.size = Number(stat.size);
+      }));
     }
   }
 }
