@@ -7,7 +7,8 @@
  *
  * Writing a revision into its image record is the only commit point of an image. Before
  * it, `commitRevision` walks the new tree and checks that every object and chunk it
- * references is stored, inside the store's no-prune gate, and writes the record with
+ * references is stored (skipping directories an earlier commit checked since the store
+ * last pruned), inside the store's no-prune gate, and writes the record with
  * compare-and-set: a revision that references a missing chunk is refused, and two
  * writers racing on one image both land (the loser re-reads and retries).
  *
@@ -21,7 +22,7 @@ import { ImageNotFoundError, RevisionRefusedError, StoreError } from '../store/e
 import type { ChunkReader, PruneReport, RefStore } from '../store/interfaces.ts';
 import type { LocalStore } from '../store/local.ts';
 import { objectPartIds } from '../store/objects.ts';
-import { TREE_LIMITS, treeChunkIds, walkTree, type TreeLimits } from './tree-walk.ts';
+import { TREE_LIMITS, treeChunkIds, walkTree, type TreeLimits, type TreeSize } from './tree-walk.ts';
 import { treeKernelVersion } from '../installer/kernel.ts';
 
 export interface RevisionStats {
@@ -82,7 +83,7 @@ export interface VersionedRecord {
   last?: number;
 }
 
-export type ImageStore = RefStore & Pick<ChunkReader, 'get' | 'getMany' | 'hasMany'> & { withoutPrune<T>(work: () => Promise<T>): Promise<T> };
+export type ImageStore = RefStore & Pick<ChunkReader, 'get' | 'getMany' | 'hasMany'> & { withoutPrune<T>(work: () => Promise<T>): Promise<T>; readonly pruneEpoch?: number };
 
 
 export class InvalidNameError extends StoreError {
@@ -129,7 +130,9 @@ export async function commitRevision(
   assertName('image', name);
   return store.withoutPrune(async () => {
     const treeIds = new Set<ChunkId>();
-    const size = await walkTree(store, input.tree, treeIds, limits);
+    const memo = verifiedSubtrees(store);
+    const walked = new Map<ChunkId, TreeSize>();
+    const size = await walkTree(store, input.tree, treeIds, limits, memo && { known: memo, walked });
     const ids = [...treeIds];
     if (input.options) {
       const optionIds = new Set<ChunkId>();
@@ -144,6 +147,7 @@ export async function commitRevision(
         'the upload did not finish; re-run the capture (chunks already stored are skipped)',
       );
     }
+    if (memo) remember(memo, walked);
     const kernel = await treeKernelVersion(store, input.tree);
     for (let attempt = 0; attempt < 100; attempt++) {
       const key = `image/${name}`;
@@ -175,6 +179,31 @@ export async function commitRevision(
     }
     throw new RevisionRefusedError(`image ${name} is being updated by too many writers at once`, 'retry');
   });
+}
+
+/**
+ * Directories a commit has checked (every chunk below them stored), per store, for as long
+ * as the store has not pruned or rebuilt its index since (`pruneEpoch`: the only ways a
+ * chunk goes, both under its exclusive gate, while commits hold it shared). The next commit
+ * walks only the directories that are new: a no-op update's commit read and checked the
+ * whole tree again (2,769 directory objects, ~45,000 chunk ids on the bench's node tree).
+ * Ids below a remembered directory are not handed to `onCommitted`: the upload grace keeps
+ * those the client asked about until it rotates (30-60 min), as for an abandoned upload.
+ */
+const checked = new WeakMap<object, { epoch: number; sizes: Map<ChunkId, TreeSize> }>();
+/** Directories remembered per store at most; past it the memory starts again (~200 bytes each). */
+const MAX_REMEMBERED = 200_000;
+
+function verifiedSubtrees(store: ImageStore): Map<ChunkId, TreeSize> | undefined {
+  if (typeof store.pruneEpoch !== 'number') return undefined;
+  let memo = checked.get(store);
+  if (!memo || memo.epoch !== store.pruneEpoch) checked.set(store, (memo = { epoch: store.pruneEpoch, sizes: new Map() }));
+  return memo.sizes;
+}
+
+function remember(memo: Map<ChunkId, TreeSize>, walked: Map<ChunkId, TreeSize>): void {
+  if (memo.size + walked.size > MAX_REMEMBERED) memo.clear();
+  for (const [id, size] of walked) memo.set(id, size);
 }
 
 export async function deleteImage(store: RefStore, name: string): Promise<void> {

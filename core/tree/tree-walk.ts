@@ -32,6 +32,16 @@ export class TreeTooLargeError extends StoreError {
 }
 
 /**
+ * Subtrees a caller has already checked (every chunk below them stored, when nothing can
+ * have gone since): `walkTree` neither reads them nor adds their ids; it puts the size of
+ * every directory it does read in `walked`, for the caller to keep once it has checked them.
+ */
+export interface VerifiedSubtrees {
+  known: ReadonlyMap<ChunkId, TreeSize>;
+  walked: Map<ChunkId, TreeSize>;
+}
+
+/**
  * Walks a tree once per distinct directory object: adds every chunk id it references
  * (directory objects, their parts, file chunks) to `into`, and returns its expanded size,
  * each directory's size computed once and reused wherever it is listed again. With
@@ -44,13 +54,15 @@ export class TreeTooLargeError extends StoreError {
  * no-op update. A directory listed twice waits for its one walk (content ids cannot form a
  * cycle, and the depth limit stops a chain).
  */
-export async function walkTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>(), limits?: TreeLimits): Promise<TreeSize> {
+export async function walkTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, into = new Set<ChunkId>(), limits?: TreeLimits, verified?: VerifiedSubtrees): Promise<TreeSize> {
   const sizes = new Map<ChunkId, Promise<TreeSize>>();
   const objects = new ObjectBatcher(reader);
   const over = (what: string, value: number, limit: number) => {
     throw new TreeTooLargeError(`the tree ${tree} expands past the limit of ${limit} ${what} (${value > Number.MAX_SAFE_INTEGER ? 'more' : value} counted so far)`, 'a tree this large is refused at commit (README "Tree limits"); capture less, or split it into several images');
   };
   function walk(id: ChunkId, where: string, level: number): Promise<TreeSize> {
+    const done = verified?.known.get(id);
+    if (done) return Promise.resolve(done);
     let known = sizes.get(id);
     if (!known) {
       known = walkOnce(id, where, level);
@@ -91,6 +103,7 @@ export async function walkTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tre
       size.depth = Math.max(size.depth, sub.depth + 1);
       check();
     }
+    verified?.walked.set(id, size);
     return size;
   }
   return walk(tree, '/', 1);
