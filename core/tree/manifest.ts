@@ -234,3 +234,25 @@ export function serializeDirectory(entries: Entry[], root?: DirectoryObject['roo
   const dir: DirectoryObject = root ? { v, root, flagsRead: true, entries: sorted } : { v, entries: sorted };
   return Buffer.from(JSON.stringify(dir));
 }
+
+/** Equal as manifest values: the same keys (undefined ones left out, as JSON leaves them) and equal values; arrays in order. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameValue(v, (b as unknown[])[i]));
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x).filter((k) => x[k] !== undefined);
+  return keys.length === Object.keys(y).filter((k) => y[k] !== undefined).length && keys.every((k) => sameValue(x[k], y[k]));
+}
+
+/**
+ * True when `entries` (in name order, as a capture lists them) are `previous` (a parsed
+ * directory's, in its order) field for field: the directory is its parent revision's, whose
+ * object may then be kept as it is instead of serialised and stored again.
+ */
+export function sameEntries(entries: readonly Entry[], previous: Iterable<Entry>): boolean {
+  let i = 0;
+  for (const p of previous) if (i >= entries.length || !sameValue(entries[i++], p)) return false;
+  return i === entries.length;
+}

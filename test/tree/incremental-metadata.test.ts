@@ -3,7 +3,8 @@
  * revision (core/tree/stat-fields.ts) only where the parent's top object says its capture
  * read flags (`flagsRead`); a changed xattr or flag changes the ctime and is read again.
  * The parent trees here are edited by hand to tell a value taken from the parent from one
- * read off the disk.
+ * read off the disk. A directory whose entries are all its parent's keeps the parent's
+ * object without storing it again.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -84,6 +85,30 @@ test('a changed xattr or inode flag changes the ctime: the next capture reads it
     spawnSync('chattr', ['-d', conf.toString()]);
     const four = await captureTree({ root: src, store, chunker: store.config.chunker, parentTree: three.tree });
     assert.is((await fileEntry(store, four.tree, 'conf')).iflags, undefined);
+  });
+});
+
+test('a directory whose entries are all its parent\'s keeps its object: only the changed path is stored again', async () => {
+  await withStore(async (store, work) => {
+    const src = path.join(work, 'src');
+    await mkdir(path.join(src, 'same/deeper'), { recursive: true });
+    await mkdir(path.join(src, 'changed'));
+    await writeFile(path.join(src, 'same/deeper/a'), 'a\n');
+    await writeFile(path.join(src, 'changed/b'), 'b\n');
+    const one = await captureTree({ root: src, store, chunker: store.config.chunker });
+    const puts: Buffer[] = [];
+    const counting = { put: (data: Uint8Array, id?: ChunkId) => (puts.push(Buffer.from(data)), store.put(data, id)), flush: () => store.flush(), hasMany: (ids: readonly ChunkId[]) => store.hasMany(ids), get: (id: ChunkId) => store.get(id), getMany: (ids: Iterable<ChunkId>) => store.getMany(ids) };
+    const same = await captureTree({ root: src, store: counting, chunker: store.config.chunker, parentTree: one.tree });
+    assert.is(same.tree, one.tree);
+    assert.is(puts.length, 1, 'an unchanged tree stores its top object only (its root metadata is read anew)');
+    await writeFile(path.join(src, 'changed/b'), 'b2\n');
+    puts.length = 0;
+    const two = await captureTree({ root: src, store: counting, chunker: store.config.chunker, parentTree: one.tree });
+    assert.is.not(two.tree, one.tree);
+    assert.is(puts.length, 3, 'the new chunk of changed/b, the object of changed/ and the top object');
+    const top = await topObject(store, two.tree);
+    const before = await topObject(store, one.tree);
+    assert.is(top.entries.find((e) => e.name === 'same')!.type === 'dir' && (top.entries.find((e) => e.name === 'same') as { tree: string }).tree, (before.entries.find((e) => e.name === 'same') as { tree: string }).tree);
   });
 });
 
