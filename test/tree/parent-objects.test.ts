@@ -1,8 +1,8 @@
 /**
  * Directory objects read in batches (core/tree/parent-objects.ts) on a real local store:
  * the asks of one turn go out as one getMany, inline and cut objects come back whole, a
- * missing object fails alone while the rest of its batch loads, and walkTree reads a tree
- * with one getMany per level instead of one get per directory.
+ * missing object fails alone while the rest of its batch loads, and walkTree and loadTree
+ * read a tree with one getMany per level instead of one get per directory.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +12,7 @@ import type { LocalStore } from '../../core/store/local.ts';
 import { putObject } from '../../core/store/objects.ts';
 import { serializeDirectory, type Entry } from '../../core/tree/manifest.ts';
 import { ObjectBatcher, parseObject } from '../../core/tree/parent-objects.ts';
+import { loadTree } from '../../core/tree/restore.ts';
 import { walkTree } from '../../core/tree/tree-walk.ts';
 import { seededBytes } from '../helpers/fixtures.ts';
 import { withStore } from '../helpers/store.ts';
@@ -83,6 +84,24 @@ test('walkTree reads a tree one getMany per level, and counts it as before', asy
     assert.equal([...into].sort(), [...levels].sort());
     assert.is(reader.calls.get, 0);
     assert.is(reader.calls.getMany, 4, 'one batch per level (each distinct object read once)');
+
+    // loadTree (restore, deploy, export) reads it the same way and lists every path in pre-order.
+    const loading = counted(store);
+    const items = await loadTree(loading, levels.at(-1)!);
+    assert.is(loading.calls.get, 0);
+    assert.is(loading.calls.getMany, 4);
+    assert.is(items.length, 1 + size.entries, 'every entry, and the root itself');
+    const expected = [''];
+    const preOrder = (level: number, prefix: string): void => {
+      if (level < 0) return void expected.push(`${prefix}/a`, `${prefix}/b`);
+      for (let i = 0; i < 6; i++) {
+        expected.push(`${prefix}/d${level}-${i}`);
+        preOrder(level - 1, `${prefix}/d${level}-${i}`);
+      }
+      expected.push(`${prefix}/f${level}`);
+    };
+    preOrder(2, '');
+    assert.equal(items.map((i) => i.rel), expected, 'pre-order, as restore needs');
   });
 });
 
