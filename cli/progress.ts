@@ -12,6 +12,8 @@ export interface ProgressSnapshot {
   bytes: number;
   totalFiles?: number;
   totalBytes?: number;
+  /** The totals are an estimate (shown with "~"), e.g. an update's from its parent revision. */
+  estimated?: boolean;
   extra?: string;
 }
 
@@ -46,9 +48,10 @@ export class ProgressReporter {
     const s = this.read();
     const secs = this.seconds();
     const rate = s.bytes / Math.max(secs, 0.001);
-    const parts = [`${this.label}: ${s.files}${s.totalFiles !== undefined ? ` of ${s.totalFiles}` : ''} files`, formatBytes(s.bytes)];
+    const about = s.estimated ? '~' : '';
+    const parts = [`${this.label}: ${s.files}${s.totalFiles !== undefined ? ` of ${about}${s.totalFiles}` : ''} files`, formatBytes(s.bytes)];
     if (s.totalBytes) {
-      parts[1] += ` of ${formatBytes(s.totalBytes)} (${((100 * s.bytes) / s.totalBytes).toFixed(0)}%)`;
+      parts[1] += ` of ${about}${formatBytes(s.totalBytes)} (${((100 * s.bytes) / s.totalBytes).toFixed(0)}%)`;
     }
     parts.push(`${formatBytes(rate)}/s`);
     const left = s.totalBytes || s.totalFiles ? this.eta.secondsLeft(secs, s, { files: s.totalFiles, bytes: s.totalBytes }) : undefined;

@@ -76,6 +76,7 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   private readonly writer: PackWriter;
   private readonly guards = new Guards();
   private readonly gate = new SharedExclusiveGate();
+  private epoch = 0;
   private readonly codec: ChunkCodec;
   private closed = false;
   /** What an admin should know about this open (e.g. it used the reserve of a full disk). */
@@ -247,6 +248,14 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     return this.guards.guard();
   }
 
+  /**
+   * Prunes and index rebuilds so far in this process: the only ways a stored chunk goes (both
+   * under the exclusive gate), so what a commit checked holds while it is unchanged.
+   */
+  get pruneEpoch(): number {
+    return this.epoch;
+  }
+
   /** Runs `work` while no prune can sweep (revision commits check presence inside it). */
   withoutPrune<T>(work: () => Promise<T>): Promise<T> {
     return this.gate.shared(work);
@@ -265,14 +274,15 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     await this.flush();
     // Chunks kept only because an upload not yet committed touched them: reported apart.
     const keptForUploads: ChunkId[] = [];
-    const report = await this.gate.exclusively(() =>
-      prunePacks({ dir: this.dir, index: this.index, reader: this.reader, writer: this.writer }, (id) => {
+    const report = await this.gate.exclusively(() => {
+      this.epoch++;
+      return prunePacks({ dir: this.dir, index: this.index, reader: this.reader, writer: this.writer }, (id) => {
         if (isLive(id)) return true;
         if (!this.guards.isGuarded(id)) return false;
         keptForUploads.push(id);
         return true;
-      }),
-    );
+      });
+    });
     await ensureReserve(this.dir); // a full disk may have used it
     const locations = await this.index.getMany(keptForUploads);
     report.keptForUploads = { chunks: keptForUploads.length, bytes: locations.reduce((sum, loc) => sum + (loc?.storedLength ?? 0), 0) };
@@ -282,7 +292,10 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   /** Rebuilds the chunk index from the packs alone (repair.ts). Flushes first; runs under the exclusive gate. */
   async rebuildIndex(): Promise<RebuildReport> {
     await this.flush();
-    return this.gate.exclusively(() => rebuildLocations(this.dir, this.index));
+    return this.gate.exclusively(() => {
+      this.epoch++;
+      return rebuildLocations(this.dir, this.index);
+    });
   }
 
   /** Indexed chunks and their raw bytes; pack files and their bytes on disk. */

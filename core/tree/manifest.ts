@@ -86,6 +86,12 @@ export interface DirectoryObject {
   v: number;
   /** Only in a tree's top object: the root directory's own metadata. */
   root?: Omit<DirEntry, 'name' | 'type' | 'tree'>;
+  /**
+   * Only in a tree's top object: the capture that wrote it read every file's and
+   * directory's inode flags (captures since flags are kept), so the next capture may take an
+   * unchanged file's flags and xattrs from it. Readers that predate it ignore it.
+   */
+  flagsRead?: true;
   entries: Entry[];
 }
 
@@ -141,6 +147,7 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
   }
   const escaped = dir.v === MANIFEST_VERSION_BYTES;
   if (dir.root !== undefined) checkRootMeta(dir.root, where);
+  if (dir.flagsRead !== undefined && (dir.flagsRead !== true || dir.root === undefined)) fail(where, 'flagsRead must be true, in a top object');
   // Keyed by the bytes each name lands on, so two entries can never share a path on disk.
   const names = new Set<string>();
   for (const e of dir.entries) {
@@ -220,10 +227,32 @@ function checkFile(e: FileEntry, at: string): void {
   if (e.ctime !== undefined) checkTimestamp(e.ctime, at, 'ctime');
 }
 
-/** Canonical serialisation: entries sorted by name, so equal trees give equal bytes; format 2 only when a name or target is not UTF-8. */
+/** Canonical serialisation: entries sorted by name, so equal trees give equal bytes; format 2 only when a name or target is not UTF-8. A top object (with `root`) says its capture read inode flags. */
 export function serializeDirectory(entries: Entry[], root?: DirectoryObject['root']): Buffer {
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const v = sorted.some((e) => hasEscapedBytes(e.name) || (e.type === 'symlink' && hasEscapedBytes(e.target))) ? MANIFEST_VERSION_BYTES : MANIFEST_VERSION;
-  const dir: DirectoryObject = root ? { v, root, entries: sorted } : { v, entries: sorted };
+  const dir: DirectoryObject = root ? { v, root, flagsRead: true, entries: sorted } : { v, entries: sorted };
   return Buffer.from(JSON.stringify(dir));
+}
+
+/** Equal as manifest values: the same keys (undefined ones left out, as JSON leaves them) and equal values; arrays in order. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameValue(v, (b as unknown[])[i]));
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x).filter((k) => x[k] !== undefined);
+  return keys.length === Object.keys(y).filter((k) => y[k] !== undefined).length && keys.every((k) => sameValue(x[k], y[k]));
+}
+
+/**
+ * True when `entries` (in name order, as a capture lists them) are `previous` (a parsed
+ * directory's, in its order) field for field: the directory is its parent revision's, whose
+ * object may then be kept as it is instead of serialised and stored again.
+ */
+export function sameEntries(entries: readonly Entry[], previous: Iterable<Entry>): boolean {
+  let i = 0;
+  for (const p of previous) if (i >= entries.length || !sameValue(entries[i++], p)) return false;
+  return i === entries.length;
 }

@@ -40,7 +40,7 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
 import { TargetRoot, kindOf, mountRoots } from './beneath.ts';
-import { splitDev, timestampOf } from './capture.ts';
+import { splitDev, timestampOf } from './stat-fields.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';

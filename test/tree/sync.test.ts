@@ -12,7 +12,10 @@ import { syncTree } from '../../core/tree/sync.ts';
 import { dir, file, hardlink, isRoot, makeTree, rsyncDifferences, seededBytes, symlink } from '../helpers/fixtures.ts';
 import { withStore } from '../helpers/store.ts';
 
-/** The store as a reader that counts what it hands out and can fail after a number of chunks. */
+/** A directory object (inline: 0x01, then the JSON of {v, ..., entries}), read in batches by loadTree: not file data. */
+const isDirectoryObject = (data: Buffer) => data[0] === 1 && data.subarray(1, 6).toString() === '{"v":';
+
+/** The store as a reader that counts the file data it hands out and can fail after a number of chunks. */
 function countingReader(store: LocalStore, failAfterChunks = Infinity) {
   const reader = {
     chunks: 0,
@@ -20,6 +23,10 @@ function countingReader(store: LocalStore, failAfterChunks = Infinity) {
     get: (id: ChunkId) => store.get(id),
     async *getMany(ids: Iterable<ChunkId>) {
       for await (const entry of store.getMany(ids)) {
+        if (isDirectoryObject(entry[1])) {
+          yield entry;
+          continue;
+        }
         if (reader.chunks >= failAfterChunks) throw new Error('link cut (test)');
         reader.chunks++;
         reader.bytes += entry[1].length;
