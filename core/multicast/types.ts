@@ -18,6 +18,8 @@ export interface Waiting {
   image: string;
   revision: number;
   lacking: ChunkId[];
+  /** The revision's canonical chunk list (summary.ts), shared with the server's cache. */
+  list: readonly ChunkId[];
   lackingBytes: number;
   linkMbps?: number;
   since: string;
@@ -76,12 +78,12 @@ export interface SessionView {
   created: string;
   ended?: string;
   message?: string;
-  /** Datagram bytes (UDP payloads): of which headers, and parity rows. */
+  /** Datagram bytes (UDP payloads): of which headers and object directories (wire.ts), and parity rows. */
   sent: { bytes: number; datagrams: number; chunks: number; headerBytes: number; parityBytes: number };
   /** Each round: what it sent (round 1 the union, later ones repairs). */
   rounds: Array<{ round: number; bytes: number; datagrams: number; chunks: number; headerBytes: number; parityBytes: number; seconds: number }>;
   repair: RepairMode;
-  /** Chunks of the union left to unicast: unreadable, or sharing a wire key with another (wire.ts). */
+  /** Chunks of the union left to unicast: unreadable, too large for the wire, or not in the revision's list (wire.ts). */
   skipped: number;
   /** Stored bytes of the union of what the receivers lacked at the start. */
   unionBytes: number;
@@ -89,7 +91,7 @@ export interface SessionView {
 }
 
 export interface MulticastStatus {
-  waiting: Array<Omit<Waiting, 'lacking'> & { lackingChunks: number }>;
+  waiting: Array<Omit<Waiting, 'lacking' | 'list'> & { lackingChunks: number }>;
   sessions: SessionView[];
 }
 
