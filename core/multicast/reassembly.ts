@@ -133,6 +133,14 @@ export class Reassembler {
       this.counters.ignored.unwanted++;
       return null;
     }
+    // The piece must lie on the session's cut of an object this long (checked before anything is held).
+    const pieces = piecesOf(f.length, this.payload);
+    const index = f.piece;
+    const size = f.type === 'data' ? Math.min(this.payload, f.length - index * this.payload) : this.payload;
+    if (index >= pieces || f.payload.length !== size) {
+      this.counters.ignored.cut++;
+      return null;
+    }
     let p = this.partial.get(f.object);
     if (!p) {
       if (f.object >= this.list.length) {
@@ -144,7 +152,6 @@ export class Reassembler {
         this.counters.ignored.unwanted++;
         return null;
       }
-      const pieces = piecesOf(f.length, this.payload);
       const groups = groupsOf(pieces);
       p = { data: Buffer.alloc(f.length), have: new Uint8Array(pieces), haveCount: 0, groups, rows: groups.map(() => new Map()), entries: null };
       this.partial.set(f.object, p);
@@ -153,16 +160,7 @@ export class Reassembler {
       this.counters.ignored.mismatch++;
       return null;
     }
-    const index = f.piece;
-    if (index >= p.have.length) {
-      this.counters.ignored.cut++;
-      return null;
-    }
     if (f.type === 'data') {
-      if (f.payload.length !== Math.min(this.payload, p.data.length - index * this.payload)) {
-        this.counters.ignored.cut++;
-        return null;
-      }
       if (p.have[index]) {
         this.counters.ignored.duplicate++;
         return null;
@@ -173,7 +171,7 @@ export class Reassembler {
       this.counters.bytes += f.payload.length;
     } else {
       const b = p.groups.findIndex(([first]) => first === index);
-      if (b < 0 || f.payload.length !== this.payload) {
+      if (b < 0) {
         this.counters.ignored.cut++;
         return null;
       }
