@@ -5,19 +5,22 @@
  *              once per repair mode (CLONER_BENCH_REPAIR, default "parity,resend")
  *   solo       the same with node1 alone (8 nodes against one; CLONER_BENCH_SOLO=0 skips it)
  *   unicast    the same agents deploying at once over HTTP (the ordinary deploy)
- *   udpcast    Debian's udp-sender/udp-receiver sending a file of the same size as the
- *              union of the chunks the nodes lacked (what multicast had to send)
+ *   udpcast    Debian's udp-sender/udp-receiver, twice: "files" sends an lz4'd tar of the
+ *              tree that each receiver unpacks onto its node (lz4 -d | tar -x: the same
+ *              work as an agent, so the times compare like for like); "wire" sends a file
+ *              of the union's size (what multicast had to send) to /dev/null
  * Nodes restore into directories (no layout: the bench measures the network, not mkfs).
  * For each: wall time, bytes the server sent (tx of its bridge, br0, i.e. its egress)
  * and the ratios; for multicast also what the datagrams carried (payload, headers, parity,
  * per round), the rest of the egress (HTTP: polls, reports), the datagrams the nodes'
  * kernels dropped for full receive buffers, the rate's changes (core/multicast/rate.ts),
- * the agents' CPU seconds (/usr/bin/time) and the load average before and after (the
- * machine may be shared: compare ratios within one run).
+ * the agents' and the udpcast receivers' CPU seconds (/usr/bin/time), the server's and
+ * udp-sender's, what that allows on this machine's cores (8 nodes against one), and the
+ * load average before and after (the machine may be shared: compare ratios within one run).
  * Loss: CLONER_MULTICAST_TEST_LOSS=0.01 makes every receiver drop 1% (no sch_netem here).
  * The multicast and unicast times include what every deploy does after the
- * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores);
- * udpcast writes to /dev/null, so its time is the network's alone. Needs root, iproute2 and udpcast (apt-get install udpcast).
+ * network (decompressing, writing and placing ~7,800 files per node on 2 shared cores), as
+ * does udpcast "files". Needs root, iproute2, lz4 and udpcast (apt-get install udpcast lz4).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -100,9 +103,13 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   // Multicast: the session's time from multicast-image to the last node done.
   const multicast = async (repair: string, count: number) => {
     const runs = await agents(['--multicast', '--poll-s', '1'], count);
+    // An agent that ends before the session (it failed) says why at once, not after the wait.
+    let ended: string | null = null;
+    runs.forEach((run, i) => void run.then((r) => (ended ??= `node${i + 1} ended (${r.code}) before its session:\n${r.out.slice(-3000)}`)));
     for (const until = Date.now() + (Number(process.env.CLONER_BENCH_REGISTER_S) || 300) * 1000; ; ) {
       const st = JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus;
       if (st.waiting.length === count) break;
+      if (ended) throw new Error(ended);
       if (Date.now() > until) throw new Error(`the nodes did not all register:\n${server.stderr().slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 300));
     }

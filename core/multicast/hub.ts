@@ -11,7 +11,9 @@
  *               Selected nodes that did not get ready in time are told to go unicast.
  *   sending     round r sends the union of what the active receivers lack (round 1:
  *               what they registered; later rounds: what they reported missing, down to
- *               single lost datagrams), each chunk once, paced at --rate.
+ *               single lost datagrams), each chunk once, packed into objects (sender.ts,
+ *               wire.ts: a chunk lacked whole later is sent in its object again; a gap in
+ *               an object is repaired), paced at --rate.
  *   collecting  each active receiver reports what it still lacks (a NACK over HTTP);
  *               one that stays silent past REPORT_TIMEOUT, misses more than MAX_LOSS of
  *               what it was sent in a round (slow or lossy), or still lacks data after
@@ -32,6 +34,7 @@ import { ClonerError } from '../errors.ts';
 import { RateControl, TICK_MS } from './rate.ts';
 import { MulticastSender, type RoundResult } from './sender.ts';
 import { DEFAULT_LIMITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
+import { indexIn } from './summary.ts';
 import { payloadBytes } from './wire.ts';
 
 export class MulticastError extends ClonerError {
@@ -79,19 +82,6 @@ type Store = EncodedChunkReader & { storedSizes(ids: readonly ChunkId[]): Promis
 
 const now = () => new Date().toISOString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Where `id` is in the sorted list, or -1. */
-function indexIn(list: readonly ChunkId[], id: ChunkId): number {
-  let lo = 0;
-  let hi = list.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid] === id) return mid;
-    if (list[mid] < id) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
-}
-
 const sum = (ids: Iterable<ChunkId>, sizes: Map<ChunkId, number>) => {
   let n = 0;
   for (const id of ids) n += sizes.get(id) ?? 0;

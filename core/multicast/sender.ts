@@ -1,17 +1,19 @@
 /**
  * The multicast sender: one UDP socket bound to the interface facing the nodes (TTL 1 by
- * default, loopback off), and `sendRound`, which reads each chunk once in its stored,
- * compressed form (getEncoded: no decode or re-encode on the server) and sends it as
- * MTU-sized datagrams (wire.ts) paced by a token bucket (pacer.ts), BATCH at a time, on a
- * socket connected to the group. The hub may change the rate while a round runs (rate.ts).
+ * default, loopback off), and `sendRound`, which reads each chunk in its stored, compressed
+ * form (getEncoded: no decode or re-encode on the server), packs chunks in the order given
+ * into objects of up to OBJECT_PIECES pieces (wire.ts; it remembers which chunks each
+ * object holds, so a later round can send it again or repair it) and sends them as MTU-sized
+ * datagrams paced by a token bucket (pacer.ts), BATCH at a time, on a socket connected to
+ * the group. The hub may change the rate while a round runs (rate.ts).
  *
- * Repairs: given each receiver's lost piece offsets of a chunk, 'resend' sends the union
+ * Repairs: given each receiver's lost piece offsets of an object, 'resend' sends the union
  * of them again; 'parity' sends, per parity group, as many new Reed-Solomon rows (rs.ts)
  * as the receiver that lost most in that group lacks, so one datagram repairs a different
  * loss at every receiver: with 8 receivers losing 1% each, the union costs ~1-0.99^8 =
  * 7.7% of the data, the rows ~the worst receiver's share. Rows already sent to a group are
  * never sent again (receivers keep the rows they got); a group out of rows is resent.
- * The datagrams of a window of chunks are interleaved (DEFAULT_WINDOW).
+ * The datagrams of a window of objects are interleaved (DEFAULT_WINDOW).
  */
 import dgram from 'node:dgram';
 import type { ChunkId } from '../store/chunk-id.ts';
