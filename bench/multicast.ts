@@ -122,6 +122,7 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
     const cpu = check(await Promise.all(runs), `multicast (${repair}, ${count} nodes)`);
     const result = { seconds: (performance.now() - t0) / 1000, bytes: txBytes() - tx0, rcvbufDrops: rcvbufErrors() - drops0, cpu, serverCpu: serverCpu() - server0 };
     const session = (JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus).sessions.find((s) => s.id === start.session.id)!;
+    for (const r of session.receivers) if (r.state !== 'done') console.error(`multicast (${repair}, ${count} nodes): ${r.node} fell back: ${r.reason ?? r.state}`);
     return { ...result, start, session, fellBack: session.receivers.filter((r) => r.state !== 'done').length };
   };
   const mcs = [];

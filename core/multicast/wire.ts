@@ -166,14 +166,19 @@ function frame(session: string, type: number, object: number, length: number, pi
   return out;
 }
 
-const sessionBytes = new Map<string, Buffer>();
-function checksum(session: string, datagram: Buffer, header: number): number {
-  let s = sessionBytes.get(session);
-  if (!s) {
-    if (sessionBytes.size > 64) sessionBytes.clear();
-    sessionBytes.set(session, (s = Buffer.from(session, 'hex')));
+/** Per session: the CRC-32 of its 8-byte id (every datagram's CRC starts from it) and its tag, as numbers (hot path). */
+const sessionCodes = new Map<string, { crc: number; tag: number }>();
+function codes(session: string): { crc: number; tag: number } {
+  let c = sessionCodes.get(session);
+  if (!c) {
+    if (sessionCodes.size > 64) sessionCodes.clear();
+    const id = Buffer.from(session, 'hex');
+    sessionCodes.set(session, (c = { crc: crc32(id), tag: id.readUInt32BE(0) }));
   }
-  return crc32(datagram.subarray(header), crc32(datagram.subarray(0, header - 4), crc32(s)));
+  return c;
+}
+function checksum(session: string, datagram: Buffer, header: number): number {
+  return crc32(datagram.subarray(header), crc32(datagram.subarray(0, header - 4), codes(session).crc));
 }
 
 /** The data datagram of piece `piece` of an object named `name`. */
@@ -212,7 +217,7 @@ export function decodeFrame(buf: Buffer, session: string): Frame | Rejection {
   if (type !== TYPE_DATA && type !== TYPE_PARITY) return 'type';
   const h = type === TYPE_DATA ? DATA_HEADER_BYTES : PARITY_HEADER_BYTES;
   if (buf.length < h) return 'short';
-  if (buf.toString('hex', 2, 2 + SESSION_TAG_BYTES) !== session.slice(0, 2 * SESSION_TAG_BYTES)) return 'session';
+  if (buf.readUInt32BE(2) !== codes(session).tag) return 'session';
   if (checksum(session, buf, h) !== buf.readUInt32BE(h - 4)) return 'crc';
   const length = buf.readUIntBE(9, 3);
   const piece = buf.readUInt16BE(12);
