@@ -101,7 +101,11 @@ async function bench(lab: NetLab, server: TestServer): Promise<void> {
   };
 
   // Multicast: the session's time from multicast-image to the last node done.
+  let phases = 0;
   const multicast = async (repair: string, count: number) => {
+    // A fresh server for each session: the hub takes a node that was in a session lately and
+    // registers again for one that restarted (hub.ts), and tells it to go unicast.
+    if (phases++) await server.restart();
     const runs = await agents(['--multicast', '--poll-s', '1'], count);
     // An agent that ends before the session (it failed) says why at once, not after the wait.
     let ended: string | null = null;

@@ -15,7 +15,8 @@
  *               wire.ts: a chunk lacked whole later is sent in its object again; a gap in
  *               an object is repaired), paced at --rate.
  *   collecting  each active receiver reports what it still lacks (a NACK over HTTP);
- *               one that stays silent past REPORT_TIMEOUT, misses more than MAX_LOSS of
+ *               one that stays silent past REPORT_TIMEOUT (or, polling, does not report
+ *               within REPORT_WAITS of them), misses more than MAX_LOSS of
  *               what it was sent in a round (slow or lossy), or still lacks data after
  *               MAX_ROUNDS, is dropped and finishes over unicast, so it never holds the
  *               others back. A receiver lacking nothing is done.
@@ -33,7 +34,7 @@ import type { EncodedChunkReader } from '../store/interfaces.ts';
 import { ClonerError } from '../errors.ts';
 import { RateControl, TICK_MS } from './rate.ts';
 import { MulticastSender, type RoundResult } from './sender.ts';
-import { DEFAULT_LIMITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
+import { DEFAULT_LIMITS, REPORT_WAITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
 import { indexIn } from './summary.ts';
 import { payloadBytes } from './wire.ts';
 
@@ -353,12 +354,16 @@ export class MulticastHub {
         const sendingMs = performance.now() - began;
         this.tally(s, round, sent, sendingMs / 1000);
         s.phase = 'collecting';
-        const deadline = Date.now() + this.limits.reportTimeoutMs;
-        while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round) && !this.stopping.signal.aborted) await sleep(100);
+        // Reports are awaited from receivers still heard from (a busy node polls, and reports late), within a bound.
+        const wait = this.limits.reportTimeoutMs;
+        const roundEnd = Date.now();
+        const deadline = roundEnd + REPORT_WAITS * wait;
+        const silent = (r: RunReceiver) => Date.now() - Math.max(Date.parse(r.lastSeen), roundEnd) >= wait;
+        while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round && !silent(r)) && !this.stopping.signal.aborted) await sleep(100);
         for (const r of receivers) {
           if (r.state !== 'receiving') continue;
           if (r.report?.round !== round) {
-            this.drop(r, `no report for round ${round} within ${this.limits.reportTimeoutMs / 1000} s`);
+            this.drop(r, silent(r) ? `no report for round ${round}, silent for ${wait / 1000} s` : `no report for round ${round} within ${(REPORT_WAITS * wait) / 1000} s`);
             continue;
           }
           // A report is untrusted (it sizes the parity sent): gaps only of objects sent holding a chunk

@@ -118,7 +118,10 @@ export interface Assignment {
 }
 
 export interface HubLimits {
-  /** A round's reports are awaited this long after its last datagram. */
+  /**
+   * A round's report is awaited while its receiver is heard from (polls) at least this
+   * often, and at most REPORT_WAITS times this long after the round's last datagram.
+   */
   reportTimeoutMs: number;
   /** A receiver that missed more than this fraction of a round's bytes is dropped to unicast. */
   maxLoss: number;
@@ -130,4 +133,9 @@ export interface HubLimits {
 // maxLoss: a receiver on a busy node (8 agents on 2 cores, bench/multicast.ts) loses up to
 // ~20% of a round to its full receive buffer and catches up in the next; one on a link 10x
 // slower than --rate misses ~90% (test/multicast/netns-multicast.test.ts).
+/**
+ * A busy node (8 agents writing ~7,800 files each on 2 shared cores, bench/multicast.ts)
+ * keeps polling but may report a round 10-30 s late: it is waited for, up to 6 x 10 s.
+ */
+export const REPORT_WAITS = 6;
 export const DEFAULT_LIMITS: HubLimits = { reportTimeoutMs: 10_000, maxLoss: 0.5, maxRounds: 8, waitingTtlMs: 10 * 60_000 };
