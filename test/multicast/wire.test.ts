@@ -4,7 +4,7 @@
  * datagrams in any order comes back with each chunk verified; several small chunks share
  * datagrams; an object holding nothing a node lacks is dropped once its directory is in;
  * forged, truncated, damaged, foreign-session, old-version, off-cut and out-of-bounds
- * datagrams are ignored and counted; a chunk whose pieces are forged (right CRC, wrong
+ * datagrams are ignored and counted; objects held in the making are bounded; a chunk whose pieces are forged (right CRC, wrong
  * bytes) is never handed out, and is taken again when the true pieces come. Parity
  * (rs.ts, wire.ts parityFrame) is tested in parity.test.ts.
  */
@@ -142,6 +142,19 @@ test('a forged directory, mismatched lengths and pieces off the session cut are 
   assert.is(r.counters.ignored.cut, 1);
   const got = o.frames.flatMap((f) => r.accept(f));
   assert.ok(got.length === 1 && got[0][1].equals(raw));
+});
+
+test('objects in the making are held up to a bound: past it a new one is refused, its chunks asked for whole', () => {
+  const [a, b] = [seededBytes(10, 20_000), seededBytes(11, 20_000)].map(encoded);
+  const list = listOf([a.id, b.id]);
+  const [oa, ob] = [a, b].map((c) => objectOf(SESSION, [c], list, P));
+  const r = new Reassembler(SESSION, [a.id, b.id], P, list, oa.bytes.length + 100);
+  r.accept(oa.frames[0]);
+  assert.equal(r.accept(ob.frames[0]), []);
+  assert.is(r.counters.ignored.full, 1);
+  assert.equal(r.nack().missing, [b.id], 'the chunk of the refused object is lacked whole');
+  const got = [...oa.frames.slice(1), ...ob.frames].flatMap((f) => r.accept(f));
+  assert.equal(got.map(([id]) => id), [a.id, b.id], 'once the first is whole, the second is taken');
 });
 
 test('rates parse as bits per second; the token bucket paces', async () => {
