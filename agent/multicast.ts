@@ -125,7 +125,7 @@ export class MulticastReader implements Pick<ChunkReader, 'get' | 'getMany'> {
     }
     const session = a.session;
     // CLONER_MULTICAST_TEST_LOSS: tests on kernels without netem simulate a lossy link.
-    const receiver = await MulticastReceiver.open({ group: session.group, port: session.port, session: session.id, payload: session.payload, lacking, simulatedLoss: Number(process.env.CLONER_MULTICAST_TEST_LOSS) || 0 });
+    const receiver = await MulticastReceiver.open({ group: session.group, port: session.port, session: session.id, payload: session.payload, lacking, list: all, simulatedLoss: Number(process.env.CLONER_MULTICAST_TEST_LOSS) || 0 });
     let stop: () => void = () => {};
     const stopped = new Promise<void>((r) => (stop = r));
     let ending = false;

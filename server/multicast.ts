@@ -48,7 +48,7 @@ export async function multicastRoutes(app: FastifyInstance, opts: { store: Local
     const rev = (await getImage(store, b.image))?.revisions.find((r) => r.n === b.revision);
     if (!rev) throw new ImageNotFoundError(`no revision ${b.revision} of image ${b.image}`, 'see: cloner image-list');
     const list = await lists.of(rev.tree);
-    return hub.register(req.params.name, { ...b, lacking: decodeLacking(list.all, { chunks, digest, lacking }, list.digest) }, localIPv4(req.socket.localAddress));
+    return hub.register(req.params.name, { ...b, lacking: decodeLacking(list.all, { chunks, digest, lacking }, list.digest), list: list.all }, localIPv4(req.socket.localAddress));
   });
   serve(app, API.multicastPoll, async (req) => hub.poll(req.params.name));
   serve(app, API.multicastReady, async (req) => hub.ready(req.params.name, req.body.session));

@@ -11,9 +11,12 @@
  *               Selected nodes that did not get ready in time are told to go unicast.
  *   sending     round r sends the union of what the active receivers lack (round 1:
  *               what they registered; later rounds: what they reported missing, down to
- *               single lost datagrams), each chunk once, paced at --rate.
+ *               single lost datagrams), each chunk once, packed into objects (sender.ts,
+ *               wire.ts: a chunk lacked whole later is sent in its object again; a gap in
+ *               an object is repaired), paced at --rate.
  *   collecting  each active receiver reports what it still lacks (a NACK over HTTP);
- *               one that stays silent past REPORT_TIMEOUT, misses more than MAX_LOSS of
+ *               one that stays silent past REPORT_TIMEOUT (or, polling, does not report
+ *               within REPORT_WAITS of them), misses more than MAX_LOSS of
  *               what it was sent in a round (slow or lossy), or still lacks data after
  *               MAX_ROUNDS, is dropped and finishes over unicast, so it never holds the
  *               others back. A receiver lacking nothing is done.
@@ -31,8 +34,9 @@ import type { EncodedChunkReader } from '../store/interfaces.ts';
 import { ClonerError } from '../errors.ts';
 import { RateControl, TICK_MS } from './rate.ts';
 import { MulticastSender, type RoundResult } from './sender.ts';
-import { DEFAULT_LIMITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
-import { keyOf, payloadBytes } from './wire.ts';
+import { DEFAULT_LIMITS, REPORT_WAITS, type Assignment, type HubLimits, type MulticastStart, type MulticastStatus, type Receiver, type SessionConfig, type SessionView, type Waiting } from './types.ts';
+import { indexIn } from './summary.ts';
+import { payloadBytes } from './wire.ts';
 
 export class MulticastError extends ClonerError {
   override readonly code: string = 'MULTICAST';
@@ -50,6 +54,9 @@ const KEEP_FINISHED = 20;
 
 interface RunReceiver extends Receiver {
   lacking: Set<ChunkId>;
+  /** Everything it lacked when it joined: a gap it reports must be in an object holding one of these. */
+  needs: Set<ChunkId>;
+  /** Lost piece offsets, by object (its first chunk's id: wire.ts). */
   gaps: Map<ChunkId, Set<number>>;
   roundBytes: number;
   report: { round: number; missing: ChunkId[]; gaps: Array<[ChunkId, number[]]> } | null;
@@ -67,8 +74,8 @@ interface Session extends Omit<SessionView, 'receivers' | 'rate' | 'maxRate' | '
   control: RateControl;
   receivers: Map<string, RunReceiver>;
   sizes: Map<ChunkId, number>;
-  /** Wire keys of the chunks sent (wire.ts), to keep out a second chunk with one of them. */
-  keys: Map<string, ChunkId>;
+  /** The revision's canonical chunk list (sorted: summary.ts), which the wire indexes (wire.ts). */
+  list: readonly ChunkId[];
   payload: number;
 }
 
@@ -98,7 +105,7 @@ export class MulticastHub {
   }
 
   /** A node in cloner-multicast mode says what it lacks; it leaves any session it was in. */
-  async register(node: string, body: { image: string; revision: number; lacking: ChunkId[]; linkMbps?: number }, localAddress?: string): Promise<Assignment> {
+  async register(node: string, body: { image: string; revision: number; lacking: ChunkId[]; list: readonly ChunkId[]; linkMbps?: number }, localAddress?: string): Promise<Assignment> {
     const sizes = await this.store.storedSizes(body.lacking);
     // A node that was in a session of this revision and registers again restarted: it
     // rejoins the session while rounds are left, or (ended lately) finishes over unicast.
@@ -117,11 +124,11 @@ export class MulticastHub {
     if (rejoin) {
       // A node that restarted mid-session rejoins it: the next round carries what it lacks.
       this.admit(rejoin, lacking, sizes);
-      rejoin.receivers.set(node, { node, state: 'joining', lackingBytes: sum(lacking, sizes), missingBytes: sum(lacking, sizes), lastSeen: now(), lacking: new Set(lacking), gaps: new Map(), roundBytes: 0, report: null });
+      rejoin.receivers.set(node, { node, state: 'joining', lackingBytes: sum(lacking, sizes), missingBytes: sum(lacking, sizes), lastSeen: now(), lacking: new Set(lacking), needs: new Set(lacking), gaps: new Map(), roundBytes: 0, report: null });
       this.waiting.delete(node);
       return this.poll(node);
     }
-    this.waiting.set(node, { node, image: body.image, revision: body.revision, lacking, lackingBytes: sum(lacking, sizes), linkMbps: body.linkMbps, since: now(), lastSeen: now(), localAddress });
+    this.waiting.set(node, { node, image: body.image, revision: body.revision, lacking, list: body.list, lackingBytes: sum(lacking, sizes), linkMbps: body.linkMbps, since: now(), lastSeen: now(), localAddress });
     return this.poll(node);
   }
 
@@ -133,7 +140,8 @@ export class MulticastHub {
       const s = this.sessions.find((x) => x.phase === 'gathering' && x.config.nodes.includes(node) && x.config.image === w.image && x.config.revision === w.revision);
       if (!s) return { state: 'waiting' };
       this.waiting.delete(node);
-      s.receivers.set(node, { node, state: 'joining', lackingBytes: w.lackingBytes, missingBytes: w.lackingBytes, lastSeen: now(), lacking: new Set(w.lacking), gaps: new Map(), roundBytes: 0, report: null });
+      s.receivers.set(node, { node, state: 'joining', lackingBytes: w.lackingBytes, missingBytes: w.lackingBytes, lastSeen: now(), lacking: new Set(w.lacking), needs: new Set(w.lacking), gaps: new Map(), roundBytes: 0, report: null });
+      if (!s.list.length) s.list = w.list;
       s.config.interfaceAddress ??= w.localAddress;
     }
     for (let i = this.sessions.length - 1; i >= 0; i--) {
@@ -207,7 +215,7 @@ export class MulticastHub {
       unionBytes: 0,
       receivers: new Map(),
       sizes: new Map(),
-      keys: new Map(),
+      list: [],
       payload: payloadBytes(config.mtu),
     };
     this.sessions.push(s);
@@ -226,7 +234,7 @@ export class MulticastHub {
 
   status(): MulticastStatus {
     this.expire();
-    return { waiting: [...this.waiting.values()].map(({ lacking, ...w }) => ({ ...w, lackingChunks: lacking.length })), sessions: this.sessions.map((s) => this.view(s)) };
+    return { waiting: [...this.waiting.values()].map(({ lacking, list: _list, ...w }) => ({ ...w, lackingChunks: lacking.length })), sessions: this.sessions.map((s) => this.view(s)) };
   }
 
   /** Ends every session (server shutdown): receivers are told to go unicast. */
@@ -236,8 +244,8 @@ export class MulticastHub {
   }
 
   private view(s: Session): SessionView {
-    const { config, control, receivers, sizes: _sizes, keys: _keys, payload: _payload, ...rest } = s;
-    const shown = [...receivers.values()].map(({ lacking: _l, gaps: _g, report: _r, roundBytes: _b, joined: _j, heard: _h, ...r }) => r);
+    const { config, control, receivers, sizes: _sizes, list: _list, payload: _payload, ...rest } = s;
+    const shown = [...receivers.values()].map(({ lacking: _l, needs: _n, gaps: _g, report: _r, roundBytes: _b, joined: _j, heard: _h, ...r }) => r);
     return { ...rest, image: config.image, revision: config.revision, group: config.group, port: config.port, rate: Math.round(control.rate), maxRate: config.rate, rateChanges: [...control.changes], receivers: shown };
   }
 
@@ -254,20 +262,14 @@ export class MulticastHub {
     for (const r of s.receivers.values()) if (r.state !== 'done' && r.state !== 'unicast') Object.assign(r, { state: 'unicast', reason: message ?? 'the session ended' });
   }
 
-  /**
-   * Takes `ids` into a session's union (those the store has), except a chunk whose wire key
-   * (wire.ts keyOf) another one of the union has: receivers could not tell them apart, so
-   * it is left to unicast (with 64-bit keys, ~1 in 10^8 for a union of 500,000 chunks).
-   */
+  /** Takes `ids` into a session's union: those the store has and the revision's list holds (the wire names chunks by their place in it). */
   private admit(s: Session, ids: Iterable<ChunkId>, sizes: Map<ChunkId, number>): void {
     for (const id of ids) {
       if (s.sizes.has(id) || !sizes.has(id)) continue;
-      const other = s.keys.get(keyOf(id));
-      if (other !== undefined && other !== id) {
+      if (indexIn(s.list, id) < 0) {
         s.skipped++;
         continue;
       }
-      s.keys.set(keyOf(id), id);
       s.sizes.set(id, sizes.get(id)!);
       s.unionBytes += sizes.get(id)!;
     }
@@ -322,24 +324,22 @@ export class MulticastHub {
       for (let round = 1; round <= this.limits.maxRounds; round++) {
         const receivers = active();
         if (!receivers.length) break;
-        const ids = new Set<ChunkId>();
         const gaps = new Map<ChunkId, number[][]>();
         const whole = new Set<ChunkId>();
         for (const r of receivers) {
           for (const id of r.lacking) if (s.sizes.has(id)) whole.add(id);
           r.roundBytes = sum(r.lacking, s.sizes) + [...r.gaps.values()].reduce((n, g) => n + g.size * s.payload, 0);
         }
-        // A chunk some receiver lacks whole is sent whole; else each receiver's gaps go to the sender's repair.
+        // An object holding a chunk some receiver lacks whole is sent whole; else each receiver's gaps go to the sender's repair.
+        const wholeObjects = new Set([...whole].map((id) => sender.objectOf(id)?.first));
         for (const r of receivers) {
-          for (const [id, offsets] of r.gaps) {
-            if (whole.has(id)) continue;
-            let g = gaps.get(id);
-            if (!g) gaps.set(id, (g = []));
+          for (const [first, offsets] of r.gaps) {
+            if (wholeObjects.has(first)) continue;
+            let g = gaps.get(first);
+            if (!g) gaps.set(first, (g = []));
             g.push([...offsets]);
           }
         }
-        for (const id of whole) ids.add(id);
-        for (const id of gaps.keys()) ids.add(id);
         Object.assign(s, { round, phase: 'sending' });
         for (const r of receivers) Object.assign(r, { state: 'receiving', report: null });
         const began = performance.now();
@@ -347,25 +347,39 @@ export class MulticastHub {
         const ticker = setInterval(() => this.adapt(s, sender, `round ${round}`, since), TICK_MS);
         let sent: RoundResult;
         try {
-          sent = await sender.sendRound(this.store, s.id, ids, gaps, this.stopping.signal);
+          sent = await sender.sendRound(this.store, s.id, (id) => indexIn(s.list, id), [...whole].sort(), gaps, this.stopping.signal);
         } finally {
           clearInterval(ticker);
         }
         const sendingMs = performance.now() - began;
         this.tally(s, round, sent, sendingMs / 1000);
         s.phase = 'collecting';
-        const deadline = Date.now() + this.limits.reportTimeoutMs;
-        while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round) && !this.stopping.signal.aborted) await sleep(100);
+        // Reports are awaited from receivers still heard from (a busy node polls, and reports late), within a bound.
+        const wait = this.limits.reportTimeoutMs;
+        const roundEnd = Date.now();
+        const deadline = roundEnd + REPORT_WAITS * wait;
+        const silent = (r: RunReceiver) => Date.now() - Math.max(Date.parse(r.lastSeen), roundEnd) >= wait;
+        while (Date.now() < deadline && receivers.some((r) => r.state === 'receiving' && r.report?.round !== round && !silent(r)) && !this.stopping.signal.aborted) await sleep(100);
         for (const r of receivers) {
           if (r.state !== 'receiving') continue;
           if (r.report?.round !== round) {
-            this.drop(r, `no report for round ${round} within ${this.limits.reportTimeoutMs / 1000} s`);
+            this.drop(r, silent(r) ? `no report for round ${round}, silent for ${wait / 1000} s` : `no report for round ${round} within ${(REPORT_WAITS * wait) / 1000} s`);
             continue;
           }
-          r.lacking = new Set(r.report.missing.filter((id) => s.sizes.has(id)));
-          // Offsets on the session's cut inside the chunk only: a report is untrusted (it sizes the parity sent).
-          const onCut = (id: ChunkId) => (o: number) => o % s.payload === 0 && o < Math.max(1, s.sizes.get(id)!);
-          r.gaps = new Map(r.report.gaps.filter(([id]) => s.sizes.has(id)).map(([id, offsets]) => [id, new Set(offsets.filter(onCut(id)))] as const).filter(([, g]) => g.size > 0));
+          // A report is untrusted (it sizes the parity sent): gaps only of objects sent holding a chunk
+          // the receiver needs, at offsets on the session's cut inside them.
+          r.gaps = new Map();
+          const covered = new Set<ChunkId>();
+          for (const [first, offsets] of r.report.gaps) {
+            const o = sender.objectOf(first);
+            if (o?.first !== first || !o.members.some((id) => r.needs.has(id))) continue;
+            const g = new Set(offsets.filter((x) => x % s.payload === 0 && x < o.length));
+            if (!g.size) continue;
+            r.gaps.set(first, g);
+            for (const id of o.members) covered.add(id);
+          }
+          // What it lacks whole, less what its objects in the making hold (their repair brings it).
+          r.lacking = new Set(r.report.missing.filter((id) => s.sizes.has(id) && !covered.has(id)));
           r.missingBytes = sum(r.lacking, s.sizes) + [...r.gaps.values()].reduce((n, g) => n + g.size * s.payload, 0);
           if (!r.lacking.size && !r.gaps.size) r.state = 'done';
           else if (round === this.limits.maxRounds) this.drop(r, `still lacked ${r.missingBytes} bytes after ${round} rounds`);

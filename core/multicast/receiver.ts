@@ -16,8 +16,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ChunkId } from '../store/chunk-id.ts';
-import type { EncodedChunk } from '../store/codec.ts';
-import { Reassembler } from './reassembly.ts';
+import { Reassembler, type Complete } from './reassembly.ts';
 
 export interface ReceiverOptions {
   group: string;
@@ -26,6 +25,8 @@ export interface ReceiverOptions {
   /** Payload bytes per piece (the session's cut: Assignment.session.payload). */
   payload: number;
   lacking: Iterable<ChunkId>;
+  /** The revision's canonical chunk list (summary.ts): the wire names chunks by their place in it. */
+  list: readonly ChunkId[];
   /** Join on these addresses only (default: every non-internal IPv4 address). */
   interfaceAddresses?: string[];
   /**
@@ -56,8 +57,9 @@ const counts = () => ({ read, dropped, overflow });
 const flush = () => {
   if (timer) { clearTimeout(timer); timer = null; }
   if (!count) return;
-  const out = buf.buffer.slice(buf.byteOffset, buf.byteOffset + at);
-  parentPort.postMessage({ batch: out, ...counts() }, [out]);
+  // The batch's own memory moves to the main thread (a buffer this large is never pooled: byteOffset 0), uncopied.
+  const out = buf.buffer;
+  parentPort.postMessage({ batch: out, length: at, ...counts() }, [out]);
   backlog += at; told = read;
   buf = Buffer.allocUnsafe(SIZE); at = 0; count = 0;
 };
@@ -85,8 +87,8 @@ socket.bind(o.port, () => {
 export class MulticastReceiver {
   readonly reassembler: Reassembler;
   private readonly worker: Worker;
-  /** Completed chunks, verified as `chunks()` hands them out. */
-  private readonly queue: Array<EncodedChunk & { id: ChunkId }> = [];
+  /** Completed objects, their chunks verified as `chunks()` hands them out. */
+  private readonly queue: Complete[] = [];
   private wake: (() => void) | null = null;
   private closed = false;
 
@@ -102,15 +104,15 @@ export class MulticastReceiver {
   private constructor(worker: Worker, reassembler: Reassembler) {
     this.worker = worker;
     this.reassembler = reassembler;
-    worker.on('message', (m: { batch?: ArrayBuffer; read?: number; dropped?: number; overflow?: number }) => {
+    worker.on('message', (m: { batch?: ArrayBuffer; length?: number; read?: number; dropped?: number; overflow?: number }) => {
       if (m.read !== undefined) [this.read, this.simulatedDrops, this.backlogDrops] = [m.read, m.dropped!, m.overflow!];
       if (!m.batch || this.closed) return;
-      const batch = Buffer.from(m.batch);
+      const batch = Buffer.from(m.batch, 0, m.length);
       for (let at = 0; at + 4 <= batch.length; ) {
         const length = batch.readUInt32LE(at);
         const done = this.reassembler.take(batch.subarray(at + 4, at + 4 + length));
         at += 4 + length;
-        if (done) {
+        if (done?.chunks.length) {
           this.queue.push(done);
           this.wake?.();
         }
@@ -145,7 +147,7 @@ export class MulticastReceiver {
       void worker.terminate();
       throw new Error(`could not join multicast group ${o.group} on any interface (${addresses.join(', ') || 'none'})`);
     }
-    return new MulticastReceiver(worker, new Reassembler(o.session, o.lacking, o.payload));
+    return new MulticastReceiver(worker, new Reassembler(o.session, o.lacking, o.payload, o.list));
   }
 
   /** Verified chunks as they complete, until `stop()` resolves or the receiver closes. */
@@ -158,9 +160,9 @@ export class MulticastReceiver {
     for (;;) {
       while (this.queue.length) {
         const verified = this.reassembler.verify(this.queue.shift()!);
-        if (verified) yield verified;
-        // Let the socket be read between chunks (a window's chunks complete together).
-        else await new Promise((r) => setImmediate(r));
+        for (const chunk of verified) yield chunk;
+        // Let the worker's batches in between objects (a window's objects complete together).
+        if (!verified.length) await new Promise((r) => setImmediate(r));
       }
       if (stopped || this.closed || this.reassembler.missing.size === 0) return;
       await new Promise<void>((r) => (this.wake = r));

@@ -56,6 +56,19 @@ export function encodeLacking(all: readonly ChunkId[], lacking: Iterable<ChunkId
   return { chunks: all.length, digest: listDigest(all), lacking: deflateRawSync(bits, { level: 9 }).toString('base64') };
 }
 
+/** Where `id` is in a sorted list (a canonical list: the wire's chunk index), or -1. */
+export function indexIn(list: readonly ChunkId[], id: ChunkId): number {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid] === id) return mid;
+    if (list[mid] < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
 /** The ids a summary says are lacked; throws LackingSummaryError (400) or ChunkListMismatchError (409). */
 export function decodeLacking(all: readonly ChunkId[], s: LackingSummary, digest = listDigest(all)): ChunkId[] {
   if (s.chunks !== all.length || s.digest !== digest) {

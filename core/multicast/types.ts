@@ -18,6 +18,8 @@ export interface Waiting {
   image: string;
   revision: number;
   lacking: ChunkId[];
+  /** The revision's canonical chunk list (summary.ts), shared with the server's cache. */
+  list: readonly ChunkId[];
   lackingBytes: number;
   linkMbps?: number;
   since: string;
@@ -76,12 +78,12 @@ export interface SessionView {
   created: string;
   ended?: string;
   message?: string;
-  /** Datagram bytes (UDP payloads): of which headers, and parity rows. */
+  /** Datagram bytes (UDP payloads): of which headers and object directories (wire.ts), and parity rows. */
   sent: { bytes: number; datagrams: number; chunks: number; headerBytes: number; parityBytes: number };
   /** Each round: what it sent (round 1 the union, later ones repairs). */
   rounds: Array<{ round: number; bytes: number; datagrams: number; chunks: number; headerBytes: number; parityBytes: number; seconds: number }>;
   repair: RepairMode;
-  /** Chunks of the union left to unicast: unreadable, or sharing a wire key with another (wire.ts). */
+  /** Chunks of the union left to unicast: unreadable, too large for the wire, or not in the revision's list (wire.ts). */
   skipped: number;
   /** Stored bytes of the union of what the receivers lacked at the start. */
   unionBytes: number;
@@ -89,7 +91,7 @@ export interface SessionView {
 }
 
 export interface MulticastStatus {
-  waiting: Array<Omit<Waiting, 'lacking'> & { lackingChunks: number }>;
+  waiting: Array<Omit<Waiting, 'lacking' | 'list'> & { lackingChunks: number }>;
   sessions: SessionView[];
 }
 
@@ -116,7 +118,10 @@ export interface Assignment {
 }
 
 export interface HubLimits {
-  /** A round's reports are awaited this long after its last datagram. */
+  /**
+   * A round's report is awaited while its receiver is heard from (polls) at least this
+   * often, and at most REPORT_WAITS times this long after the round's last datagram.
+   */
   reportTimeoutMs: number;
   /** A receiver that missed more than this fraction of a round's bytes is dropped to unicast. */
   maxLoss: number;
@@ -128,4 +133,11 @@ export interface HubLimits {
 // maxLoss: a receiver on a busy node (8 agents on 2 cores, bench/multicast.ts) loses up to
 // ~20% of a round to its full receive buffer and catches up in the next; one on a link 10x
 // slower than --rate misses ~90% (test/multicast/netns-multicast.test.ts).
-export const DEFAULT_LIMITS: HubLimits = { reportTimeoutMs: 10_000, maxLoss: 0.5, maxRounds: 8, waitingTtlMs: 10 * 60_000 };
+/**
+ * A busy node (8 agents writing ~7,800 files each on 2 shared cores at load 13-22,
+ * bench/multicast.ts) went silent for over 10 s after a round (it settles its socket, then
+ * reports): 5-7 of 8 were dropped with a 10 s wait. It is waited for while it polls, up to
+ * REPORT_WAITS x reportTimeoutMs.
+ */
+export const REPORT_WAITS = 4;
+export const DEFAULT_LIMITS: HubLimits = { reportTimeoutMs: 30_000, maxLoss: 0.5, maxRounds: 8, waitingTtlMs: 10 * 60_000 };

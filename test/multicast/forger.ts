@@ -1,7 +1,7 @@
 /**
  * Sends bad datagrams to a multicast group for the netns test (from the server's
  * namespace): junk, truncated frames, frames of another session, and frames of this
- * session with a good CRC for chunks nobody asked for. Usage: forger.ts GROUP PORT SESSION COUNT
+ * session with a good CRC naming random objects (their directories are junk). Usage: forger.ts GROUP PORT SESSION COUNT
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,7 @@ const socket = dgram.createSocket('udp4');
 await new Promise<void>((r) => socket.bind({ address: '198.18.0.1', port: 0 }, () => r()));
 socket.setMulticastInterface('198.18.0.1');
 socket.setMulticastTTL(1);
-const frame = (s: string) => encodeFrame({ type: 'data', session: s, id: randomBytes(32).toString('hex'), codec: 0, encodedLength: 2000, rawLength: 2000, offset: 0, row: 0, k: 0, payload: randomBytes(1000) });
+const frame = (s: string) => encodeFrame(s, { type: 'data', object: randomBytes(3).readUIntBE(0, 3), length: 2000, piece: 0, row: 0, payload: randomBytes(1000) });
 const until = Date.now() + 30_000;
 for (let i = 0; i < Number(count) && Date.now() < until; i++) {
   const kind = i % 4;

@@ -1,147 +1,160 @@
 /**
- * The multicast datagram (version 2: 36-byte header, 8-byte chunk key) and its
- * reassembly: a chunk sent as MTU-sized datagrams in any order comes back verified;
- * forged, truncated, damaged, foreign-session, old-version, off-cut and unasked-for
- * datagrams are ignored and counted; a key two lacked chunks share is ignored; a chunk
- * whose pieces are forged (right CRC, wrong bytes) is never handed out, and is taken again
- * when the true pieces come. Parity (rs.ts, wire.ts parityFrame) is tested in parity.test.ts.
+ * The multicast wire (version 3: objects of whole chunks, an 18-byte header naming the
+ * session, the object and the piece) and its reassembly: an object sent as MTU-sized
+ * datagrams in any order comes back with each chunk verified; several small chunks share
+ * datagrams; an object holding nothing a node lacks is dropped once its directory is in;
+ * forged, truncated, damaged, foreign-session, old-version, off-cut and out-of-bounds
+ * datagrams are ignored and counted; objects held in the making are bounded; a chunk whose pieces are forged (right CRC, wrong
+ * bytes) is never handed out, and is taken again when the true pieces come. Parity
+ * (rs.ts, wire.ts parityFrame) is tested in parity.test.ts.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { crc32 } from 'node:zlib';
-import { encodeChunk } from '../../core/store/codec.ts';
 import { chunkIdOf } from '../../core/store/chunk-id.ts';
 import { Reassembler } from '../../core/multicast/reassembly.ts';
-import { chunkFrames, decodeFrame, encodeFrame, HEADER_BYTES, keyOf, payloadBytes } from '../../core/multicast/wire.ts';
+import { DATA_HEADER_BYTES, decodeFrame, encodeFrame, maxEntries, payloadBytes, readDirectory } from '../../core/multicast/wire.ts';
 import { parseRate, TokenBucket } from '../../core/multicast/pacer.ts';
 import { seededBytes } from '../helpers/fixtures.ts';
+import { encoded, listOf, objectOf } from './objects.ts';
 
 const SESSION = '0123456789abcdef';
 const OTHER = 'fedcba9876543210';
 const P = payloadBytes(1500);
-const CRC_AT = HEADER_BYTES - 4;
 
-function framesOf(raw: Buffer, session = SESSION, mtu = 1500) {
-  const enc = encodeChunk(raw);
-  return { id: enc.id, frames: [...chunkFrames(session, enc.id, enc.codec, enc.rawLength, enc.data, payloadBytes(mtu))].map(([, f]) => f) };
-}
-
-test('datagrams fit the MTU and carry session, chunk key and offset', () => {
-  assert.is(HEADER_BYTES, 36);
-  assert.is(payloadBytes(1500), 1436);
-  const raw = seededBytes(1, 200_000);
-  const { id, frames } = framesOf(raw);
-  assert.ok(frames.length > 100);
-  let next = 0;
-  for (const f of frames) {
+test('datagrams fit the MTU and carry session, object and piece', () => {
+  assert.is(DATA_HEADER_BYTES, 18);
+  assert.is(P, 1453);
+  assert.is(maxEntries(P), 145);
+  const c = encoded(seededBytes(1, 200_000));
+  const list = listOf([c.id]);
+  const o = objectOf(SESSION, [c], list, P);
+  assert.ok(o.frames.length > 100);
+  o.frames.forEach((f, i) => {
     assert.ok(f.length <= 1500 - 28);
     const d = decodeFrame(f, SESSION);
-    assert.type(d, 'object');
-    if (typeof d === 'string') return;
-    assert.is(d.key, id.slice(0, 16));
-    assert.is(d.type, 'data');
-    assert.is(d.offset, next);
-    next += d.payload.length;
-  }
+    if (typeof d === 'string') throw new Error(d);
+    assert.equal([d.type, d.object, d.length, d.piece], ['data', list.indexOf(c.id), o.bytes.length, i]);
+  });
+  assert.equal(readDirectory(o.bytes, o.name, list.length), [{ index: o.name, codec: c.codec, rawLength: c.rawLength, encodedLength: c.data.length }]);
+  assert.is(readDirectory(o.bytes, o.name + 1, list.length), null, 'named by another chunk');
+  assert.is(readDirectory(o.bytes.subarray(0, o.bytes.length - 1), o.name, list.length), null, 'lengths that do not add up');
 });
 
-test('a chunk reassembled from shuffled datagrams is verified and handed out once', () => {
-  const raw = seededBytes(2, 150_000);
-  const { id, frames } = framesOf(raw);
-  const r = new Reassembler(SESSION, [id], P);
-  const shuffled = [...frames].reverse();
-  let got: [string, Buffer] | null = null;
-  for (const f of [...shuffled, ...shuffled.slice(0, 3)]) got = r.accept(f) ?? got;
-  assert.ok(got);
-  assert.is(got![0], id);
-  assert.ok(got![1].equals(raw));
+test('an object reassembled from shuffled datagrams hands out each lacked chunk once, verified', () => {
+  const raws = [seededBytes(2, 150_000), Buffer.from('small file\n'), seededBytes(3, 700)];
+  const cs = raws.map(encoded);
+  const list = listOf(cs.map((c) => c.id));
+  const o = objectOf(SESSION, cs, list, P);
+  // This node lacks the first and the last: the middle one is skipped.
+  const r = new Reassembler(SESSION, [cs[0].id, cs[2].id], P, list);
+  const got = new Map<string, Buffer>();
+  const shuffled = [...o.frames].reverse();
+  for (const f of [...shuffled, ...shuffled.slice(0, 3)]) for (const [id, raw] of r.accept(f)) got.set(id, raw);
+  assert.equal([...got.keys()].sort(), [cs[0].id, cs[2].id].sort());
+  assert.ok(got.get(cs[0].id)!.equals(raws[0]) && got.get(cs[2].id)!.equals(raws[2]));
   assert.is(r.missing.size, 0);
-  assert.is(r.counters.chunks, 1);
-  assert.is(r.counters.ignored.unwanted, 3, 'datagrams of a chunk already complete are not taken again');
+  assert.is(r.counters.chunks, 2);
+  assert.is(r.counters.ignored.unwanted, 3, 'datagrams of an object already complete are not taken again');
+});
+
+test('small chunks share datagrams; an object holding nothing lacked is dropped at its directory', () => {
+  const cs = Array.from({ length: 40 }, (_, i) => encoded(Buffer.from(`file ${i}\n`.repeat(5))));
+  const list = listOf(cs.map((c) => c.id));
+  const o = objectOf(SESSION, cs, list, P);
+  assert.is(o.frames.length, 1, '40 small chunks in one datagram');
+  const r = new Reassembler(SESSION, [list.find((id) => !cs.some((c) => c.id === id))!], P, list);
+  assert.equal(r.accept(o.frames[0]), []);
+  assert.equal(r.accept(o.frames[0]), []);
+  assert.is(r.counters.ignored.unwanted, 1);
+  assert.equal(r.nack().gaps, [], 'nothing held');
 });
 
 test('forged, truncated, damaged and foreign datagrams are ignored and counted', () => {
-  const raw = Buffer.from('x'.repeat(3000) + 'tail');
-  const { id, frames } = framesOf(raw);
-  const r = new Reassembler(SESSION, [id], P);
-  const f0 = frames[0];
-  assert.is(r.accept(f0.subarray(0, 30)), null);
-  assert.is(r.accept(f0.subarray(0, f0.length - 1)), null, 'truncated: its CRC fails');
+  const c = encoded(Buffer.from('x'.repeat(3000) + 'tail'));
+  const list = listOf([c.id]);
+  const o = objectOf(SESSION, [c], list, P);
+  const r = new Reassembler(SESSION, [c.id], P, list);
+  const f0 = o.frames[0];
+  assert.equal(r.accept(f0.subarray(0, 10)), []);
+  assert.equal(r.accept(f0.subarray(0, f0.length - 1)), [], 'truncated: its CRC fails');
   const damaged = Buffer.from(f0);
-  damaged[HEADER_BYTES + 5] ^= 1;
-  assert.is(r.accept(damaged), null);
+  damaged[DATA_HEADER_BYTES + 5] ^= 1;
+  assert.equal(r.accept(damaged), []);
   const badMagic = Buffer.from(f0);
   badMagic[0] = 0;
-  assert.is(r.accept(badMagic), null);
-  const v1 = Buffer.from(f0);
-  v1[2] = 1;
-  assert.is(r.accept(v1), null, 'a version 1 datagram');
-  assert.is(r.accept(framesOf(raw, OTHER).frames[0]), null);
-  assert.is(r.accept(framesOf(seededBytes(9, 5000)).frames[0]), null, 'a chunk not asked for');
-  // Forged length fields: a huge chunk, a piece beyond the end (CRC recomputed).
-  const forge = (edit: (b: Buffer) => void) => {
-    const b = Buffer.from(f0);
-    edit(b);
-    b.writeUInt32BE(crc32(b.subarray(HEADER_BYTES), crc32(b.subarray(0, CRC_AT))), CRC_AT);
-    return b;
-  };
-  assert.is(r.accept(forge((b) => b.writeUIntBE(0xffffff, 23, 3))), null, 'a chunk past MAX_MULTICAST_CHUNK');
-  assert.is(r.accept(forge((b) => b.writeUIntBE(0xfffff0, 29, 3))), null, 'a piece past the end');
-  assert.equal(
-    { short: r.counters.ignored.short, crc: r.counters.ignored.crc, magic: r.counters.ignored.magic, version: r.counters.ignored.version, session: r.counters.ignored.session, unwanted: r.counters.ignored.unwanted, bounds: r.counters.ignored.bounds },
-    { short: 1, crc: 2, magic: 1, version: 1, session: 1, unwanted: 1, bounds: 2 },
-  );
+  assert.equal(r.accept(badMagic), []);
+  const v2 = Buffer.from(f0);
+  v2[0] = 0x43;
+  v2[1] = 0x4d; // version 2 began "CM"
+  assert.equal(r.accept(v2), [], 'a version 2 datagram');
+  assert.equal(r.accept(objectOf(OTHER, [c], list, P).frames[0]), [], 'another session');
+  const tagTwin = OTHER.slice(0, 8) === SESSION.slice(0, 8) ? OTHER : SESSION.slice(0, 8) + '00000000';
+  assert.equal(r.accept(objectOf(tagTwin, [c], list, P).frames[0]), [], 'another session with the same tag fails the CRC');
+  const d = decodeFrame(f0, SESSION);
+  if (typeof d === 'string') throw new Error(d);
+  // Forged fields with a valid CRC: an object past MAX_OBJECT, a chunk past the list, a piece past the end.
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d, length: 0xffffff })), []);
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d, object: list.length + 5 })), []);
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d, piece: 500 })), [], 'a piece past the end');
+  const ig = r.counters.ignored;
+  assert.equal({ short: ig.short, crc: ig.crc, magic: ig.magic, version: ig.version, session: ig.session, bounds: ig.bounds, cut: ig.cut }, { short: 1, crc: 3, magic: 1, version: 1, session: 1, bounds: 2, cut: 1 });
   assert.is(r.missing.size, 1, 'nothing was taken');
-  let got = null;
-  for (const f of frames) got = r.accept(f) ?? got;
-  assert.ok(got && got[1].equals(raw), 'the true datagrams still complete the chunk');
+  const got = o.frames.flatMap((f) => r.accept(f));
+  assert.ok(got.length === 1 && got[0][0] === c.id, 'the true datagrams still complete the chunk');
 });
 
 test('a chunk with forged bytes (valid CRC) is dropped as corrupt, never handed out, and taken from a later round', () => {
   const raw = seededBytes(3, 9000);
-  const { id, frames } = framesOf(raw);
-  const r = new Reassembler(SESSION, [id], P);
-  const d = decodeFrame(frames[1], SESSION);
+  const c = encoded(raw);
+  const list = listOf([c.id]);
+  const o = objectOf(SESSION, [c], list, P);
+  const r = new Reassembler(SESSION, [c.id], P, list);
+  const d = decodeFrame(o.frames[1], SESSION);
   if (typeof d === 'string') throw new Error(d);
-  const forged = encodeFrame({ ...d, payload: Buffer.alloc(d.payload.length, 0x41) });
-  assert.is(r.accept(forged), null);
-  let got = null;
-  for (const [i, f] of frames.entries()) if (i !== 1) got = r.accept(f) ?? got;
-  assert.is(got, null, 'the forged piece makes the chunk fail its BLAKE3 check');
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d, payload: Buffer.alloc(d.payload.length, 0x41) })), []);
+  const first = o.frames.flatMap((f, i) => (i === 1 ? [] : r.accept(f)));
+  assert.equal(first, [], 'the forged piece makes the chunk fail its BLAKE3 check');
   assert.is(r.counters.corrupt, 1);
-  assert.ok(r.missing.has(id));
-  for (const f of frames) got = r.accept(f) ?? got;
-  assert.ok(got && got[1].equals(raw) && chunkIdOf(got[1]) === id);
+  assert.ok(r.missing.has(c.id));
+  assert.equal(r.nack().missing, [c.id], 'asked for again');
+  const again = o.frames.flatMap((f) => r.accept(f));
+  assert.ok(again.length === 1 && again[0][1].equals(raw) && chunkIdOf(again[0][1]) === c.id);
 });
 
-test('mismatched lengths and pieces off the session cut are ignored', () => {
+test('a forged directory, mismatched lengths and pieces off the session cut are ignored', () => {
   const raw = seededBytes(4, 5000);
-  const { id, frames } = framesOf(raw);
-  const r = new Reassembler(SESSION, [id], P);
-  r.accept(frames[0]);
-  const d = decodeFrame(frames[1], SESSION);
+  const c = encoded(raw);
+  const list = listOf([c.id]);
+  const o = objectOf(SESSION, [c], list, P);
+  const r = new Reassembler(SESSION, [c.id], P, list);
+  const d0 = decodeFrame(o.frames[0], SESSION);
+  if (typeof d0 === 'string') throw new Error(d0);
+  const badDir = Buffer.from(d0.payload);
+  badDir.writeUInt16BE(7, 0);
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d0, payload: badDir })), []);
+  assert.is(r.counters.ignored.directory, 1, 'a directory that does not add up drops the object');
+  r.accept(o.frames[0]);
+  const d = decodeFrame(o.frames[1], SESSION);
   if (typeof d === 'string') throw new Error(d);
-  assert.is(r.accept(encodeFrame({ ...d, encodedLength: d.encodedLength + 10 })), null);
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d, length: d.length + 10 })), []);
   assert.is(r.counters.ignored.mismatch, 1);
-  assert.is(r.accept(encodeFrame({ ...d, offset: P - 1 })), null, 'an offset off the cut');
-  assert.is(r.accept(encodeFrame({ ...d, payload: d.payload.subarray(1) })), null, 'a piece shorter than the cut');
-  assert.is(r.counters.ignored.cut, 2);
-  let got = null;
-  for (const f of frames) got = r.accept(f) ?? got;
-  assert.ok(got && got[1].equals(raw));
+  assert.equal(r.accept(encodeFrame(SESSION, { ...d, payload: d.payload.subarray(1) })), [], 'a piece shorter than the cut');
+  assert.is(r.counters.ignored.cut, 1);
+  const got = o.frames.flatMap((f) => r.accept(f));
+  assert.ok(got.length === 1 && got[0][1].equals(raw));
 });
 
-test('a key two lacked chunks share names neither: their datagrams are ignored as ambiguous', () => {
-  const raw = seededBytes(5, 4000);
-  const { id, frames } = framesOf(raw);
-  const twin = keyOf(id) + 'f'.repeat(48);
-  assert.is.not(twin, id);
-  const r = new Reassembler(SESSION, [id, twin], P);
-  let got = null;
-  for (const f of frames) got = r.accept(f) ?? got;
-  assert.is(got, null);
-  assert.is(r.counters.ignored.ambiguous, frames.length);
-  assert.equal(r.nack().missing.sort(), [id, twin].sort(), 'both are still lacked (the session leaves them to unicast)');
+test('objects in the making are held up to a bound: past it a new one is refused, its chunks asked for whole', () => {
+  const [a, b] = [seededBytes(10, 20_000), seededBytes(11, 20_000)].map(encoded);
+  const list = listOf([a.id, b.id]);
+  const [oa, ob] = [a, b].map((c) => objectOf(SESSION, [c], list, P));
+  const r = new Reassembler(SESSION, [a.id, b.id], P, list, oa.bytes.length + 100);
+  r.accept(oa.frames[0]);
+  assert.equal(r.accept(ob.frames[0]), []);
+  assert.is(r.counters.ignored.full, 1);
+  assert.equal(r.nack().missing, [b.id], 'the chunk of the refused object is lacked whole');
+  const got = [...oa.frames.slice(1), ...ob.frames].flatMap((f) => r.accept(f));
+  assert.equal(got.map(([id]) => id), [a.id, b.id], 'once the first is whole, the second is taken');
 });
 
 test('rates parse as bits per second; the token bucket paces', async () => {
