@@ -3,7 +3,7 @@
  *
  * A walk driver lists each directory (sorted, lstat with nanosecond times, no symlink
  * followed, another file system entered only where the image selection says so; sync calls:
- * a thread-pool hop per lstat topped a no-op update's profile) and hands regular files to file-saver tasks limited by p-limit. What the walk
+ * a thread-pool hop per lstat topped a no-op update's profile) and hands regular files to file-saver tasks limited by p-limit, braked so it never queues more than a few hundred reads (read-queue.ts). What the walk
  * leaves out is the image selection's rule (select.ts), shared with the progress count.
  * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
  * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
@@ -28,10 +28,10 @@
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { readChunks, readXattrs, type FileRead, type FileReader } from './capture-read.ts';
 import { readFlags } from './inode-flags.ts';
+import { readQueue, type ReadQueue } from './read-queue.ts';
 import { SUBVOLUME_INO } from './subvolumes.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
@@ -106,9 +106,7 @@ export function timestampOf(ns: bigint): Timestamp {
   return [Number(s), Number(nsec)];
 }
 
-function sameTime(a: Timestamp | undefined, b: Timestamp): boolean {
-  return !!a && a[0] === b[0] && a[1] === b[1];
-}
+const sameTime = (a: Timestamp | undefined, b: Timestamp): boolean => !!a && a[0] === b[0] && a[1] === b[1];
 
 /** Everything one capture's walk shares. */
 interface Walk {
@@ -117,7 +115,7 @@ interface Walk {
   rootStat: BigIntStats;
   progress: CaptureProgress;
   warn: (message: string) => void;
-  limit: LimitFunction;
+  reads: ReadQueue; // file reads, and the brake that keeps the walk from queuing the whole tree
   writes: UnflushedWrites;
   reader: FileReader;
   /** Hardlink group ("device:inode") -> the read of its first path. */
@@ -160,7 +158,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     rootStat: await statRoot(selection.root),
     progress,
     warn,
-    limit: pLimit(opts.concurrency ?? 8),
+    reads: readQueue(opts.concurrency ?? 8),
     writes,
     reader: {
       chunker: opts.chunker,
@@ -170,6 +168,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
       onChunk: () => progress.chunks++,
       onRead: (bytes) => (progress.readBytes += bytes),
       warn,
+      buffers: [],
     },
     hardlinks: new Map(),
     leftOut,
@@ -271,6 +270,7 @@ async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
 
 /** One directory entry: skipped when the selection excludes it, else added to `d.entries`. */
 async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
+  await w.reads.ahead(); // waits while the readers' queue is full (read-queue.ts)
   const full = childPath(d.dir, name);
   const relPath = `${d.rel}/${name}`;
   const shown = shownPath(w, relPath);
@@ -343,7 +343,7 @@ function captureFile(w: Walk, d: DirWalk, full: Buffer, st: BigIntStats, entry: 
     return;
   }
   const shown = shownPath(w, `${d.rel}/${entry.name}`);
-  const read = () => w.limit(() => readChunks(w.reader, full, shown));
+  const read = () => w.reads.run(() => readChunks(w.reader, full, shown));
   let chunks: Promise<FileRead>;
   if (entry.h) {
     chunks = w.hardlinks.get(entry.h) ?? read();
@@ -382,7 +382,7 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
     if (entry.chunks.some((c) => missing.has(c[2]))) {
       const full = childPath(d.dir, entry.name);
       pushTask(d, 
-        w.limit(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
+        w.reads.run(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
           entry.chunks = refs;
           entry.size = Number(stat.size);
         }),
