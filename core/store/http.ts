@@ -13,15 +13,17 @@
  * server has is neither compressed nor sent. `getMany` fetches 256 ids per request, a few requests
  * at a time (p-limit) and at most one more batch than that ahead of the consumer (each with a
  * rejection handler from the start: a failed batch surfaces in order, never as an
- * unhandled rejection), and decodes and checks every chunk's BLAKE3 (in the codec's
- * worker threads, a batch at a time) before yielding it; with `retry`, a
+ * unhandled rejection), and decodes and checks every chunk's BLAKE3 before yielding it
+ * (in the codec's worker threads a batch at a time, in-thread each chunk as it is yielded,
+ * so raw bytes are never held for the batches ahead); with `retry`, a
  * batch cut off by the network (or stalled) is fetched again with backoff. Errors become
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
+ * Uploads and JSON calls go over node:http, fetches of chunks over fetch (httpRequest says why).
  */
 import pLimit from 'p-limit';
 import { API, routePath } from '../api/endpoints.ts';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
-import { decodeChunk, type ChunkCodec, type EncodedChunk } from './codec.ts';
+import { decodeChunk, inThreadCodec, type ChunkCodec, type EncodedChunk } from './codec.ts';
 import { defaultCodec, ownedCopy } from './codec-pool.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
 import type { ChunkReader, ChunkWriter } from './interfaces.ts';
@@ -53,6 +55,12 @@ interface Pending {
   chunk?: EncodedChunk;
   resolve: (id: ChunkId) => void;
   reject: (err: unknown) => void;
+}
+
+/** One fetched batch of getMany, in the order asked: its chunks as sent, and decoded already when the worker pool did it. */
+interface FetchedBatch {
+  encoded: EncodedChunk[];
+  raw?: Buffer[];
 }
 
 /** /missing requests on the wire at once; more questions wait and are merged into the next. */
@@ -241,7 +249,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     // handler when it is started, and its error is thrown when its turn comes, so the
     // first failure in order is the one the caller sees. Batches not started when the
     // caller stops (an error, a break) are never fetched.
-    const ahead: Array<Promise<Array<[ChunkId, Buffer]>>> = [];
+    const ahead: Array<Promise<FetchedBatch>> = [];
     let next = 0;
     const startMore = () => {
       while (next < batches.length && ahead.length < this.readAhead) {
@@ -253,17 +261,20 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     };
     startMore();
     while (ahead.length) {
-      const entries = await ahead.shift()!;
+      const { encoded, raw } = await ahead.shift()!;
       startMore();
-      for (const entry of entries) yield entry;
+      // In-thread, each chunk is decoded (and checked) as its turn comes: only the encoded
+      // batches ahead are held, not their raw bytes too (5 batches of 256 decoded chunks
+      // were ~80 MB of an image-export's peak).
+      for (let i = 0; i < encoded.length; i++) yield [encoded[i].id, raw ? raw[i] : decodeChunk(encoded[i])];
     }
   }
 
-  private fetchBatchOf(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+  private fetchBatchOf(batch: ChunkId[]): Promise<FetchedBatch> {
     return withRetry(this.retry, () => this.fetchBatchOnce(batch));
   }
 
-  private async fetchBatchOnce(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+  private async fetchBatchOnce(batch: ChunkId[]): Promise<FetchedBatch> {
     let response: Response;
     const controller = new AbortController();
     // A connect that hangs counts as a stall too.
@@ -287,8 +298,8 @@ export class HttpStore implements ChunkReader, ChunkWriter {
       encoded.push(chunk);
     }
     if (encoded.length !== batch.length) throw new ChunkCorruptError(batch[encoded.length], `the server sent ${encoded.length} of ${batch.length} chunks`);
-    const raw = await this.codec.decodeMany(encoded);
-    return encoded.map((chunk, i) => [chunk.id, raw[i]]);
+    // The worker pool decodes a whole batch at once, off this thread; in-thread, getMany decodes each as it yields it.
+    return { encoded, raw: this.codec === inThreadCodec ? undefined : await this.codec.decodeMany(encoded) };
   }
 
   /** `knownId` as LocalStore.put's. The bytes are copied at once (the caller may reuse its buffer). */
