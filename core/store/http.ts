@@ -85,7 +85,9 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private missingInFlight = 0;
   /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
   uploadedBytes = 0;
-  /** Bytes of chunks not sent because the server already had them (raw for a `put`: such a chunk is never compressed; encoded for `putEncoded`). */
+  /** Raw bytes of the chunks those frames carried (what `alreadyStoredBytes` compares with). */
+  uploadedRawBytes = 0;
+  /** Raw bytes of chunks not sent because the server already had them (a `put`'s is never compressed; a `putEncoded`'s counts its raw length). */
   alreadyStoredBytes = 0;
 
   constructor(options: HttpStoreOptions) {
@@ -333,7 +335,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
         const present = await this.hasMany(batch.map((p) => p.id));
         for (const [i, p] of batch.entries()) {
           if (!present[i]) continue;
-          this.alreadyStoredBytes += p.chunk?.data.length ?? p.raw!.length;
+          this.alreadyStoredBytes += p.chunk?.rawLength ?? p.raw!.length;
           p.resolve(p.id);
         }
         batch = batch.filter((_, i) => !present[i]);
@@ -345,6 +347,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
           p.raw = undefined;
         });
         const body = encodeFrames(batch.map((p) => p.chunk!));
+        const rawBytes = batch.reduce((sum, p) => sum + p.chunk!.rawLength, 0);
         // The body holds the bytes now: the queued copies go (the id is all that is left to check).
         for (const p of batch) p.chunk = undefined;
         const { status, text } = await this.httpRequest(API.chunksUpload.url, 'POST', { 'content-type': CHUNKS_MEDIA_TYPE, 'content-length': body.length }, body);
@@ -357,6 +360,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
           throw new ServerError(status, 'BAD_ANSWER', `POST ${API.chunksUpload.url}: the server's answer is not JSON`, 'check that --server names a cloner server');
         }
         this.uploadedBytes += body.length;
+        this.uploadedRawBytes += rawBytes;
         batch.forEach((p, i) => (ids[i] === p.id ? p.resolve(p.id) : p.reject(new ChunkCorruptError(p.id, `the server stored ${ids[i]} instead`))));
       } catch (err) {
         for (const p of batch) p.reject(err);
