@@ -3,7 +3,7 @@
  *
  * A walk driver lists each directory (sorted, lstat with nanosecond times, no symlink
  * followed, another file system entered only where the image selection says so; sync calls:
- * a thread-pool hop per lstat topped a no-op update's profile) and hands regular files to file-saver tasks limited by p-limit, braked so it never queues more than a few hundred reads (read-queue.ts). What the walk
+ * a thread-pool hop per lstat topped a no-op update's profile) and hands regular files to file-saver tasks limited by p-limit, braked so it never queues more than a few hundred reads, and lists a few directories at once, newest first: depth first, so memory stays flat (read-queue.ts). What the walk
  * leaves out is the image selection's rule (select.ts), shared with the progress count.
  * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
  * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
@@ -31,7 +31,7 @@ import path from 'node:path';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { readChunks, readXattrs, type FileRead, type FileReader } from './capture-read.ts';
 import { readFlags } from './inode-flags.ts';
-import { readQueue, type ReadQueue } from './read-queue.ts';
+import { dirSlots, readQueue, type ReadQueue } from './read-queue.ts';
 import { SUBVOLUME_INO } from './subvolumes.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
@@ -41,6 +41,9 @@ import { parseDirectory, serializeDirectory, type DirectoryObject, type Entry, t
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
+import { splitDev, timestampOf } from './stat-fields.ts';
+
+export { splitDev, timestampOf } from './stat-fields.ts';
 
 export interface CaptureProgress {
   files: number;
@@ -95,17 +98,6 @@ export function newCaptureProgress(): CaptureProgress {
 /** Past this many bytes of path, a directory is opened and its children named through its fd (PATH_MAX is 4096). */
 const LONG_PATH = 2048;
 
-export function timestampOf(ns: bigint): Timestamp {
-  const sec = ns / 1_000_000_000n;
-  let nsec = ns % 1_000_000_000n;
-  let s = sec;
-  if (nsec < 0n) {
-    nsec += 1_000_000_000n;
-    s -= 1n;
-  }
-  return [Number(s), Number(nsec)];
-}
-
 const sameTime = (a: Timestamp | undefined, b: Timestamp): boolean => !!a && a[0] === b[0] && a[1] === b[1];
 
 /** Everything one capture's walk shares. */
@@ -116,6 +108,7 @@ interface Walk {
   progress: CaptureProgress;
   warn: (message: string) => void;
   reads: ReadQueue; // file reads, and the brake that keeps the walk from queuing the whole tree
+  dirs: ReturnType<typeof dirSlots>; // directories listed at once, newest first (depth first)
   writes: UnflushedWrites;
   reader: FileReader;
   /** Hardlink group ("device:inode") -> the read of its first path. */
@@ -159,6 +152,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     progress,
     warn,
     reads: readQueue(opts.concurrency ?? 8),
+    dirs: dirSlots(),
     writes,
     reader: {
       chunker: opts.chunker,
@@ -212,6 +206,7 @@ function pushTask(d: DirWalk, task: Promise<void>): void {
 }
 
 async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
+  const listed = await w.dirs.acquire(); // held while listing, not while waiting for subdirectories
   let fd: number | undefined;
   if (dir.length > LONG_PATH) {
     try {
@@ -227,10 +222,12 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
     w.progress.dirs++;
     const d: DirWalk = { dir, rel, dev, previous: await previousEntries(w, parentTree, rel), entries: [], reused: [], tasks: [] };
     if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
+    listed();
     await confirmReused(w, d);
     await Promise.all(d.tasks);
     return await putObject(w.opts.store, serializeDirectory(d.entries, rootMeta), w.opts.chunker);
   } finally {
+    listed();
     if (fd !== undefined) closeSync(fd);
   }
 }
@@ -391,9 +388,4 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
       w.progress.reusedFiles++;
     }
   }
-}
-
-/** glibc's major/minor split of a 64-bit dev_t. */
-export function splitDev(rdev: bigint): [number, number] {
-  return [Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn & 0xffffffffn))];
 }

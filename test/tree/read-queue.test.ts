@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { captureTree } from '../../core/tree/capture.ts';
-import { readQueue } from '../../core/tree/read-queue.ts';
+import { dirSlots, readQueue } from '../../core/tree/read-queue.ts';
 import { DEFAULT_CHUNKER_PARAMS } from '../../core/chunker/fastcdc.ts';
 import { LocalStore } from '../../core/store/local.ts';
 import { file, makeTree, withTempDir } from '../helpers/fixtures.ts';
@@ -62,6 +62,25 @@ test('a capture of a tree with more files than the queue holds stores them all',
       await store.close();
     }
   });
+});
+
+test('directory slots: at most N held, granted newest first, a release counts once', async () => {
+  const slots = dirSlots(2);
+  const a = await slots.acquire();
+  const b = await slots.acquire();
+  const order: string[] = [];
+  const c = slots.acquire().then((r) => (order.push('c'), r));
+  const d = slots.acquire().then((r) => (order.push('d'), r));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(order, [], 'both slots are held: the others wait');
+  a();
+  a(); // a second call of the same release frees nothing more
+  const releaseD = await d;
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(order, ['d'], 'the newest waiter got the slot, and only one was freed');
+  b();
+  (await c)();
+  releaseD();
 });
 
 test.run();
