@@ -206,6 +206,7 @@ function pushTask(d: DirWalk, task: Promise<void>): void {
 }
 
 async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
+  const previous = await previousEntries(w, parentTree, rel); // fetched before the slot: no slot waits on a round trip
   const listed = await w.dirs.acquire(); // held while listing, not while waiting for subdirectories
   let fd: number | undefined;
   if (dir.length > LONG_PATH) {
@@ -220,7 +221,7 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
   try {
     const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
     w.progress.dirs++;
-    const d: DirWalk = { dir, rel, dev, previous: await previousEntries(w, parentTree, rel), entries: [], reused: [], tasks: [] };
+    const d: DirWalk = { dir, rel, dev, previous, entries: [], reused: [], tasks: [] };
     if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
     listed();
     await confirmReused(w, d);
