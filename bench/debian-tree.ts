@@ -47,3 +47,31 @@ async function buildTree(name: string, packages: string[], extraPackages: string
   execFileSync('mv', [tmp, tree]);
   return { tree };
 }
+
+/**
+ * The node tree `n` times over, for bench:peers `--scale N`: the tree itself at the top
+ * (so the agent's boot loader phase finds /boot and /etc as on a node) and n - 1 copies of it
+ * under /srv/scale/copy-K. So that the copies are not all duplicate chunks, copy K has every
+ * 8th regular file (counted from K) appended a line naming the copy (its last chunk changes)
+ * and one file of 16 MiB of its own random bytes. Cached beside the node tree
+ * ($CLONER_BENCH_CACHE/bookworm-node-xN); ~1.1 GB a copy: check the disk first (`df`).
+ */
+export async function ensureScaledTree(base: string, n: number): Promise<TreeFound> {
+  const tree = `${base}-x${n}`;
+  if (existsSync(tree)) return { tree };
+  if (process.getuid?.() !== 0) return { skip: `building the ${n}x tree needs root` };
+  const tmp = `${tree}.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  console.error(`building ${tree}: ${n} copies of ${base} with variations (once; cached afterwards)`);
+  await mkdir(tmp, { recursive: true });
+  execFileSync('cp', ['-a', `${base}/.`, tmp], { stdio: 'inherit' });
+  for (let k = 1; k < n; k++) {
+    const copy = path.join(tmp, 'srv/scale', `copy-${k}`);
+    await mkdir(copy, { recursive: true });
+    execFileSync('cp', ['-a', `${base}/.`, copy], { stdio: 'inherit' });
+    const vary = `find "$1" -xdev -type f -size +0 | awk -v k="$2" 'NR % 8 == k % 8' | while IFS= read -r f; do printf 'scale copy %s\\n' "$2" >> "$f"; done; head -c 16777216 /dev/urandom > "$1/random-$2.bin"`;
+    execFileSync('bash', ['-c', vary, 'vary', copy, String(k)], { stdio: 'inherit' });
+  }
+  execFileSync('mv', [tmp, tree]);
+  return { tree };
+}

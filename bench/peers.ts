@@ -18,11 +18,19 @@
  * ahead), then the peak RSS and CPU seconds of every Cloner process. The page cache is warm for all alike.
  * Without root (loop devices) the disk rows are skipped with the reason. `--cloner-only` runs
  * Cloner's rows alone; CLONER_BENCH_PROF=DIR writes a --cpu-prof of every Cloner process there.
+ *
+ * `--scale N` (root; e.g. `--scale 8`) runs only this, to read off that time grows linearly
+ * and memory does not grow: capture to a fresh server and an agent deploy onto a blank loop
+ * disk, of the node tree and of a tree N times larger (the node tree and N - 1 copies of it
+ * with variations, debian-tree.ts ensureScaledTree: built once, ~1.1 GB a copy, cached beside
+ * the node tree), one scale after the other. It prints, per scale, the seconds, the CPU
+ * seconds and the peak RSS of the CLI, the server and the agent, and the ratio of each to 1x.
+ * The loop disk is a sparse file of 6 GiB a copy in the work directory.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureDebianTree, ensureNodeTree } from './debian-tree.ts';
-import { agentDeploy, duBytes, loopDisk, profFlags, sh, timed, timedShell, type LoopDisk } from './lab.ts';
+import { ensureDebianTree, ensureNodeTree, ensureScaledTree } from './debian-tree.ts';
+import { agentDeploy, duBytes, loopDisk, profFlags, sh, timed, timedShell, type LoopDisk, type Timed } from './lab.ts';
 import { startBenchServer } from './server.ts';
 import { haveTool } from '../core/tools.ts';
 
@@ -33,6 +41,16 @@ const peers = !process.argv.includes('--cloner-only');
 /** Why a yardstick's rows are missing: --cloner-only, or the tool is not installed (and which package has it). */
 function skipped(tool: string, pkg: string): string {
   return peers ? `skipped: ${tool} is not installed (scripts/setup.sh installs ${pkg})` : 'skipped: --cloner-only';
+}
+const scaleArg = process.argv.indexOf('--scale');
+if (scaleArg > 0) {
+  const n = Number(process.argv[scaleArg + 1]);
+  if (!Number.isInteger(n) || n < 2 || n > 32) {
+    console.error('bench:peers: --scale takes a whole number from 2 to 32 (e.g. --scale 8)');
+    process.exit(2);
+  }
+  await scaleRun(n);
+  process.exit(0);
 }
 const update = quick ? ['htop', 'strace', 'tmux'] : ['htop', 'strace', 'gdb', 'tmux'];
 const one = quick ? await ensureDebianTree() : await ensureNodeTree();
@@ -196,4 +214,51 @@ try {
   await server.stop();
   lab?.close();
   await rm(work, { recursive: true, force: true });
+}
+
+/** `--scale N`: capture to a server and a blank deploy, at 1x and at Nx, side by side (header). */
+async function scaleRun(n: number): Promise<void> {
+  if (process.getuid?.() !== 0) return void console.log('bench:peers --scale skipped: the deploy onto a loop disk needs root');
+  const base = quick ? await ensureDebianTree() : await ensureNodeTree();
+  if ('skip' in base) return void console.log(`bench:peers --scale skipped: ${base.skip}`);
+  const big = await ensureScaledTree(base.tree, n);
+  if ('skip' in big) return void console.log(`bench:peers --scale skipped: ${big.skip}`);
+  const results: Array<{ scale: number; bytes: number; files: number; capture: Timed; server: number; deploy: Awaited<ReturnType<typeof agentDeploy>> }> = [];
+  for (const [scale, tree] of [[1, base.tree], [n, big.tree]] as const) {
+    const work = await mkdtemp(path.join(process.env.CLONER_BENCH_WORK ?? '/var/tmp', `cloner-bench-scale${scale}-`));
+    const server = await startBenchServer(path.join(work, 'server'));
+    let disk: LoopDisk | undefined;
+    try {
+      const remote = ['--server', server.url, '--token-file', server.tokenFile];
+      const run = (...args: string[]) => timed([process.execPath, ...profFlags(), 'bin/cloner.js', ...args]);
+      await writeFile(path.join(work, 'layout.json'), JSON.stringify({ format: 'cloner-layout/1', disks: [{ id: 'd', table: 'gpt', partitions: [{ id: 'root', size: 'grow', type: 'linux', name: 'root' }] }], filesystems: [{ device: 'root', type: 'ext4', mount: '/' }] }));
+      run('disklayout-upload', '--disklayout', 'benchfs', '--file', path.join(work, 'layout.json'), ...remote);
+      console.error(`[scale ${scale}x] capture of ${tree}`);
+      const capture = run('new-image', '--yes', '--image', 'node', '--root', tree, '--disklayout', 'benchfs', ...remote);
+      run('nodes', 'add', 'bench', 'cloner_image=node', ...remote);
+      disk = await loopDisk(work, (quick ? 3 : 6) * scale * 1024 ** 3);
+      await disk.wipe();
+      console.error(`[scale ${scale}x] deploy onto a blank ${(quick ? 3 : 6) * scale} GiB loop disk`);
+      const deploy = await agentDeploy(server, 'bench', disk);
+      const [files, bytes] = /(\d+) files, ([\d.]+ \S+) in/.exec(capture.out)?.slice(1) ?? ['?', '?'];
+      console.error(`[scale ${scale}x] ${files} files, ${bytes}: capture ${capture.seconds.toFixed(1)} s, deploy ${deploy.seconds.toFixed(1)} s`);
+      results.push({ scale, files: Number(files), bytes: Number(sh('du', '-sb', '--apparent-size', tree).split('\t')[0]), capture, server: server.peakRss(), deploy });
+    } finally {
+      disk?.close();
+      await server.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  const [one] = results;
+  const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
+  const x = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '');
+  console.log(`${'scale'.padEnd(6)} ${'files'.padStart(8)} ${'GB'.padStart(6)} | ${'capture s'.padStart(9)} ${'CPU s'.padStart(6)} ${'CLI RSS'.padStart(8)} ${'server RSS'.padStart(10)} | ${'deploy s'.padStart(8)} ${'restore s'.padStart(9)} ${'CPU s'.padStart(6)} ${'agent RSS'.padStart(9)}`);
+  for (const r of results) {
+    const restore = r.deploy.phases.find(([p]) => p === 'restore')?.[1] ?? NaN;
+    console.log(`${`${r.scale}x`.padEnd(6)} ${String(r.files).padStart(8)} ${(r.bytes / 1e9).toFixed(2).padStart(6)} | ${r.capture.seconds.toFixed(1).padStart(9)} ${r.capture.cpu.toFixed(1).padStart(6)} ${mb(r.capture.rss).padStart(8)} ${mb(r.server).padStart(10)} | ${r.deploy.seconds.toFixed(1).padStart(8)} ${restore.toFixed(1).padStart(9)} ${r.deploy.cpu.toFixed(1).padStart(6)} ${mb(r.deploy.rss).padStart(9)}`);
+  }
+  for (const r of results.slice(1)) {
+    const restore = (d: typeof r.deploy) => d.phases.find(([p]) => p === 'restore')?.[1] ?? NaN;
+    console.log(`${r.scale}x / 1x: bytes ${x(r.bytes, one.bytes)}, capture time ${x(r.capture.seconds, one.capture.seconds)}, restore time ${x(restore(r.deploy), restore(one.deploy))}, deploy time ${x(r.deploy.seconds, one.deploy.seconds)}; peak RSS: CLI ${x(r.capture.rss, one.capture.rss)}, server ${x(r.server, one.server)}, agent ${x(r.deploy.rss, one.deploy.rss)}`);
+  }
 }

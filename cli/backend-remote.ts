@@ -46,7 +46,7 @@ export async function remoteBackend(http: HttpStore): Promise<Backend> {
     history: (name) => api.call(API.nodeHistory, { params: { name } }),
     group: (name, group, remove) => api.call(API.nodeGroup, { params: { name }, body: { group, remove } }),
     bytesMark: async () => http.uploadedBytes,
-    transfer: () => ({ sent: http.uploadedBytes, alreadyStored: http.alreadyStoredBytes }),
+    transfer: () => ({ sent: http.uploadedBytes, sentRaw: http.uploadedRawBytes, alreadyStored: http.alreadyStoredBytes }),
     hold: () => ({ release: () => {} }),
     close: () => http.close(),
   };

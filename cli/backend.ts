@@ -45,8 +45,8 @@ export interface ImageData {
   commitRevision(name: string, input: RevisionInput, create: boolean): Promise<Revision>;
   /** Bytes stored (local) or sent (server) so far, to report what an upload added. */
   bytesMark(): Promise<number>;
-  /** What uploads sent and skipped (the server had it); null for a local store. */
-  transfer(): { sent: number; alreadyStored: number } | null;
+  /** What uploads sent (bytes on the wire, and the raw bytes of those chunks) and skipped as the server had it (raw bytes); null for a local store. */
+  transfer(): { sent: number; sentRaw: number; alreadyStored: number } | null;
   /** Keeps chunks an upload relies on from a concurrent local GC (a no-op on a server). */
   hold(): { release(): void };
 }

@@ -112,9 +112,10 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
     const extra = [`${progress.reusedFiles} unchanged`];
     const t = backend.transfer();
     if (t && sentBefore) {
-      const sent = t.sent - sentBefore.sent;
+      // The share is of raw bytes on both sides (a chunk the server has is never compressed).
+      const sentRaw = t.sentRaw - sentBefore.sentRaw;
       const known = t.alreadyStored - sentBefore.alreadyStored;
-      extra.push(`${formatBytes(sent)} sent`, `${sent + known ? Math.round((100 * known) / (sent + known)) : 0}% already on the server`);
+      extra.push(`${formatBytes(t.sent - sentBefore.sent)} sent`, `${sentRaw + known ? Math.round((100 * known) / (sentRaw + known)) : 0}% already on the server`);
     }
     if (estimate) return { files: progress.files, bytes: progress.bytes, totalFiles: Math.max(estimate.files, progress.files), totalBytes: Math.max(estimate.bytes, progress.bytes), estimated: true, extra: extra.join(', ') };
     return { files: progress.files, bytes: progress.bytes, totalFiles: total?.files, totalBytes: total?.bytes, extra: extra.join(', ') };

@@ -13,34 +13,24 @@
  * server has is neither compressed nor sent. `getMany` fetches 256 ids per request, a few requests
  * at a time (p-limit) and at most one more batch than that ahead of the consumer (each with a
  * rejection handler from the start: a failed batch surfaces in order, never as an
- * unhandled rejection), and decodes and checks every chunk's BLAKE3 (in the codec's
- * worker threads, a batch at a time) before yielding it; with `retry`, a
+ * unhandled rejection), and decodes and checks every chunk's BLAKE3 before yielding it
+ * (in the codec's worker threads a batch at a time, in-thread each chunk as it is yielded,
+ * so raw bytes are never held for the batches ahead); with `retry`, a
  * batch cut off by the network (or stalled) is fetched again with backoff. Errors become
  * ClonerErrors: an unreachable server, a refused token, a missing or corrupt chunk.
+ * Uploads and JSON calls go over node:http, fetches of chunks over fetch (httpRequest says why).
  */
 import pLimit from 'p-limit';
 import { API, routePath } from '../api/endpoints.ts';
-import { ClonerError } from '../errors.ts';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
-import { decodeChunk, type ChunkCodec, type EncodedChunk } from './codec.ts';
+import { decodeChunk, inThreadCodec, type ChunkCodec, type EncodedChunk } from './codec.ts';
 import { defaultCodec, ownedCopy } from './codec-pool.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
 import type { ChunkReader, ChunkWriter } from './interfaces.ts';
 import { CHUNKS_MEDIA_TYPE, encodeFrames, readFrames } from './wire.ts';
+import { ServerError, ServerUnreachableError, watchStall, withRetry } from './http-retry.ts';
 
-export class ServerError extends ClonerError {
-  override readonly code: string;
-  override readonly status: number;
-  constructor(status: number, code: string, message: string, hint: string) {
-    super(message, hint);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-export class ServerUnreachableError extends ClonerError {
-  override readonly code = 'SERVER_UNREACHABLE';
-}
+export { isTransient, ServerError, ServerUnreachableError, withRetry } from './http-retry.ts';
 
 export interface HttpStoreOptions {
   url: string;
@@ -58,46 +48,6 @@ export interface HttpStoreOptions {
   codec?: ChunkCodec;
 }
 
-/** Errors worth another try: the network or the server, not the data or the request. */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof ServerUnreachableError) return true;
-  if (err instanceof ServerError) return err.status >= 500 || err.status === 429;
-  if (err instanceof ClonerError) return false;
-  const e = err as { name?: string; code?: string; cause?: { code?: string } };
-  return e?.name === 'AbortError' || e?.name === 'TimeoutError' || e?.name === 'TypeError' || /^(ECONN|EPIPE|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|UND_ERR)/.test(e?.code ?? e?.cause?.code ?? '');
-}
-
-/** Runs `attempt` until it succeeds, fails for good, or the deadline after the first failure passes. */
-export async function withRetry<T>(retry: HttpStoreOptions['retry'], attempt: () => Promise<T>): Promise<T> {
-  if (!retry) return attempt();
-  let firstFailure = 0;
-  for (let n = 1; ; n++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-      firstFailure ||= Date.now();
-      const delay = Math.min(250 * 2 ** (n - 1), 5000);
-      if (Date.now() + delay - firstFailure > retry.deadlineMs) throw err;
-      retry.onRetry?.(err as Error, n, delay);
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
-
-/** The body's pieces, aborting the request when none arrives for `stallMs`. */
-async function* watchStall(body: AsyncIterable<Uint8Array>, controller: AbortController, stallMs: number): AsyncIterable<Uint8Array> {
-  let timer = setTimeout(() => controller.abort(new DOMException('no data from the server', 'TimeoutError')), stallMs);
-  try {
-    for await (const piece of body) {
-      timer.refresh();
-      yield piece;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Pending {
   id: ChunkId;
   /** The raw bytes of a `put` (encoded once the server is known to lack it), or none for `putEncoded`. */
@@ -105,6 +55,12 @@ interface Pending {
   chunk?: EncodedChunk;
   resolve: (id: ChunkId) => void;
   reject: (err: unknown) => void;
+}
+
+/** One fetched batch of getMany, in the order asked: its chunks as sent, and decoded already when the worker pool did it. */
+interface FetchedBatch {
+  encoded: EncodedChunk[];
+  raw?: Buffer[];
 }
 
 /** /missing requests on the wire at once; more questions wait and are merged into the next. */
@@ -129,7 +85,9 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private missingInFlight = 0;
   /** Bytes of chunk frames the server has accepted (what uploads cost on the wire). */
   uploadedBytes = 0;
-  /** Bytes of chunks not sent because the server already had them (raw for a `put`: such a chunk is never compressed; encoded for `putEncoded`). */
+  /** Raw bytes of the chunks those frames carried (what `alreadyStoredBytes` compares with). */
+  uploadedRawBytes = 0;
+  /** Raw bytes of chunks not sent because the server already had them (a `put`'s is never compressed; a `putEncoded`'s counts its raw length). */
   alreadyStoredBytes = 0;
 
   constructor(options: HttpStoreOptions) {
@@ -167,14 +125,33 @@ export class HttpStore implements ChunkReader, ChunkWriter {
    * just as it was reused (ECONNRESET on a reused socket) is tried once more on a new one.
    */
   async requestJson<T>(route: string, method = 'GET', body?: unknown): Promise<T> {
-    const mod = (this.url.startsWith('https:') ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http')) as typeof import('node:http');
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: { [key: string]: string | number } = { accept: 'application/json' };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
+    const { status, text } = await this.httpRequest(route, method, payload && { 'content-type': 'application/json', 'content-length': payload.length }, payload);
+    if (status < 200 || status > 299) throw this.refusal(status, text, method, route);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ServerError(status, 'BAD_ANSWER', `${method} ${route}: the server's answer is not JSON`, 'check that --server names a cloner server');
+    }
+  }
+
+  /**
+   * One request over node:http (or https) and its whole answer as text, errors as
+   * `request`'s. The payload is written as it is, never copied: uploads go this way too,
+   * because fetch copies a Uint8Array body (undici's extractBody) and queues it again in a
+   * web stream, which held each 8 MiB batch two or three times over (heap snapshot of a
+   * capture to a server: ~80 MB of upload bodies in flight for ~35 MB of frames). A
+   * kept-alive connection the server closed just as it was reused (ECONNRESET on a reused
+   * socket) is tried once more on a new one; every request here is safe to repeat (an
+   * upload stores chunks by their id).
+   */
+  private async httpRequest(route: string, method: string, headers: { [key: string]: string | number } | undefined, payload: Buffer | undefined): Promise<{ status: number; text: string }> {
+    const mod = (this.url.startsWith('https:') ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http')) as typeof import('node:http');
+    const all: { [key: string]: string | number } = { accept: 'application/json', ...headers };
+    if (this.token) all.authorization = `Bearer ${this.token}`;
     const once = (fresh: boolean) =>
       new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = mod.request(`${this.url}${route}`, { method, headers, ...(fresh ? { agent: false } : {}) }, (res) => {
+        const req = mod.request(`${this.url}${route}`, { method, headers: all, ...(fresh ? { agent: false } : {}) }, (res) => {
           const parts: Buffer[] = [];
           res.on('data', (piece: Buffer) => parts.push(piece));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
@@ -183,13 +160,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
         req.on('error', (err: NodeJS.ErrnoException) => reject(req.reusedSocket && err.code === 'ECONNRESET' && !fresh ? err : this.unreachable(err.code ?? err.message)));
         req.end(payload);
       });
-    const { status, text } = await once(false).catch((err) => (err instanceof ServerUnreachableError ? Promise.reject(err) : once(true)));
-    if (status < 200 || status > 299) throw this.refusal(status, text, method, route);
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new ServerError(status, 'BAD_ANSWER', `${method} ${route}: the server's answer is not JSON`, 'check that --server names a cloner server');
-    }
+    return once(false).catch((err) => (err instanceof ServerUnreachableError ? Promise.reject(err) : once(true)));
   }
 
   private unreachable(why: string): ServerUnreachableError {
@@ -280,7 +251,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     // handler when it is started, and its error is thrown when its turn comes, so the
     // first failure in order is the one the caller sees. Batches not started when the
     // caller stops (an error, a break) are never fetched.
-    const ahead: Array<Promise<Array<[ChunkId, Buffer]>>> = [];
+    const ahead: Array<Promise<FetchedBatch>> = [];
     let next = 0;
     const startMore = () => {
       while (next < batches.length && ahead.length < this.readAhead) {
@@ -292,17 +263,20 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     };
     startMore();
     while (ahead.length) {
-      const entries = await ahead.shift()!;
+      const { encoded, raw } = await ahead.shift()!;
       startMore();
-      for (const entry of entries) yield entry;
+      // In-thread, each chunk is decoded (and checked) as its turn comes: only the encoded
+      // batches ahead are held, not their raw bytes too (5 batches of 256 decoded chunks
+      // were ~80 MB of an image-export's peak).
+      for (let i = 0; i < encoded.length; i++) yield [encoded[i].id, raw ? raw[i] : decodeChunk(encoded[i])];
     }
   }
 
-  private fetchBatchOf(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+  private fetchBatchOf(batch: ChunkId[]): Promise<FetchedBatch> {
     return withRetry(this.retry, () => this.fetchBatchOnce(batch));
   }
 
-  private async fetchBatchOnce(batch: ChunkId[]): Promise<Array<[ChunkId, Buffer]>> {
+  private async fetchBatchOnce(batch: ChunkId[]): Promise<FetchedBatch> {
     let response: Response;
     const controller = new AbortController();
     // A connect that hangs counts as a stall too.
@@ -326,8 +300,8 @@ export class HttpStore implements ChunkReader, ChunkWriter {
       encoded.push(chunk);
     }
     if (encoded.length !== batch.length) throw new ChunkCorruptError(batch[encoded.length], `the server sent ${encoded.length} of ${batch.length} chunks`);
-    const raw = await this.codec.decodeMany(encoded);
-    return encoded.map((chunk, i) => [chunk.id, raw[i]]);
+    // The worker pool decodes a whole batch at once, off this thread; in-thread, getMany decodes each as it yields it.
+    return { encoded, raw: this.codec === inThreadCodec ? undefined : await this.codec.decodeMany(encoded) };
   }
 
   /** `knownId` as LocalStore.put's. The bytes are copied at once (the caller may reuse its buffer). */
@@ -361,7 +335,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
         const present = await this.hasMany(batch.map((p) => p.id));
         for (const [i, p] of batch.entries()) {
           if (!present[i]) continue;
-          this.alreadyStoredBytes += p.chunk?.data.length ?? p.raw!.length;
+          this.alreadyStoredBytes += p.chunk?.rawLength ?? p.raw!.length;
           p.resolve(p.id);
         }
         batch = batch.filter((_, i) => !present[i]);
@@ -373,11 +347,20 @@ export class HttpStore implements ChunkReader, ChunkWriter {
           p.raw = undefined;
         });
         const body = encodeFrames(batch.map((p) => p.chunk!));
+        const rawBytes = batch.reduce((sum, p) => sum + p.chunk!.rawLength, 0);
         // The body holds the bytes now: the queued copies go (the id is all that is left to check).
         for (const p of batch) p.chunk = undefined;
-        const response = await this.request(API.chunksUpload.url, { method: 'POST', body: new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.byteLength), headers: { 'content-type': CHUNKS_MEDIA_TYPE } });
-        const { ids } = (await response.json()) as { ids: string[] };
+        const { status, text } = await this.httpRequest(API.chunksUpload.url, 'POST', { 'content-type': CHUNKS_MEDIA_TYPE, 'content-length': body.length }, body);
+        if (status < 200 || status > 299) throw this.refusal(status, text, 'POST', API.chunksUpload.url);
+        let ids: string[];
+        try {
+          ({ ids } = JSON.parse(text) as { ids: string[] });
+          if (!Array.isArray(ids)) throw new TypeError('no ids');
+        } catch {
+          throw new ServerError(status, 'BAD_ANSWER', `POST ${API.chunksUpload.url}: the server's answer is not JSON`, 'check that --server names a cloner server');
+        }
         this.uploadedBytes += body.length;
+        this.uploadedRawBytes += rawBytes;
         batch.forEach((p, i) => (ids[i] === p.id ? p.resolve(p.id) : p.reject(new ChunkCorruptError(p.id, `the server stored ${ids[i]} instead`))));
       } catch (err) {
         for (const p of batch) p.reject(err);

@@ -18,7 +18,7 @@ import { closeSync, fstatSync, openSync, read, constants as fsc, type BigIntStat
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { fsx } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
-import { chunkFile, type ReadableFile } from './file-chunks.ts';
+import { chunkFile, READ_WINDOW, type ReadableFile } from './file-chunks.ts';
 import type { ChunkRef } from './manifest.ts';
 
 /** Reads of a file that keeps changing before it is stored as last read (a log written to every few ms still settles within 3). */
@@ -33,6 +33,8 @@ export interface FileReader {
   onChunk: () => void;
   onRead: (bytes: number) => void;
   warn: (message: string) => void;
+  /** Free read buffers (READ_WINDOW + maxSize bytes): a read takes one or makes one, and gives it back. */
+  buffers?: Buffer[];
 }
 
 export interface FileRead {
@@ -53,6 +55,7 @@ export async function readChunks(r: FileReader, file: Buffer, shown: string): Pr
     fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   }
   const handle = readableFd(fd);
+  const buffer = r.buffers?.pop() ?? Buffer.allocUnsafeSlow(READ_WINDOW + r.chunker.maxSize);
   try {
     for (let attempt = 1; ; attempt++) {
       const before = fstatSync(fd, { bigint: true });
@@ -65,6 +68,7 @@ export async function readChunks(r: FileReader, file: Buffer, shown: string): Pr
         },
         onRead: r.onRead,
         afterWindow: r.drain,
+        buffer,
       });
       const after = fstatSync(fd, { bigint: true });
       if (same(before, after)) return { refs, stat: before };
@@ -74,6 +78,7 @@ export async function readChunks(r: FileReader, file: Buffer, shown: string): Pr
       }
     }
   } finally {
+    r.buffers?.push(buffer);
     closeSync(fd);
   }
 }

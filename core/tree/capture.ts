@@ -1,40 +1,34 @@
 /**
  * Capture: one file-system tree into directory objects and chunks.
  *
- * A walk driver lists each directory (sorted, lstat with nanosecond times, no symlink
- * followed, another file system entered only where the image selection says so; sync calls:
- * a thread-pool hop per lstat topped a no-op update's profile) and hands regular files to file-saver tasks limited by p-limit. What the walk
- * leaves out is the image selection's rule (select.ts), shared with the progress count.
- * A saver finds the file's data extents (SEEK_DATA/SEEK_HOLE for sparse files, so holes
- * are never read or stored), cuts each extent with FastCDC, hashes every chunk with BLAKE3
- * and passes it to the store without waiting for durability; the driver flushes the store
- * once at the end. Each directory becomes a canonical JSON object stored under its
- * content id, bottom-up.
+ * A walk driver lists each directory (sorted, lstat with nanosecond times, sync calls, no
+ * symlink followed, another file system entered only where the image selection says so,
+ * select.ts) and hands regular files to readers (read-queue.ts: a few directories listed at
+ * once, newest first, and the walk braked at a few hundred queued reads, so it goes depth
+ * first and memory stays flat). A reader finds the file's data extents (SEEK_DATA/SEEK_HOLE:
+ * holes are never read or stored), cuts them with FastCDC, hashes each chunk with BLAKE3 and
+ * passes it to the store without waiting for durability; the store is flushed once at the
+ * end. Each directory becomes a canonical JSON object stored under its content id, bottom-up.
  *
- * Names are bytes: directories are read as Buffers and each name is kept in the lossless
- * escaped form of file-names.ts (a name that is not UTF-8 is stored, never skipped). A
- * directory whose path grows past LONG_PATH bytes is opened and its children named through
- * "/proc/self/fd/N/", so a tree of any depth captures whatever PATH_MAX says.
+ * Names are bytes, kept in the lossless escaped form of file-names.ts. A directory whose path
+ * passes LONG_PATH bytes is opened and its children named through "/proc/self/fd/N/".
+ * Files and directories keep their inode flags (inode-flags.ts). Every path not stored
+ * (excluded, another file system, vanished or unreadable, a socket) is counted and listed in
+ * `leftOut`. A file that changes while it is read is read again (capture-read.ts).
  *
- * Files and directories keep their inode flags (inode-flags.ts). Nothing is left out
- * silently: every path not stored (excluded, another file system not entered, vanished or
- * unreadable, a socket) is counted and listed in the result's `leftOut`. A file that
- * changes while it is read is read again (capture-read.ts).
- *
- * Incremental capture: given the parent revision's tree (its directory objects read in
- * batches, parent-objects.ts), a file whose size, mtime, ctime and inode are unchanged
- * keeps its chunk list without being read (its chunks are asked for with one `hasMany` per
- * directory, which also protects them from a concurrent GC), and its xattrs and inode flags
- * without their calls where the parent's capture read flags (stat-fields.ts). Directory
- * objects go to the write-behind like chunks, so no directory waits for an upload.
+ * Incremental capture: given the parent revision's tree (read in batches, parent-objects.ts),
+ * a file whose size, mtime, ctime and inode are unchanged keeps its chunk list unread (its
+ * chunks asked for with one `hasMany` per directory, which also guards them from a concurrent
+ * GC), and its xattrs and inode flags where the parent's capture read flags (stat-fields.ts).
+ * Directory objects go to the write-behind like chunks: no directory waits for an upload.
  */
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { readChunks, readXattrs, type FileRead, type FileReader } from './capture-read.ts';
 import { readFlags } from './inode-flags.ts';
+import { dirSlots, readQueue, type ReadQueue } from './read-queue.ts';
 import { SUBVOLUME_INO } from './subvolumes.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
@@ -46,6 +40,7 @@ import { splitDev, timestampOf, unchangedFile } from './stat-fields.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
+
 
 export interface CaptureProgress {
   files: number;
@@ -107,7 +102,8 @@ interface Walk {
   rootStat: BigIntStats;
   progress: CaptureProgress;
   warn: (message: string) => void;
-  limit: LimitFunction;
+  reads: ReadQueue; // file reads, and the brake that keeps the walk from queuing the whole tree
+  dirs: ReturnType<typeof dirSlots>; // directories listed at once, newest first (depth first)
   writes: UnflushedWrites;
   reader: FileReader;
   /** Hardlink group ("device:inode") -> the read of its first path. */
@@ -125,8 +121,7 @@ interface Walk {
 
 /** One directory being captured: where it is, what its parent revision had, what it collects. */
 interface DirWalk {
-  /** The directory's path as bytes (a "/proc/self/fd/N" name once the real path is long). */
-  dir: Buffer;
+  dir: Buffer; // the directory's path as bytes (a "/proc/self/fd/N" name once the real path is long)
   rel: string;
   dev: bigint;
   previous: Map<string, Entry>;
@@ -156,7 +151,8 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     rootStat: await statRoot(selection.root),
     progress,
     warn,
-    limit: pLimit(opts.concurrency ?? 8),
+    reads: readQueue(opts.concurrency ?? 8),
+    dirs: dirSlots(),
     writes,
     reader: {
       chunker: opts.chunker,
@@ -166,6 +162,7 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
       onChunk: () => progress.chunks++,
       onRead: (bytes) => (progress.readBytes += bytes),
       warn,
+      buffers: [],
     },
     hardlinks: new Map(),
     leftOut,
@@ -211,6 +208,8 @@ function pushTask(d: DirWalk, task: Promise<void>): void {
 }
 
 async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
+  const previous = await previousEntries(w, parentTree, rel); // fetched before the slot: no slot waits on a round trip
+  const listed = await w.dirs.acquire(); // held while listing, not while waiting for subdirectories
   let fd: number | undefined;
   if (dir.length > LONG_PATH) {
     try {
@@ -224,14 +223,16 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
   try {
     const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
     w.progress.dirs++;
-    const d: DirWalk = { dir, rel, dev, ...(await previousEntries(w, parentTree, rel)), entries: [], reused: [], tasks: [] };
+    const d: DirWalk = { dir, rel, dev, ...previous, entries: [], reused: [], tasks: [] };
     if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
+    listed();
     await confirmReused(w, d);
     await Promise.all(d.tasks);
     // Entries all as the parent's: its object, asked for like a reused file's chunks (no serialising, hashing or upload: ~10% of a no-op's CPU).
     if (d.parentIds && !rootMeta && sameEntries(d.entries, d.previous.values()) && !(await w.opts.store.hasMany(d.parentIds)).includes(false)) return d.parentIds[0];
     return await putDir(w, serializeDirectory(d.entries, rootMeta));
   } finally {
+    listed();
     if (fd !== undefined) closeSync(fd);
   }
 }
@@ -278,6 +279,7 @@ async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
 
 /** One directory entry: skipped when the selection excludes it, else added to `d.entries`. */
 async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
+  await w.reads.ahead(); // waits while the readers' queue is full (read-queue.ts)
   const full = childPath(d.dir, name);
   const relPath = `${d.rel}/${name}`;
   const shown = shownPath(w, relPath);
@@ -350,7 +352,7 @@ function captureFile(w: Walk, d: DirWalk, full: Buffer, st: BigIntStats, entry: 
     return;
   }
   const shown = shownPath(w, `${d.rel}/${entry.name}`);
-  const read = () => w.limit(() => readChunks(w.reader, full, shown));
+  const read = () => w.reads.run(() => readChunks(w.reader, full, shown));
   let chunks: Promise<FileRead>;
   if (entry.h) {
     chunks = w.hardlinks.get(entry.h) ?? read();
@@ -389,7 +391,7 @@ async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
     if (!entry.chunks.some((c) => missing.has(c[2]))) w.progress.reusedFiles++;
     else {
       const full = childPath(d.dir, entry.name);
-      pushTask(d, w.limit(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
+      pushTask(d, w.reads.run(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
         entry.chunks = refs;
         entry.size = Number(stat.size);
       }));

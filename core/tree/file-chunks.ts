@@ -3,7 +3,8 @@
  * chunk) and the deploy sync (which only names the chunks a node already holds).
  *
  * Algorithm: the file's data extents (SEEK_DATA/SEEK_HOLE for a sparse file, so holes are
- * never read; the whole file otherwise) are read in 4 MiB windows; FastCDC finds each cut,
+ * never read; the whole file otherwise) are read in 1 MiB windows (into the caller's
+ * buffer when it gives one); FastCDC finds each cut,
  * the window's tail is carried over to the next read, and every chunk goes to `onChunk`,
  * which returns its id. Chunks never span a hole: each extent starts a fresh chunker.
  */
@@ -12,7 +13,13 @@ import { fsx } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkRef } from './manifest.ts';
 
-const READ_BUFFER = 4 * 1024 * 1024;
+/**
+ * Bytes read at once (plus the chunker's maxSize of carried-over tail). 1 MiB, not 4: a
+ * capture keeps one window per reader (8) and one window of chunks beyond its write-behind
+ * limit per reader, so 4 MiB windows held ~34 MB of buffers plus as much of chunk copies;
+ * 1 MiB reads stream as fast from the page cache or a disk's read-ahead.
+ */
+export const READ_WINDOW = 1024 * 1024;
 
 /** What chunkFile needs of an open file (a FileHandle is one). */
 export interface ReadableFile {
@@ -31,11 +38,17 @@ export interface ChunkFileOptions {
   /** Called when the file ends before `size` (it shrank while being read). */
   onShrunk?: (readBytes: number) => void;
   /**
-   * Called after the chunks of each read window (up to 4 MiB) were handed out, before the
+   * Called after the chunks of each read window (up to READ_WINDOW bytes) were handed out, before the
    * next read: capture waits here for its write-behind window, so a big file never has
    * more than one read window of chunks beyond it.
    */
   afterWindow?: () => Promise<void>;
+  /**
+   * A read buffer to use when it holds a window (READ_WINDOW + maxSize bytes): capture's
+   * readers each keep one, so no file allocates its own (a fresh buffer per file was
+   * ~1 GB of short-lived ArrayBuffers per capture of the node tree, freed only at GC).
+   */
+  buffer?: Buffer;
 }
 
 /** The chunk list [offset, length, id] of the first `size` bytes of an open file. */
@@ -45,7 +58,8 @@ export async function chunkFile(handle: ReadableFile, size: number, o: ChunkFile
   const chunker = new FastCdcChunker(o.params);
   for (const [start, length] of extents) {
     chunker.reset();
-    const buf = Buffer.allocUnsafe(Math.min(length, READ_BUFFER + o.params.maxSize));
+    const want = Math.min(length, READ_WINDOW + o.params.maxSize);
+    const buf = o.buffer && o.buffer.length >= want ? o.buffer.subarray(0, want) : Buffer.allocUnsafe(want);
     let bufOffset = start; // file offset of buf[0]
     let filled = 0;
     let chunkStart = 0;

@@ -40,6 +40,28 @@ conformanceSuite('HttpStore', async () => {
   return { store, close: async () => (await store.close(), await server.close()) };
 }).run();
 
+test('uploaded and already-stored bytes are both counted raw', async () => {
+  const server = await startServer();
+  try {
+    const store = new HttpStore({ url: server.url, token: server.auth.adminToken });
+    // Compressible chunks, so encoded and raw sizes differ.
+    const chunks = [1, 2, 3].map((n) => Buffer.from(`chunk ${n} `.repeat(4000)));
+    const raw = chunks.reduce((sum, c) => sum + c.length, 0);
+    await Promise.all(chunks.map((c) => store.put(c)));
+    await store.flush();
+    assert.is(store.uploadedRawBytes, raw);
+    assert.ok(store.uploadedBytes < raw, 'the wire carried LZ4 frames, smaller than the raw bytes');
+    assert.is(store.alreadyStoredBytes, 0);
+    const again = new HttpStore({ url: server.url, token: server.auth.adminToken });
+    await Promise.all(chunks.map((c) => again.put(c)));
+    await again.flush();
+    assert.is(again.alreadyStoredBytes, raw);
+    assert.is(again.uploadedBytes, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 test('an unreachable server and a refused token are clear errors', async () => {
   const server = await startServer();
   try {
