@@ -106,8 +106,7 @@ interface Walk {
   dirs: ReturnType<typeof dirSlots>; // directories listed at once, newest first (depth first)
   writes: UnflushedWrites;
   reader: FileReader;
-  /** Hardlink group ("device:inode") -> the read of its first path. */
-  hardlinks: Map<string, Promise<FileRead>>;
+  hardlinks: Map<string, Promise<FileRead>>; // hardlink group ("device:inode") -> the read of its first path
   leftOut: LeftOut[];
   /** Records a path not stored (or stored empty): counted, listed, and a warning unless it was excluded. */
   leave: (rel: string, why: string, warn?: string) => void;
