@@ -6,7 +6,7 @@
  * the agent's own phase lines. Everything made here is undone by `LoopDisk.close`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -127,6 +127,36 @@ export interface Deployed {
  * DIR; CLONER_BENCH_NODE_FLAGS replaces the launchers' own (space-separated; default --max-semi-space-size=8).
  */
 export const profFlags = () => [...(process.env.CLONER_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLONER_BENCH_PROF}`] : []), ...(process.env.CLONER_BENCH_NODE_FLAGS ?? LAUNCHER_FLAGS).split(' ').filter(Boolean)];
+/**
+ * The script that runs program `prog` as the installed launchers (bin/cloner, ...) pick it:
+ * the bundle dist/PROG.js (scripts/build.ts) when no source file under cli, core, server
+ * or agent is newer, else the TypeScript source through bin/PROG.js, which costs 0.2-0.5 s
+ * more start-up a run. CLONER_BENCH_SOURCES=1 always takes the sources.
+ */
+export function entryOf(prog: 'cloner' | 'cloner-server' | 'cloner-agent'): string {
+  const known = entries.get(prog);
+  if (known) return known;
+  const bundle = `dist/${prog}.js`;
+  let entry = `bin/${prog}.js`;
+  if (process.env.CLONER_BENCH_SOURCES !== '1' && existsSync(bundle)) {
+    const built = statSync(bundle).mtimeMs;
+    const newer = ['cli', 'core', 'server', 'agent'].some((dir) =>
+      (readdirSync(dir, { recursive: true }) as string[]).some((f) => f.endsWith('.ts') && statSync(path.join(dir, f)).mtimeMs > built),
+    );
+    if (!newer) entry = bundle;
+  }
+  entries.set(prog, entry);
+  return entry;
+}
+const entries = new Map<string, string>();
+
+/** A line for a bench's header: which build its Cloner programs run. */
+export function entryNote(): string {
+  return entryOf('cloner').startsWith('dist/')
+    ? 'Cloner runs from its bundle, dist/ (as the installed commands do)'
+    : 'Cloner runs from its TypeScript sources (dist/ is missing or older than them: npm run build makes it; or CLONER_BENCH_SOURCES=1)';
+}
+
 /** What the installed launchers (bin/cloner, bin/cloner-server, bin/cloner-agent) and the installer give Node. */
 const LAUNCHER_FLAGS = '--max-semi-space-size=8';
 
@@ -134,7 +164,7 @@ const LAUNCHER_FLAGS = '--max-semi-space-size=8';
 export async function agentDeploy(server: { url: string; tokenFile: string }, node: string, d: LoopDisk): Promise<Deployed> {
   const rssFile = path.join('/tmp', `cloner-bench-rss-agent-${process.pid}`);
   const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', TIME_FORMAT, '-o', rssFile] : [];
-  const argv = [...wrap, process.execPath, ...profFlags(), 'bin/cloner-agent.js', 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', node, '--disks', d.disk, '--target', d.mnt, '--force', '--no-reboot'];
+  const argv = [...wrap, process.execPath, ...profFlags(), entryOf('cloner-agent'), 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', node, '--disks', d.disk, '--target', d.mnt, '--force', '--no-reboot'];
   const t = performance.now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '60000' } });
   let out = '';

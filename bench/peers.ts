@@ -6,7 +6,8 @@
  * mmdebstrap once and cached outside the repo (debian-tree.ts). `--quick` uses the small
  * minbase tree and minbase + htop/strace/tmux instead, to run in a few minutes.
  *
- * Timed, each as a child process (the real CLI, server and agent): Cloner capture to a
+ * Timed, each as a child process (the real CLI, server and agent, from their bundles in dist/
+ * as the installed commands run them; from the sources when dist/ is older): Cloner capture to a
  * cloner-server on loopback and to a local store, update, no-op update, image-export of the
  * update to an empty directory, agent deploy onto a blank loop disk and a re-deploy after
  * the update; tar|lz4 (capture, restore), restic (backup, backup, backup, restore), borg
@@ -30,7 +31,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDebianTree, ensureNodeTree, ensureScaledTree } from './debian-tree.ts';
-import { agentDeploy, duBytes, loopDisk, profFlags, sh, timed, timedShell, type LoopDisk, type Timed } from './lab.ts';
+import { agentDeploy, duBytes, entryNote, entryOf, loopDisk, profFlags, sh, timed, timedShell, type LoopDisk, type Timed } from './lab.ts';
 import { startBenchServer } from './server.ts';
 import { haveTool } from '../core/tools.ts';
 
@@ -93,7 +94,7 @@ becomes(one.tree);
 try {
   const remote = ['--server', server.url, '--token-file', server.tokenFile];
   const cloner = (label: string, ...args: string[]) => {
-    const r = timed([process.execPath, ...profFlags(), 'bin/cloner.js', ...args]);
+    const r = timed([process.execPath, ...profFlags(), entryOf('cloner'), ...args]);
     rss.push([`cloner ${label}`, r.rss, r.cpu]);
     return r;
   };
@@ -196,6 +197,7 @@ try {
   if (!lab) add('deploy onto a blank disk', 'cloner-agent deploy', NaN, undefined, 'skipped: loop devices need root');
 
   // -- the table --
+  console.log(entryNote());
   console.log(`tree ${one.tree}: ${entries(one.tree)} entries, ${(logical(one.tree) / 1e6).toFixed(1)} MB; update ${two.tree}: ${entries(two.tree)} entries, ${(logical(two.tree) / 1e6).toFixed(1)} MB`);
   console.log(`${'operation'.padEnd(28)} ${'tool'.padEnd(34)} ${'seconds'.padStart(8)} ${'stored MB'.padStart(10)} ${'cloner/it time'.padStart(15)} ${'cloner/it bytes'.padStart(16)}  note`);
   for (const op of [...new Set(rows.map((r) => r.op))]) {
@@ -230,7 +232,7 @@ async function scaleRun(n: number): Promise<void> {
     let disk: LoopDisk | undefined;
     try {
       const remote = ['--server', server.url, '--token-file', server.tokenFile];
-      const run = (...args: string[]) => timed([process.execPath, ...profFlags(), 'bin/cloner.js', ...args]);
+      const run = (...args: string[]) => timed([process.execPath, ...profFlags(), entryOf('cloner'), ...args]);
       await writeFile(path.join(work, 'layout.json'), JSON.stringify({ format: 'cloner-layout/1', disks: [{ id: 'd', table: 'gpt', partitions: [{ id: 'root', size: 'grow', type: 'linux', name: 'root' }] }], filesystems: [{ device: 'root', type: 'ext4', mount: '/' }] }));
       run('disklayout-upload', '--disklayout', 'benchfs', '--file', path.join(work, 'layout.json'), ...remote);
       console.error(`[scale ${scale}x] capture of ${tree}`);

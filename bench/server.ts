@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { profFlags } from './lab.ts';
+import { entryOf, profFlags } from './lab.ts';
 
 export interface BenchServer {
   url: string;
@@ -13,7 +13,7 @@ export interface BenchServer {
 }
 
 export async function startBenchServer(dataDir: string): Promise<BenchServer> {
-  const server = spawn(process.execPath, [...profFlags(), 'bin/cloner-server.js', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(process.execPath, [...profFlags(), entryOf('cloner-server'), '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise((r) => server.once('exit', r));
   const url = await new Promise<string>((resolve, reject) => {
     let err = '';
