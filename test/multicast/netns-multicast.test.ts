@@ -78,6 +78,14 @@ if (blocker) {
       return Object.assign(finished(child), { child });
     };
     const status = () => JSON.parse(cloner('multicast-status', '--json')) as MulticastStatus;
+    // A session once it has ended (within 2 min): its nodes may finish first, since an agent
+    // ends once it holds every chunk and the session once its round is sent and reported.
+    const sessionEnded = async (id: string): Promise<SessionView> => {
+      for (const until = Date.now() + 120_000; ; await new Promise((r) => setTimeout(r, 500))) {
+        const s = status().sessions.find((x) => x.id === id)!;
+        if (s.phase === 'done' || s.phase === 'failed' || Date.now() > until) return s;
+      }
+    };
     const waitForWaiting = async (n: number, revision: number, runs: Array<Promise<{ code: number | null; out: string }>>) => {
       const until = Date.now() + 180_000;
       const ended: string[] = [];
@@ -110,8 +118,8 @@ if (blocker) {
     assert.is(dry.session, null);
     assert.ok(dry.lackingBytes >= NODES * dry.unionBytes * 0.99, 'unicast would send each node its own copy');
     if (process.env.CLONER_TEST_LOG_DIR) console.log('# all waiting');
-    // multicast-image follows its session to the end: run it alongside, so the victim can be
-    // killed while the session runs; the session is the one started after the dry run.
+    // multicast-image starts the session and returns (no --wait); the session is the one
+    // started after the dry run, and the victim is killed while it runs.
     const imager = lab.spawnIn(lab.serverNs, ['node', 'bin/cloner.js', 'multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json', '--server', url, '--token-file', path.join(server.dataDir, 'admin.token')]);
     let imagerJson = '';
     imager.stdout!.on('data', (d) => (imagerJson += d));
@@ -139,7 +147,7 @@ if (blocker) {
     assert.is((JSON.parse(imagerJson) as { session: SessionView }).session.id, start.session.id);
     assert.is((await forger).code, 0);
     results.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
-    const session1 = status().sessions.find((s) => s.id === start.session.id)!;
+    const session1 = await sessionEnded(start.session.id);
     assert.is(session1.phase, 'done');
     for (const r of session1.receivers) if (r.node !== nodeName(victim)) assert.is(r.state, 'done', `${r.node}: ${r.reason}`);
     const rejoined = results[victim].out.includes(`in session ${start.session.id}`);
@@ -177,7 +185,7 @@ if (blocker) {
     const start2 = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', '@lab', '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
     const results2 = await Promise.all(runs2);
     results2.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
-    const session2 = status().sessions.find((s) => s.id === start2.session.id)!;
+    const session2 = await sessionEnded(start2.session.id);
     const byNode = new Map(session2.receivers.map((r) => [r.node, r]));
     assert.is(byNode.get(nodeName(slow))?.state, 'unicast', JSON.stringify(session2.receivers));
     assert.match(results2[slow].out, /fetching the \d+ chunks still missing over unicast/);
@@ -196,7 +204,7 @@ if (blocker) {
     const start3 = JSON.parse(cloner('multicast-image', '--image', 'debian', '--nodes', `${nodeName(0)},${nodeName(1)}`, '--max-wait', '60', '--rate', '200M', '--json')) as { session: SessionView };
     const results3 = await Promise.all(runs3);
     results3.forEach((r, i) => assert.is(r.code, 0, `${nodeName(i)}:\n${r.out}`));
-    const session3 = status().sessions.find((s) => s.id === start3.session.id)!;
+    const session3 = await sessionEnded(start3.session.id);
     console.log(`# session 3 (2 nodes, 20% loss): rate ${session3.rateChanges.map((c) => `${Math.round((c.rate * 8) / 1e6)} Mbit/s at ${(100 * c.loss).toFixed(0)}%`).join(', ')}; sent ${(session3.sent.bytes / session3.unionBytes).toFixed(3)}x the union in ${session3.round} rounds; ${session3.receivers.map((r) => `${r.node} ${r.state}${r.reason ? ` (${r.reason})` : ''}`).join(', ')}`);
     // Small repair rounds at 20% loss may drop a node as lossy (hub.ts maxLoss): it then finishes over unicast.
     for (const r of session3.receivers) assert.ok(r.state === 'done' || (r.state === 'unicast' && /missed \d+% of round [2-9]/.test(r.reason ?? '')), `${r.node}: ${r.state} ${r.reason}`);
