@@ -4,7 +4,8 @@
  *   POST /v1/chunks/missing  {ids}        -> {missing}      which of a batch the store lacks (read)
  *   POST /v1/chunks          frame stream -> {stored, ids}  upload; every chunk is decoded and its
  *                                                          BLAKE3 checked before it is indexed (write)
- *   POST /v1/chunks/fetch    {ids}        -> frame stream   many chunks in one response (read)
+ *   POST /v1/chunks/fetch    {ids}        -> frame stream   many chunks in one response, in the order
+ *                                                          asked, streamed a few MiB at a time (read)
  *   GET  /v1/chunks/:id                   -> one frame      immutable, ETag = id, cacheable (read)
  * An upload that fails midway keeps the chunks already checked and stored (they are
  * idempotent, and GC takes them if no revision ever refers to them) and stores nothing of
@@ -13,12 +14,13 @@
 import type { FastifyInstance } from 'fastify';
 import { Readable } from 'node:stream';
 import { API } from '../core/api/routes.ts';
-import type { ChunkReader, ChunkWriter, EncodedChunkReader } from '../core/store/interfaces.ts';
-import { CHUNKS_MEDIA_TYPE, encodeFrame, readFrames } from '../core/store/wire.ts';
+import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
+import type { LocalStore } from '../core/store/local.ts';
+import { CHUNKS_MEDIA_TYPE, encodeFrames, readFrames } from '../core/store/wire.ts';
 import { sendError, serve } from './route.ts';
 
 /** What the chunk routes use of the store. */
-export type ChunkRouteStore = Pick<ChunkReader, 'hasMany'> & Pick<ChunkWriter, 'putEncoded'> & EncodedChunkReader & { present(ids: readonly string[]): Promise<boolean[]> };
+export type ChunkRouteStore = Pick<ChunkReader, 'hasMany'> & Pick<ChunkWriter, 'putEncoded'> & Pick<LocalStore, 'getEncodedInOrder'>;
 
 /** Bytes of uploaded chunks one request may have waiting at once (bounds its memory). */
 const UPLOAD_WINDOW_BYTES = 32 * 1024 * 1024;
@@ -68,22 +70,25 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
 
   serve(app, API.chunksFetch, async (req, reply) => {
     const ids = req.body.ids;
-    // Reads do not touch: only an uploader's /missing question holds chunks for its commit.
-    const present = await store.present(ids);
-    const absent = ids.filter((_, i) => !present[i]);
-    if (absent.length) return sendError(reply, 404, 'CHUNK_MISSING', `${absent.length} of ${ids.length} chunks are not stored (first: ${absent[0]})`, 'ask /v1/chunks/missing first; a revision never refers to a missing chunk');
+    // One batched lookup answers both the 404 and where to read. Reads do not touch: only an
+    // uploader's /missing question holds chunks for its commit.
+    const { missing, batches } = await store.getEncodedInOrder(ids);
+    if (missing.length) return sendError(reply, 404, 'CHUNK_MISSING', `${missing.length} of ${ids.length} chunks are not stored (first: ${missing[0]})`, 'ask /v1/chunks/missing first; a revision never refers to a missing chunk');
     async function* frames() {
-      for (const id of ids) yield encodeFrame(await store.getEncoded(id));
+      for await (const batch of batches()) yield encodeFrames(batch);
     }
-    return reply.type(CHUNKS_MEDIA_TYPE).send(Readable.from(frames()));
+    // Bytes, not objects: the stream holds about one batch (~4 MiB) ahead of the socket.
+    return reply.type(CHUNKS_MEDIA_TYPE).send(Readable.from(frames(), { objectMode: false }));
   });
 
   serve(app, API.chunk, async (req, reply) => {
     const { id } = req.params;
     const etag = `"${id}"`;
     if (req.headers['if-none-match'] === etag) return reply.code(304).header('ETag', etag).send();
-    if (!(await store.present([id]))[0]) return sendError(reply, 404, 'CHUNK_MISSING', `chunk ${id} is not stored`, 'ask /v1/chunks/missing');
-    const frame = encodeFrame(await store.getEncoded(id));
-    return reply.type(CHUNKS_MEDIA_TYPE).header('Cache-Control', 'public, max-age=31536000, immutable').header('ETag', etag).send(frame);
+    const { missing, batches } = await store.getEncodedInOrder([id]);
+    if (missing.length) return sendError(reply, 404, 'CHUNK_MISSING', `chunk ${id} is not stored`, 'ask /v1/chunks/missing');
+    const frames: Buffer[] = [];
+    for await (const batch of batches()) frames.push(encodeFrames(batch));
+    return reply.type(CHUNKS_MEDIA_TYPE).header('Cache-Control', 'public, max-age=31536000, immutable').header('ETag', etag).send(frames[0]);
   });
 }

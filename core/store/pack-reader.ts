@@ -4,8 +4,13 @@
  * `getMany` looks every id up, sorts the locations by pack and offset, and reads
  * neighbouring chunks with one read per run (up to 8 MiB, bridging gaps under 64 KiB),
  * so a restore of many small files costs one read per stretch of a pack, not one per
- * chunk. Reads do not take the store's gate: a concurrent repack may move a chunk and
- * delete its old pack, so a read that meets ENOENT looks the chunk up once more.
+ * chunk. `locate` + `readInOrder` serve a fetch that must answer in the order asked: the
+ * locations come from batched multi-gets (one lookup an id, which also tells what is
+ * missing), then the asked list is cut into windows of about WINDOW_BYTES of data; each
+ * window is read with the same coalesced runs and handed out in the asked order, so a
+ * request of any length holds about one window in memory. Reads do not take the store's
+ * gate: a concurrent repack may move a chunk and delete its old pack, so a read that meets
+ * ENOENT (or a short pack) looks that chunk up once more, on its own.
  *
  * Handles are cached (at most 64 open); one is closed only when no read is using it, so
  * a descriptor is never closed under a read (and reused by another open) while in use.
@@ -14,13 +19,15 @@ import * as fs from 'node:fs/promises';
 import type { ChunkId } from './chunk-id.ts';
 import { decodeChunk, type EncodedChunk } from './codec.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
-import type { Located, LocationIndex } from './location-index.ts';
+import type { Located, Location, LocationIndex } from './location-index.ts';
 import { packPath, type PackId } from './store-dir.ts';
 
 const MAX_OPEN_HANDLES = 64;
 const LOOKUP_BATCH = 4096;
 const MAX_RUN = 8 * 1024 * 1024;
 const MAX_GAP = 64 * 1024;
+/** Data bytes `readInOrder` reads and yields at a time (a single larger chunk is a window of its own). */
+const WINDOW_BYTES = 4 * 1024 * 1024;
 
 export class PackReader {
   private readonly dir: string;
@@ -65,46 +72,85 @@ export class PackReader {
    * ChunkMissingError (before yielding anything) when one is not indexed.
    */
   async *getMany(ids: readonly ChunkId[]): AsyncIterable<[ChunkId, Buffer]> {
-    const located: Located[] = [];
-    for (let i = 0; i < ids.length; i += LOOKUP_BATCH) {
-      const batch = ids.slice(i, i + LOOKUP_BATCH);
-      (await this.index.getMany(batch)).forEach((loc, j) => {
-        if (loc === undefined) throw new ChunkMissingError(batch[j]);
-        located.push({ id: batch[j], loc });
-      });
+    const found = await this.locate(ids);
+    const located = found.map((loc, i) => {
+      if (loc === undefined) throw new ChunkMissingError(ids[i]);
+      return { id: ids[i], loc };
+    });
+    located.sort(byPackOffset);
+    for (const { from, to, run } of this.runs(located)) {
+      const read = await run;
+      for (let k = from; k < to; k++) {
+        const { id, loc } = located[k];
+        // null: the pack moved (repack) or is short: a single, re-located read.
+        if (read === null) yield [id, await this.get(id)];
+        else yield [id, decodeChunk({ id, codec: loc.codec, rawLength: loc.rawLength, data: read.slice(loc) })];
+      }
     }
-    located.sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset));
-    let i = 0;
-    while (i < located.length) {
-      const first = located[i].loc;
+  }
+
+  /** The location of each of `ids` in the order asked (undefined: not indexed), by batched multi-gets. */
+  async locate(ids: readonly ChunkId[]): Promise<Array<Location | undefined>> {
+    if (ids.length <= LOOKUP_BATCH) return this.index.getMany(ids);
+    const out: Array<Location | undefined> = [];
+    for (let i = 0; i < ids.length; i += LOOKUP_BATCH) out.push(...(await this.index.getMany(ids.slice(i, i + LOOKUP_BATCH))));
+    return out;
+  }
+
+  /**
+   * The stored forms (not decoded) of `located`, in the order given, duplicates repeated,
+   * as arrays of about `windowBytes` of data each (see the module comment). A chunk whose
+   * pack is gone by the time it is read is looked up again (ChunkMissingError when it is
+   * gone for good, ChunkCorruptError when its pack is short).
+   */
+  async *readInOrder(located: readonly Located[], windowBytes = WINDOW_BYTES): AsyncGenerator<EncodedChunk[]> {
+    for (let at = 0; at < located.length; ) {
+      let end = at;
+      for (let bytes = 0; end < located.length && (end === at || bytes + located[end].loc.storedLength <= windowBytes); end++) bytes += located[end].loc.storedLength;
+      const window = located.slice(at, end).map((l, position) => ({ ...l, position }));
+      window.sort(byPackOffset);
+      const out = new Array<EncodedChunk>(window.length);
+      for (const { from, to, run } of this.runs(window)) {
+        const read = await run;
+        for (let k = from; k < to; k++) {
+          const { id, loc, position } = window[k];
+          out[position] = read === null ? await this.getEncoded(id) : { id, codec: loc.codec, rawLength: loc.rawLength, data: read.slice(loc) };
+        }
+      }
+      yield out;
+      at = end;
+    }
+  }
+
+  /**
+   * Cuts `sorted` (by pack, then offset) into runs of neighbouring chunks and reads each
+   * run with one read, lazily: a run's read starts when the caller takes it. Its `run`
+   * resolves to null when the pack is gone (ENOENT) or shorter than the run.
+   */
+  private *runs(sorted: readonly Located[]): Generator<{ from: number; to: number; run: Promise<RunBytes | null> }> {
+    for (let i = 0; i < sorted.length; ) {
+      const first = sorted[i].loc;
       let j = i + 1;
       let end = first.offset + first.storedLength;
-      while (j < located.length) {
-        const next = located[j].loc;
+      while (j < sorted.length) {
+        const next = sorted[j].loc;
         if (next.pack !== first.pack || next.offset - end > MAX_GAP || next.offset + next.storedLength - first.offset > MAX_RUN) break;
         end = Math.max(end, next.offset + next.storedLength);
         j++;
       }
-      let run: Buffer | null = null;
-      try {
-        const buffer = Buffer.allocUnsafe(end - first.offset);
-        const { bytesRead } = await this.withPack(first.pack, (handle) => handle.read(buffer, 0, buffer.length, first.offset));
-        run = bytesRead === buffer.length ? buffer : null;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        run = null;
-      }
-      for (let k = i; k < j; k++) {
-        const { id, loc } = located[k];
-        if (run === null) {
-          // The pack moved (repack) or is short: fall back to a single, re-located read.
-          yield [id, await this.get(id)];
-          continue;
-        }
-        const start = loc.offset - first.offset;
-        yield [id, decodeChunk({ id, codec: loc.codec, rawLength: loc.rawLength, data: run.subarray(start, start + loc.storedLength) })];
-      }
+      yield { from: i, to: j, run: this.readRun(first.pack, first.offset, end) };
       i = j;
+    }
+  }
+
+  private async readRun(pack: PackId, start: number, end: number): Promise<RunBytes | null> {
+    try {
+      const buffer = Buffer.allocUnsafe(end - start);
+      const { bytesRead } = await this.withPack(pack, (handle) => handle.read(buffer, 0, buffer.length, start));
+      return bytesRead === buffer.length ? new RunBytes(buffer, start) : null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return null;
     }
   }
 
@@ -148,5 +194,25 @@ export class PackReader {
       this.handles.delete(pack);
       void slot.handle.then((h) => h.close()).catch(() => undefined);
     }
+  }
+}
+
+/** Orders locations by pack, then by offset in the pack. */
+function byPackOffset(a: Located, b: Located): number {
+  return a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset;
+}
+
+/** The bytes of a pack from offset `start`, read in one go. */
+class RunBytes {
+  private readonly bytes: Buffer;
+  private readonly start: number;
+  constructor(bytes: Buffer, start: number) {
+    this.bytes = bytes;
+    this.start = start;
+  }
+  /** The stored bytes of the chunk at `loc` (a view, no copy). */
+  slice(loc: Location): Buffer {
+    const at = loc.offset - this.start;
+    return this.bytes.subarray(at, at + loc.storedLength);
   }
 }
