@@ -6,7 +6,10 @@
  *         rawLength u32le | codec u8                                      = 21 bytes
  *
  * Every write is one synced LevelDB batch, so a set of entries (a sealed pack's, a
- * repack's) lands whole or not at all. The index is derived data: repair.ts rebuilds it
+ * repack's) lands whole or not at all. Single lookups (`get`) are gathered: those asked
+ * before the event loop next turns (setImmediate) go to LevelDB as one multi-get, as an
+ * upload's chunks ask one each (a classic-level get costs ~60 µs of the main thread, with
+ * its own snapshot and promise; a multi-get costs that once for the lot). The index is derived data: repair.ts rebuilds it
  * from the packs alone. The same LevelDB also holds the refs (refs.ts), which are not.
  */
 import { ClassicLevel } from 'classic-level';
@@ -89,16 +92,42 @@ export class LocationIndex {
     this.chunks = db.sublevel<Buffer, Buffer>('c', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   }
 
-  /** The location of `id`, or undefined when it is not indexed. */
-  async get(id: ChunkId): Promise<Location | undefined> {
-    const value = await this.chunks.get(key(id));
-    return value === undefined ? undefined : decodeLocation(value);
+  /** LevelDB reads issued so far (a multi-get counts one): how well lookups are batched. */
+  reads = 0;
+  /** Single lookups waiting for the next gathered multi-get, by id. */
+  private asked = new Map<ChunkId, Array<{ resolve: (loc: Location | undefined) => void; reject: (err: unknown) => void }>>();
+
+  /**
+   * The location of `id`, or undefined when it is not indexed. Gathered with the other
+   * gets of this turn of the event loop into one multi-get (see the module comment);
+   * rejects with that multi-get's LevelDB error.
+   */
+  get(id: ChunkId): Promise<Location | undefined> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.asked.get(id);
+      if (waiting) return void waiting.push({ resolve, reject });
+      this.asked.set(id, [{ resolve, reject }]);
+      if (this.asked.size === 1) setImmediate(() => void this.lookUpAsked());
+    });
   }
 
   /** One answer per id, in the order asked (one LevelDB multi-get; callers batch). */
   async getMany(ids: readonly ChunkId[]): Promise<Array<Location | undefined>> {
+    this.reads++;
     const values = await this.chunks.getMany(ids.map(key));
     return values.map((v) => (v === undefined ? undefined : decodeLocation(v)));
+  }
+
+  private async lookUpAsked(): Promise<void> {
+    const asked = this.asked;
+    this.asked = new Map();
+    const ids = [...asked.keys()];
+    try {
+      const locations = await this.getMany(ids);
+      ids.forEach((id, i) => asked.get(id)!.forEach((w) => w.resolve(locations[i])));
+    } catch (err) {
+      for (const waiting of asked.values()) waiting.forEach((w) => w.reject(err));
+    }
   }
 
   /** Indexes every entry in one synced batch: all of them land, or none. */
