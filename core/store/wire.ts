@@ -40,27 +40,73 @@ export class FrameError extends StoreError {
   override readonly code = 'FRAME_INVALID';
 }
 
+/**
+ * The bytes received and not parsed yet, as the pieces they came in. `take` copies a
+ * frame's bytes once, straight from the pieces into a buffer of their own (a frame's data
+ * is kept in a pack until it is sealed; it must not pin, or be changed with, the pieces).
+ */
+class Pending {
+  private pieces: Buffer[] = [];
+  /** Bytes of pieces[0] already taken. */
+  private head = 0;
+  bytes = 0;
+
+  push(piece: Buffer): void {
+    if (piece.length === 0) return;
+    this.pieces.push(piece);
+    this.bytes += piece.length;
+  }
+
+  /** The next `n` bytes (n <= bytes), copied into a buffer of their own. */
+  take(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    this.into(out, n);
+    return out;
+  }
+
+  /** Reads a frame header's fields from the next HEADER_BYTES bytes (a view when they lie in one piece). */
+  header(): Buffer {
+    const first = this.pieces[0];
+    if (first.length - this.head >= HEADER_BYTES) {
+      const view = first.subarray(this.head, this.head + HEADER_BYTES);
+      this.skip(HEADER_BYTES);
+      return view;
+    }
+    return this.take(HEADER_BYTES);
+  }
+
+  private into(out: Buffer, n: number): void {
+    let at = 0;
+    while (at < n) {
+      const first = this.pieces[0];
+      const count = Math.min(n - at, first.length - this.head);
+      first.copy(out, at, this.head, this.head + count);
+      at += count;
+      this.skip(count);
+    }
+  }
+
+  private skip(n: number): void {
+    this.head += n;
+    this.bytes -= n;
+    if (this.head === this.pieces[0].length) {
+      this.pieces.shift();
+      this.head = 0;
+    }
+  }
+}
+
 /** Frames from a byte stream; throws FrameError on a malformed or truncated stream. */
 export async function* readFrames(source: AsyncIterable<Uint8Array>, limits: { maxFrames?: number } = {}): AsyncGenerator<EncodedChunk> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  const pending = new Pending();
   let frames = 0;
-  const take = (n: number): Buffer => {
-    const all = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    pending = rest.length ? [rest] : [];
-    pendingBytes = rest.length;
-    return out;
-  };
   let header: { id: string; codec: Codec; rawLength: number; dataLength: number } | null = null;
   for await (const piece of source) {
-    pending.push(Buffer.isBuffer(piece) ? piece : Buffer.from(piece));
-    pendingBytes += piece.length;
+    pending.push(Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
     for (;;) {
       if (!header) {
-        if (pendingBytes < HEADER_BYTES) break;
-        const h = take(HEADER_BYTES);
+        if (pending.bytes < HEADER_BYTES) break;
+        const h = pending.header();
         const codec = h.readUInt8(32);
         const rawLength = h.readUInt32BE(33);
         const dataLength = h.readUInt32BE(37);
@@ -69,14 +115,14 @@ export async function* readFrames(source: AsyncIterable<Uint8Array>, limits: { m
           throw new FrameError(`frame ${frames + 1}: lengths out of range (raw ${rawLength}, data ${dataLength})`, `a chunk is at most ${MAX_RAW_CHUNK} bytes`);
         }
         if (limits.maxFrames !== undefined && frames >= limits.maxFrames) throw new FrameError(`more than ${limits.maxFrames} frames in one request`, 'split the upload into several requests');
-        header = { id: h.subarray(0, 32).toString('hex'), codec: codec as Codec, rawLength, dataLength };
+        header = { id: h.toString('hex', 0, 32), codec: codec as Codec, rawLength, dataLength };
       }
-      if (pendingBytes < header.dataLength) break;
-      const data = Buffer.from(take(header.dataLength)); // a copy: `pending` views are reused
+      if (pending.bytes < header.dataLength) break;
+      const data = pending.take(header.dataLength);
       frames++;
       yield { id: header.id, codec: header.codec, rawLength: header.rawLength, data };
       header = null;
     }
   }
-  if (header || pendingBytes > 0) throw new FrameError(`the stream ends inside frame ${frames + 1}`, 'the upload was cut off; send it again (stored chunks are skipped)');
+  if (header || pending.bytes > 0) throw new FrameError(`the stream ends inside frame ${frames + 1}`, 'the upload was cut off; send it again (stored chunks are skipped)');
 }
