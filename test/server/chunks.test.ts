@@ -89,6 +89,32 @@ test('upload, missing, fetch, single immutable chunks; the server checks every c
   });
 });
 
+test('a fetch of 303 chunks from 6 uploads answers them in the order asked, intact; one missing id among them is a 404 in JSON', async () => {
+  await withServer(async (server) => {
+    const data = Array.from({ length: 6 }, (_, u) => chunks(40 + u, 50)).flat();
+    const ids = data.map((d) => chunkIdOf(d));
+    for (let u = 0; u < 6; u++) assert.is((await upload(server, data.slice(u * 50, u * 50 + 50))).status, 200);
+    // Reversed within each upload, uploads interleaved, some asked twice (several packs: test/store/batched-lookups).
+    const asked = Array.from({ length: 50 }, (_, i) => [0, 1, 2, 3, 4, 5].map((u) => ids[u * 50 + 49 - i])).flat();
+    asked.push(ids[0], ids[299], ids[0]);
+    let r = await call(server, '/v1/chunks/fetch', { ...json({ ids: asked }), token: server.readToken });
+    assert.is(r.status, 200);
+    const got: string[] = [];
+    for await (const c of readFrames(r.body as unknown as AsyncIterable<Uint8Array>)) {
+      assert.ok(decodeChunk(c).equals(data[ids.indexOf(c.id)]), `chunk ${got.length} is intact`);
+      got.push(c.id);
+    }
+    assert.equal(got, asked);
+
+    const unknown = chunkIdOf(Buffer.from('not uploaded either'));
+    r = await call(server, '/v1/chunks/fetch', json({ ids: [...asked.slice(0, 100), unknown, ids[3]] }));
+    assert.is(r.status, 404);
+    const body = await r.json();
+    assert.equal([body.error, body.message], ['CHUNK_MISSING', `1 of 102 chunks are not stored (first: ${unknown})`]);
+    assert.ok(body.hint.length > 0);
+  });
+});
+
 test('bad input: forged and cut-off uploads, bad ids, oversized batches, wrong media type: 4xx JSON, nothing bad stored', async () => {
   await withServer(async (server) => {
     const [good, victim] = chunks(3, 2);
