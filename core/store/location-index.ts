@@ -6,10 +6,12 @@
  *         rawLength u32le | codec u8                                      = 21 bytes
  *
  * Every write is one synced LevelDB batch, so a set of entries (a sealed pack's, a
- * repack's) lands whole or not at all. Single lookups (`get`) are gathered: those asked
- * before the event loop next turns (setImmediate) go to LevelDB as one multi-get, as an
- * upload's chunks ask one each (a classic-level get costs ~60 µs of the main thread, with
- * its own snapshot and promise; a multi-get costs that once for the lot). The index is derived data: repair.ts rebuilds it
+ * repack's) lands whole or not at all. Single lookups are gathered into multi-gets: `get`
+ * those asked before the event loop next turns (setImmediate), `getSoon` those asked within
+ * GATHER_MS, as an upload's chunks ask one each. Each LevelDB call costs the main thread a
+ * snapshot (LevelDB's DB mutex) and a thread-pool hand-off, ~60 µs on a quiet machine and
+ * often milliseconds on a busy one (the mutex or the pool's queue held by a preempted
+ * thread); a multi-get costs that once for the lot. The index is derived data: repair.ts rebuilds it
  * from the packs alone. The same LevelDB also holds the refs (refs.ts), which are not.
  */
 import { ClassicLevel } from 'classic-level';
@@ -58,6 +60,52 @@ function decodeLocation(b: Buffer): Location {
 
 const key = (id: ChunkId) => Buffer.from(id, 'hex');
 
+/** How long `getSoon` gathers lookups, and the most it gathers into one multi-get. */
+const GATHER_MS = 5;
+const GATHER_MAX = 2048;
+
+type Waiter = { resolve: (loc: Location | undefined) => void; reject: (err: unknown) => void };
+
+/**
+ * Gathers single lookups into multi-gets: the ids asked until the next turn of the event
+ * loop (`ms` 0) or for `ms` milliseconds, at most GATHER_MAX of them, go out as one.
+ */
+class Gatherer {
+  private asked = new Map<ChunkId, Waiter[]>();
+  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private readonly lookUp: (ids: ChunkId[]) => Promise<Array<Location | undefined>>;
+  private readonly ms: number;
+
+  constructor(lookUp: (ids: ChunkId[]) => Promise<Array<Location | undefined>>, ms: number) {
+    this.lookUp = lookUp;
+    this.ms = ms;
+  }
+
+  ask(id: ChunkId): Promise<Location | undefined> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.asked.get(id);
+      if (waiting) return void waiting.push({ resolve, reject });
+      this.asked.set(id, [{ resolve, reject }]);
+      if (this.asked.size >= GATHER_MAX) void this.flush();
+      else if (this.timer === null) this.timer = this.ms > 0 ? setTimeout(() => void this.flush(), this.ms) : setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.timer !== null) this.ms > 0 ? clearTimeout(this.timer as NodeJS.Timeout) : clearImmediate(this.timer as NodeJS.Immediate);
+    this.timer = null;
+    const asked = this.asked;
+    this.asked = new Map();
+    const ids = [...asked.keys()];
+    try {
+      const locations = await this.lookUp(ids);
+      ids.forEach((id, i) => asked.get(id)!.forEach((w) => w.resolve(locations[i])));
+    } catch (err) {
+      for (const waiting of asked.values()) waiting.forEach((w) => w.reject(err));
+    }
+  }
+}
+
 /**
  * Opens (creating if absent) the LevelDB of the store at `dir`. Throws StoreLockedError
  * when another process holds it, StoreIndexDamagedError when LevelDB reports corruption,
@@ -94,8 +142,8 @@ export class LocationIndex {
 
   /** LevelDB reads issued so far (a multi-get counts one): how well lookups are batched. */
   reads = 0;
-  /** Single lookups waiting for the next gathered multi-get, by id. */
-  private asked = new Map<ChunkId, Array<{ resolve: (loc: Location | undefined) => void; reject: (err: unknown) => void }>>();
+  private readonly thisTurn = new Gatherer((ids) => this.getMany(ids), 0);
+  private readonly withinMs = new Gatherer((ids) => this.getMany(ids), GATHER_MS);
 
   /**
    * The location of `id`, or undefined when it is not indexed. Gathered with the other
@@ -103,12 +151,15 @@ export class LocationIndex {
    * rejects with that multi-get's LevelDB error.
    */
   get(id: ChunkId): Promise<Location | undefined> {
-    return new Promise((resolve, reject) => {
-      const waiting = this.asked.get(id);
-      if (waiting) return void waiting.push({ resolve, reject });
-      this.asked.set(id, [{ resolve, reject }]);
-      if (this.asked.size === 1) setImmediate(() => void this.lookUpAsked());
-    });
+    return this.thisTurn.ask(id);
+  }
+
+  /**
+   * Like `get`, gathered over up to GATHER_MS (or GATHER_MAX ids): for callers that wait
+   * longer than that anyway, as PackWriter.add, which resolves only after a commit.
+   */
+  getSoon(id: ChunkId): Promise<Location | undefined> {
+    return this.withinMs.ask(id);
   }
 
   /** One answer per id, in the order asked (one LevelDB multi-get; callers batch). */
@@ -116,18 +167,6 @@ export class LocationIndex {
     this.reads++;
     const values = await this.chunks.getMany(ids.map(key));
     return values.map((v) => (v === undefined ? undefined : decodeLocation(v)));
-  }
-
-  private async lookUpAsked(): Promise<void> {
-    const asked = this.asked;
-    this.asked = new Map();
-    const ids = [...asked.keys()];
-    try {
-      const locations = await this.getMany(ids);
-      ids.forEach((id, i) => asked.get(id)!.forEach((w) => w.resolve(locations[i])));
-    } catch (err) {
-      for (const waiting of asked.values()) waiting.forEach((w) => w.reject(err));
-    }
   }
 
   /** Indexes every entry in one synced batch: all of them land, or none. */

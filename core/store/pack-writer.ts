@@ -188,7 +188,7 @@ export class PackWriter {
   async add(id: ChunkId, encode: () => EncodedChunk | Promise<EncodedChunk>): Promise<void> {
     const inFlight = this.pending.get(id);
     if (inFlight) return inFlight;
-    if ((await this.index.get(id)) !== undefined) return;
+    if ((await this.index.getSoon(id)) !== undefined) return;
     const raced = this.pending.get(id);
     if (raced) return raced;
     const encoded = encode();

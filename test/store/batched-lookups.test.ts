@@ -128,7 +128,7 @@ test('chunks moved by a repack between the lookup and the read are read from the
   });
 });
 
-test('LocationIndex.get: the lookups of one turn go to LevelDB as one multi-get, each answered right', async () => {
+test('LocationIndex.get/getSoon: the lookups of one turn (or a few ms) go to LevelDB as one multi-get, each answered right', async () => {
   await withTempDir(async (dir) => {
     const db = await openIndexDb(dir);
     try {
@@ -147,6 +147,14 @@ test('LocationIndex.get: the lookups of one turn go to LevelDB as one multi-get,
       // Lookups of a later turn are a batch of their own.
       await index.get(ids[0]);
       assert.is(index.reads - before, 2);
+      // getSoon (an upload's presence checks) gathers for a few ms, at most 2048 ids a multi-get.
+      const many = Array.from({ length: 3000 }, (_, i) => ids[i % 300]);
+      const soon = await Promise.all(many.map((id) => index.getSoon(id)));
+      assert.is(index.reads - before, 3, '300 distinct ids asked 3000 times: one multi-get');
+      assert.equal(soon.slice(0, 300), answers.slice(0, 300));
+      const distinct = Array.from({ length: 3000 }, (_, i) => chunkIdOf(Buffer.from(`other ${i}`)));
+      assert.ok((await Promise.all(distinct.map((id) => index.getSoon(id)))).every((loc) => loc === undefined));
+      assert.is(index.reads - before, 5, '3000 distinct ids: 2048, then the rest');
     } finally {
       await db.close();
     }
