@@ -75,6 +75,7 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
     const { missing, batches } = await store.getEncodedInOrder(ids);
     if (missing.length) return sendError(reply, 404, 'CHUNK_MISSING', `${missing.length} of ${ids.length} chunks are not stored (first: ${missing[0]})`, 'ask /v1/chunks/missing first; a revision never refers to a missing chunk');
     async function* frames() {
+      // encodeFrames copies: a batch's data are only valid until the next batch is asked for.
       for await (const batch of batches()) yield encodeFrames(batch);
     }
     // Bytes, not objects: the stream holds about one batch (~4 MiB) ahead of the socket.

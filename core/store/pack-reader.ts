@@ -7,8 +7,9 @@
  * chunk. `locate` + `readInOrder` serve a fetch that must answer in the order asked: the
  * locations come from batched multi-gets (one lookup an id, which also tells what is
  * missing), then the asked list is cut into windows of about WINDOW_BYTES of data; each
- * window is read with the same coalesced runs and handed out in the asked order, so a
- * request of any length holds about one window in memory. Reads do not take the store's
+ * window is read with the same coalesced runs into one buffer, reused from window to
+ * window, and handed out in the asked order: a request of any length holds about one
+ * window in memory and reads a GB without allocating a GB (less GC). Reads do not take the store's
  * gate: a concurrent repack may move a chunk and delete its old pack, so a read that meets
  * ENOENT (or a short pack) looks that chunk up once more, on its own.
  *
@@ -78,8 +79,8 @@ export class PackReader {
       return { id: ids[i], loc };
     });
     located.sort(byPackOffset);
-    for (const { from, to, run } of this.runs(located)) {
-      const read = await run;
+    for (const { from, to, pack, start, end } of spans(located)) {
+      const read = await this.readRun(pack, start, Buffer.allocUnsafe(end - start));
       for (let k = from; k < to; k++) {
         const { id, loc } = located[k];
         // null: the pack moved (repack) or is short: a single, re-located read.
@@ -99,19 +100,27 @@ export class PackReader {
 
   /**
    * The stored forms (not decoded) of `located`, in the order given, duplicates repeated,
-   * as arrays of about `windowBytes` of data each (see the module comment). A chunk whose
-   * pack is gone by the time it is read is looked up again (ChunkMissingError when it is
-   * gone for good, ChunkCorruptError when its pack is short).
+   * as arrays of about `windowBytes` of data each (see the module comment). The data of an
+   * array are views of one buffer reused from array to array: they hold until the next
+   * array is asked for (copy what must outlive that). A chunk whose pack is gone by the
+   * time it is read is looked up again (ChunkMissingError when it is gone for good,
+   * ChunkCorruptError when its pack is short).
    */
   async *readInOrder(located: readonly Located[], windowBytes = WINDOW_BYTES): AsyncGenerator<EncodedChunk[]> {
+    let scratch = Buffer.alloc(0);
     for (let at = 0; at < located.length; ) {
       let end = at;
       for (let bytes = 0; end < located.length && (end === at || bytes + located[end].loc.storedLength <= windowBytes); end++) bytes += located[end].loc.storedLength;
       const window = located.slice(at, end).map((l, position) => ({ ...l, position }));
       window.sort(byPackOffset);
+      const runs = [...spans(window)];
+      const total = runs.reduce((sum, r) => sum + r.end - r.start, 0);
+      if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(total);
       const out = new Array<EncodedChunk>(window.length);
-      for (const { from, to, run } of this.runs(window)) {
-        const read = await run;
+      let into = 0;
+      for (const { from, to, pack, start, end } of runs) {
+        const read = await this.readRun(pack, start, scratch.subarray(into, into + end - start));
+        into += end - start;
         for (let k = from; k < to; k++) {
           const { id, loc, position } = window[k];
           out[position] = read === null ? await this.getEncoded(id) : { id, codec: loc.codec, rawLength: loc.rawLength, data: read.slice(loc) };
@@ -122,32 +131,11 @@ export class PackReader {
     }
   }
 
-  /**
-   * Cuts `sorted` (by pack, then offset) into runs of neighbouring chunks and reads each
-   * run with one read, lazily: a run's read starts when the caller takes it. Its `run`
-   * resolves to null when the pack is gone (ENOENT) or shorter than the run.
-   */
-  private *runs(sorted: readonly Located[]): Generator<{ from: number; to: number; run: Promise<RunBytes | null> }> {
-    for (let i = 0; i < sorted.length; ) {
-      const first = sorted[i].loc;
-      let j = i + 1;
-      let end = first.offset + first.storedLength;
-      while (j < sorted.length) {
-        const next = sorted[j].loc;
-        if (next.pack !== first.pack || next.offset - end > MAX_GAP || next.offset + next.storedLength - first.offset > MAX_RUN) break;
-        end = Math.max(end, next.offset + next.storedLength);
-        j++;
-      }
-      yield { from: i, to: j, run: this.readRun(first.pack, first.offset, end) };
-      i = j;
-    }
-  }
-
-  private async readRun(pack: PackId, start: number, end: number): Promise<RunBytes | null> {
+  /** Reads `into.length` bytes of `pack` from `start` into `into`; null when the pack is gone (ENOENT) or shorter. */
+  private async readRun(pack: PackId, start: number, into: Buffer): Promise<RunBytes | null> {
     try {
-      const buffer = Buffer.allocUnsafe(end - start);
-      const { bytesRead } = await this.withPack(pack, (handle) => handle.read(buffer, 0, buffer.length, start));
-      return bytesRead === buffer.length ? new RunBytes(buffer, start) : null;
+      const { bytesRead } = await this.withPack(pack, (handle) => handle.read(into, 0, into.length, start));
+      return bytesRead === into.length ? new RunBytes(into, start) : null;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       return null;
@@ -194,6 +182,26 @@ export class PackReader {
       this.handles.delete(pack);
       void slot.handle.then((h) => h.close()).catch(() => undefined);
     }
+  }
+}
+
+/**
+ * Cuts `sorted` (by pack, then offset) into runs of neighbouring chunks, each read with one
+ * read: [start, end) of `pack` holds the chunks sorted[from..to).
+ */
+function* spans(sorted: readonly Located[]): Generator<{ from: number; to: number; pack: PackId; start: number; end: number }> {
+  for (let i = 0; i < sorted.length; ) {
+    const first = sorted[i].loc;
+    let j = i + 1;
+    let end = first.offset + first.storedLength;
+    while (j < sorted.length) {
+      const next = sorted[j].loc;
+      if (next.pack !== first.pack || next.offset - end > MAX_GAP || next.offset + next.storedLength - first.offset > MAX_RUN) break;
+      end = Math.max(end, next.offset + next.storedLength);
+      j++;
+    }
+    yield { from: i, to: j, pack: first.pack, start: first.offset, end };
+    i = j;
   }
 }
 

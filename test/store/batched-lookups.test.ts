@@ -31,9 +31,10 @@ function shuffled<T>(items: T[], seed: number): T[] {
   return out;
 }
 
+/** Every batch, each chunk's data copied as it comes (a batch's data are reused by the next). */
 async function collect(batches: AsyncIterable<EncodedChunk[]>): Promise<EncodedChunk[][]> {
   const out: EncodedChunk[][] = [];
-  for await (const batch of batches) out.push(batch);
+  for await (const batch of batches) out.push(batch.map((c) => ({ ...c, data: Buffer.from(c.data) })));
   return out;
 }
 
