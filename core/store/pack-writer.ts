@@ -3,7 +3,8 @@
  * The batch is sealed when it reaches the target size, when `flush()` is called, or
  * `commitDelayMs` after its first chunk. The first seal of a pack writes it to tmp/,
  * fsyncs it, renames it into packs/ and fsyncs the directory; while that pack is under
- * the target size, the next seals append their records to its end (write, fsync), so
+ * the target size, the next seals append their records to its end (write, fsync, through
+ * the handle it was written with, kept open until the pack ends), so
  * packs fill across batches and uploads instead of one small pack per batch. Either way
  * all of a batch's index entries are committed in one synced LevelDB batch only after
  * its bytes are durable; each `add` resolves after that. A chunk is therefore never
@@ -73,14 +74,19 @@ export class OpenPack {
 /**
  * Appends `parts` to pack `packId`, whose file must be `base` bytes long: every byte
  * written, fsync. On failure the file is cut back to `base` (best effort: what is past
- * it is never indexed either way) and the error passes as in writePackFile.
+ * it is never indexed either way) and the error passes as in writePackFile. With `open`,
+ * the handle the pack was written through and kept by its only writer (PackWriter's
+ * growing pack): used as it is, its size taken as known, left open; otherwise the file is
+ * opened, its size checked, and closed.
  */
-export async function appendPackFile(dir: string, packId: PackId, base: number, parts: Buffer[]): Promise<void> {
+export async function appendPackFile(dir: string, packId: PackId, base: number, parts: Buffer[], open?: fs.FileHandle): Promise<void> {
   const total = parts.reduce((sum, p) => sum + p.length, 0);
-  const handle = await fs.open(packPath(dir, packId), fsc.O_WRONLY);
+  const handle = open ?? (await fs.open(packPath(dir, packId), fsc.O_WRONLY));
   try {
-    const { size } = await handle.stat();
-    if (size !== base) throw Object.assign(new Error(`pack ${packId} is ${size} bytes on disk, ${base} expected`), { code: 'EIO' });
+    if (!open) {
+      const { size } = await handle.stat();
+      if (size !== base) throw Object.assign(new Error(`pack ${packId} is ${size} bytes on disk, ${base} expected`), { code: 'EIO' });
+    }
     await writeAll(handle, parts, total, base);
     await handle.sync();
   } catch (err) {
@@ -88,7 +94,7 @@ export async function appendPackFile(dir: string, packId: PackId, base: number, 
     if (isNoSpace(err)) throw storeFull(dir, (await spaceOf(dir)).free, total, err);
     throw err;
   } finally {
-    await handle.close();
+    if (!open) await handle.close();
   }
 }
 
@@ -98,9 +104,10 @@ export async function appendPackFile(dir: string, packId: PackId, base: number, 
  * its size checked, fsync, rename to packs/ab/<id>.pack (creating and fsyncing the fan-out
  * directory when new), fsync the fan-out directory. On any failure the tmp file is removed
  * and nothing is renamed; ENOSPC/EDQUOT become StoreFullError, other fs errors (EEXIST on
- * an id clash...) pass as they are.
+ * an id clash...) pass as they are. With `keepOpen`, the handle (write-only) is not closed
+ * but returned, for appends (the rename does not change the file it writes to).
  */
-export async function writePackFile(dir: string, packId: PackId, parts: Buffer[]): Promise<void> {
+export async function writePackFile(dir: string, packId: PackId, parts: Buffer[], keepOpen = false): Promise<fs.FileHandle | undefined> {
   const tmp = path.join(dir, 'tmp', `${packId}.pack`);
   const fanout = path.join(dir, 'packs', packId.slice(0, 2));
   const total = parts.reduce((sum, p) => sum + p.length, 0);
@@ -112,21 +119,28 @@ export async function writePackFile(dir: string, packId: PackId, parts: Buffer[]
       if (size !== total) throw Object.assign(new Error(`pack ${packId} is ${size} bytes on disk, ${total} written`), { code: 'EIO' });
       await handle.sync();
     } finally {
-      await handle.close();
+      if (!keepOpen) await handle.close();
     }
   } catch (err) {
+    if (keepOpen) await handle.close();
     await fs.rm(tmp, { force: true });
     if (isNoSpace(err)) throw storeFull(dir, (await spaceOf(dir)).free, total, err);
     throw err;
   }
   try {
-    await fs.mkdir(fanout, { mode: 0o700 });
-    await fsyncDir(path.join(dir, 'packs'));
+    try {
+      await fs.mkdir(fanout, { mode: 0o700 });
+      await fsyncDir(path.join(dir, 'packs'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    await fs.rename(tmp, packPath(dir, packId));
+    await fsyncDir(fanout);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (keepOpen) await handle.close();
+    throw err;
   }
-  await fs.rename(tmp, packPath(dir, packId));
-  await fsyncDir(fanout);
+  return keepOpen ? handle : undefined;
 }
 
 /**
@@ -167,8 +181,11 @@ export class PackWriter {
   /** Adds whose encode (in a codec worker) has not resolved yet: a flush waits for them. */
   private readonly encoding = new Set<Promise<void>>();
   private readonly commits = new SerialQueue();
-  /** The pack the next seal appends to (its id and durable size), while under the target size. */
-  private tail: { id: PackId; size: number } | null = null;
+  /**
+   * The pack the next seal appends to (its id, durable size, and the handle it was written
+   * through, kept open: no open, fstat and close a seal), while under the target size.
+   */
+  private tail: { id: PackId; size: number; handle: fs.FileHandle } | null = null;
 
   constructor(dir: string, index: LocationIndex, opts: PackWriterOptions = {}) {
     this.dir = dir;
@@ -222,9 +239,14 @@ export class PackWriter {
     // Chunks still being encoded were added before this flush: they are part of it.
     while (this.encoding.size) await Promise.allSettled([...this.encoding]);
     if (this.openPack) this.seal(this.openPack);
-    await this.commits.run(async () => {
-      this.tail = null;
-    });
+    await this.commits.run(() => this.endTail());
+  }
+
+  /** Ends the growing pack: the next seal starts a new one. */
+  private async endTail(): Promise<void> {
+    const tail = this.tail;
+    this.tail = null;
+    await tail?.handle.close().catch(() => undefined);
   }
 
   /**
@@ -263,20 +285,27 @@ export class PackWriter {
     void this.commits.run(async () => {
       const tail = this.tail;
       this.tail = null;
+      let handle = tail?.handle;
       try {
         if (tail) {
           pack.continueAt(tail.id, tail.size);
           await ensureRoom(this.dir, pack.size - tail.size);
-          await appendPackFile(this.dir, tail.id, tail.size, pack.parts);
-          await this.indexPut(pack);
+          await appendPackFile(this.dir, tail.id, tail.size, pack.parts, tail.handle);
         } else {
-          await this.writeAndIndex(pack);
+          await ensureRoom(this.dir, pack.size);
+          handle = await writePackFile(this.dir, pack.id, pack.parts, pack.size < this.packTargetBytes);
         }
-        if (pack.size < this.packTargetBytes) this.tail = { id: pack.id, size: pack.size };
+        await this.indexPut(pack);
+        if (pack.size < this.packTargetBytes && handle) {
+          this.tail = { id: pack.id, size: pack.size, handle };
+          handle = undefined;
+        }
         pack.resolve();
       } catch (err) {
         pack.reject(err as Error);
       } finally {
+        // Any failure ends the pack (the next batch starts a new one), and a full one ends too.
+        await handle?.close().catch(() => undefined);
         for (const e of pack.entries) if (this.pending.get(e.id) === pack.committed) this.pending.delete(e.id);
       }
     });

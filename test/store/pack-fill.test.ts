@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFile, stat } from 'node:fs/promises';
+import { appendFile, readdir, readlink, stat } from 'node:fs/promises';
 import { LocalStore } from '../../core/store/local.ts';
 import { listPacks, packPath } from '../../core/store/store-dir.ts';
 import { seededBytes, withTempDir } from '../helpers/fixtures.ts';
@@ -27,6 +27,37 @@ test('batches sealed one after another fill one pack up to the target size, then
     const rebuilt = await store.rebuildIndex();
     assert.equal({ chunks: rebuilt.chunks, damaged: rebuilt.damagedPacks }, { chunks: 15, damaged: [] });
     await store.close();
+  });
+});
+
+/** Pack files of `dir` this process holds open for writing (its /proc/self/fd entries). */
+async function openPackWriters(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target.startsWith(dir) && target.endsWith('.pack')) out.push(target);
+  }
+  return out;
+}
+
+test('the growing pack is appended through the handle it was written with, kept between seals; flush, a full pack and close let it go', async () => {
+  await withTempDir(async (dir) => {
+    const store = await LocalStore.open(dir, { create: true, packTargetBytes: 200_000, commitDelayMs: 5 });
+    await round(store, 1);
+    const [pack] = await listPacks(dir);
+    assert.equal(await openPackWriters(dir), [packPath(dir, pack)], 'one handle, to the pack as renamed into packs/');
+    await round(store, 2);
+    assert.equal(await openPackWriters(dir), [packPath(dir, pack)], 'the same pack, appended to');
+    await round(store, 3);
+    assert.is((await stat(packPath(dir, pack))).size > 200_000, true);
+    assert.equal(await openPackWriters(dir), [], 'a pack past the target size is ended and its handle closed');
+    await round(store, 4);
+    assert.is((await openPackWriters(dir)).length, 1);
+    await store.flush();
+    assert.equal(await openPackWriters(dir), [], 'flush ends the pack');
+    await round(store, 5);
+    await store.close();
+    assert.equal(await openPackWriters(dir), [], 'close leaves nothing open');
   });
 });
 
