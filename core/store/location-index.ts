@@ -7,8 +7,8 @@
  *
  * Every write is one synced LevelDB batch, so a set of entries (a sealed pack's, a
  * repack's) lands whole or not at all. Single lookups are gathered into multi-gets: `get`
- * those asked before the event loop next turns (setImmediate), `getSoon` those asked within
- * GATHER_MS, as an upload's chunks ask one each. Each LevelDB call costs the main thread a
+ * those asked together or while one is in flight, `getSoon` those asked within GATHER_MS, as
+ * an upload's chunks ask one each. Each LevelDB call costs the main thread a
  * snapshot (LevelDB's DB mutex) and a thread-pool hand-off, ~60 µs on a quiet machine and
  * often milliseconds on a busy one (the mutex or the pool's queue held by a preempted
  * thread); a multi-get costs that once for the lot. The index is derived data: repair.ts rebuilds it
@@ -67,12 +67,16 @@ const GATHER_MAX = 2048;
 type Waiter = { resolve: (loc: Location | undefined) => void; reject: (err: unknown) => void };
 
 /**
- * Gathers single lookups into multi-gets: the ids asked until the next turn of the event
- * loop (`ms` 0) or for `ms` milliseconds, at most GATHER_MAX of them, go out as one.
+ * Gathers single lookups into multi-gets, at most GATHER_MAX ids each. With `ms` 0: the ids
+ * asked in one go (before the microtask queue runs) go out at once, and those asked while
+ * a multi-get is in flight go out together when it returns, so a lone caller waits no
+ * longer than for a plain get. With `ms`: the ids asked within `ms` milliseconds.
  */
 class Gatherer {
   private asked = new Map<ChunkId, Waiter[]>();
-  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private inFlight = false;
   private readonly lookUp: (ids: ChunkId[]) => Promise<Array<Location | undefined>>;
   private readonly ms: number;
 
@@ -87,21 +91,32 @@ class Gatherer {
       if (waiting) return void waiting.push({ resolve, reject });
       this.asked.set(id, [{ resolve, reject }]);
       if (this.asked.size >= GATHER_MAX) void this.flush();
-      else if (this.timer === null) this.timer = this.ms > 0 ? setTimeout(() => void this.flush(), this.ms) : setImmediate(() => void this.flush());
+      else if (this.ms > 0) this.timer ??= setTimeout(() => void this.flush(), this.ms);
+      else if (!this.scheduled && !this.inFlight) {
+        this.scheduled = true;
+        queueMicrotask(() => void this.flush());
+      }
     });
   }
 
   private async flush(): Promise<void> {
-    if (this.timer !== null) this.ms > 0 ? clearTimeout(this.timer as NodeJS.Timeout) : clearImmediate(this.timer as NodeJS.Immediate);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.scheduled = false;
+    if (this.asked.size === 0) return;
     const asked = this.asked;
     this.asked = new Map();
     const ids = [...asked.keys()];
+    this.inFlight = true;
     try {
       const locations = await this.lookUp(ids);
       ids.forEach((id, i) => asked.get(id)!.forEach((w) => w.resolve(locations[i])));
     } catch (err) {
       for (const waiting of asked.values()) waiting.forEach((w) => w.reject(err));
+    } finally {
+      this.inFlight = false;
+      // What was asked meanwhile goes out now (with `ms`, its own timer is running).
+      if (this.ms === 0 && this.asked.size && !this.scheduled) void this.flush();
     }
   }
 }
@@ -146,8 +161,8 @@ export class LocationIndex {
   private readonly withinMs = new Gatherer((ids) => this.getMany(ids), GATHER_MS);
 
   /**
-   * The location of `id`, or undefined when it is not indexed. Gathered with the other
-   * gets of this turn of the event loop into one multi-get (see the module comment);
+   * The location of `id`, or undefined when it is not indexed. Gathered with the gets asked
+   * at the same time, or while a multi-get is in flight, into one multi-get (see Gatherer);
    * rejects with that multi-get's LevelDB error.
    */
   get(id: ChunkId): Promise<Location | undefined> {

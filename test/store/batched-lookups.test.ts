@@ -148,14 +148,20 @@ test('LocationIndex.get/getSoon: the lookups of one turn (or a few ms) go to Lev
       // Lookups of a later turn are a batch of their own.
       await index.get(ids[0]);
       assert.is(index.reads - before, 2);
+      // Asked while a multi-get is in flight: gathered into the next one.
+      const first = index.get(ids[1]);
+      await null;
+      const meanwhile = await Promise.all([first, ...ids.slice(100, 250).map((id) => index.get(id))]);
+      assert.is(index.reads - before, 4, 'one multi-get in flight, then one for the 150 asked meanwhile');
+      assert.equal(meanwhile.slice(1), answers.slice(100, 250));
       // getSoon (an upload's presence checks) gathers for a few ms, at most 2048 ids a multi-get.
       const many = Array.from({ length: 3000 }, (_, i) => ids[i % 300]);
       const soon = await Promise.all(many.map((id) => index.getSoon(id)));
-      assert.is(index.reads - before, 3, '300 distinct ids asked 3000 times: one multi-get');
+      assert.is(index.reads - before, 5, '300 distinct ids asked 3000 times: one multi-get');
       assert.equal(soon.slice(0, 300), answers.slice(0, 300));
       const distinct = Array.from({ length: 3000 }, (_, i) => chunkIdOf(Buffer.from(`other ${i}`)));
       assert.ok((await Promise.all(distinct.map((id) => index.getSoon(id)))).every((loc) => loc === undefined));
-      assert.is(index.reads - before, 5, '3000 distinct ids: 2048, then the rest');
+      assert.is(index.reads - before, 7, '3000 distinct ids: 2048, then the rest');
     } finally {
       await db.close();
     }
