@@ -20,7 +20,8 @@
  *     blocks) for FS_IOC_GETFLAGS; fdGetFlags/fdSetFlags act on an fd, reopening
  *     /proc/self/fd/N read-only when it is an O_PATH fd (an ioctl needs an open file);
  *   - subvolCreate(dirPath, name): a btrfs subvolume in a directory (BTRFS_IOC_SUBVOL_CREATE);
- *   - codec.c: LZ4 (liblz4) and the FastCDC scanner on caller buffers.
+ *   - codec.c: LZ4 (liblz4) and the FastCDC scanner on caller buffers;
+ *   - stat.c: lstat into plain numbers (no BigInt).
  * Each function is synchronous, takes plain numbers, strings and (for paths) Buffers, so
  * that file names that are not UTF-8 pass unchanged, and throws an Error carrying `code`
  * (the errno name, as Node's own fs errors do) and `syscall`.
@@ -46,6 +47,7 @@
 #define PATH_BYTES 4097
 #define throw_errno fsx_throw_errno
 #define get_args fsx_get_args
+#define get_string fsx_get_string
 #define NAME_BYTES 256
 
 napi_value fsx_throw_errno(napi_env env, const char *syscall, const char *path) {
@@ -103,7 +105,7 @@ int fsx_get_args(napi_env env, napi_callback_info info, size_t want, napi_value 
 }
 
 /* A string (as UTF-8) or a Buffer (its bytes as they are: file names need not be UTF-8). */
-static int get_string(napi_env env, napi_value value, char *buf, size_t size) {
+int fsx_get_string(napi_env env, napi_value value, char *buf, size_t size) {
   size_t len = 0;
   bool is_buffer = false;
   napi_is_buffer(env, value, &is_buffer);
@@ -482,6 +484,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   fsx_init_codec(env, exports);
+  fsx_init_stat(env, exports);
   /* Flags node:fs does not export. */
   napi_value o_path;
   napi_create_int32(env, O_PATH, &o_path);
