@@ -19,14 +19,15 @@
  *     lgetflags(path) opens the path itself (O_NOFOLLOW, O_NONBLOCK so a fifo never
  *     blocks) for FS_IOC_GETFLAGS; fdGetFlags/fdSetFlags act on an fd, reopening
  *     /proc/self/fd/N read-only when it is an O_PATH fd (an ioctl needs an open file);
- *   - subvolCreate(dirPath, name): a btrfs subvolume in a directory (BTRFS_IOC_SUBVOL_CREATE).
+ *   - subvolCreate(dirPath, name): a btrfs subvolume in a directory (BTRFS_IOC_SUBVOL_CREATE);
+ *   - codec.c: LZ4 (liblz4) and the FastCDC scanner on caller buffers;
+ *   - stat.c: lstat into plain numbers (no BigInt).
  * Each function is synchronous, takes plain numbers, strings and (for paths) Buffers, so
  * that file names that are not UTF-8 pass unchanged, and throws an Error carrying `code`
  * (the errno name, as Node's own fs errors do) and `syscall`.
  */
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "fsx.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/btrfs.h>
@@ -44,9 +45,12 @@
 #include <unistd.h>
 
 #define PATH_BYTES 4097
+#define throw_errno fsx_throw_errno
+#define get_args fsx_get_args
+#define get_string fsx_get_string
 #define NAME_BYTES 256
 
-static napi_value throw_errno(napi_env env, const char *syscall, const char *path) {
+napi_value fsx_throw_errno(napi_env env, const char *syscall, const char *path) {
   int err = errno;
   const char *code = "EIO";
   switch (err) {
@@ -90,7 +94,7 @@ static napi_value throw_errno(napi_env env, const char *syscall, const char *pat
   return NULL;
 }
 
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+int fsx_get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < want) {
@@ -101,7 +105,7 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
 }
 
 /* A string (as UTF-8) or a Buffer (its bytes as they are: file names need not be UTF-8). */
-static int get_string(napi_env env, napi_value value, char *buf, size_t size) {
+int fsx_get_string(napi_env env, napi_value value, char *buf, size_t size) {
   size_t len = 0;
   bool is_buffer = false;
   napi_is_buffer(env, value, &is_buffer);
@@ -479,6 +483,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"subvolCreate", NULL, subvol_create, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  fsx_init_codec(env, exports);
+  fsx_init_stat(env, exports);
   /* Flags node:fs does not export. */
   napi_value o_path;
   napi_create_int32(env, O_PATH, &o_path);

@@ -3,7 +3,8 @@
  * node-gyp. It adds what node:fs lacks: nanosecond lutimes, l*xattr, SEEK_DATA/SEEK_HOLE,
  * FS_IOC_GETFLAGS/SETFLAGS (inode flags), mknod, openBeneath (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
  * with O_NOFOLLOW where openat2 is missing) and metadata calls on an fd (also an O_PATH
- * one). Paths may be Buffers: file names are bytes, not necessarily UTF-8.
+ * one), and `lstatPlain`: lstat with nanosecond times and 64-bit fields as plain numbers
+ * (no BigInt). Paths may be Buffers: file names are bytes, not necessarily UTF-8.
  */
 import { createRequire } from 'node:module';
 
@@ -32,7 +33,66 @@ export interface Fsx {
   fdSetFlags(fd: number, flags: number): void;
   /** A btrfs subvolume `name` (one component) in the directory `dirPath` (BTRFS_IOC_SUBVOL_CREATE). */
   subvolCreate(dirPath: PathLike, name: PathLike): void;
+  /** lstat(2) into `out` (16 doubles, see stat.c); lstatPlain is the way to call it. */
+  lstatInto(path: PathLike, out: Float64Array): void;
 }
 
 const require = createRequire(import.meta.url);
 export const fsx: Fsx = require('../../build/Release/fsx.node') as Fsx;
+
+const S_IFMT = 0o170000;
+
+/**
+ * What capture reads of an lstat, without a BigInt: every number exact (times as
+ * [seconds, nanoseconds] with 0 <= nanoseconds < 1e9, as the manifest's Timestamp; the
+ * inode number as a decimal string, since it may pass 2^53).
+ */
+export class PlainStats {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly nlink: number;
+  readonly size: number;
+  readonly blocks: number;
+  readonly dev: number;
+  readonly rdev: number;
+  readonly ino: string;
+  readonly atime: [number, number];
+  readonly mtime: [number, number];
+  readonly ctime: [number, number];
+  /** `o`: lstatInto's 16 values. */
+  constructor(o: Float64Array, ino: string) {
+    this.mode = o[0];
+    this.uid = o[1];
+    this.gid = o[2];
+    this.nlink = o[3];
+    this.size = o[4];
+    this.blocks = o[5];
+    this.dev = o[6];
+    this.rdev = o[7];
+    this.ino = ino;
+    this.atime = [o[10], o[11]];
+    this.mtime = [o[12], o[13]];
+    this.ctime = [o[14], o[15]];
+  }
+  isFile(): boolean { return (this.mode & S_IFMT) === 0o100000; }
+  isDirectory(): boolean { return (this.mode & S_IFMT) === 0o040000; }
+  isSymbolicLink(): boolean { return (this.mode & S_IFMT) === 0o120000; }
+  isCharacterDevice(): boolean { return (this.mode & S_IFMT) === 0o020000; }
+  isBlockDevice(): boolean { return (this.mode & S_IFMT) === 0o060000; }
+  isFIFO(): boolean { return (this.mode & S_IFMT) === 0o010000; }
+  isSocket(): boolean { return (this.mode & S_IFMT) === 0o140000; }
+}
+
+const statOut = new Float64Array(16);
+
+/** lstat(2) of `path` as PlainStats; throws Node-style errors (err.code 'ENOENT', ...). */
+export function lstatPlain(path: PathLike): PlainStats {
+  const o = statOut;
+  fsx.lstatInto(path, o);
+  const hi = o[8];
+  const lo = o[9];
+  // Exact as a double below 2^53 (hi < 2^21); past it, through a BigInt (overlayfs xino, rare).
+  const ino = hi < 0x200000 ? String(hi * 0x100000000 + lo) : ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+  return new PlainStats(o, ino);
+}

@@ -16,7 +16,10 @@
  * The workers' code is the self-contained `workerMain` below, started with `eval`: there is
  * no worker file to find, so it runs the same from the sources, the dist/ bundle and the
  * installer's one-file agent bundle. It loads the two native addons from the paths this
- * module resolves (beside the bundle, as codec.ts and chunk-id.ts load them).
+ * module resolves (beside the bundle, as codec.ts and chunk-id.ts load them): the fsx
+ * addon's liblz4 (compressing into a per-thread scratch buffer capped at what is worth
+ * keeping, then one copy of exactly the result; decoding into a buffer of the raw length)
+ * and BLAKE3.
  *
  * Bench (bench/peers.ts tree, 2 cores shared with other work): LZ4 compression was ~3.3 s
  * of a 21 s main-thread profile of a capture to a server, BLAKE3 ~0.5 s (kept in-thread:
@@ -38,7 +41,8 @@ import { availableParallelism } from 'node:os';
 import { isMarkedAsUntransferable, Worker } from 'node:worker_threads';
 import { ClonerError } from '../errors.ts';
 import type { ChunkId } from './chunk-id.ts';
-import { checkDecoded, checkEncodedHeader, CODEC_LZ4, CODEC_RAW, inThreadCodec, MIN_SAVING, type ChunkCodec, type EncodedChunk, type RawChunk } from './codec.ts';
+import { FSX_ADDON_PATH } from '../native/codec.ts';
+import { checkDecoded, checkEncodedHeader, CODEC_LZ4, CODEC_RAW, inThreadCodec, LZ4_CORRUPT, MIN_SAVING, type ChunkCodec, type EncodedChunk, type RawChunk } from './codec.ts';
 
 /** A job is sent once it holds this many bytes (or at the end of the turn): big enough that a message's cost (~30 µs) is noise, small enough to spread a window over both workers. */
 const JOB_BYTES = 1024 * 1024;
@@ -49,7 +53,7 @@ export class CodecPoolError extends ClonerError {
 
 interface Job {
   op: 'encode' | 'decode';
-  items: Array<{ data: Uint8Array; codec?: number }>;
+  items: Array<{ data: Uint8Array; codec?: number; rawLength?: number }>;
   bytes: number;
   resolve: (out: WorkerAnswer[]) => void;
   reject: (err: Error) => void;
@@ -69,38 +73,39 @@ interface Thread {
  */
 function workerMain(load: (id: string) => any): void {
   const { parentPort, workerData } = load('node:worker_threads');
-  const lz4 = load(workerData.lz4);
+  const fsx = load(workerData.fsx);
   const blake = load(workerData.blake);
-  // The addon's output lives in memory Node cannot transfer (an external buffer): it is
-  // copied once into an ArrayBuffer of its own (a memcpy, ~1% of the LZ4 work).
-  const own = (b: Uint8Array) => new Uint8Array(b);
+  // Compression's output area, reused; what is kept is copied once into an ArrayBuffer of
+  // its own (transferable, exactly its size; a memcpy, ~1% of the LZ4 work).
+  let scratch = Buffer.alloc(0);
   // Every chunk leaves garbage in this thread held outside the JS heap (the buffers that
-  // came in, the addon's outputs), which V8 collects only past its external-memory limit
+  // came in, the decoded ones sent back), which V8 collects only past its external-memory limit
   // (~64 MiB a thread): RSS +100 MB with one worker on the bench tree. A minor GC after
   // each job (~0.1 ms, a young heap of a few objects) frees them as they come.
   load('node:v8').setFlagsFromString('--expose-gc');
   const gc = load('node:vm').runInNewContext('gc') as ((o: { type: string }) => void) | undefined;
-  parentPort.on('message', (job: { seq: number; op: string; items: Array<{ data: Uint8Array; codec?: number }>; maxRatio: number }) => {
+  parentPort.on('message', (job: { seq: number; op: string; items: Array<{ data: Uint8Array; codec?: number; rawLength?: number }>; maxRatio: number }) => {
     const out: unknown[] = [];
     const transfer: ArrayBufferLike[] = [];
     try {
       for (const item of job.items) {
         const data = Buffer.from(item.data.buffer, item.data.byteOffset, item.data.byteLength);
         if (job.op === 'encode') {
-          const packed = lz4.compressSync(data);
-          const kept = packed.length <= data.length * job.maxRatio ? own(packed) : item.data;
+          const budget = Math.floor(data.length * job.maxRatio);
+          if (scratch.length < budget) scratch = Buffer.allocUnsafeSlow(Math.max(budget, 256 * 1024));
+          const n = fsx.lz4Compress(data, scratch.subarray(0, budget));
+          const kept = n > 0 ? new Uint8Array(scratch.subarray(0, n)) : item.data;
           out.push({ codec: kept === item.data ? 0 : 1, data: kept });
           transfer.push(kept.buffer);
           continue;
         }
-        try {
-          const decoded = item.codec === 1 ? lz4.uncompressSync(data) : data;
-          const raw = item.codec === 1 ? own(decoded) : item.data;
-          out.push({ raw, id: blake.blake3(decoded).toString('hex') });
-          transfer.push(raw.buffer);
-        } catch (err) {
-          out.push({ error: (err as Error).message });
+        const raw = item.codec === 1 ? Buffer.allocUnsafeSlow(item.rawLength ?? 0) : data;
+        if (item.codec === 1 && fsx.lz4Decompress(data, raw) !== raw.length) {
+          out.push({ error: workerData.lz4Corrupt });
+          continue;
         }
+        out.push({ raw, id: blake.blake3(raw).toString('hex') });
+        transfer.push(raw.buffer);
       }
     } catch (err) {
       parentPort.postMessage({ seq: job.seq, error: (err as Error).message });
@@ -123,7 +128,7 @@ export interface CodecPoolOptions {
 export class CodecPool implements ChunkCodec {
   readonly size: number;
   private readonly threads: Thread[] = [];
-  private readonly addons: { lz4: string; blake: string };
+  private readonly addons: { fsx: string; blake: string; lz4Corrupt: string };
   private seq = 0;
   private gathering: Job | null = null;
   private closed = false;
@@ -131,7 +136,7 @@ export class CodecPool implements ChunkCodec {
   constructor(opts: CodecPoolOptions = {}) {
     this.size = Math.max(1, opts.threads ?? availableParallelism());
     const req = createRequire(import.meta.url);
-    this.addons = { lz4: req.resolve('lz4-napi'), blake: req.resolve('@napi-rs/blake-hash') };
+    this.addons = { fsx: FSX_ADDON_PATH, blake: req.resolve('@napi-rs/blake-hash'), lz4Corrupt: LZ4_CORRUPT };
   }
 
   /** LZ4 per chunk in a worker, raw kept when it saves less than codec.ts's MIN_SAVING; the raw buffers may be transferred (detached) when they own their memory. */
@@ -148,7 +153,7 @@ export class CodecPool implements ChunkCodec {
   /** Decodes and checks each chunk (ChunkCorruptError as codec.ts's decodeChunk); results in order. The chunks' bytes are copied, never taken. */
   async decodeMany(chunks: readonly EncodedChunk[]): Promise<Buffer[]> {
     for (const c of chunks) checkEncodedHeader(c);
-    const answers = await this.submit('decode', chunks.map((c) => ({ data: c.data, codec: c.codec })));
+    const answers = await this.submit('decode', chunks.map((c) => ({ data: c.data, codec: c.codec, rawLength: c.rawLength })));
     return answers.map((a, i) => {
       if ('error' in a) return checkDecoded(chunks[i], undefined, undefined, a.error);
       const { raw, id } = a as { raw: Uint8Array; id: ChunkId };
@@ -224,7 +229,7 @@ export class CodecPool implements ChunkCodec {
     // The loader is handed in, not `require`: eval'd code is a CommonJS script, or an ES
     // module (no require) when the process runs with --input-type=module, which workers
     // inherit; and a bundler may rewrite the name `require` in workerMain's text.
-    const code = `(${workerMain.toString()})(process.getBuiltinModule('node:module').createRequire(${JSON.stringify(this.addons.lz4)}))`;
+    const code = `(${workerMain.toString()})(process.getBuiltinModule('node:module').createRequire(${JSON.stringify(this.addons.blake)}))`;
     const worker = new Worker(code, { eval: true, workerData: this.addons, name: 'cloner-codec' });
     const t: Thread = { worker, jobs: new Map(), bytes: 0 };
     worker.on('message', (m: { seq: number; out?: WorkerAnswer[]; error?: string }) => {

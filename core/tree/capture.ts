@@ -22,7 +22,7 @@
  * GC), and its xattrs and inode flags where the parent's capture read flags (stat-fields.ts).
  * Directory objects go to the write-behind like chunks: no directory waits for an upload.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
@@ -40,7 +40,7 @@ import { splitDev, timestampOf, unchangedFile } from './stat-fields.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
 import { ClonerError } from '../errors.ts';
-
+import { lstatPlain, type PlainStats } from '../native/fsx.ts';
 
 export interface CaptureProgress {
   files: number;
@@ -111,7 +111,7 @@ interface Walk {
   /** Records a path not stored (or stored empty): counted, listed, and a warning unless it was excluded. */
   leave: (rel: string, why: string, warn?: string) => void;
   /** Device -> small index, so hardlink groups stay apart across included mounts. */
-  deviceIndex: Map<bigint, number>;
+  deviceIndex: Map<number, number>;
   /** The parent revision's directory objects, fetched in batches (parent-objects.ts). */
   parents: ObjectBatcher;
   /** The parent tree says its capture read every inode flag (its top object's `flagsRead`). */
@@ -122,7 +122,7 @@ interface Walk {
 interface DirWalk {
   dir: Buffer; // the directory's path as bytes (a "/proc/self/fd/N" name once the real path is long)
   rel: string;
-  dev: bigint;
+  dev: number;
   previous: Map<string, Entry>;
   /** The parent revision's object of this directory and its parts, when it was read. */
   parentIds?: ChunkId[];
@@ -174,8 +174,8 @@ export async function captureTree(opts: CaptureOptions): Promise<CaptureResult> 
     parents: new ObjectBatcher(opts.store),
     parentFlags: false,
   };
-  walk.deviceIndex.set(walk.rootStat.dev, 0);
-  const tree = await captureDir(walk, Buffer.from(selection.root), '', opts.parentTree, walk.rootStat.dev);
+  walk.deviceIndex.set(Number(walk.rootStat.dev), 0);
+  const tree = await captureDir(walk, Buffer.from(selection.root), '', opts.parentTree, Number(walk.rootStat.dev));
   await walk.writes.settle();
   leftOut.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)); // walk order is not stable
   return { tree, progress: walk.progress, leftOut };
@@ -206,7 +206,7 @@ function pushTask(d: DirWalk, task: Promise<void>): void {
   d.tasks.push(task);
 }
 
-async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: bigint): Promise<ChunkId> {
+async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: number): Promise<ChunkId> {
   const previous = await previousEntries(w, parentTree, rel); // fetched before the slot: no slot waits on a round trip
   const listed = await w.dirs.acquire(); // held while listing, not while waiting for subdirectories
   let fd: number | undefined;
@@ -286,17 +286,17 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     w.leave(relPath, 'excluded by the image selection');
     return;
   }
-  let st: BigIntStats;
+  let st: PlainStats; // plain numbers: a BigInt lstat and its garbage were ~25% of a no-op update's CPU
   try {
-    st = lstatSync(full, { bigint: true });
+    st = lstatPlain(full);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     w.leave(relPath, `vanished or unreadable (${code})`, `${shown} vanished or is unreadable (${code}); skipped`);
     return;
   }
   // Key order is part of the canonical bytes (and so of the tree id): base, type fields, xattrs.
-  const base = { name, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: timestampOf(st.mtimeNs) };
-  const ctime = timestampOf(st.ctimeNs);
+  const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+  const ctime = st.ctime;
   const prev = st.isFile() ? d.previous.get(name) : undefined;
   const unchanged = prev?.type === 'file' && unchangedFile(prev, st, base.mtime, ctime) ? prev : undefined;
   // An unchanged file's xattrs and flags are its parent's (stat-fields.ts), where the parent read flags: they were ~30% of a no-op's walk.
@@ -314,7 +314,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     d.entries.push(withXattrs({ ...base, type: 'symlink' as const, target: decodeName(readlinkSync(full, { encoding: 'buffer' })) }));
   } else if (st.isCharacterDevice() || st.isBlockDevice()) {
     w.progress.others++;
-    d.entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(st.rdev) }));
+    d.entries.push(withXattrs({ ...base, type: st.isCharacterDevice() ? ('char' as const) : ('block' as const), rdev: splitDev(BigInt(st.rdev)) }));
   } else if (st.isFIFO()) {
     w.progress.others++;
     d.entries.push(withXattrs({ ...base, type: 'fifo' as const }));
@@ -324,7 +324,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
 }
 
 /** A subdirectory, walked as its own task; a mount point the selection does not enter stays an empty directory. */
-async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: BigIntStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
+async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: PlainStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
   const crosses = st.dev !== d.dev;
   if (crosses && !w.selection.entersMount(relPath)) {
     w.leave(relPath, 'another file system (not in the image\'s layout), stored as an empty directory');
@@ -333,17 +333,17 @@ async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string,
     return;
   }
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
-  if (crosses && st.ino === SUBVOLUME_INO && !w.selection.isMountPoint(relPath)) entry.subvol = true;
+  if (crosses && st.ino === String(SUBVOLUME_INO) && !w.selection.isMountPoint(relPath)) entry.subvol = true;
   d.entries.push(entry);
   const prev = d.previous.get(entry.name);
   pushTask(d, captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => void (entry.tree = tree)));
 }
 
 /** A regular file: its parent revision's chunks when unchanged, else read (once per hardlink group). */
-function captureFile(w: Walk, d: DirWalk, full: Buffer, st: BigIntStats, entry: FileEntry, unchanged: FileEntry | undefined): void {
+function captureFile(w: Walk, d: DirWalk, full: Buffer, st: PlainStats, entry: FileEntry, unchanged: FileEntry | undefined): void {
   w.progress.files++;
   w.progress.bytes += entry.size;
-  if (st.nlink > 1n) entry.h = `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
+  if (st.nlink > 1) entry.h = `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
   d.entries.push(entry);
   if (unchanged) {
     entry.chunks = unchanged.chunks;

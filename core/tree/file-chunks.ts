@@ -8,7 +8,7 @@
  * the window's tail is carried over to the next read, and every chunk goes to `onChunk`,
  * which returns its id. Chunks never span a hole: each extent starts a fresh chunker.
  */
-import { FastCdcChunker, type ChunkerParams } from '../chunker/fastcdc.ts';
+import { newChunker, type ChunkerParams } from '../chunker/fastcdc.ts';
 import { fsx } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkRef } from './manifest.ts';
@@ -55,7 +55,7 @@ export interface ChunkFileOptions {
 export async function chunkFile(handle: ReadableFile, size: number, o: ChunkFileOptions): Promise<ChunkRef[]> {
   const extents = o.sparse ? dataExtents(handle.fd, size) : [[0, size] as [number, number]];
   const refs: ChunkRef[] = [];
-  const chunker = new FastCdcChunker(o.params);
+  const chunker = newChunker(o.params);
   for (const [start, length] of extents) {
     chunker.reset();
     const want = Math.min(length, READ_WINDOW + o.params.maxSize);

@@ -6,7 +6,6 @@
  * sets ctime; so such a file keeps its chunks, and (where the parent read them) its xattrs
  * and inode flags, without another read.
  */
-import type { BigIntStats } from 'node:fs';
 import type { FileEntry, Timestamp } from './manifest.ts';
 
 export function timestampOf(ns: bigint): Timestamp {
@@ -24,8 +23,8 @@ function sameTime(a: Timestamp | undefined, b: Timestamp): boolean {
   return !!a && a[0] === b[0] && a[1] === b[1];
 }
 
-/** True when `st` (a regular file) is the file `prev` recorded: same size, inode, mtime and ctime. */
-export function unchangedFile(prev: FileEntry, st: BigIntStats, mtime: Timestamp, ctime: Timestamp): boolean {
+/** True when `st` (a regular file's lstat, BigIntStats or fsx's PlainStats) is the file `prev` recorded: same size, inode, mtime and ctime. */
+export function unchangedFile(prev: FileEntry, st: { size: number | bigint; ino: string | bigint }, mtime: Timestamp, ctime: Timestamp): boolean {
   return prev.size === Number(st.size) && prev.ino === st.ino.toString() && sameTime(prev.ctime, ctime) && sameTime(prev.mtime, mtime);
 }
 
