@@ -49,7 +49,7 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node24',
-  external: ['classic-level', 'lz4-napi', '@napi-rs/blake-hash'],
+  external: ['classic-level', '@napi-rs/blake-hash'],
   // CommonJS packages inside an ES module bundle call require() for Node built-ins.
   banner: { js: "import { createRequire as __clonerRequire } from 'node:module'; const require = __clonerRequire(import.meta.url);" },
   // Every output sits directly in dist/, so a path relative to dist/ holds in any chunk.

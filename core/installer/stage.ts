@@ -20,7 +20,7 @@ import { ClonerError } from '../errors.ts';
 import { haveTool, run } from '../tools.ts';
 
 /** npm packages with native addons: not bundled, copied with their platform packages. */
-export const NATIVE_PACKAGES = ['@napi-rs/blake-hash', 'lz4-napi'];
+export const NATIVE_PACKAGES = ['@napi-rs/blake-hash'];
 
 /** Files modules read beside themselves (`new URL(import.meta.url)`): beside the bundle. */
 export const AGENT_ASSETS = ['core/layout/layout.schema.json'];
