@@ -106,6 +106,7 @@ export async function installBootloader(o: BootOptions): Promise<string[]> {
       if (golden) {
         const verdict = await initramfsVerdict(o.target, inputs);
         if (!verdict.rebuild) return o.log(`initramfs: kept the image's (${verdict.why})`);
+        o.log(`initramfs: made anew: ${verdict.why}`);
         w = await regenerateInitramfs(o.target, o.log, verdict.why);
       } else w = await regenerateInitramfs(o.target, o.log);
     });

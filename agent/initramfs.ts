@@ -14,6 +14,8 @@
  *     fstab: initramfs-tools puts an empty one there and reads the root's at boot; a golden
  *     reference in a copy of it is found as any other);
  *   - the layout made RAID or LVM and it has no mdadm or lvm to assemble them;
+ *   - it was made for the golden's hardware (agent/initramfs-host.ts: initramfs-tools'
+ *     MODULES=dep, dracut host-only, mkinitcpio's autodetect hook);
  *   - it cannot be read (unknown compression, truncated, no tool to decompress it), or
  *     /boot has none: the safe default.
  * Otherwise the image's is kept, and the verdict says why.
@@ -33,6 +35,7 @@ import zlib from 'node:zlib';
 import { toolPath } from '../core/tools.ts';
 import type { Layout } from '../core/layout/model.ts';
 import { TargetFiles } from './identity/files.ts';
+import { BuildEvidence, madeForGoldenHardware } from './initramfs-host.ts';
 
 /** What the identity step changed that an initramfs may hold. */
 export interface InitramfsInputs {
@@ -264,15 +267,16 @@ export class RefScanner {
 }
 
 /** What one initramfs holds of the inputs: the reason to make it anew, or null. */
-async function inspect(fd: number, inputs: InitramfsInputs, node: Map<string, Buffer | null>): Promise<{ why: string | null; compression: string; read: number }> {
+async function inspect(fd: number, inputs: InitramfsInputs, node: Map<string, Buffer | null>, build: BuildEvidence): Promise<{ why: string | null; compression: string; read: number }> {
   const scanner = new RefScanner(inputs.refs);
   const copies = new Map(inputs.files.flatMap((rel) => copiesOf(rel).map((c) => [c, rel] as const)));
   const tools = new Set<string>();
   let why: string | null = null;
   let read = 0;
   const compression = await readInitramfs(fd, async (e, data) => {
-    if (why) return;
     const type = e.mode & S_IFMT;
+    const wanted = build.see(e.name, e.size) && type === S_IFREG;
+    if (why && !wanted) return;
     const base = e.name.slice(e.name.lastIndexOf('/') + 1);
     if ((type === S_IFREG || type === S_IFLNK) && (base === 'mdadm' || base === 'lvm')) tools.add(base);
     if (type !== S_IFREG || UNREAD.test(e.name)) return;
@@ -281,13 +285,16 @@ async function inspect(fd: number, inputs: InitramfsInputs, node: Map<string, Bu
     const whole: Buffer[] = [];
     scanner.reset();
     for await (const piece of data) {
-      if (copyOf && e.size <= 1 << 20) whole.push(Buffer.from(piece));
+      if ((copyOf && e.size <= 1 << 20) || wanted) whole.push(Buffer.from(piece));
+      if (why) continue;
       const hit = scanner.empty ? null : scanner.push(piece);
       if (hit) {
         why = `its ${e.name} holds ${hit}, a golden device reference the identity step replaced`;
-        return;
+        if (!wanted) return;
       }
     }
+    if (wanted) build.content(e.name, Buffer.concat(whole));
+    if (why) return;
     if (copyOf && !(node.get(copyOf)?.equals(Buffer.concat(whole)) ?? false)) why = `its ${e.name} is the golden's copy of /${copyOf}, which the identity step changed`;
   });
   if (!why) {
@@ -316,11 +323,14 @@ export async function initramfsVerdict(target: string, inputs: InitramfsInputs):
     const seen: string[] = [];
     for (const rel of files) {
       let r: Awaited<ReturnType<typeof inspect>>;
+      const build = new BuildEvidence();
       try {
-        r = await inspect(t.root.open(`/${rel}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), inputs, node);
+        r = await inspect(t.root.open(`/${rel}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), inputs, node, build);
       } catch (err) {
         return { rebuild: true, why: `/${rel} could not be read (${(err as Error).message})` };
       }
+      const hardware = madeForGoldenHardware(t, build);
+      if (hardware) return { rebuild: true, why: hardware };
       if (r.why) return { rebuild: true, why: `/${rel}: ${r.why}` };
       seen.push(`/${rel} (${r.compression}, ${r.read} files read)`);
     }
