@@ -36,7 +36,7 @@ import { EFI_LOADER_DIR, setEfiEntry } from '../core/boot/efi.ts';
 import { ClonerError } from '../core/errors.ts';
 import { haveTool, run } from '../core/tools.ts';
 import type { BootMade } from './boot-made.ts';
-import { initramfsVerdict, type InitramfsInputs } from './initramfs.ts';
+import { INITRAMFS_RULES, initramfsVerdict, type InitramfsInputs } from './initramfs.ts';
 
 export class InitramfsError extends ClonerError {
   override readonly code = 'INITRAMFS_FAILED';
@@ -101,7 +101,9 @@ export async function installBootloader(o: BootOptions): Promise<string[]> {
     const inputs = o.initramfsInputs;
     // Only the golden's own initramfs is looked inside; one the last deploy made is made again when its inputs changed.
     const golden = inputs && !(o.made?.holds('initramfs') ?? false);
-    const args = inputs ? ['refs', ...[...inputs.refs].sort(), 'files', ...[...inputs.files].sort(), 'layers', ...inputs.layers] : [];
+    // The rules' version too: a decision to keep the image's made under older rules (before
+    // the golden-hardware ones) is looked at again once.
+    const args = inputs ? ['rules', INITRAMFS_RULES, 'refs', ...[...inputs.refs].sort(), 'files', ...[...inputs.files].sort(), 'layers', ...inputs.layers] : [];
     const ran = await made.step('initramfs', args, async () => {
       if (golden) {
         const verdict = await initramfsVerdict(o.target, inputs);

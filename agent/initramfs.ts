@@ -37,6 +37,9 @@ import type { Layout } from '../core/layout/model.ts';
 import { TargetFiles } from './identity/files.ts';
 import { BuildEvidence, madeForGoldenHardware } from './initramfs-host.ts';
 
+/** The version of the rules below: a kept decision recorded under other rules is made again (agent/boot-made.ts). */
+export const INITRAMFS_RULES = '2';
+
 /** What the identity step changed that an initramfs may hold. */
 export interface InitramfsInputs {
   /** The golden's device references it replaced, as the files named them ("UUID=…", "/dev/sda2", "8:8:8:8", a PVID). */
