@@ -137,6 +137,11 @@ export class BootMade {
     return (this.record.steps[step]?.files ?? []).some((f) => f.tree !== null && this.kept.has(f.rel));
   }
 
+  /** Whether the step's record says it made no file (the initramfs step kept the image's). */
+  madeNothing(step: string): boolean {
+    return this.record.steps[step]?.files.length === 0;
+  }
+
   /** The step's input digest (see the module comment); `args` are what else it depends on. */
   private inputs(step: string, args: string[]): string {
     const h = createHash('sha256').update(JSON.stringify([FORMAT, step, args]));

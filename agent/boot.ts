@@ -12,8 +12,12 @@
  *   - no ESP: `grub-install --target=i386-pc` onto the disk holding /boot (or /);
  *   - then update-grub (or grub-mkconfig -o /boot/grub/grub.cfg).
  * First, when the identity step changed a block-device reference of the boot chain (fstab,
- * resume=, mdadm.conf, crypttab, ...), the initramfs is made anew with the image's own tool
- * (regenerateInitramfs); GRUB's config is generated after it, so both name the node's devices.
+ * resume=, mdadm.conf, crypttab, ...), the golden's initramfs is looked inside
+ * (agent/initramfs.ts): when it holds a reference that changed, a stale copy of a changed
+ * file, lacks what the layout's RAID/LVM needs, or cannot be read, it is made anew with the
+ * image's own tool (regenerateInitramfs); otherwise it is kept, with the reason logged (and
+ * recorded, so a re-deploy with the same inputs does not look again). GRUB's config is
+ * generated after it, so both name the node's devices.
  * When that tool fails the deploy fails (InitramfsError: the tool, its exit status and last
  * output lines): the boot configuration already names the node's devices while the golden's
  * initramfs still names the golden's, a node that would wait at boot for devices it does not
@@ -32,6 +36,7 @@ import { EFI_LOADER_DIR, setEfiEntry } from '../core/boot/efi.ts';
 import { ClonerError } from '../core/errors.ts';
 import { haveTool, run } from '../core/tools.ts';
 import type { BootMade } from './boot-made.ts';
+import { INITRAMFS_RULES, initramfsVerdict, type InitramfsInputs } from './initramfs.ts';
 
 export class InitramfsError extends ClonerError {
   override readonly code = 'INITRAMFS_FAILED';
@@ -53,6 +58,8 @@ export interface BootOptions {
   disks?: string[];
   /** Make the initramfs anew first (the identity step changed a device reference it holds). */
   initramfs?: boolean;
+  /** What the identity step changed (agent/initramfs.ts): without, the initramfs is made anew whenever `initramfs` is set. */
+  initramfsInputs?: InitramfsInputs;
   /** What the last deploy made (agent/boot-made.ts): a step made from the same inputs is not run again. */
   made?: BootMade;
   /** The node's file systems (UUIDs, devices), a GRUB input besides the files. */
@@ -64,12 +71,12 @@ export interface BootOptions {
  * The image's own initramfs tool, chrooted: update-initramfs (initramfs-tools), dracut,
  * mkinitcpio, for every kernel of the image. Returns a warning when the image has none.
  */
-export async function regenerateInitramfs(target: string, log: (line: string) => void): Promise<string | null> {
+export async function regenerateInitramfs(target: string, log: (line: string) => void, why = "the boot configuration names the node's devices now"): Promise<string | null> {
   const chroot = (argv: string[]) => run(['chroot', target, ...argv]);
   const tool = inTarget(target, 'usr/sbin/update-initramfs', 'sbin/update-initramfs', 'usr/bin/dracut', 'usr/sbin/dracut', 'sbin/dracut', 'usr/bin/mkinitcpio', 'usr/sbin/mkinitcpio');
   if (!tool) return 'the boot configuration names the node\'s devices now, but the image has no initramfs tool (update-initramfs, dracut, mkinitcpio): its initramfs still names the golden\'s';
   const argv = tool.endsWith('update-initramfs') ? [`/${tool}`, '-u', '-k', 'all'] : tool.endsWith('dracut') ? [`/${tool}`, '--regenerate-all', '--force'] : [`/${tool}`, '-P'];
-  log(`initramfs: ${argv.join(' ')} (the boot configuration names the node's devices now)`);
+  log(`initramfs: ${argv.join(' ')} (${why})`);
   try {
     await chroot(argv);
   } catch (err) {
@@ -91,7 +98,21 @@ export async function installBootloader(o: BootOptions): Promise<string[]> {
   const made = o.made ?? ALWAYS;
   if (o.initramfs) {
     let w: string | null = null;
-    if (!(await made.step('initramfs', [], async () => void (w = await regenerateInitramfs(o.target, o.log))))) o.log('initramfs: kept as the last deploy made it (same kernels, initramfs files and boot configuration)');
+    const inputs = o.initramfsInputs;
+    // Only the golden's own initramfs is looked inside; one the last deploy made is made again when its inputs changed.
+    const golden = inputs && !(o.made?.holds('initramfs') ?? false);
+    // The rules' version too: a decision to keep the image's made under older rules (before
+    // the golden-hardware ones) is looked at again once.
+    const args = inputs ? ['rules', INITRAMFS_RULES, 'refs', ...[...inputs.refs].sort(), 'files', ...[...inputs.files].sort(), 'layers', ...inputs.layers] : [];
+    const ran = await made.step('initramfs', args, async () => {
+      if (golden) {
+        const verdict = await initramfsVerdict(o.target, inputs);
+        if (!verdict.rebuild) return o.log(`initramfs: kept the image's (${verdict.why})`);
+        o.log(`initramfs: made anew: ${verdict.why}`);
+        w = await regenerateInitramfs(o.target, o.log, verdict.why);
+      } else w = await regenerateInitramfs(o.target, o.log);
+    });
+    if (!ran) o.log(o.made?.madeNothing('initramfs') ? "initramfs: kept the image's, as the last deploy decided (same kernels, initramfs files, boot configuration and changes)" : 'initramfs: kept as the last deploy made it (same kernels, initramfs files and boot configuration)');
     if (w) warnings.push(w);
   }
   const grubInstall = inTarget(o.target, 'usr/sbin/grub-install', 'sbin/grub-install', 'usr/sbin/grub2-install');

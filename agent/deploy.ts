@@ -41,13 +41,14 @@ import { deployKeepList } from '../core/tree/select.ts';
 import { newSyncProgress, syncTree, type SyncProgress } from '../core/tree/sync.ts';
 import { installBootloader } from './boot.ts';
 import { BootMade } from './boot-made.ts';
+import { initramfsInputs } from './initramfs.ts';
 import { labelWithPolicy, mdadmScan, nodeDisks, nodePvs, withPartuuids } from './identity/node-tools.ts';
 import { MulticastReader, type MulticastOptions } from './multicast.ts';
 import { AgentClient } from './client.ts';
 import { DeployError } from './errors.ts';
 import { espOf } from './esp.ts';
 import { nodeHostKeys } from './hostkeys.ts';
-import { applyIdentity, IMAGE_FILES_DIR, resultLists, writeTargetFile, type IdentityChange, type NodeFilesystem } from './identity.ts';
+import { applyIdentity, IMAGE_FILES_DIR, resultLists, writeTargetFile, type IdentityChange, type IdentityReport, type NodeFilesystem } from './identity.ts';
 import { runScript, scriptEnv, withChrootMounts, withShebang } from './scripts.ts';
 
 export { DeployError };
@@ -110,8 +111,8 @@ class DeployRun {
   readonly warnings: string[] = [];
   /** What the identity step changed on the node (file, what). */
   readonly changes: IdentityChange[] = [];
-  /** The identity step changed a block-device reference of the boot chain: the initramfs is made anew. */
-  bootChainChanged = false;
+  /** What the identity step changed of the boot chain (agent/identity.ts): the initramfs is looked at, or made anew. */
+  bootChain: Pick<IdentityReport, 'bootChainChanged' | 'replacedRefs' | 'bootChainFiles'> = { bootChainChanged: false, replacedRefs: [], bootChainFiles: [] };
   readonly started = performance.now();
   phase: DeployPhase = 'identify';
   node: string | null;
@@ -299,7 +300,7 @@ async function identity(r: DeployRun, plan: DeployPlan, disks: Disks, workDir: s
   const changes = applyIdentity({ target: r.o.target, node: plan.node, filesystems, hostKeys, mdadmScan: mdadm, pvs, disks: nodeDisks(plan.layout?.layout, disks.devices) });
   await labelWithPolicy(r.o.target, changes, r.warn, (line) => r.log(line));
   r.changes.push(...changes.changes);
-  r.bootChainChanged = changes.bootChainChanged;
+  r.bootChain = changes;
   changes.warnings.forEach(r.warn);
   r.log(`identity: ${changes.network ?? 'no'} network configuration; ${changes.changes.length} changes`);
   for (const c of changes.changes) r.log(`  ${c.file}: ${c.change}`);
@@ -332,7 +333,7 @@ async function bootloader(r: DeployRun, plan: DeployPlan, disks: Disks, made: Bo
   const layout = plan.layout.layout;
   await r.enter('bootloader', 'boot loader and EFI entries');
   const esp = espOf(layout, disks.devices);
-  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks, initramfs: r.bootChainChanged || !!made?.holds('initramfs'), made: made ?? undefined, devices: (disks.filesystems ?? []).map((f) => `${f.spec.mount ?? ''} ${f.uuid} ${f.device}`) }));
+  const warnings = await withChrootMounts(r.o.target, () => installBootloader({ target: r.o.target, layout, applied: disks.applied, esp, label: efiLabel(plan), log: (line) => r.log(line), disks: r.o.disks, initramfs: r.bootChain.bootChainChanged || !!made?.holds('initramfs'), initramfsInputs: initramfsInputs(r.bootChain, layout), made: made ?? undefined, devices: (disks.filesystems ?? []).map((f) => `${f.spec.mount ?? ''} ${f.uuid} ${f.device}`) }));
   warnings.forEach(r.warn);
 }
 

@@ -26,7 +26,7 @@ import { controllerOf, typeOf } from '../core/nodes/network.ts';
 import { TargetRoot } from '../core/tree/beneath.ts';
 import { TargetFiles, type IdentityChange } from './identity/files.ts';
 import { mergeFstab, type NodeFilesystem } from './identity/fstab.ts';
-import { rewriteDeviceReferences } from './identity/devices.ts';
+import { bootFiles, rewriteDeviceReferences } from './identity/devices.ts';
 import type { NodeDisk, NodePv } from './identity/device-ids.ts';
 import { goldenNames } from './identity/golden-names.ts';
 import { labelWritten, policyLabeler } from './identity/selinux.ts';
@@ -62,6 +62,13 @@ export interface IdentityReport {
   warnings: string[];
   /** A reference to a block device in the boot chain changed: the initramfs and GRUB's config must be made anew. */
   bootChainChanged: boolean;
+  /**
+   * What of the boot chain the identity step changed, for agent/initramfs.ts: the golden's
+   * device references it replaced, and the boot-chain files it changed or removed other than
+   * fstab (target-relative; an initramfs may carry copies of them: mdadm.conf, crypttab, ...).
+   */
+  replacedRefs: string[];
+  bootChainFiles: string[];
   /** Files written without an SELinux label that the image's setfiles is to label (tree paths), with its tool and contexts. */
   selinuxToLabel: { files: string[]; setfiles: string; fileContexts: string } | null;
 }
@@ -181,16 +188,21 @@ function applyIdentityIn(t: TargetFiles, o: IdentityOptions): IdentityReport {
     } else t.warn('no SSH host keys for this node; sshd makes its own at first start (if the image does that)');
   }
   let bootChainChanged = false;
+  const replacedRefs = new Set<string>();
   if (o.filesystems !== null) {
     const goldenFstab = t.read('etc/fstab');
     const merged = mergeFstab(goldenFstab, o.filesystems);
     merged.warnings.forEach((w) => t.warn(w));
     const before = t.changes.length;
     t.write('etc/fstab', merged.text, 0o644, merged.notes.join('; ') || 'unchanged');
-    bootChainChanged = rewriteDeviceReferences(t, { filesystems: o.filesystems, mdadmScan: o.mdadmScan ?? null, pvs: o.pvs, disks: o.disks, node: hostname }, t.changes.length > before, goldenFstab);
+    const devices = rewriteDeviceReferences(t, { filesystems: o.filesystems, mdadmScan: o.mdadmScan ?? null, pvs: o.pvs, disks: o.disks, node: hostname }, t.changes.length > before, goldenFstab);
+    bootChainChanged = devices.changed;
+    for (const ref of [...merged.replaced, ...devices.replaced]) replacedRefs.add(ref);
   }
+  const chain = new Set([...bootFiles(t), 'etc/mdadm/mdadm.conf', 'etc/mdadm.conf', 'etc/lvm/devices/system.devices']);
+  const bootChainFiles = [...new Set(t.changes.map((c) => c.file.slice(1)).filter((rel) => chain.has(rel)))];
   goldenNames(t, golden, goldenMachineId, hostname, machineId, new Set(t.changes.map((c) => c.file.slice(1))));
   const toLabel = labelWritten(t);
   const labeler = policyLabeler(t);
-  return { hostname, network: format, changes: t.changes, warnings: t.warnings, bootChainChanged, selinuxToLabel: toLabel.length && labeler ? { files: toLabel, ...labeler } : null };
+  return { hostname, network: format, changes: t.changes, warnings: t.warnings, bootChainChanged, replacedRefs: [...replacedRefs], bootChainFiles, selinuxToLabel: toLabel.length && labeler ? { files: toLabel, ...labeler } : null };
 }

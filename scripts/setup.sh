@@ -26,7 +26,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf socat dnsmasq-base ipmitool openipmi
   iproute2 openssh-client openssl systemd
   chromium binutils ipxe ipxe-qemu grub-pc-bin udpcast man-db bash-completion
-  python3 make g++ liblz4-dev
+  python3 make g++ liblz4-dev initramfs-tools-core
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

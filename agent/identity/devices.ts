@@ -11,7 +11,9 @@
  * names, paired as identity/device-ids.ts says. mdadm.conf's ARRAY lines are the arrays made
  * on the node (`mdadm --detail --scan`, probed by the agent); LVM's system.devices lists the
  * node's PVs. What is left naming a device by an identifier the node does not have (a UUID,
- * PARTUUID, array, golden PVID, by-id|by-path name) is a warning, with why it was not paired. `changed` tells the agent to regenerate the initramfs (and then GRUB's config).
+ * PARTUUID, array, golden PVID, by-id|by-path name) is a warning, with why it was not paired. `changed` tells the agent
+ * the boot chain changed, `replaced` which golden references went (agent/initramfs.ts looks
+ * for them in the golden's initramfs to decide whether it must be made anew).
  */
 import type { TargetFiles } from './files.ts';
 import type { NodeFilesystem } from './fstab.ts';
@@ -43,11 +45,14 @@ export function bootFiles(t: TargetFiles): string[] {
 }
 
 /**
- * Rewrites golden device references; returns whether anything of the boot chain changed.
+ * Rewrites golden device references; returns whether anything of the boot chain changed, and
+ * the golden references the node does not have (every golden id paired with a different one of
+ * the node's, every token rewritten, the PVIDs and array UUIDs of the files written anew).
  * `goldenFstab` is the image's fstab before the identity step rewrote it (PARTUUIDs by mount point).
  */
-export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabChanged: boolean, goldenFstab: string | null = null): boolean {
+export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabChanged: boolean, goldenFstab: string | null = null): { changed: boolean; replaced: string[] } {
   let changed = fstabChanged;
+  const replaced = new Set<string>();
   const files = bootFiles(t);
   const texts = new Map(files.map((rel) => [rel, t.read(rel)] as const));
   const mdConf = ['etc/mdadm/mdadm.conf', 'etc/mdadm.conf'].map((rel) => t.read(rel)).find((x) => x !== null) ?? null;
@@ -82,6 +87,7 @@ export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabCha
         else if (r.why && !nodeLinks.has(m)) unmapped.set(m, r.why);
       }
       if (!to || to === m) return m;
+      replaced.add(m);
       if (!notes.includes(`${m} -> ${to}`)) notes.push(`${m} -> ${to}`);
       if (m.startsWith('/dev/disk/')) nodeLinks.add(to);
       return to;
@@ -109,6 +115,7 @@ export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabCha
     if (stale.size && !/grub2?\/grub\.cfg$/.test(rel)) t.warn(`/${rel} names devices this node does not have: ${[...stale].join(', ')} (not rewritten: check it)`);
   }
   if (devicesFile !== null && d.pvs?.length) {
+    for (const id of goldenPvids) replaced.add(id).add(dashedPvid(id));
     t.write('etc/lvm/devices/system.devices', systemDevicesFor(devicesFile, d.pvs, d.node ?? 'this node'), 0o644, `this node's PVs (${d.pvs.map((p) => p.device).join(', ')}); the golden's ${goldenPvids.length} entries replaced`);
     changed = true;
   }
@@ -124,9 +131,11 @@ export function rewriteDeviceReferences(t: TargetFiles, d: NodeDevices, fstabCha
     const kept = text.split('\n').filter((l) => !/^\s*ARRAY\s/.test(l) && !/^\s+\S/.test(l) || !golden.length).filter((l, i, all) => !(i === all.length - 1 && l === ''));
     const next = `${[...kept, ...arrays].join('\n')}\n`;
     if (next !== text) {
+      for (const a of parseArrays(golden.join('\n'))) replaced.add(a.uuid);
       t.write(rel, next, (t.lstat(rel)!.mode & 0o7777) || 0o644, `ARRAY lines are this node's arrays (${arrays.map((a) => a.split(/\s+/)[1]).join(', ')}), the golden's ${golden.length} replaced`);
       changed = true;
     }
   }
-  return changed;
+  for (const g of map.keys()) replaced.add(g);
+  return { changed, replaced: [...replaced] };
 }

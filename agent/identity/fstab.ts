@@ -29,6 +29,8 @@ export interface FstabResult {
   text: string;
   notes: string[];
   warnings: string[];
+  /** The golden's sources of the lines rewritten ("UUID=…", "/dev/sda2"): references the node no longer has. */
+  replaced: string[];
 }
 
 const BLOCK_SOURCE = /^(UUID=|LABEL=|PARTUUID=|PARTLABEL=|\/dev\/)/;
@@ -60,8 +62,9 @@ export function nodeSource(source: string, fs: NodeFilesystem): string {
 export function mergeFstab(previous: string | null, filesystems: NodeFilesystem[]): FstabResult {
   const notes: string[] = [];
   const warnings: string[] = [];
+  const replaced: string[] = [];
   const fresh = (list: NodeFilesystem[]) => fstabFor(list.map((f) => ({ ...f.spec, uuid: f.uuid })));
-  if (previous === null) return { text: fresh(filesystems), notes: ['written from the layout'], warnings };
+  if (previous === null) return { text: fresh(filesystems), notes: ['written from the layout'], warnings, replaced };
   const left = new Set(filesystems);
   const lines = previous.split('\n');
   if (lines.at(-1) === '') lines.pop();
@@ -89,6 +92,7 @@ export function mergeFstab(previous: string | null, filesystems: NodeFilesystem[
     }
     const source = nodeSource(p.source, fs);
     if (source === p.source) return line;
+    replaced.push(p.source);
     notes.push(`${p.mount === 'none' ? 'swap' : p.mount}: ${p.source} -> ${source}`);
     return `${p.m[1]}${source}${p.m[3]}${p.m[4]}${p.m[5]}${p.m[6]}${p.m[7]}`;
   });
@@ -99,5 +103,5 @@ export function mergeFstab(previous: string | null, filesystems: NodeFilesystem[
       notes.push(`added ${l.split(/\s+/).slice(0, 2).join(' ')} (from the layout)`);
     }
   }
-  return { text: `${out.join('\n')}\n`, notes, warnings };
+  return { text: `${out.join('\n')}\n`, notes, warnings, replaced };
 }

@@ -137,7 +137,7 @@ interface Scan {
   seeds: Seeds;
 }
 
-/** What stays (`matched`), what is written, and the hardlinks to make to their group's first path. */
+/** What stays (`matched`), what is written (the tree's own items, not copies), and the hardlinks to make to their group's first path. */
 interface Plan {
   matched: Set<string>;
   toWrite: Array<{ rel: string; entry: FileEntry }>;
@@ -193,7 +193,7 @@ async function startSync(opts: SyncOptions): Promise<SyncRun> {
   const targetStat = await fs.lstat(opts.target).catch(() => null);
   if (!targetStat?.isDirectory()) throw new RestoreError(`sync target ${opts.target} is not a directory`, 'mount the node\'s file systems there first');
   const target = await fs.realpath(opts.target);
-  const items = await loadTree(opts.reader, opts.tree);
+  const items = await loadTree(opts.reader, opts.tree, { lean: true });
   opts.onTree?.(items);
   const root = TargetRoot.open(target);
   const wanted = new Map(items.map((item) => [item.rel, item.entry]));
@@ -283,7 +283,8 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
   for (const root of run.roots) for (let r = root; r; r = r.slice(0, r.lastIndexOf('/'))) matched.add(r);
   const groupPrimary = new Map<string, string>();
   const plan: Plan = { matched, toWrite: [], secondaries: [] };
-  for (const { rel, entry } of run.items) {
+  for (const item of run.items) {
+    const { rel, entry } = item;
     if (!rel) continue;
     const have = existing.get(rel);
     if (entry.type === 'file' && entry.h !== undefined) {
@@ -294,7 +295,7 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
       groupPrimary.set(entry.h, rel);
     }
     if (!have || have.type !== entry.type) {
-      if (entry.type === 'file') plan.toWrite.push({ rel, entry });
+      if (entry.type === 'file') plan.toWrite.push(item as TreeItem & { entry: FileEntry });
       continue;
     }
     switch (entry.type) {
@@ -304,7 +305,7 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
       case 'file':
         matched.add(rel); // replaced by a rename when it is rewritten
         if ((have.size === entry.size && (have.sameStat || sameChunks(have.chunks ?? [], entry.chunks))) || keepsVariant(run.opts.variants, run.root, rel, entry, run.progress.variantsKept)) run.progress.keptFiles++;
-        else plan.toWrite.push({ rel, entry });
+        else plan.toWrite.push(item as TreeItem & { entry: FileEntry });
         break;
       case 'symlink':
         if (fsSync.readlinkSync(run.root.at(rel), { encoding: 'buffer' }).equals(encodeName(entry.target))) matched.add(rel);
