@@ -33,7 +33,15 @@ function usageOf(file: string, wrapped: boolean): { rss: number; cpu: number } {
 }
 
 /** Runs argv to its end; throws with its output when it fails. */
+/**
+ * Writes back every dirty page first (untimed), so a step does not pay for the writeback of
+ * the step before it (a deploy onto a loop disk leaves up to a GB dirty on the file system
+ * the next step writes to).
+ */
+export const settle = () => void spawnSync('sync');
+
 export function timed(argv: string[], env?: NodeJS.ProcessEnv, cwd?: string): Timed {
+  settle();
   const rssFile = path.join('/tmp', `cloner-bench-rss-${process.pid}`);
   const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', TIME_FORMAT, '-o', rssFile] : [];
   const all = [...wrap, ...argv];
@@ -165,6 +173,7 @@ export async function agentDeploy(server: { url: string; tokenFile: string }, no
   const rssFile = path.join('/tmp', `cloner-bench-rss-agent-${process.pid}`);
   const wrap = existsSync(GNU_TIME) ? [GNU_TIME, '-f', TIME_FORMAT, '-o', rssFile] : [];
   const argv = [...wrap, process.execPath, ...profFlags(), entryOf('cloner-agent'), 'deploy', '--server', server.url, '--token-file', server.tokenFile, '--node', node, '--disks', d.disk, '--target', d.mnt, '--force', '--no-reboot'];
+  settle();
   const t = performance.now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '60000' } });
   let out = '';

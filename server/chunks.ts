@@ -78,7 +78,7 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
       // encodeFrames copies: a batch's data are only valid until the next batch is asked for.
       for await (const batch of batches()) yield encodeFrames(batch);
     }
-    // Bytes, not objects: the stream holds about one batch (~4 MiB) ahead of the socket.
+    // Bytes, not objects: the stream holds about one batch (~1 MiB) ahead of the socket.
     return reply.type(CHUNKS_MEDIA_TYPE).send(Readable.from(frames(), { objectMode: false }));
   });
 

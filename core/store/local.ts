@@ -192,7 +192,7 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
    * A fetch answered in the order asked (the server's /v1/chunks/fetch): one batched lookup
    * of `ids`, which touches nothing. `missing`: the ids not stored, in the order asked.
    * When none is, `batches()` yields the stored forms (not decoded) in the order asked,
-   * duplicates repeated, in arrays of about 4 MiB of data, read coalesced per pack
+   * duplicates repeated, in arrays of about 1 MiB of data, read coalesced per pack
    * (pack-reader.ts); an array's data are views of a buffer reused for the next array, valid
    * until the next is asked for (encode or copy them first). A chunk gone between lookup and read (a repack moved it) is looked up
    * again; one gone for good makes the iteration throw ChunkMissingError.

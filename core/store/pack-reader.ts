@@ -28,7 +28,7 @@ const LOOKUP_BATCH = 4096;
 const MAX_RUN = 8 * 1024 * 1024;
 const MAX_GAP = 64 * 1024;
 /** Data bytes `readInOrder` reads and yields at a time (a single larger chunk is a window of its own). */
-const WINDOW_BYTES = 4 * 1024 * 1024;
+const WINDOW_BYTES = 1024 * 1024;
 
 export class PackReader {
   private readonly dir: string;
