@@ -293,8 +293,11 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     await this.flush();
     // Chunks kept only because an upload not yet committed touched them: reported apart.
     const keptForUploads: ChunkId[] = [];
-    const report = await this.gate.exclusively(() => {
+    const report = await this.gate.exclusively(async () => {
       this.epoch++;
+      // Puts between the flush above and the gate may have grown a pack: end it, so no later
+      // seal appends through a handle to a pack this prune deletes (its chunks would be lost).
+      await this.writer.flush();
       return prunePacks({ dir: this.dir, index: this.index, reader: this.reader, writer: this.writer }, (id) => {
         if (isLive(id)) return true;
         if (!this.guards.isGuarded(id)) return false;
@@ -311,8 +314,9 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
   /** Rebuilds the chunk index from the packs alone (repair.ts). Flushes first; runs under the exclusive gate. */
   async rebuildIndex(): Promise<RebuildReport> {
     await this.flush();
-    return this.gate.exclusively(() => {
+    return this.gate.exclusively(async () => {
       this.epoch++;
+      await this.writer.flush(); // as in prune: no append to a pack the rebuild may set aside
       return rebuildLocations(this.dir, this.index);
     });
   }

@@ -96,4 +96,24 @@ test('a torn tail after a pack\'s indexed records loses nothing, and the reopene
   });
 });
 
+
+test('a prune ends the growing pack: chunks put after it are in a pack on disk, even when the pack grown meanwhile was dropped', async () => {
+  await withTempDir(async (dir) => {
+    const store = await LocalStore.open(dir, { create: true, commitDelayMs: 5 });
+    const keep = await round(store, 1);
+    // Round 2 is put while the prune waits for the exclusive gate: it grows a pack the prune then drops whole.
+    const pruning = store.prune((id) => keep.includes(id));
+    await round(store, 2);
+    const report = await pruning;
+    assert.ok(report.deletedPacks + report.repackedPacks >= 1, `the prune dropped or repacked a pack: ${JSON.stringify(report)}`);
+    const after = await round(store, 3);
+    await store.close();
+    // Opened anew: this process's reader may still hold a dropped pack's file open.
+    const again = await LocalStore.open(dir);
+    for (const [i, id] of after.entries()) assert.ok((await again.get(id)).equals(seededBytes(300 + i, 30_000)), `chunk ${i} of round 3 reads back`);
+    assert.equal(await again.verify(), { checked: 6, missing: [], corrupt: [], damagedPacks: [] });
+    await again.close();
+  });
+});
+
 test.run();
