@@ -360,9 +360,12 @@ function applyMetadata(root: TargetRoot, item: TreeItem, isRoot: boolean, warn: 
       warn(`${shown} is a ${kindOf(st)}, not the ${e.type} this restore made; its metadata is not set`);
       return;
     }
-    const inode = `${st.dev}:${st.ino}`;
-    if (applied.has(inode)) return;
-    applied.add(inode);
+    // Only an inode with more than one name can be met again (not a string per entry).
+    if (st.nlink > 1n && e.type === 'file') {
+      const inode = `${st.dev}:${st.ino}`;
+      if (applied.has(inode)) return;
+      applied.add(inode);
+    }
     // What is already right is left (a re-deploy keeps most entries as they are): chown only
     // when the owner differs, so the mode it may clear is then set again.
     const owned = st.uid === BigInt(e.uid) && st.gid === BigInt(e.gid);
