@@ -35,8 +35,9 @@ import { ManifestError, parseDirectory, type DeviceEntry, type DirectoryObject, 
 import { ClonerError } from '../errors.ts';
 import { applyTreeFlags } from './inode-flags.ts';
 import { makeDirectory } from './subvolumes.ts';
+import { chunkTargets, type ChunkTargets } from './chunk-targets.ts';
 
-export { makeDirectory };
+export { makeDirectory, chunkTargets, type ChunkTargets };
 import { TargetRoot, kindOf } from './beneath.ts';
 import { displayName, encodeName } from './file-names.ts';
 
@@ -255,23 +256,6 @@ function openExclusive(root: TargetRoot, rel: string): number {
   }
 }
 
-/** Chunk id -> every (file index, offset, length) that holds it. */
-export type ChunkTargets = Map<ChunkId, Array<[number, number, number]>>;
-
-/** Where every chunk of `entries` goes; `skip(fileIndex, offset)` leaves a place out (already filled). */
-export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, offset: number) => boolean): ChunkTargets {
-  const targets: ChunkTargets = new Map();
-  entries.forEach((entry, index) => {
-    for (const [offset, length, id] of entry.chunks) {
-      if (skip?.(index, offset)) continue;
-      let list = targets.get(id);
-      if (!list) targets.set(id, (list = []));
-      list.push([index, offset, length]);
-    }
-  });
-  return targets;
-}
-
 /**
  * Writes every chunk to every place that holds it (`targets`, indexes into `paths`, which
  * name the files in messages; `openFile(index)` opens one for writing, never through a symlink).
@@ -280,15 +264,14 @@ export function chunkTargets(entries: FileEntry[], skip?: (fileIndex: number, of
  * until its last chunk is written, at most MAX_OPEN_FILES at once.
  */
 export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: string[], openFile: (index: number) => number, targets: ChunkTargets, progress: RestoreProgress, onChunk?: (bytes: number) => void): Promise<void> {
-  const remaining = new Array<number>(paths.length).fill(0);
-  for (const list of targets.values()) for (const [index] of list) remaining[index]++;
+  const remaining = targets.placesPerFile(paths.length);
   // The files counted below as their last chunk is written: the total for the ETA.
   progress.totalFiles = (progress.totalFiles ?? 0) + remaining.filter((n) => n > 0).length;
   const open = new Map<number, number>();
   try {
-    for await (const [id, data] of reader.getMany(targets.keys())) {
+    for await (const [id, data] of reader.getMany(targets.ids())) {
       onChunk?.(data.length);
-      for (const [index, offset, length] of targets.get(id) ?? []) {
+      targets.places(id, (index, offset, length) => {
         if (data.length !== length) {
           throw new ManifestError(`manifest: chunk ${id} of ${displayName(paths[index])} is ${data.length} bytes, listed as ${length}`);
         }
@@ -310,7 +293,7 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
           fsSync.closeSync(fd);
           progress.files++;
         }
-      }
+      });
     }
   } finally {
     for (const fd of open.values()) fsSync.closeSync(fd);
@@ -377,9 +360,12 @@ function applyMetadata(root: TargetRoot, item: TreeItem, isRoot: boolean, warn: 
       warn(`${shown} is a ${kindOf(st)}, not the ${e.type} this restore made; its metadata is not set`);
       return;
     }
-    const inode = `${st.dev}:${st.ino}`;
-    if (applied.has(inode)) return;
-    applied.add(inode);
+    // Only an inode with more than one name can be met again (not a string per entry).
+    if (st.nlink > 1n && e.type === 'file') {
+      const inode = `${st.dev}:${st.ino}`;
+      if (applied.has(inode)) return;
+      applied.add(inode);
+    }
     // What is already right is left (a re-deploy keeps most entries as they are): chown only
     // when the owner differs, so the mode it may clear is then set again.
     const owned = st.uid === BigInt(e.uid) && st.gid === BigInt(e.gid);

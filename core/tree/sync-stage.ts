@@ -35,8 +35,8 @@ export interface StagingArea {
 export type StageProgress = RestoreProgress & { seededBytes: number; fetchedBytes: number };
 
 export interface Staged {
-  /** The staged file of each `toWrite` item, same order ("/proc/self/fd/N/key": N the staging directory's fd). */
-  paths: string[];
+  /** The staged file of `toWrite[index]` ("/proc/self/fd/N/key": N the staging directory's fd). */
+  pathOf(index: number): string;
   /** Removes every staging directory made, with whatever files are still in it. */
   removeAll(): void;
 }
@@ -50,8 +50,11 @@ export interface Staged {
 export async function stageFiles(reader: Pick<ChunkReader, 'getMany'>, toWrite: Array<{ rel: string; entry: FileEntry }>, area: StagingArea, seeds: Seeds, progress: StageProgress): Promise<Staged> {
   const { root } = area;
   const dirs = new Map<string, number>(); // staging dir tree path -> its pinned fd
+  // Per file, its staging directory's fd and its 20-byte key: not a string per file.
+  const fds = new Int32Array(toWrite.length);
+  const keys = Buffer.alloc(toWrite.length * 20);
   const staged: Staged = {
-    paths: [],
+    pathOf: (i) => `/proc/self/fd/${fds[i]}/${keys.toString('hex', i * 20, i * 20 + 20)}`,
     removeAll() {
       for (const [rel, fd] of dirs) {
         for (const name of fsSync.readdirSync(`/proc/self/fd/${fd}`)) fsSync.rmSync(`/proc/self/fd/${fd}/${name}`, { recursive: true, force: true });
@@ -78,18 +81,18 @@ export async function stageFiles(reader: Pick<ChunkReader, 'getMany'>, toWrite: 
     }
     return fd;
   };
-  staged.paths = toWrite.map(({ rel, entry }) => {
-    const fd = dirFd(area.stagingDirOf(rel));
-    const key = createHash('sha256').update(rel).update('\0').update(JSON.stringify([entry.size, entry.chunks])).digest('hex').slice(0, 40);
-    return `/proc/self/fd/${fd}/${key}`;
+  toWrite.forEach(({ rel, entry }, i) => {
+    fds[i] = dirFd(area.stagingDirOf(rel));
+    createHash('sha256').update(rel).update('\0').update(JSON.stringify([entry.size, entry.chunks])).digest().copy(keys, i * 20, 0, 20);
   });
-  const { paths } = staged;
+  const { pathOf } = staged;
   const entries = toWrite.map((w) => w.entry);
   const filled = new Set<string>();
-  entries.forEach((entry, i) => resumeStaged(paths[i], i, entry, filled, progress));
-  copySeeds(entries, paths, root, seeds, progress, filled);
+  entries.forEach((entry, i) => resumeStaged(pathOf(i), i, entry, filled, progress));
+  copySeeds(entries, pathOf, root, seeds, progress, filled);
   const targets = chunkTargets(entries, (fileIndex, offset) => filled.has(`${fileIndex}:${offset}`));
-  await writeChunks(reader, toWrite.map((w) => w.rel), (i) => fsSync.openSync(paths[i], fsc.O_WRONLY | fsc.O_NOFOLLOW), targets, progress, (bytes) => (progress.fetchedBytes += bytes));
+  filled.clear();
+  await writeChunks(reader, toWrite.map((w) => w.rel), (i) => fsSync.openSync(pathOf(i), fsc.O_WRONLY | fsc.O_NOFOLLOW), targets, progress, (bytes) => (progress.fetchedBytes += bytes));
   progress.files = toWrite.length;
   return staged;
 }
@@ -122,7 +125,7 @@ function resumeStaged(file: string, index: number, entry: FileEntry, filled: Set
  * Copies every chunk a staged file needs that the node already holds from where the scan
  * found it, checking its BLAKE3 again.  Adds the places filled ("file:offset") to `filled`.
  */
-function copySeeds(entries: FileEntry[], staged: string[], root: TargetRoot, seeds: Seeds, progress: StageProgress, filled: Set<string>): void {
+function copySeeds(entries: FileEntry[], stagedOf: (index: number) => string, root: TargetRoot, seeds: Seeds, progress: StageProgress, filled: Set<string>): void {
   const sources = new Map<string, number>();
   const sourceFd = (rel: string) => {
     let fd = sources.get(rel);
@@ -148,7 +151,7 @@ function copySeeds(entries: FileEntry[], staged: string[], root: TargetRoot, see
             continue; // gone or unreadable since the scan: fetch it instead
           }
           if (got !== length || chunkIdOf(data) !== id) continue;
-          out ??= fsSync.openSync(staged[index], fsc.O_WRONLY | fsc.O_NOFOLLOW);
+          out ??= fsSync.openSync(stagedOf(index), fsc.O_WRONLY | fsc.O_NOFOLLOW);
           let written = 0;
           while (written < length) written += fsSync.writeSync(out, data, written, length - written, offset + written);
           filled.add(`${index}:${offset}`);

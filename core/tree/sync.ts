@@ -352,7 +352,7 @@ function deleteUnwanted(run: SyncRun, existing: Map<string, Existing>, matched: 
 /** Phase 4: place everything, parents first; hardlinks, then symlinks, last; then remove the staging directories. */
 function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
   const { root } = run;
-  const stagedOf = new Map(plan.toWrite.map((w, i) => [w.rel, staged.paths[i]]));
+  let next = 0; // toWrite holds items in items' order: the next one to rename
   const symlinks: string[] = [];
   for (const { rel, entry } of run.items) {
     if (!rel || (plan.matched.has(rel) && entry.type !== 'file')) continue;
@@ -367,7 +367,7 @@ function placeEntries(run: SyncRun, plan: Plan, staged: Staged): void {
         }
         break;
       case 'file':
-        if (stagedOf.has(rel)) fsSync.renameSync(stagedOf.get(rel)!, root.at(rel));
+        if (plan.toWrite[next]?.rel === rel) fsSync.renameSync(staged.pathOf(next++), root.at(rel));
         break;
       case 'char':
       case 'block':
