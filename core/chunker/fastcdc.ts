@@ -14,13 +14,13 @@
  * its position and hash across such calls, so the caller may call again with the same
  * chunk start and a longer buffer without rescanning. `reset()` starts a new stream.
  *
- * Two scanners with one behaviour: `FastCdcChunker` here in JavaScript, the reference (and
- * the fallback where the addon lacks the C one), and `NativeFastCdcChunker`, the same loop
- * in C (core/native/codec.c's cdcNext) on the same gear table and masks, with its scan state
- * in an Int32Array both sides see. `newChunker` picks the native one when the addon has it:
+ * Two scanners with one behaviour: `FastCdcChunker` here in JavaScript, the reference
+ * (CLONER_NATIVE_CDC=0 selects it), and `NativeFastCdcChunker`, the same loop in C
+ * (core/native/codec.c's cdcNext) on the same gear table and masks, with its scan state in
+ * an Int32Array both sides see. `newChunker` picks the native one, as LZ4 needs the same addon:
  * 1.48 GB/s in JavaScript against 3.39 GB/s in C per CPU second on the bench tree (bench:codec).
  */
-import { nativeCdcNext } from '../native/codec.ts';
+import { fsxCodec } from '../native/codec.ts';
 
 /** What capture needs of a scanner (both classes below). */
 export interface Chunker {
@@ -156,12 +156,10 @@ export class NativeFastCdcChunker implements Chunker {
   private readonly state: Int32Array;
   private readonly next: (buf: Uint8Array, gear: Int32Array, state: Int32Array) => number;
 
-  /** Throws when the addon lacks cdcNext (use newChunker to fall back). */
+  /** Throws when the addon was built without cdcNext (fsxCodec's error: rebuild it). */
   constructor(params: ChunkerParams = DEFAULT_CHUNKER_PARAMS) {
     this.params = Object.freeze({ ...validateChunkerParams(params) });
-    const next = nativeCdcNext();
-    if (!next) throw new Error('the fsx addon has no cdcNext: rebuild it (npm ci)');
-    this.next = next;
+    this.next = fsxCodec().cdcNext;
     this.gear = gearTable(params.seed);
     const { maskHard, maskEasy } = chunkerMasks(params.avgSize);
     this.state = Int32Array.of(params.minSize, params.avgSize, params.maxSize, maskHard, maskEasy, 0, 0);
@@ -177,8 +175,7 @@ export class NativeFastCdcChunker implements Chunker {
   }
 }
 
-/** The native scanner when the addon has it, else the JavaScript one; CLONER_NATIVE_CDC=0 forces JavaScript. */
+/** The native scanner; CLONER_NATIVE_CDC=0 takes the JavaScript one. */
 export function newChunker(params: ChunkerParams = DEFAULT_CHUNKER_PARAMS): Chunker {
-  if (process.env.CLONER_NATIVE_CDC !== '0' && nativeCdcNext()) return new NativeFastCdcChunker(params);
-  return new FastCdcChunker(params);
+  return process.env.CLONER_NATIVE_CDC === '0' ? new FastCdcChunker(params) : new NativeFastCdcChunker(params);
 }

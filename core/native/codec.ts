@@ -43,8 +43,3 @@ export function fsxCodec(): FsxCodec {
   }
   return a as FsxCodec;
 }
-
-/** The native FastCDC step, or undefined when the addon predates it (the JS scanner is used then). */
-export function nativeCdcNext(): FsxCodec['cdcNext'] | undefined {
-  return addon().cdcNext;
-}

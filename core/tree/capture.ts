@@ -286,7 +286,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     w.leave(relPath, 'excluded by the image selection');
     return;
   }
-  let st: PlainStats; // plain numbers: a BigInt lstat and its garbage were ~25% of a no-op update's CPU
+  let st: PlainStats; // plain numbers, no BigInt (fsx.ts)
   try {
     st = lstatPlain(full);
   } catch (err) {
