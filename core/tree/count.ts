@@ -5,19 +5,24 @@
  * both, so the total cannot disagree with the capture. It runs beside the capture so the
  * progress line gets a total (and an ETA) as soon as the count is done, without delaying
  * the capture's start.
+ *
+ * Algorithm: depth first, one directory at a time. Each directory is listed and its entries lstat'ed
+ * synchronously through the fsx addon's `lstatInto` (no Stats object, no promise), and the
+ * walk yields to the event loop every SLICE entries so the capture it runs beside is never
+ * held up for long. On bench:peers' node tree the promise-based lstat this replaced cost the
+ * capture's main thread 0.56 s of its 9.2 s CPU (23 us an entry); a plain lstat is ~3 us.
  */
-import { constants } from 'node:fs';
-import { lstat, open, readdir } from 'node:fs/promises';
+import { constants, closeSync, openSync, readdirSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { fsx } from '../native/fsx.ts';
 import { decodeName } from './file-names.ts';
 import type { ImageSelection } from './select.ts';
 
-/**
- * lstat calls out at once, within one directory. Directories are walked one at a time,
- * depth first: the walk used to start every directory's lstats at once (16 running, the
- * rest queued), which held the whole tree's queue in memory while it ran (~150 MB of heap
- * on bench:peers' 8x tree).
- */
-const LSTATS_AT_ONCE = 64;
+/** Entries lstat'ed between two yields to the event loop (~1 ms of work). */
+const SLICE = 256;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
 
 export interface TreeCount {
   /** Regular files, every hardlinked path counted (as the capture counts them). */
@@ -32,41 +37,58 @@ export interface TreeCount {
  * capture warns about them); throws only when the root cannot be stat'ed.
  */
 export async function countTree(selection: ImageSelection): Promise<TreeCount> {
-  const rootDev = (await lstat(selection.root)).dev;
+  const st = new Float64Array(16);
+  fsx.lstatInto(selection.root, st);
   const count: TreeCount = { files: 0, bytes: 0 };
+  const slash = Buffer.from('/');
+  let sinceYield = 0;
   // Names as bytes (escaped as the capture keeps them), so names that are not UTF-8 count too.
   async function walk(dir: Buffer, rel: string, dev: number): Promise<void> {
-    // Past 2048 bytes of path (PATH_MAX is 4096), children are named through the directory's fd, as capture does.
+    // Past 2048 bytes of path (PATH_MAX is 4096), children are named through the directory's
+    // fd (held while its subtree is walked), as capture does.
     if (dir.length > 2048) {
-      const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(() => null);
-      if (!handle) return;
+      let fd: number;
       try {
-        return await walk(Buffer.from(`/proc/self/fd/${handle.fd}`), rel, dev);
+        fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      } catch {
+        return;
+      }
+      try {
+        return await walk(Buffer.from(`/proc/self/fd/${fd}`), rel, dev);
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     }
-    const names = await readdir(dir, { encoding: 'buffer' }).catch(() => [] as Buffer[]);
+    let names: Buffer[];
+    try {
+      names = readdirSync(dir, { encoding: 'buffer' });
+    } catch {
+      return;
+    }
     const subdirs: Array<[Buffer, string, number]> = [];
-    for (let i = 0; i < names.length; i += LSTATS_AT_ONCE) {
-      await Promise.all(
-        names.slice(i, i + LSTATS_AT_ONCE).map(async (bytes) => {
-          const relPath = `${rel}/${decodeName(bytes)}`;
-          if (selection.excludes(relPath)) return;
-          const full = Buffer.concat([dir, Buffer.from('/'), bytes]);
-          const st = await lstat(full).catch(() => null);
-          if (!st) return;
-          if (st.isDirectory()) {
-            if (st.dev === dev || selection.entersMount(relPath)) subdirs.push([full, relPath, st.dev]);
-          } else if (st.isFile()) {
-            count.files++;
-            count.bytes += st.size;
-          }
-        }),
-      );
+    for (const bytes of names) {
+      if (++sinceYield >= SLICE) {
+        sinceYield = 0;
+        await yieldToLoop();
+      }
+      const relPath = `${rel}/${decodeName(bytes)}`;
+      if (selection.excludes(relPath)) continue;
+      const full = Buffer.concat([dir, slash, bytes]);
+      try {
+        fsx.lstatInto(full, st);
+      } catch {
+        continue;
+      }
+      const type = st[0] & S_IFMT;
+      if (type === S_IFDIR) {
+        if (st[6] === dev || selection.entersMount(relPath)) subdirs.push([full, relPath, st[6]]);
+      } else if (type === S_IFREG) {
+        count.files++;
+        count.bytes += st[4];
+      }
     }
     for (const [full, relPath, subDev] of subdirs) await walk(full, relPath, subDev);
   }
-  await walk(Buffer.from(selection.root), '', rootDev);
+  await walk(Buffer.from(selection.root), '', st[6]);
   return count;
 }
