@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs/promises';
 import type { ChunkId } from './chunk-id.ts';
-import { decodeChunk } from './codec.ts';
+import { verifyChunk } from './codec.ts';
 import { ChunkCorruptError } from './errors.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { RECORD_HEADER_BYTES, scanPack, type PackRecord } from './pack.ts';
@@ -69,7 +69,7 @@ function checkChunk(bytes: Buffer, magicOk: boolean, recordAt: Map<number, PackR
   const record = recordAt.get(loc.offset);
   if (!record || record.id !== id || record.codec !== loc.codec || record.rawLength !== loc.rawLength || record.storedLength !== loc.storedLength) return 'corrupt';
   try {
-    decodeChunk({ id, codec: loc.codec, rawLength: loc.rawLength, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) });
+    verifyChunk({ id, codec: loc.codec, rawLength: loc.rawLength, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) });
   } catch (err) {
     if (!(err instanceof ChunkCorruptError)) throw err;
     return 'corrupt';

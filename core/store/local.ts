@@ -24,7 +24,7 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import * as fs from 'node:fs/promises';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
 import { verifyStore, type VerifyReport } from './checker.ts';
-import { decodeChunk, encodeChunk, inThreadCodec, type ChunkCodec, type EncodedChunk } from './codec.ts';
+import { decodeChunk, encodeChunk, inThreadCodec, verifyChunk, type ChunkCodec, type EncodedChunk } from './codec.ts';
 import { defaultCodec, ownedCopy } from './codec-pool.ts';
 import { StoreFormatError, StoreFullError, StoreIndexDamagedError } from './errors.ts';
 import { SharedExclusiveGate } from './gate.ts';
@@ -243,7 +243,7 @@ export class LocalStore implements ChunkReader, ChunkWriter, EncodedChunkReader,
     // Never trust a caller's id: the bytes must hash to it. Checked in-thread: in a codec
     // worker (the server's uploads) it only moved CPU between threads of a server that shares
     // its cores with the uploader on the bench, for +60-80 MB of server RSS and no time won.
-    decodeChunk(chunk);
+    verifyChunk(chunk);
     return this.store(chunk.id, () => chunk);
   }
 

@@ -12,7 +12,7 @@
  */
 import { ClassicLevel } from 'classic-level';
 import * as fs from 'node:fs/promises';
-import { decodeChunk } from './codec.ts';
+import { verifyChunk } from './codec.ts';
 import type { Located, LocationIndex } from './location-index.ts';
 import { scanPack } from './pack.ts';
 import { indexPath, listPacks, packPath, type PackId } from './store-dir.ts';
@@ -41,7 +41,7 @@ export async function rebuildLocations(dir: string, index: LocationIndex): Promi
     const entries: Located[] = [];
     for (const r of records) {
       try {
-        decodeChunk({ id: r.id, codec: r.codec, rawLength: r.rawLength, data: bytes.subarray(r.dataOffset, r.dataOffset + r.storedLength) });
+        verifyChunk({ id: r.id, codec: r.codec, rawLength: r.rawLength, data: bytes.subarray(r.dataOffset, r.dataOffset + r.storedLength) });
       } catch {
         damaged = true;
         continue;

@@ -13,7 +13,7 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 import { newChunker } from '../../core/chunker/fastcdc.ts';
 import { fsxCodec } from '../../core/native/codec.ts';
 import { chunkIdOf } from '../../core/store/chunk-id.ts';
-import { CODEC_LZ4, CODEC_RAW, decodeChunk, encodeChunk, type EncodedChunk } from '../../core/store/codec.ts';
+import { CODEC_LZ4, CODEC_RAW, decodeChunk, encodeChunk, verifyChunk, type EncodedChunk } from '../../core/store/codec.ts';
 import { CodecPool } from '../../core/store/codec-pool.ts';
 import { ChunkCorruptError } from '../../core/store/errors.ts';
 import { seededBytes } from '../helpers/fixtures.ts';
@@ -75,6 +75,18 @@ test('on real data lz4-napi decodes what liblz4 writes, and liblz4 decodes what 
   assert.ok(lz4 > 100 && raw >= 5, `both kinds kept (${lz4} LZ4, ${raw} raw)`);
 });
 
+test('verifyChunk: every real chunk in its stored form passes; under another chunk\'s id none does, whatever its reused buffer held before', () => {
+  const encoded = chunks.map((c) => encodeChunk(c, chunkIdOf(c)));
+  // Largest first, so the reused buffer holds the bytes of bigger chunks when smaller ones are checked.
+  encoded.sort((a, b) => b.rawLength - a.rawLength);
+  for (const e of encoded) verifyChunk(e);
+  for (let i = 1; i < encoded.length; i++) {
+    const lie = { ...encoded[i], id: encoded[i - 1].id };
+    if (lie.id === encoded[i].id) continue;
+    assert.throws(() => verifyChunk(lie), (err: Error) => err instanceof ChunkCorruptError && err.message.includes(`content hashes to ${encoded[i].id}`));
+  }
+});
+
 test('an empty chunk and tiny ones round-trip both ways', () => {
   for (const c of [Buffer.alloc(0), Buffer.from('a'), Buffer.alloc(13, 0), seededBytes(7, 100)]) {
     const id = chunkIdOf(c);
@@ -114,13 +126,26 @@ test('corrupt, truncated and oversized LZ4 data is a ChunkCorruptError, in-threa
   assert.is(good.codec, CODEC_LZ4);
   const cases = damaged(good);
   for (const [what, c] of cases) {
+    let message = '';
     try {
       const out = decodeChunk(c);
       assert.unreachable(`${what}: decoded ${out.length} bytes`);
     } catch (err) {
       assert.instance(err, ChunkCorruptError, `${what}: ${(err as Error).message}`);
+      message = (err as Error).message;
     }
+    // verifyChunk (uploads, store checks) refuses it too, with decodeChunk's message.
+    const err = (() => {
+      try {
+        verifyChunk(c);
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assert.instance(err, ChunkCorruptError, `verifyChunk: ${what}`);
+    assert.is(err?.message, message, `verifyChunk: ${what}`);
   }
+  verifyChunk(good);
   const pool = new CodecPool({ threads: 2 });
   try {
     for (const [what, c] of cases) {
