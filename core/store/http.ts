@@ -9,8 +9,8 @@
  * 20 ms after the first put, and each put resolves when the server has checked and stored
  * its chunk. Before a batch goes up, one /missing query drops the chunks the server
  * already has (an unchanged directory manifest, a re-run after an interrupted upload), and
- * only the others are encoded (the LZ4 layer, in the codec's worker threads): what the
- * server has is neither compressed nor sent. `getMany` fetches 256 ids per request, a few requests
+ * only the others are encoded (LZ4, straight into the upload's body, or first in the
+ * codec's worker threads when there is a pool): what the server has is neither compressed nor sent. `getMany` fetches 256 ids per request, a few requests
  * at a time (p-limit) and at most one more batch than that ahead of the consumer (each with a
  * rejection handler from the start: a failed batch surfaces in order, never as an
  * unhandled rejection), and decodes and checks every chunk's BLAKE3 before yielding it
@@ -27,7 +27,7 @@ import { decodeChunk, inThreadCodec, type ChunkCodec, type EncodedChunk } from '
 import { defaultCodec, ownedCopy } from './codec-pool.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
 import type { ChunkReader, ChunkWriter } from './interfaces.ts';
-import { CHUNKS_MEDIA_TYPE, encodeFrames, readFrames } from './wire.ts';
+import { CHUNKS_MEDIA_TYPE, encodeFramesFrom, readFrames } from './wire.ts';
 import { ServerError, ServerUnreachableError, watchStall, withRetry } from './http-retry.ts';
 
 export { isTransient, ServerError, ServerUnreachableError, withRetry } from './http-retry.ts';
@@ -341,16 +341,18 @@ export class HttpStore implements ChunkReader, ChunkWriter {
         }
         batch = batch.filter((_, i) => !present[i]);
         if (!batch.length) return;
-        const toEncode = batch.filter((p) => !p.chunk);
-        const encoded = await this.codec.encodeMany(toEncode.map((p) => ({ id: p.id, raw: p.raw! })));
-        toEncode.forEach((p, i) => {
-          p.chunk = encoded[i];
-          p.raw = undefined;
-        });
-        const body = encodeFrames(batch.map((p) => p.chunk!));
-        const rawBytes = batch.reduce((sum, p) => sum + p.chunk!.rawLength, 0);
+        // In-thread, each raw chunk is compressed straight into the body; a codec pool encodes them first.
+        if (this.codec !== inThreadCodec) {
+          const toEncode = batch.filter((p) => !p.chunk);
+          const encoded = await this.codec.encodeMany(toEncode.map((p) => ({ id: p.id, raw: p.raw! })));
+          toEncode.forEach((p, i) => {
+            p.chunk = encoded[i];
+            p.raw = undefined;
+          });
+        }
+        const { body, rawBytes } = encodeFramesFrom(batch);
         // The body holds the bytes now: the queued copies go (the id is all that is left to check).
-        for (const p of batch) p.chunk = undefined;
+        for (const p of batch) p.chunk = p.raw = undefined;
         const { status, text } = await this.httpRequest(API.chunksUpload.url, 'POST', { 'content-type': CHUNKS_MEDIA_TYPE, 'content-length': body.length }, body);
         if (status < 200 || status > 299) throw this.refusal(status, text, 'POST', API.chunksUpload.url);
         let ids: string[];

@@ -9,7 +9,9 @@
  * ends inside a frame is an error. The receiver still decodes and hashes every chunk
  * (putEncoded / decodeChunk): the id in a frame is a claim, never trusted.
  */
-import { CODEC_LZ4, CODEC_RAW, MAX_RAW_CHUNK, type Codec, type EncodedChunk } from './codec.ts';
+import type { ChunkId } from './chunk-id.ts';
+import { CODEC_LZ4, CODEC_RAW, lz4Budget, MAX_RAW_CHUNK, type Codec, type EncodedChunk } from './codec.ts';
+import { fsxCodec } from '../native/codec.ts';
 import { StoreError } from './errors.ts';
 
 export const CHUNKS_MEDIA_TYPE = 'application/x-cloner-chunks';
@@ -34,6 +36,48 @@ export function encodeFrames(chunks: readonly EncodedChunk[]): Buffer {
     at += HEADER_BYTES + chunk.data.length;
   }
   return out;
+}
+
+/**
+ * Frames of `items`, in order, in one buffer: an encoded chunk is copied in; a raw one is
+ * LZ4-compressed straight into its frame by codec.ts's rule (kept raw when LZ4 would not
+ * save MIN_SAVING), so its bytes are written once. encodeChunk + encodeFrames wrote each
+ * compressed chunk three times (scratch, a buffer of its own, the body). The buffer is
+ * sized for every raw chunk kept raw (LZ4's output is never let past that budget), and
+ * the body is a view of what was written. `rawBytes`: the items' raw lengths, summed.
+ */
+export function encodeFramesFrom(items: ReadonlyArray<{ id: ChunkId; raw?: Uint8Array; chunk?: EncodedChunk }>): { body: Buffer; rawBytes: number } {
+  const out = Buffer.allocUnsafe(items.reduce((sum, p) => sum + HEADER_BYTES + (p.chunk?.data.length ?? p.raw!.length), 0));
+  const { lz4Compress } = fsxCodec();
+  let at = 0;
+  let rawBytes = 0;
+  for (const p of items) {
+    const data = at + HEADER_BYTES;
+    let codec: number;
+    let rawLength: number;
+    let length: number;
+    if (p.chunk) {
+      ({ codec, rawLength } = p.chunk);
+      length = p.chunk.data.copy(out, data);
+    } else {
+      const raw = p.raw!;
+      rawLength = raw.length;
+      length = raw.length > 0 ? lz4Compress(raw, out.subarray(data, data + lz4Budget(raw.length))) : 0;
+      codec = CODEC_LZ4;
+      if (length === 0) {
+        codec = CODEC_RAW;
+        out.set(raw, data);
+        length = raw.length;
+      }
+    }
+    out.write(p.id, at, 32, 'hex');
+    out.writeUInt8(codec, at + 32);
+    out.writeUInt32BE(rawLength, at + 33);
+    out.writeUInt32BE(length, at + 37);
+    at = data + length;
+    rawBytes += rawLength;
+  }
+  return { body: out.subarray(0, at), rawBytes };
 }
 
 export class FrameError extends StoreError {
