@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { API } from '../core/api/routes.ts';
 import type { ChunkReader, ChunkWriter } from '../core/store/interfaces.ts';
 import type { LocalStore } from '../core/store/local.ts';
-import { CHUNKS_MEDIA_TYPE, encodeFrames, readFrames } from '../core/store/wire.ts';
+import { CHUNKS_MEDIA_TYPE, encodeFrames, FrameSlabs, readFrames } from '../core/store/wire.ts';
 import { sendError, serve } from './route.ts';
 
 /** What the chunk routes use of the store. */
@@ -27,6 +27,7 @@ const UPLOAD_WINDOW_BYTES = 32 * 1024 * 1024;
 
 export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRouteStore }): Promise<void> {
   const { store } = opts;
+  const slabs = new FrameSlabs();
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));
 
@@ -43,8 +44,11 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
     const puts: Promise<string>[] = [];
     let window: Promise<string>[] = [];
     let windowBytes = 0;
+    // The frames' memory is the lease's until every put below has settled.
+    const lease = slabs.lease();
+    let cutShort: { err: unknown } | undefined;
     try {
-      for await (const chunk of readFrames(req.body as AsyncIterable<Uint8Array>, { maxFrames: 100_000 })) {
+      for await (const chunk of readFrames(req.body as AsyncIterable<Uint8Array>, { maxFrames: 100_000, alloc: lease.alloc })) {
         const put = store.putEncoded(chunk);
         put.catch(() => {}); // settled below; a failure must not become an unhandled rejection first
         puts.push(put);
@@ -57,11 +61,12 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
         }
       }
     } catch (err) {
-      await Promise.allSettled(puts);
-      throw err;
+      cutShort = { err };
     }
     // Every put is settled before the answer, so what the answer reports stored is durable.
     const results = await Promise.allSettled(puts);
+    lease.release();
+    if (cutShort) throw cutShort.err;
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     const ids = results.map((r) => (r as PromiseFulfilledResult<string>).value);

@@ -101,9 +101,9 @@ class Pending {
     this.bytes += piece.length;
   }
 
-  /** The next `n` bytes (n <= bytes), copied into a buffer of their own. */
-  take(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
+  /** The next `n` bytes (n <= bytes), copied into a buffer of their own (from `alloc`). */
+  take(n: number, alloc: (n: number) => Buffer = Buffer.allocUnsafe): Buffer {
+    const out = alloc(n);
     this.into(out, n);
     return out;
   }
@@ -141,7 +141,7 @@ class Pending {
 }
 
 /** Frames from a byte stream; throws FrameError on a malformed or truncated stream. */
-export async function* readFrames(source: AsyncIterable<Uint8Array>, limits: { maxFrames?: number } = {}): AsyncGenerator<EncodedChunk> {
+export async function* readFrames(source: AsyncIterable<Uint8Array>, limits: { maxFrames?: number; alloc?: (n: number) => Buffer } = {}): AsyncGenerator<EncodedChunk> {
   const pending = new Pending();
   let frames = 0;
   let header: { id: string; codec: Codec; rawLength: number; dataLength: number } | null = null;
@@ -162,11 +162,57 @@ export async function* readFrames(source: AsyncIterable<Uint8Array>, limits: { m
         header = { id: h.toString('hex', 0, 32), codec: codec as Codec, rawLength, dataLength };
       }
       if (pending.bytes < header.dataLength) break;
-      const data = pending.take(header.dataLength);
+      const data = pending.take(header.dataLength, limits.alloc);
       frames++;
       yield { id: header.id, codec: header.codec, rawLength: header.rawLength, data };
       header = null;
     }
   }
   if (header || pending.bytes > 0) throw new FrameError(`the stream ends inside frame ${frames + 1}`, 'the upload was cut off; send it again (stored chunks are skipped)');
+}
+
+/**
+ * Reused memory for the frames of uploads. An upload's frames were each a buffer of their
+ * own, ~530 MB for bench:peers' capture: V8 counts such buffers as external memory and
+ * starts a full GC each time some tens of MB more are held, so the server ran 33 of them
+ * for one capture (54 before verifyChunk), on a heap of ~18 MB. A lease carves its
+ * request's frames out of SLAB_BYTES slabs; `release`, called once nothing holds those
+ * frames (every put of the request settled: a put resolves once its chunk is written,
+ * and nothing keeps a chunk's bytes after that), gives the slabs back for the next
+ * uploads, keeping at most `keep`. A frame over a quarter of a slab gets a buffer of its own.
+ */
+export class FrameSlabs {
+  private free: Buffer[] = [];
+  private readonly slabBytes: number;
+  private readonly keep: number;
+  constructor(slabBytes = 4 * 1024 * 1024, keep = 4) {
+    this.slabBytes = slabBytes;
+    this.keep = keep;
+  }
+
+  lease(): { alloc: (n: number) => Buffer; release: () => void } {
+    const held: Buffer[] = [];
+    let slab: Buffer | undefined;
+    let used = 0;
+    let released = false;
+    return {
+      alloc: (n) => {
+        if (released) throw new Error('FrameSlabs: alloc after release');
+        if (n > this.slabBytes / 4) return Buffer.allocUnsafe(n);
+        if (!slab || used + n > slab.length) {
+          slab = this.free.pop() ?? Buffer.allocUnsafeSlow(this.slabBytes);
+          held.push(slab);
+          used = 0;
+        }
+        used += n;
+        return slab.subarray(used - n, used);
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const s of held) if (this.free.length < this.keep) this.free.push(s);
+        held.length = 0;
+      },
+    };
+  }
 }

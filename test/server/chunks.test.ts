@@ -161,6 +161,16 @@ test('8 concurrent uploads of overlapping chunk sets all succeed and leave a con
     const sets = Array.from({ length: 8 }, (_, i) => chunks(10 + (i % 3), 30));
     const results = await Promise.all(sets.map((s) => upload(server, s)));
     for (const r of results) assert.is(r.status, 200);
+    // Rounds of uploads of several MiB each, with a forged one among them: each request's
+    // frames are carved from slabs the earlier requests gave back (wire.ts FrameSlabs), so a
+    // slab reused while its chunks were still unwritten would store damaged chunks.
+    for (let round = 0; round < 3; round++) {
+      const big = Array.from({ length: 3 }, (_, i) => chunks(100 + round * 10 + i, 160));
+      sets.push(...big);
+      const forged = Buffer.concat([encodeFrame(encodeChunk(Buffer.from(`round ${round}`))), encodeFrame({ ...encodeChunk(Buffer.from('the bytes')), id: chunkIdOf(Buffer.from('other bytes')) })]);
+      const answers = await Promise.all([...big.map((s) => upload(server, s)), call(server, '/v1/chunks', { method: 'POST', body: new Uint8Array(forged), headers: { 'content-type': CHUNKS_MEDIA_TYPE } })]);
+      assert.equal(answers.map((r) => r.status), [200, 200, 200, 400]);
+    }
     const all = [...new Set(sets.flat().map((d) => chunkIdOf(d)))];
     const r = await call(server, '/v1/chunks/missing', json({ ids: all }));
     assert.equal((await r.json()).missing, []);

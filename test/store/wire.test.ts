@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { chunkIdOf } from '../../core/store/chunk-id.ts';
 import { CODEC_LZ4, CODEC_RAW, decodeChunk, encodeChunk } from '../../core/store/codec.ts';
-import { encodeFrames, encodeFramesFrom, readFrames } from '../../core/store/wire.ts';
+import { encodeFrames, encodeFramesFrom, FrameSlabs, readFrames } from '../../core/store/wire.ts';
 import { seededBytes } from '../helpers/fixtures.ts';
 
 const text = readFileSync('/usr/share/common-licenses/GPL-3');
@@ -45,6 +45,32 @@ test('encoded and raw chunks mixed, read back by readFrames across every piece s
     assert.is(got.length, raws.length);
     raws.forEach((r, i) => assert.ok(got[i].equals(r), `chunk ${i} with pieces of ${size}`));
   }
+});
+
+test('FrameSlabs: a lease carves frames out of slabs, released slabs serve the next lease, big frames get their own buffer', () => {
+  const slabs = new FrameSlabs(1000, 2);
+  const a = slabs.lease();
+  const x = a.alloc(250);
+  const y = a.alloc(250);
+  assert.is(x.buffer, y.buffer, 'one slab');
+  assert.is(x.buffer.byteLength, 1000);
+  assert.is(y.byteOffset - x.byteOffset, 250);
+  a.alloc(250);
+  a.alloc(250); // the slab is full now
+  const z = a.alloc(10); // a second slab
+  assert.is.not(z.buffer, x.buffer);
+  assert.is(z.buffer.byteLength, 1000);
+  const own = a.alloc(251); // over a quarter of a slab
+  assert.is.not(own.buffer, x.buffer);
+  assert.is.not(own.buffer, z.buffer);
+  const b = slabs.lease();
+  assert.is.not(b.alloc(10).buffer, x.buffer, 'nothing given back yet');
+  a.release();
+  a.release(); // twice is harmless
+  assert.throws(() => a.alloc(1), /after release/);
+  const c = slabs.lease();
+  const reused = [c.alloc(200).buffer, c.alloc(200).buffer, c.alloc(200).buffer, c.alloc(200).buffer, c.alloc(200).buffer, c.alloc(200).buffer];
+  assert.ok(reused.includes(x.buffer) && reused.includes(z.buffer), 'both slabs taken again');
 });
 
 test.run();
