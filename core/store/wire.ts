@@ -44,10 +44,11 @@ export function encodeFrames(chunks: readonly EncodedChunk[]): Buffer {
  * save MIN_SAVING), so its bytes are written once. encodeChunk + encodeFrames wrote each
  * compressed chunk three times (scratch, a buffer of its own, the body). The buffer is
  * sized for every raw chunk kept raw (LZ4's output is never let past that budget), and
- * the body is a view of what was written. `rawBytes`: the items' raw lengths, summed.
+ * the body is a view of what was written (the buffer from `alloc`). `rawBytes`: the
+ * items' raw lengths, summed.
  */
-export function encodeFramesFrom(items: ReadonlyArray<{ id: ChunkId; raw?: Uint8Array; chunk?: EncodedChunk }>): { body: Buffer; rawBytes: number } {
-  const out = Buffer.allocUnsafe(items.reduce((sum, p) => sum + HEADER_BYTES + (p.chunk?.data.length ?? p.raw!.length), 0));
+export function encodeFramesFrom(items: ReadonlyArray<{ id: ChunkId; raw?: Uint8Array; chunk?: EncodedChunk }>, alloc: (n: number) => Buffer = Buffer.allocUnsafe): { body: Buffer; rawBytes: number } {
+  const out = alloc(items.reduce((sum, p) => sum + HEADER_BYTES + (p.chunk?.data.length ?? p.raw!.length), 0));
   const { lz4Compress } = fsxCodec();
   let at = 0;
   let rawBytes = 0;
@@ -172,22 +173,26 @@ export async function* readFrames(source: AsyncIterable<Uint8Array>, limits: { m
 }
 
 /**
- * Reused memory for the frames of uploads. An upload's frames were each a buffer of their
- * own, ~530 MB for bench:peers' capture: V8 counts such buffers as external memory and
- * starts a full GC each time some tens of MB more are held, so the server ran 33 of them
- * for one capture (54 before verifyChunk), on a heap of ~18 MB. A lease carves its
- * request's frames out of SLAB_BYTES slabs; `release`, called once nothing holds those
- * frames (every put of the request settled: a put resolves once its chunk is written,
- * and nothing keeps a chunk's bytes after that), gives the slabs back for the next
- * uploads, keeping at most `keep`. A frame over a quarter of a slab gets a buffer of its own.
+ * Reused memory for chunks in transit. An upload's frames were each a buffer of their own,
+ * ~530 MB for bench:peers' capture: V8 counts such buffers as external memory and starts a
+ * full GC each time some tens of MB more are held, so the server ran 33 of them for one
+ * capture (54 before verifyChunk), on a heap of ~18 MB; the uploading CLI ran 62 (raw
+ * copies of every chunk, then request bodies). A lease carves buffers out of slabs of
+ * `slabBytes`; `release`, called once nothing holds those buffers any more (the server:
+ * every put of the request settled, since a put resolves once its chunk is written and
+ * nothing keeps a chunk's bytes after that), gives the slabs back for the next leases,
+ * keeping at most `keep`. A buffer over `maxCarve` bytes (default: a quarter of a slab)
+ * is one of its own.
  */
 export class FrameSlabs {
   private free: Buffer[] = [];
   private readonly slabBytes: number;
   private readonly keep: number;
-  constructor(slabBytes = 4 * 1024 * 1024, keep = 4) {
+  private readonly maxCarve: number;
+  constructor(slabBytes = 4 * 1024 * 1024, keep = 4, maxCarve = slabBytes / 4) {
     this.slabBytes = slabBytes;
     this.keep = keep;
+    this.maxCarve = Math.min(maxCarve, slabBytes);
   }
 
   lease(): { alloc: (n: number) => Buffer; release: () => void } {
@@ -198,7 +203,7 @@ export class FrameSlabs {
     return {
       alloc: (n) => {
         if (released) throw new Error('FrameSlabs: alloc after release');
-        if (n > this.slabBytes / 4) return Buffer.allocUnsafe(n);
+        if (n > this.maxCarve) return Buffer.allocUnsafe(n);
         if (!slab || used + n > slab.length) {
           slab = this.free.pop() ?? Buffer.allocUnsafeSlow(this.slabBytes);
           held.push(slab);

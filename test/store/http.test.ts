@@ -62,6 +62,36 @@ test('uploaded and already-stored bytes are both counted raw', async () => {
   }
 });
 
+test('many batches in flight, some chunks already stored, one put reusing its read buffer: every chunk stored intact (reused slabs)', async () => {
+  const server = await startServer();
+  try {
+    // Small batches, so raw copies and bodies come from slabs given back by earlier batches.
+    const store = new HttpStore({ url: server.url, token: server.auth.adminToken, uploadBatchBytes: 96 * 1024 });
+    const sizes = Array.from({ length: 240 }, (_, i) => 1 + ((i * 7919) % 70000));
+    const data = sizes.map((n, i) => (i % 3 ? Buffer.from(`chunk ${i} `.repeat(Math.ceil(n / 8)).slice(0, n)) : seededBytes(5000 + i, n)));
+    await Promise.all(data.slice(0, 40).map((d) => store.put(d)));
+    await store.flush();
+    // As capture does: one read buffer, refilled as soon as put returns.
+    const window = Buffer.alloc(80000);
+    const puts: Promise<string>[] = [];
+    for (const d of data) {
+      d.copy(window);
+      puts.push(store.put(window.subarray(0, d.length)));
+      window.fill(0xa5);
+      if (puts.length % 37 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    const ids = await Promise.all(puts);
+    await store.flush();
+    assert.ok(store.alreadyStoredBytes > 0, 'some were on the server already');
+    const got = new Map<string, Buffer>();
+    for await (const [id, bytes] of store.getMany(ids)) got.set(id, bytes);
+    data.forEach((d, i) => assert.ok(got.get(ids[i])?.equals(d), `chunk ${i} (${d.length} bytes)`));
+    await store.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('an unreachable server and a refused token are clear errors', async () => {
   const server = await startServer();
   try {
