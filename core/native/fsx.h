@@ -12,6 +12,6 @@ napi_value fsx_throw_errno(napi_env env, const char *syscall, const char *path);
 int fsx_get_string(napi_env env, napi_value value, char *buf, size_t size);
 /* Adds lz4Compress, lz4Decompress and cdcNext (codec.c). */
 void fsx_init_codec(napi_env env, napi_value exports);
-/* Adds lstatInto (stat.c). */
+/* Adds lstatInto and preadNowait (stat.c). */
 void fsx_init_stat(napi_env env, napi_value exports);
 #endif

@@ -1,4 +1,11 @@
 /*
+ * preadNowait(fd, buffer, offset, length, position): a read of what the page cache holds,
+ * without waiting for a disk: preadv2(2) with RWF_NOWAIT. Returns the bytes read (0 at end
+ * of file, fewer than asked when only part is cached), or -1 when nothing can be read
+ * without blocking (EAGAIN) or the file system cannot say (EOPNOTSUPP): the caller then
+ * reads through the thread pool. On this 2-core VM an async fs.read of a cached 1 MiB
+ * window cost ~3x the CPU of a synchronous one (0.49 s against 0.16 s for 866 MB).
+ *
  * lstatInto(path, out: Float64Array(LSTAT_FIELDS)): lstat(2) of path (never following a
  * final symlink) written as plain doubles into `out`, so the capture walk gets nanosecond
  * times and 64-bit numbers without a BigInt (Node's lstat({ bigint: true }) makes ~18
@@ -7,9 +14,16 @@
  * inode number as its high and low 32 bits; dev_t (Linux: 12-bit major, 20-bit minor in
  * glibc's encoding) stays under 2^44. Throws Node-style errno errors (code, syscall).
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <stdint.h>
 #include "fsx.h"
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
 
 #define PATH_BYTES 4097
 enum {
@@ -53,9 +67,43 @@ static napi_value lstat_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value pread_nowait(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!fsx_get_args(env, info, 5, argv)) return NULL;
+  int64_t fd, offset, length, position;
+  if (napi_get_value_int64(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[2], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[3], &length) != napi_ok || napi_get_value_int64(env, argv[4], &position) != napi_ok) {
+    napi_throw_type_error(env, NULL, "preadNowait: fd, offset, length and position must be numbers");
+    return NULL;
+  }
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t count = 0;
+  void *data = NULL;
+  napi_is_typedarray(env, argv[1], &is_typed);
+  if (!is_typed || napi_get_typedarray_info(env, argv[1], &type, &count, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "preadNowait: buffer must be a Uint8Array");
+    return NULL;
+  }
+  if (fd < 0 || fd > INT32_MAX || offset < 0 || length < 0 || position < 0 || (uint64_t)offset + (uint64_t)length > count) {
+    napi_throw_range_error(env, NULL, "preadNowait: fd, offset, length or position out of range");
+    return NULL;
+  }
+  struct iovec iov = {(char *)data + offset, (size_t)length};
+  ssize_t n;
+  do n = preadv2((int)fd, &iov, 1, (off_t)position, RWF_NOWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)) n = -1;
+  else if (n < 0) return fsx_throw_errno(env, "preadv2", NULL);
+  napi_value result;
+  napi_create_int64(env, (int64_t)n, &result);
+  return result;
+}
+
 void fsx_init_stat(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lstatInto", NULL, lstat_into, NULL, NULL, NULL, napi_default, NULL},
+      {"preadNowait", NULL, pread_nowait, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 1, props);
+  napi_define_properties(env, exports, 2, props);
 }

@@ -17,6 +17,7 @@
  * a descriptor is never closed under a read (and reused by another open) while in use.
  */
 import * as fs from 'node:fs/promises';
+import { readCachedFirst } from '../native/fsx.ts';
 import type { ChunkId } from './chunk-id.ts';
 import { decodeChunk, type EncodedChunk } from './codec.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
@@ -134,7 +135,12 @@ export class PackReader {
   /** Reads `into.length` bytes of `pack` from `start` into `into`; null when the pack is gone (ENOENT) or shorter. */
   private async readRun(pack: PackId, start: number, into: Buffer): Promise<RunBytes | null> {
     try {
-      const { bytesRead } = await this.withPack(pack, (handle) => handle.read(into, 0, into.length, start));
+      // What the page cache holds is copied at once; a read that would wait goes through the thread pool.
+      const bytesRead = await this.withPack(pack, async (handle) => {
+        let got = 0;
+        for (let n = 1; got < into.length && n > 0; got += n) n = await readCachedFirst(handle.fd, into, got, into.length - got, start + got);
+        return got;
+      });
       return bytesRead === into.length ? new RunBytes(into, start) : null;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -14,9 +14,9 @@
  * files overlap on the disk. O_NONBLOCK: a file swapped for a FIFO since the lstat must not
  * block the open (it reads as empty); it changes nothing for a regular file.
  */
-import { closeSync, fstatSync, openSync, read, constants as fsc, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, openSync, constants as fsc, type BigIntStats } from 'node:fs';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { fsx } from '../native/fsx.ts';
+import { fsx, readCachedFirst } from '../native/fsx.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import { chunkFile, READ_WINDOW, type ReadableFile } from './file-chunks.ts';
 import type { ChunkRef } from './manifest.ts';
@@ -83,12 +83,11 @@ export async function readChunks(r: FileReader, file: Buffer, shown: string): Pr
   }
 }
 
-/** An open fd as chunkFile reads it (positioned reads through the thread pool). */
+/** An open fd as chunkFile reads it (positioned reads: what the page cache holds at once, the rest through the thread pool). */
 function readableFd(fd: number): ReadableFile {
   return {
     fd,
-    read: (buffer, offset, length, position) =>
-      new Promise((resolve, reject) => read(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })))),
+    read: async (buffer, offset, length, position) => ({ bytesRead: await readCachedFirst(fd, buffer, offset, length, position) }),
   };
 }
 

@@ -11,8 +11,13 @@
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkWriter } from '../store/interfaces.ts';
 
-/** Bytes handed to the store but not yet durable before the walk waits for the oldest. */
-const MAX_UNFLUSHED = 48 * 1024 * 1024;
+/**
+ * Bytes handed to the store but not yet durable before the walk waits for the oldest. 32 MiB,
+ * not 48: once reads came from the page cache at once (readCachedFirst), the walk kept the
+ * window full and the CLI peaked at 275-295 MB on bench:peers node tree against 250-254
+ * (24 MiB: 230), for no CPU saved (loaded 2-core machine, one run each).
+ */
+const MAX_UNFLUSHED = 32 * 1024 * 1024;
 
 export interface UnflushedWrites {
   /** Hands a chunk to the store without waiting for it; returns its id. */
