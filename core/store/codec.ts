@@ -71,33 +71,39 @@ export function decodeChunk(chunk: EncodedChunk): Buffer {
   return raw;
 }
 
-/** verifyChunk's reused output (this thread's), grown to the largest chunk met up to SCRATCH_MAX. */
-let verifyScratch: Buffer | undefined;
+/** decodeTransient's reused output (this thread's), grown to the largest chunk met up to SCRATCH_MAX. */
+let transientScratch: Buffer | undefined;
 const SCRATCH_MAX = 8 * 1024 * 1024;
 
 /**
- * Checks, as decodeChunk does (same ChunkCorruptError messages), that `chunk` decodes to
- * bytes that hash to its id, without keeping them: for a caller that stores the encoded
- * form (an upload). LZ4 is decoded into one reused buffer, so a verified upload allocates
- * nothing per chunk: the server's fresh 64 KiB buffer a chunk (~1 GB for bench:peers'
- * capture) was most of its GC time.
+ * decodeChunk (the same checks and ChunkCorruptError messages) into one reused buffer of
+ * this thread: the bytes returned are valid only until the next decodeTransient or
+ * verifyChunk call on this thread (a raw chunk's are its own data). For callers that use
+ * each chunk at once: an upload that stores the encoded form, a restore that writes the
+ * chunk before taking the next. A fresh buffer per chunk was ~1 GB of short-lived
+ * external memory per deploy or capture of bench:peers' node tree, and V8 starts a full GC
+ * each time some tens of MB more of it are held.
  */
-export function verifyChunk(chunk: EncodedChunk): void {
+export function decodeTransient(chunk: EncodedChunk): Buffer {
   checkEncodedHeader(chunk);
-  let raw: Uint8Array = chunk.data;
+  let raw = chunk.data;
   if (chunk.codec !== CODEC_RAW) {
     const n = chunk.rawLength;
-    let out: Buffer;
-    if (n > SCRATCH_MAX) out = Buffer.allocUnsafe(n);
+    if (n > SCRATCH_MAX) raw = Buffer.allocUnsafe(n);
     else {
-      if (!verifyScratch || verifyScratch.length < n) verifyScratch = Buffer.allocUnsafeSlow(Math.max(n, 256 * 1024));
-      out = verifyScratch.subarray(0, n);
+      if (!transientScratch || transientScratch.length < n) transientScratch = Buffer.allocUnsafeSlow(Math.max(n, 256 * 1024));
+      raw = transientScratch.subarray(0, n);
     }
-    if (fsxCodec().lz4Decompress(chunk.data, out) !== n) checkDecoded(chunk, undefined, undefined, LZ4_CORRUPT);
-    raw = out;
+    if (fsxCodec().lz4Decompress(chunk.data, raw) !== n) checkDecoded(chunk, undefined, undefined, LZ4_CORRUPT);
   }
   const actual = chunkIdOf(raw);
   if (actual !== chunk.id) throw new ChunkCorruptError(chunk.id, `content hashes to ${actual}`);
+  return raw;
+}
+
+/** Checks `chunk` as decodeChunk does, keeping nothing (decodeTransient's buffer): for callers that store the encoded form. */
+export function verifyChunk(chunk: EncodedChunk): void {
+  decodeTransient(chunk);
 }
 
 function decodeUnchecked(chunk: EncodedChunk): Buffer {

@@ -23,10 +23,10 @@
 import pLimit from 'p-limit';
 import { API, routePath } from '../api/endpoints.ts';
 import { assertChunkId, chunkIdOf, type ChunkId } from './chunk-id.ts';
-import { decodeChunk, inThreadCodec, type ChunkCodec, type EncodedChunk } from './codec.ts';
+import { decodeChunk, decodeTransient, inThreadCodec, type ChunkCodec, type EncodedChunk } from './codec.ts';
 import { defaultCodec, ownedCopy } from './codec-pool.ts';
 import { ChunkCorruptError, ChunkMissingError } from './errors.ts';
-import type { ChunkReader, ChunkWriter } from './interfaces.ts';
+import type { ChunkReader, ChunkWriter, GetManyOptions } from './interfaces.ts';
 import { CHUNKS_MEDIA_TYPE, encodeFramesFrom, FrameSlabs, readFrames } from './wire.ts';
 import { ServerError, ServerUnreachableError, watchStall, withRetry } from './http-retry.ts';
 
@@ -62,6 +62,8 @@ interface Pending {
 interface FetchedBatch {
   encoded: EncodedChunk[];
   raw?: Buffer[];
+  /** Where the frames of a transient getMany's batch were carved (given back once it is yielded). */
+  lease?: ReturnType<FrameSlabs['lease']>;
 }
 
 /** /missing requests on the wire at once; more questions wait and are merged into the next. */
@@ -88,6 +90,8 @@ export class HttpStore implements ChunkReader, ChunkWriter {
   private readonly rawSlabs = new FrameSlabs(4 * 1024 * 1024, 12);
   private queueLease = this.rawSlabs.lease();
   private readonly bodySlabs: FrameSlabs;
+  /** Frames of the batches a transient getMany has fetched ahead (a batch of 128 chunks is ~4 MB). */
+  private readonly fetchSlabs = new FrameSlabs(4 * 1024 * 1024, 12);
   private timer: NodeJS.Timeout | null = null;
   private inFlight = new Set<Promise<void>>();
   /** hasMany questions waiting for a /missing request, and how many such requests are out. */
@@ -253,7 +257,10 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     throw new ChunkCorruptError(id, 'the server sent no chunk');
   }
 
-  async *getMany(ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]> {
+  async *getMany(ids: Iterable<ChunkId>, opts: GetManyOptions = {}): AsyncIterable<[ChunkId, Buffer]> {
+    // Transient and in-thread: each batch's frames are carved from reused slabs, given back
+    // once the batch is yielded, and each chunk is decoded into one reused buffer.
+    const transient = opts.transient === true && this.codec === inThreadCodec;
     const wanted = [...new Set(ids)];
     wanted.forEach((id) => assertChunkId(id));
     const batches: ChunkId[][] = [];
@@ -269,27 +276,40 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     const startMore = () => {
       while (next < batches.length && ahead.length < this.readAhead) {
         const batch = batches[next++];
-        const pending = this.fetchLimit(() => this.fetchBatchOf(batch));
+        const pending = this.fetchLimit(() => this.fetchBatchOf(batch, transient));
         pending.catch(() => undefined);
         ahead.push(pending);
       }
     };
     startMore();
     while (ahead.length) {
-      const { encoded, raw } = await ahead.shift()!;
+      const { encoded, raw, lease } = await ahead.shift()!;
       startMore();
       // In-thread, each chunk is decoded (and checked) as its turn comes: only the encoded
       // batches ahead are held, not their raw bytes too (5 batches of 256 decoded chunks
       // were ~80 MB of an image-export's peak).
-      for (let i = 0; i < encoded.length; i++) yield [encoded[i].id, raw ? raw[i] : decodeChunk(encoded[i])];
+      try {
+        for (let i = 0; i < encoded.length; i++) yield [encoded[i].id, raw ? raw[i] : transient ? decodeTransient(encoded[i]) : decodeChunk(encoded[i])];
+      } finally {
+        // The caller is done with the batch (or stops): nothing refers to its frames now.
+        lease?.release();
+      }
     }
   }
 
-  private fetchBatchOf(batch: ChunkId[]): Promise<FetchedBatch> {
-    return withRetry(this.retry, () => this.fetchBatchOnce(batch));
+  private fetchBatchOf(batch: ChunkId[], transient = false): Promise<FetchedBatch> {
+    return withRetry(this.retry, async () => {
+      const lease = transient ? this.fetchSlabs.lease() : undefined;
+      try {
+        return { ...(await this.fetchBatchOnce(batch, lease?.alloc)), lease };
+      } catch (err) {
+        lease?.release(); // a failed attempt's frames are dropped
+        throw err;
+      }
+    });
   }
 
-  private async fetchBatchOnce(batch: ChunkId[]): Promise<FetchedBatch> {
+  private async fetchBatchOnce(batch: ChunkId[], alloc?: (n: number) => Buffer): Promise<FetchedBatch> {
     let response: Response;
     const controller = new AbortController();
     // A connect that hangs counts as a stall too.
@@ -307,7 +327,7 @@ export class HttpStore implements ChunkReader, ChunkWriter {
     clearTimeout(connectTimer);
     const encoded: EncodedChunk[] = [];
     const body = response.body as unknown as AsyncIterable<Uint8Array>;
-    for await (const chunk of readFrames(this.retry ? watchStall(body, controller, this.retry.stallMs) : body)) {
+    for await (const chunk of readFrames(this.retry ? watchStall(body, controller, this.retry.stallMs) : body, { alloc })) {
       const expected = batch[encoded.length];
       if (chunk.id !== expected) throw new ChunkCorruptError(expected ?? chunk.id, `the server sent chunk ${chunk.id} in its place`);
       encoded.push(chunk);

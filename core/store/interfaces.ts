@@ -15,9 +15,16 @@ export interface ChunkReader {
   get(id: ChunkId): Promise<Buffer>;
   /**
    * Each distinct requested chunk once, in the order cheapest for the store (pack order
-   * for the local store), read in batches rather than one lookup per chunk.
+   * for the local store), read in batches rather than one lookup per chunk. With
+   * `transient`, the caller promises to be done with each chunk's bytes before it asks for
+   * the next, so a store may hand out views of memory it reuses (HttpStore does).
    */
-  getMany(ids: Iterable<ChunkId>): AsyncIterable<[ChunkId, Buffer]>;
+  getMany(ids: Iterable<ChunkId>, opts?: GetManyOptions): AsyncIterable<[ChunkId, Buffer]>;
+}
+
+export interface GetManyOptions {
+  /** The bytes yielded may be reused once the next chunk is asked for; default false. */
+  transient?: boolean;
 }
 
 export interface ChunkWriter {

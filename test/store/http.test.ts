@@ -92,6 +92,43 @@ test('many batches in flight, some chunks already stored, one put reusing its re
   }
 });
 
+test('getMany with transient: each chunk right when yielded, in reused memory; a caller that stops early leaves the store usable', async () => {
+  const server = await startServer();
+  try {
+    const store = new HttpStore({ url: server.url, token: server.auth.adminToken, fetchBatch: 9 });
+    const data = Array.from({ length: 120 }, (_, i) => (i % 4 ? Buffer.from(`transient ${i} `.repeat(300 + i * 40)) : seededBytes(9000 + i, 3000 + i * 500)));
+    const ids = await Promise.all(data.map((d) => store.put(d)));
+    await store.flush();
+    const byId = new Map(ids.map((id, i) => [id, data[i]]));
+    const seen: Buffer[] = [];
+    let n = 0;
+    for await (const [id, bytes] of store.getMany(ids, { transient: true })) {
+      // A slow caller: the batches fetched meanwhile must not take this one's memory.
+      if (n % 3 === 0) await new Promise((r) => setTimeout(r, 3));
+      assert.ok(bytes.equals(byId.get(id)!), `chunk ${id} as yielded`);
+      seen.push(bytes);
+      n++;
+    }
+    assert.is(n, data.length);
+    const buffers = new Set(seen.map((b) => b.buffer));
+    assert.ok(buffers.size < seen.length / 2, `decoded into reused memory (${buffers.size} buffers for ${seen.length} chunks)`);
+    // Stop after a few, twice; then every chunk still comes back whole, transient or not.
+    for (let round = 0; round < 2; round++) {
+      let k = 0;
+      for await (const [id, bytes] of store.getMany(ids, { transient: true })) {
+        assert.ok(bytes.equals(byId.get(id)!));
+        if (++k === 20) break;
+      }
+    }
+    const got = new Map<string, Buffer>();
+    for await (const [id, bytes] of store.getMany(ids)) got.set(id, bytes);
+    for (const [id, d] of byId) assert.ok(got.get(id)?.equals(d));
+    await store.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('an unreachable server and a refused token are clear errors', async () => {
   const server = await startServer();
   try {
