@@ -269,7 +269,8 @@ export async function writeChunks(reader: Pick<ChunkReader, 'getMany'>, paths: s
   progress.totalFiles = (progress.totalFiles ?? 0) + remaining.filter((n) => n > 0).length;
   const open = new Map<number, number>();
   try {
-    for await (const [id, data] of reader.getMany(targets.ids())) {
+    // Transient: every place of a chunk is written before the next is asked for.
+    for await (const [id, data] of reader.getMany(targets.ids(), { transient: true })) {
       onChunk?.(data.length);
       targets.places(id, (index, offset, length) => {
         if (data.length !== length) {
