@@ -28,6 +28,8 @@ const UPLOAD_WINDOW_BYTES = 32 * 1024 * 1024;
 export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRouteStore }): Promise<void> {
   const { store } = opts;
   const slabs = new FrameSlabs();
+  // A fetch's frames (windows of ~1 MiB, 4 requests at once per deploying node).
+  const fetchSlabs = new FrameSlabs(4 * 1024 * 1024, 8, 2 * 1024 * 1024);
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));
 
@@ -79,9 +81,13 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
     // uploader's /missing question holds chunks for its commit.
     const { missing, batches } = await store.getEncodedInOrder(ids);
     if (missing.length) return sendError(reply, 404, 'CHUNK_MISSING', `${missing.length} of ${ids.length} chunks are not stored (first: ${missing[0]})`, 'ask /v1/chunks/missing first; a revision never refers to a missing chunk');
+    // The frames' memory is the lease's until the response is closed: finished (every byte
+    // handed to the socket) or cut off (its writes dropped).
+    const lease = fetchSlabs.lease();
+    reply.raw.once('close', lease.release);
     async function* frames() {
       // encodeFrames copies: a batch's data are only valid until the next batch is asked for.
-      for await (const batch of batches()) yield encodeFrames(batch);
+      for await (const batch of batches()) yield encodeFrames(batch, lease.alloc);
     }
     // Bytes, not objects: the stream holds about one batch (~1 MiB) ahead of the socket.
     return reply.type(CHUNKS_MEDIA_TYPE).send(Readable.from(frames(), { objectMode: false }));

@@ -23,9 +23,9 @@ export function encodeFrame(chunk: EncodedChunk): Buffer {
   return encodeFrames([chunk]);
 }
 
-/** Frames of `chunks`, in order, in one buffer (one allocation, one copy of each chunk's data). */
-export function encodeFrames(chunks: readonly EncodedChunk[]): Buffer {
-  const out = Buffer.allocUnsafe(chunks.reduce((sum, c) => sum + HEADER_BYTES + c.data.length, 0));
+/** Frames of `chunks`, in order, in one buffer (from `alloc`: one allocation, one copy of each chunk's data). */
+export function encodeFrames(chunks: readonly EncodedChunk[], alloc: (n: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const out = alloc(chunks.reduce((sum, c) => sum + HEADER_BYTES + c.data.length, 0));
   let at = 0;
   for (const chunk of chunks) {
     out.write(chunk.id, at, 32, 'hex');
@@ -202,7 +202,8 @@ export class FrameSlabs {
     let released = false;
     return {
       alloc: (n) => {
-        if (released) throw new Error('FrameSlabs: alloc after release');
+        // After release (a request cut off while its answer was being made): memory of its own.
+        if (released) return Buffer.allocUnsafe(n);
         if (n > this.maxCarve) return Buffer.allocUnsafe(n);
         if (!slab || used + n > slab.length) {
           slab = this.free.pop() ?? Buffer.allocUnsafeSlow(this.slabBytes);

@@ -115,6 +115,31 @@ test('a fetch of 303 chunks from 6 uploads answers them in the order asked, inta
   });
 });
 
+test('concurrent fetches of several MiB, one read slowly and one cut off, while others run: every chunk read arrives intact (reused frame slabs)', async () => {
+  await withServer(async (server) => {
+    const data = Array.from({ length: 4 }, (_, u) => chunks(60 + u, 120)).flat();
+    const ids = data.map((d) => chunkIdOf(d));
+    for (let u = 0; u < 4; u++) assert.is((await upload(server, data.slice(u * 120, u * 120 + 120))).status, 200);
+    const fetchAll = async (order: string[], slow: boolean, stopAfter = Infinity) => {
+      const r = await call(server, '/v1/chunks/fetch', json({ ids: order }));
+      assert.is(r.status, 200);
+      const reader = readFrames(r.body as unknown as AsyncIterable<Uint8Array>);
+      let n = 0;
+      for await (const c of reader) {
+        if (slow && n % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 15));
+        assert.ok(decodeChunk(c).equals(data[ids.indexOf(c.id)]), `chunk ${n} is intact`);
+        if (++n >= stopAfter) break;
+      }
+      return n;
+    };
+    for (let round = 0; round < 3; round++) {
+      const shuffled = [...ids].sort((a, b) => (a + round < b ? -1 : 1));
+      const counts = await Promise.all([fetchAll(ids, true), fetchAll([...ids].reverse(), false), fetchAll(shuffled, false, 50), fetchAll(shuffled, true)]);
+      assert.equal(counts, [480, 480, 50, 480]);
+    }
+  });
+});
+
 test('bad input: forged and cut-off uploads, bad ids, oversized batches, wrong media type: 4xx JSON, nothing bad stored', async () => {
   await withServer(async (server) => {
     const [good, victim] = chunks(3, 2);
