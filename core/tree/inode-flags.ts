@@ -97,11 +97,12 @@ export function clearBlockingFlags(root: TargetRoot, rels: string[], warn: (mess
  * directory, deepest first; best effort: a flag the file system lacks is a warning.
  */
 export function applyTreeFlags(items: Array<{ rel: string; depth: number; entry: Entry }>, root: TargetRoot, warn: (message: string) => void, keep: Map<string, number> = new Map()): void {
-  const byRel = new Map(items.map((i) => [i.rel, i]));
-  const rels = new Set([...items.filter((i) => 'iflags' in i.entry && i.entry.iflags).map((i) => i.rel), ...[...keep.keys()].filter((rel) => byRel.has(rel))]);
-  const ordered = [...rels].sort((a, b) => b.split('/').length - a.split('/').length);
-  for (const rel of ordered) {
-    const entry = byRel.get(rel)!.entry;
+  // Only the items with flags to set, found in one pass: no map of every path (196k at 8x).
+  const flagged = items.filter((i) => (i.entry.type === 'file' || i.entry.type === 'dir') && (i.entry.iflags || keep.has(i.rel)));
+  // Deepest first; a path listed twice (not in a tree from loadTree) is set once.
+  const seen = new Set<string>();
+  const ordered = flagged.filter((i) => !seen.has(i.rel) && seen.add(i.rel)).sort((a, b) => b.rel.split('/').length - a.rel.split('/').length);
+  for (const { rel, entry } of ordered) {
     if (entry.type !== 'file' && entry.type !== 'dir') continue;
     const want = flagsBits(entry.iflags ?? '') | (keep.get(rel) ?? 0);
     root.trim();

@@ -36,6 +36,7 @@ import { ClonerError } from '../errors.ts';
 import { applyTreeFlags } from './inode-flags.ts';
 import { makeDirectory } from './subvolumes.ts';
 import { chunkTargets, type ChunkTargets } from './chunk-targets.ts';
+import { SharedValues } from './shared-values.ts';
 
 export { makeDirectory, chunkTargets, type ChunkTargets };
 import { TargetRoot, kindOf } from './beneath.ts';
@@ -84,29 +85,25 @@ export function newRestoreProgress(): RestoreProgress {
  * getMany per level of the tree): one GET per directory (2,769 on the bench's node tree)
  * cost a re-deploy ~1 s of CPU in socket writes alone.
  *
- * Memory (the whole tree is held for a deploy's length): each chunk id is kept once
- * however many files share the chunk (the 8x bench tree: 247k chunk refs, 49k distinct
- * ids, ~15 MB of 64-char strings saved). With `lean`, files lose `ino` and `ctime`, which
- * only the next capture's unchanged-file test reads (sync and restore never do): ~90 B a
- * file. The fields are set to undefined, not deleted, so the objects keep their shape.
+ * Memory (the whole tree is held for a deploy's length): each chunk id, each chunk list
+ * (files with the same content) and each mtime is kept once, frozen (shared-values.ts; the
+ * 8x bench tree: 247k chunk refs, 49k distinct ids, 37k distinct lists of 163k files,
+ * 2,719 distinct mtimes of 196k: the loaded tree's heap 100 -> 66 MB). With `lean`, files
+ * lose `ino` and `ctime`, which only the next capture's unchanged-file test reads (sync and
+ * restore never do): ~90 B a file. The fields are set to undefined, not deleted, so the objects keep their shape.
  */
 export async function loadTree(reader: Pick<ChunkReader, 'get' | 'getMany'>, tree: ChunkId, opts: { lean?: boolean } = {}): Promise<TreeItem[]> {
   type Nested = Array<TreeItem | Nested>;
   const objects = new ObjectBatcher(reader);
-  const ids = new Map<ChunkId, ChunkId>();
+  const shared = new SharedValues();
   let rootMeta: DirectoryObject['root'];
   async function walk(id: ChunkId, rel: string, depth: number): Promise<Nested> {
     if (depth > MAX_DEPTH) throw new ManifestError(`manifest ${rel}: deeper than ${MAX_DEPTH} levels`);
     const dir = parseDirectory(parseObject(await objects.load(id), id), rel || '/');
     if (depth === 0) rootMeta = dir.root;
     for (const entry of dir.entries) {
-      if (entry.type !== 'file') continue;
-      for (const ref of entry.chunks) {
-        const kept = ids.get(ref[2]);
-        if (kept === undefined) ids.set(ref[2], ref[2]);
-        else ref[2] = kept;
-      }
-      if (opts.lean) entry.ino = entry.ctime = undefined;
+      shared.entry(entry);
+      if (opts.lean && entry.type === 'file') entry.ino = entry.ctime = undefined;
     }
     // Every subdirectory starts now; each failure is handled here and thrown below, in path order.
     const subs = dir.entries.map((entry) => {
@@ -316,6 +313,7 @@ export function applyTreeMetadata(items: TreeItem[], root: TargetRoot, warn: (me
   for (const item of items.filter((i) => i.entry.type === 'dir').sort((a, b) => b.depth - a.depth)) applyMetadata(root, item, isRoot, warn, applied);
   // Inode flags last: an immutable file takes no owner, mode, xattr or time after them.
   applyTreeFlags(items, root, warn, keepFlags);
+
 }
 
 /** Owner, mode, xattrs and times of one restored entry. */

@@ -319,8 +319,8 @@ function planChanges(run: SyncRun, existing: Map<string, Existing>): Plan {
         break;
     }
   }
-  // A hardlink whose path already is the same inode as its (kept) primary stays.
-  const rewritten = new Set(plan.toWrite.map((w) => w.rel));
+  // A hardlink whose path already is the same inode as its (kept) primary stays (a set of primaries, not of all 163k paths written at 8x).
+  const rewritten = new Set(plan.secondaries.length ? plan.toWrite.filter((w) => groupPrimary.get((w.entry as FileEntry).h!) === w.rel).map((w) => w.rel) : []);
   for (const link of plan.secondaries) {
     const have = existing.get(link.rel);
     const primary = existing.get(link.primary);

@@ -1,6 +1,6 @@
 /**
- * loadTree's memory-saving forms on a captured tree: every chunk ref of files sharing
- * content names the same id, and `lean` drops only the capture-only fields (ino, ctime),
+ * loadTree's memory-saving forms on a captured tree: files sharing content share one
+ * (frozen) chunk list, and `lean` drops only the capture-only fields (ino, ctime),
  * keeping the entry's shape; without it the entries are the manifest's, whole.
  */
 import { test } from 'uvu';
@@ -40,6 +40,8 @@ test('lean entries lack ino and ctime, and nothing else; shared chunks keep one 
       const [one, two] = files;
       assert.ok(one.chunks.length > 1);
       assert.equal(one.chunks, two.chunks);
+      assert.is(one.chunks, two.chunks, 'files with the same content share one chunk list');
+      assert.ok(Object.isFrozen(one.chunks), 'a shared list cannot be changed for one file alone');
     });
   });
 });
