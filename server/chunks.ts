@@ -29,7 +29,7 @@ export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRout
   const { store } = opts;
   const slabs = new FrameSlabs();
   // A fetch's frames (windows of ~1 MiB, 4 requests at once per deploying node).
-  const fetchSlabs = new FrameSlabs(4 * 1024 * 1024, 8, 2 * 1024 * 1024);
+  const fetchSlabs = new FrameSlabs(4 * 1024 * 1024, 4, 2 * 1024 * 1024);
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));
 
