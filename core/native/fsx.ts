@@ -34,7 +34,7 @@ export interface Fsx {
   fdSetFlags(fd: number, flags: number): void;
   /** A btrfs subvolume `name` (one component) in the directory `dirPath` (BTRFS_IOC_SUBVOL_CREATE). */
   subvolCreate(dirPath: PathLike, name: PathLike): void;
-  /** lstat(2) into `out` (16 doubles, see stat.c); lstatPlain is the way to call it. */
+  /** statx(2) (lstat) into `out` (18 doubles, see stat.c); lstatPlain is the way to call it. */
   lstatInto(path: PathLike, out: Float64Array): void;
   /** preadv2(RWF_NOWAIT): bytes read from the page cache (0 at EOF), or -1 when the read would wait for a disk (or the file system cannot tell). */
   preadNowait(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
@@ -63,7 +63,11 @@ export class PlainStats {
   readonly atime: [number, number];
   readonly mtime: [number, number];
   readonly ctime: [number, number];
-  /** `o`: lstatInto's 16 values. */
+  /** The immutable (0x10) and append-only (0x20) attributes the inode has (statx; the bits of inode flags i and a). */
+  readonly attributes: number;
+  /** Which of those two its file system reports (0: unknown, ask FS_IOC_GETFLAGS). */
+  readonly attributesKnown: number;
+  /** `o`: lstatInto's 18 values. */
   constructor(o: Float64Array, ino: string) {
     this.mode = o[0];
     this.uid = o[1];
@@ -77,6 +81,8 @@ export class PlainStats {
     this.atime = [o[10], o[11]];
     this.mtime = [o[12], o[13]];
     this.ctime = [o[14], o[15]];
+    this.attributes = o[16];
+    this.attributesKnown = o[17];
   }
   isFile(): boolean { return (this.mode & S_IFMT) === 0o100000; }
   isDirectory(): boolean { return (this.mode & S_IFMT) === 0o040000; }
@@ -87,7 +93,7 @@ export class PlainStats {
   isSocket(): boolean { return (this.mode & S_IFMT) === 0o140000; }
 }
 
-const statOut = new Float64Array(16);
+const statOut = new Float64Array(18);
 
 /** lstat(2) of `path` as PlainStats; throws Node-style errors (err.code 'ENOENT', ...). */
 export function lstatPlain(path: PathLike): PlainStats {

@@ -136,7 +136,7 @@ export class TargetRoot {
 export type EntryKind = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo';
 
 /** The kind of inode a stat describes. */
-export function kindOf(st: fs.Stats | fs.BigIntStats): EntryKind | 'other' {
+export function kindOf(st: Pick<fs.Stats, 'isDirectory' | 'isFile' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO'>): EntryKind | 'other' {
   if (st.isDirectory()) return 'dir';
   if (st.isFile()) return 'file';
   if (st.isSymbolicLink()) return 'symlink';

@@ -37,7 +37,7 @@ export interface TreeCount {
  * capture warns about them); throws only when the root cannot be stat'ed.
  */
 export async function countTree(selection: ImageSelection): Promise<TreeCount> {
-  const st = new Float64Array(16);
+  const st = new Float64Array(18);
   fsx.lstatInto(selection.root, st);
   const count: TreeCount = { files: 0, bytes: 0 };
   const slash = Buffer.from('/');

@@ -9,8 +9,10 @@
  * directories are fds opened without following symlinks, and names are bytes (escaped as
  * file-names.ts says), so a node holding names that are not UTF-8, or a tree deeper than
  * PATH_MAX, syncs like any other:
- *   1. scan: walk the target with lstat (never following symlinks; kept paths such as
- *      lost+found and the image's excluded paths are not entered). A file whose size and
+ *   1. scan: walk the target with statx (never following symlinks; kept paths such as
+ *      lost+found and the image's excluded paths are not entered; the immutable and
+ *      append-only bits it gives spare asking each entry for its inode flags before
+ *      phase 2). A file whose size and
  *      nanosecond mtime equal the tree's is kept unread (unless `checksum`); every other
  *      regular file is cut into chunks with the image's FastCDC parameters, each chunk
  *      found a seed (id -> file, offset), and kept when its chunk list equals the tree's,
@@ -23,8 +25,8 @@
  *      every place that holds them. A staged file is named by its path and content: a run
  *      cut off midway leaves it, and the next run checks its chunks in place and fills in
  *      the rest, so a resumed deploy does not fetch again what it already wrote.
- *   3. delete: every scanned entry unwanted, or wanted as another type or content (a
- *      symlink target, a device number), deepest first: unlink or rmdir, never recursive.
+ *   3. delete: every scanned entry unwanted, or wanted as another type or content (a symlink
+ *      target, a device number), deepest first: unlink or rmdir, never recursive.
  *   4. place, in path order: mkdir what is missing, rename staged files over their paths
  *      (an atomic replace), mknod, then hardlinks to their group's first path, and
  *      symlinks last, so none exists while anything is written below it.
@@ -40,13 +42,14 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
 import { TargetRoot, kindOf, mountRoots } from './beneath.ts';
-import { splitDev, timestampOf } from './stat-fields.ts';
+import { splitDev } from './stat-fields.ts';
+import { lstatPlain, type PlainStats } from '../native/fsx.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkRef, Entry, FileEntry } from './manifest.ts';
 import { applyTreeMetadata, loadTree, makeDirectory, mknodEntry, newRestoreProgress, RestoreError, type RestoreProgress, type TreeItem } from './restore.ts';
 import { excludeMatcher } from './select.ts';
-import { clearBlockingFlags, reapplyBlockingFlags } from './inode-flags.ts';
+import { BLOCKING, clearBlockingFlags, reapplyBlockingFlags } from './inode-flags.ts';
 import { stageFiles, type Seeds, type Staged } from './sync-stage.ts';
 import { keepsVariant, type Variant } from './variants.ts';
 
@@ -72,10 +75,7 @@ export interface SyncOptions {
   target: string;
   /** The image store's chunker: existing files are cut the same way to find their chunks. */
   chunker: ChunkerParams;
-  /**
-   * Target paths the tree does not have that are left alone: not scanned, changed or
-   * deleted (capture exclude syntax: /scratch, /var/cache/*).
-   */
+  /** Target paths the tree lacks that are left alone: not scanned, changed or deleted (capture exclude syntax: /scratch, /var/cache/*). */
   keep?: string[];
   /** Target directories (kept ones too) whose files are read only as seeds: never changed. */
   seedDirs?: string[];
@@ -102,13 +102,12 @@ interface Existing {
   rel: string;
   depth: number;
   type: Entry['type'] | 'other';
-  ino: bigint;
+  ino: string;
   size: number;
   rdev: [number, number];
-  /** Regular files: the chunks found in them. */
-  chunks?: ChunkRef[];
-  /** Size and mtime equal the tree's (not read). */
-  sameStat?: boolean;
+  blocking: boolean; // immutable or append-only (statx), or not said: its flags are asked
+  chunks?: ChunkRef[]; // regular files: the chunks found in them
+  sameStat?: boolean; // size and mtime equal the tree's (not read)
 }
 
 const STAGING_DIR = '.cloner-sync';
@@ -159,7 +158,7 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
     const scan = await scanTarget(run);
     const plan = planChanges(run, scan.existing);
     // i/a entries take no staging, replace, delete or metadata until cleared.
-    const flagged = clearBlockingFlags(root, ['', ...[...scan.existing.values()].filter((e) => e.type === 'file' || e.type === 'dir').map((e) => e.rel)], run.warn, (rel) => (run.wanted.get(rel) as { iflags?: string } | undefined)?.iflags);
+    const flagged = clearBlockingFlags(root, ['', ...[...scan.existing.values()].filter((e) => e.blocking && (e.type === 'file' || e.type === 'dir')).map((e) => e.rel)], run.warn, (rel) => (run.wanted.get(rel) as { iflags?: string } | undefined)?.iflags);
     let finished = false;
     try {
       progress.phase = 'data';
@@ -222,13 +221,13 @@ async function scanTarget(run: SyncRun): Promise<Scan> {
     for (const name of names.sort()) {
       const childRel = `${rel}/${name}`;
       if (run.keptHere(childRel)) continue;
-      const st = fsSync.lstatSync(root.at(childRel), { bigint: true });
-      const found: Existing = { rel: childRel, depth, type: kindOf(st), ino: st.ino, size: Number(st.size), rdev: splitDev(st.rdev) };
+      const st = lstatPlain(root.at(childRel));
+      const found: Existing = { rel: childRel, depth, type: kindOf(st), ino: st.ino, size: st.size, rdev: splitDev(BigInt(st.rdev)), blocking: (st.attributes & BLOCKING) !== 0 || (st.attributesKnown & BLOCKING) !== BLOCKING };
       scan.existing.set(childRel, found);
       if (found.type === 'dir') await walk(childRel, depth + 1);
       else if (found.type === 'file' && found.size > 0) {
         const want = run.wanted.get(childRel);
-        const mtime = timestampOf(st.mtimeNs);
+        const mtime = st.mtime;
         if (!opts.checksum && want?.type === 'file' && want.size === found.size && want.mtime[0] === mtime[0] && want.mtime[1] === mtime[1]) found.sameStat = true;
         else found.chunks = await chunkExisting(run, scan.seeds, childRel, st);
       }
@@ -247,21 +246,21 @@ async function scanTarget(run: SyncRun): Promise<Scan> {
       continue;
     }
     for (const name of names) {
-      const st = fsSync.lstatSync(root.at(`${rel}/${name}`), { bigint: true });
-      if (st.isFile() && st.size > 0n) await chunkExisting(run, scan.seeds, `${rel}/${name}`, st);
+      const st = lstatPlain(root.at(`${rel}/${name}`));
+      if (st.isFile() && st.size > 0) await chunkExisting(run, scan.seeds, `${rel}/${name}`, st);
     }
   }
   return scan;
 }
 
 /** Cuts one existing file into chunks with the image's parameters; the first place of each chunk becomes its seed. */
-async function chunkExisting(run: SyncRun, seeds: Seeds, rel: string, st: fsSync.BigIntStats): Promise<ChunkRef[]> {
+async function chunkExisting(run: SyncRun, seeds: Seeds, rel: string, st: PlainStats): Promise<ChunkRef[]> {
   // The path is used at once (no trim can run before the open): only its last component is looked up.
   const handle = await fs.open(run.root.at(rel), fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
-    return await chunkFile(handle, Number(st.size), {
+    return await chunkFile(handle, st.size, {
       params: run.opts.chunker,
-      sparse: st.blocks * 512n < st.size,
+      sparse: st.blocks * 512 < st.size,
       onChunk: (data, offset) => {
         const id = chunkIdOf(data);
         if (!seeds.has(id)) seeds.set(id, { rel, offset });

@@ -8,6 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, openSync, ftruncateSync, writeSync, closeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -93,6 +94,28 @@ test('Node-style errors: ENOENT, ENOTDIR; misuse is a TypeError', () => {
   assert.is(code(at('plain/below')), 'ENOTDIR');
   assert.throws(() => fsx.lstatInto(at('plain'), new Float64Array(3)), /Float64Array/);
   assert.throws(() => fsx.lstatInto(at('plain'), new Float32Array(16) as unknown as Float64Array), /Float64Array/);
+});
+
+test('immutable and append-only attributes (statx), as chattr sets them, on a disk file system', () => {
+  if (process.getuid?.() !== 0) return console.log('  skipped: chattr +i needs root');
+  const d = mkdtempSync('/var/tmp/nt-attrs-');
+  const f = path.join(d, 'pinned');
+  writeFileSync(f, 'x');
+  try {
+    const plain = lstatPlain(f);
+    assert.is(plain.attributes, 0);
+    assert.is(plain.attributesKnown, 0x30, 'ext4 reports both');
+    execFileSync('chattr', ['+i', f]);
+    assert.is(lstatPlain(f).attributes, 0x10, 'immutable');
+    execFileSync('chattr', ['-i', '+a', f]);
+    assert.is(lstatPlain(f).attributes, 0x20, 'append-only');
+    execFileSync('chattr', ['+i', d]);
+    assert.is(lstatPlain(d).attributes, 0x10, 'a directory too');
+  } finally {
+    execFileSync('chattr', ['-i', '-a', f]);
+    execFileSync('chattr', ['-i', d]);
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test.after(() => {
