@@ -9,10 +9,9 @@
  * directories are fds opened without following symlinks, and names are bytes (escaped as
  * file-names.ts says), so a node holding names that are not UTF-8, or a tree deeper than
  * PATH_MAX, syncs like any other:
- *   1. scan: walk the target with statx (never following symlinks; kept paths such as
- *      lost+found and the image's excluded paths are not entered; the immutable and
- *      append-only bits it gives spare asking each entry for its inode flags before
- *      phase 2). A file whose size and
+ *   1. scan: walk the target with statx (never following symlinks; kept paths such as lost+found
+ *      and the image's excluded paths are not entered; its immutable and append-only bits spare
+ *      asking each entry for its inode flags). A file whose size and
  *      nanosecond mtime equal the tree's is kept unread (unless `checksum`); every other
  *      regular file is cut into chunks with the image's FastCDC parameters, each chunk
  *      found a seed (id -> file, offset), and kept when its chunk list equals the tree's,
@@ -42,7 +41,7 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { chunkIdOf, type ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader } from '../store/interfaces.ts';
 import { TargetRoot, kindOf, mountRoots } from './beneath.ts';
-import { splitDev } from './stat-fields.ts';
+import { metadataRight, splitDev } from './stat-fields.ts';
 import { lstatPlain, type PlainStats } from '../native/fsx.ts';
 import { chunkFile } from './file-chunks.ts';
 import { decodeName, displayName, encodeName } from './file-names.ts';
@@ -108,6 +107,7 @@ interface Existing {
   blocking: boolean; // immutable or append-only (statx), or not said: its flags are asked
   chunks?: ChunkRef[]; // regular files: the chunks found in them
   sameStat?: boolean; // size and mtime equal the tree's (not read)
+  metaRight?: boolean; // owner, mode, times as the tree's, nothing else to set: left out of phase 5 if kept and not pinned
 }
 
 const STAGING_DIR = '.cloner-sync';
@@ -169,7 +169,8 @@ export async function syncTree(opts: SyncOptions): Promise<SyncProgress> {
       placeEntries(run, plan, staged);
       progress.phase = 'metadata';
       const variants = new Set(progress.variantsKept);
-      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel) && !variants.has(i.rel)), root, run.warn, flagged);
+      const rewritten = new Set(plan.toWrite.map((w) => w.rel));
+      applyTreeMetadata(run.items.filter((i) => !run.notCreated.has(i.rel) && !variants.has(i.rel) && !(scan.existing.get(i.rel)?.metaRight && plan.matched.has(i.rel) && !rewritten.has(i.rel) && !flagged.has(i.rel))), root, run.warn, flagged);
       finished = true;
     } finally {
       if (!finished) reapplyBlockingFlags(root, flagged, run.warn);
@@ -222,7 +223,7 @@ async function scanTarget(run: SyncRun): Promise<Scan> {
       const childRel = `${rel}/${name}`;
       if (run.keptHere(childRel)) continue;
       const st = lstatPlain(root.at(childRel));
-      const found: Existing = { rel: childRel, depth, type: kindOf(st), ino: st.ino, size: st.size, rdev: splitDev(BigInt(st.rdev)), blocking: (st.attributes & BLOCKING) !== 0 || (st.attributesKnown & BLOCKING) !== BLOCKING };
+      const found: Existing = { rel: childRel, depth, type: kindOf(st), ino: st.ino, size: st.size, rdev: splitDev(BigInt(st.rdev)), blocking: (st.attributes & BLOCKING) !== 0 || (st.attributesKnown & BLOCKING) !== BLOCKING, metaRight: metadataRight(run.wanted.get(childRel), st) };
       scan.existing.set(childRel, found);
       if (found.type === 'dir') await walk(childRel, depth + 1);
       else if (found.type === 'file' && found.size > 0) {

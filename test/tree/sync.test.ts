@@ -179,9 +179,14 @@ test('a re-sync sets again the owner, mode and times that differ on kept entries
     await utimes(path.join(dst, 'usr/lib/other.bin'), new Date(2001, 1, 1), new Date(2001, 1, 1)); // times only
     await chmod(path.join(dst, 'usr/lib'), 0o700);
     if (isRoot) await chown(path.join(dst, 'usr/bin/tool'), 1234, 1234); // clears nothing the tree has: mode 0755 comes back too
+    // Read since (atime only): set back to the mtime, as a deploy leaves it.
+    const read = await stat(path.join(dst, 'etc/hostname'), { bigint: true });
+    fsx.lutimesNs(path.join(dst, 'etc/hostname'), 1_900_000_000, 5, Number(read.mtimeNs / 1_000_000_000n), Number(read.mtimeNs % 1_000_000_000n));
     const p = await syncTree({ reader: store, tree, target: dst, chunker: store.config.chunker, strict: isRoot });
     assert.is(p.files, 0, 'nothing rewritten');
     assert.equal(rsyncDifferences(src, dst), []);
+    const after = await stat(path.join(dst, 'etc/hostname'), { bigint: true });
+    assert.is(after.atimeNs, after.mtimeNs, 'atime set back to the mtime');
   });
 });
 
