@@ -1,6 +1,6 @@
 /**
  * Capture's use of the parent revision: each directory's entries in that revision (objects
- * fetched in batches, parent-objects.ts), and whether an unchanged file keeps the parent's
+ * fetched in batches, a level ahead of the walk: parent-objects.ts), and whether an unchanged file keeps the parent's
  * chunk list and an unchanged directory its object.
  *
  * Checked (the default): the store is asked for the reused chunks, one `hasMany` per
@@ -34,12 +34,26 @@ export async function parentDir(parents: ObjectBatcher, parentTree: ChunkId | un
   try {
     const loaded = await parents.load(parentTree);
     const dir = parseDirectory(parseObject(loaded, parentTree), rel || '/');
-    for (const e of dir.entries) previous.set(e.name, e);
+    for (const e of dir.entries) {
+      previous.set(e.name, e);
+      if (e.type === 'dir') parents.prefetch(e.tree); // read a level ahead of the walk
+    }
     return { previous, parentIds: [parentTree, ...loaded.parts], flagsRead: dir.flagsRead === true };
   } catch (err) {
     warn(`parent manifest of ${rel || '/'} unreadable (${(err as Error).message}); reading the directory in full`);
     return { previous: new Map() };
   }
+}
+
+/**
+ * The parent's entry of an unchanged file (stat-fields.ts unchangedFile) has exactly the
+ * fields a new one would: mode and owner equal, the same hardlink group, no other field.
+ * The capture then keeps that entry object itself (no copy; sameEntries finds it at once).
+ */
+export function keptAsIs(prev: FileEntry, base: { mode: number; uid: number; gid: number }, h: string | undefined): boolean {
+  if (prev.mode !== base.mode || prev.uid !== base.uid || prev.gid !== base.gid || prev.h !== h) return false;
+  // name, mode, uid, gid, mtime, type, size, chunks, ino, ctime (unchangedFile checked the last four), and the optional ones
+  return Object.keys(prev).length === 10 + (prev.xattrs ? 1 : 0) + (prev.iflags ? 1 : 0) + (h ? 1 : 0);
 }
 
 /**

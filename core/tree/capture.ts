@@ -36,7 +36,7 @@ import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { putObject } from '../store/objects.ts';
 import { ObjectBatcher } from './parent-objects.ts';
-import { filesToReread, parentDir, parentObjectKept, type ParentDir } from './capture-parent.ts';
+import { filesToReread, keptAsIs, parentDir, parentObjectKept, type ParentDir } from './capture-parent.ts';
 import { serializeDirectory, type DirectoryObject, type Entry, type FileEntry } from './manifest.ts';
 import { splitDev, timestampOf, unchangedFile } from './stat-fields.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
@@ -231,7 +231,12 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
     const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
     w.progress.dirs++;
     const d: DirWalk = { dir, rel, dev, parent, entries: [], reused: [], tasks: [] };
-    if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
+    const names = dir.length <= LONG_PATH || fd !== undefined ? await listDir(w, d) : [];
+    for (const name of names) {
+      const full = w.reads.ahead(); // the readers' queue is full (read-queue.ts); no await (a turn) per entry otherwise
+      if (full) await full;
+      captureEntry(w, d, name);
+    }
     listed();
     await confirmReused(w, d);
     await Promise.all(d.tasks);
@@ -270,8 +275,7 @@ async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
 }
 
 /** One directory entry: skipped when the selection excludes it, else added to `d.entries`. */
-async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
-  await w.reads.ahead(); // waits while the readers' queue is full (read-queue.ts)
+function captureEntry(w: Walk, d: DirWalk, name: string): void {
   const full = childPath(d.dir, name);
   const relPath = `${d.rel}/${name}`;
   if (w.selection.excludes(relPath)) {
@@ -301,7 +305,7 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     const out = xattrs ? { ...e, xattrs } : e;
     return iflags ? { ...out, iflags } : out;
   };
-  if (st.isDirectory()) await captureSubdir(w, d, full, relPath, st, withXattrs({ ...base, type: 'dir' as const, tree: '' }));
+  if (st.isDirectory()) captureSubdir(w, d, full, relPath, st, withXattrs({ ...base, type: 'dir' as const, tree: '' }));
   else if (st.isFile()) captureFile(w, d, full, st, withXattrs({ ...base, type: 'file' as const, size: Number(st.size), chunks: [], ino: st.ino.toString(), ctime }), unchanged);
   else if (st.isSymbolicLink()) {
     w.progress.others++;
@@ -318,12 +322,12 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
 }
 
 /** A subdirectory, walked as its own task; a mount point the selection does not enter stays an empty directory. */
-async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: PlainStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
+function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: PlainStats, entry: Extract<Entry, { type: 'dir' }>): void {
   const crosses = st.dev !== d.dev;
   if (crosses && !w.selection.entersMount(relPath)) {
     w.leave(relPath, 'another file system (not in the image\'s layout), stored as an empty directory');
-    entry.tree = await putDir(w, serializeDirectory([]));
     d.entries.push(entry);
+    pushTask(d, putDir(w, serializeDirectory([])).then((tree) => void (entry.tree = tree)));
     return;
   }
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
@@ -336,13 +340,6 @@ async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string,
 /** A regular file: its parent revision's chunks when unchanged, else read (once per hardlink group). */
 /** A file's hardlink group ("device index:inode") when it has more than one link. */
 const hardlinkKey = (w: Walk, st: PlainStats) => (st.nlink > 1 ? `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}` : undefined);
-
-/** The parent's entry of an unchanged file has exactly the fields a new one would: base ones equal, same hardlink group, no others. */
-function keptAsIs(prev: FileEntry, base: { mode: number; uid: number; gid: number }, h: string | undefined): boolean {
-  if (prev.mode !== base.mode || prev.uid !== base.uid || prev.gid !== base.gid || prev.h !== h) return false;
-  // name, mode, uid, gid, mtime, type, size, chunks, ino, ctime (unchangedFile checked the last four), and the optional ones
-  return Object.keys(prev).length === 10 + (prev.xattrs ? 1 : 0) + (prev.iflags ? 1 : 0) + (h ? 1 : 0);
-}
 
 function captureFile(w: Walk, d: DirWalk, full: Buffer, st: PlainStats, entry: FileEntry, unchanged: FileEntry | undefined): void {
   w.progress.files++;
