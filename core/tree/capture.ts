@@ -386,7 +386,10 @@ function captureFile(w: Walk, d: DirWalk, full: Buffer, st: PlainStats, entry: F
 async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
   const reread = new Set(await filesToReread(w.opts.store, d.reused, w.opts.trustParent === true));
   w.progress.reusedFiles += d.reused.length - reread.size;
-  for (const entry of reread) {
+  for (const kept of reread) {
+    // A copy: the entry may be the parent's own object (keptAsIs), which sameEntries compares with.
+    const entry = { ...kept };
+    d.entries[d.entries.indexOf(kept)] = entry;
     const full = childPath(d.dir, entry.name);
     pushTask(d, w.reads.run(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
       entry.chunks = refs;

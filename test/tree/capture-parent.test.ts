@@ -3,18 +3,21 @@
  * about none of the chunks and objects it keeps, and gives the tree a checked capture gives;
  * when one of those chunks is gone (pruned), the commit refuses the trusted tree with the
  * refusal `isMissingChunksRefusal` knows, and a checked capture reads the file again and
- * commits. Through the CLI, update-filesystem does that second capture by itself.
+ * commits (a kept entry read again is a copy, so its directory is written anew with what was
+ * read, never left as the parent's object). Through the CLI, update-filesystem does that second capture by itself.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { lstatSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ChunkId } from '../../core/store/chunk-id.ts';
 import { LocalStore } from '../../core/store/local.ts';
 import { captureTree } from '../../core/tree/capture.ts';
 import { commitRevision, getImage, isMissingChunksRefusal } from '../../core/tree/images.ts';
-import { parseDirectory, type FileEntry } from '../../core/tree/manifest.ts';
-import { getJsonObject } from '../../core/store/objects.ts';
+import { parseDirectory, serializeDirectory, type Entry, type FileEntry } from '../../core/tree/manifest.ts';
+import { getJsonObject, putObject } from '../../core/store/objects.ts';
+import { timestampOf } from '../../core/tree/stat-fields.ts';
 import { file, makeTree, seededBytes, withTempDir } from '../helpers/fixtures.ts';
 import { cloner } from '../helpers/cli.ts';
 import { withStore } from '../helpers/store.ts';
@@ -74,6 +77,26 @@ test('trusted: nothing asked, the same tree as checked; a pruned chunk is refuse
     assert.is(again.progress.reusedFiles, 4);
     await commitRevision(store, 'img', { tree: again.tree }, { create: false });
     assert.is((await getImage(store, 'img'))!.revisions.length, 2);
+  });
+});
+
+test('checked: an entry kept from the parent and read again is copied: its directory is written anew with the chunks read', async () => {
+  await withStore(async (store, work) => {
+    const src = path.join(work, 'src');
+    await makeTree(src, { 'sub/x': file(seededBytes(5, 5000)) });
+    const chunker = store.config.chunker;
+    // A parent revision whose entry of sub/x matches the file's lstat but names a chunk the store never had.
+    const st = lstatSync(path.join(src, 'sub/x'), { bigint: true });
+    const meta = (s: typeof st) => ({ mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: timestampOf(s.mtimeNs) });
+    const x: Entry = { name: 'x', ...meta(st), type: 'file', size: 5000, chunks: [[0, 5000, 'cd'.repeat(32)]], ino: st.ino.toString(), ctime: timestampOf(st.ctimeNs) };
+    const sub = await putObject(store, serializeDirectory([x]), chunker);
+    const top = await putObject(store, serializeDirectory([{ name: 'sub', ...meta(lstatSync(path.join(src, 'sub'), { bigint: true })), type: 'dir', tree: sub }], meta(lstatSync(src, { bigint: true }))), chunker);
+    await store.flush();
+    const again = await captureTree({ root: src, store, chunker, parentTree: top });
+    assert.is(again.progress.readBytes, 5000, 'read again: its chunk is missing');
+    const subNow = (parseDirectory(await getJsonObject(store, again.tree), '/').entries[0] as { tree: string }).tree;
+    assert.is.not(subNow, sub, 'not the parent\'s object, which names the missing chunk');
+    await commitRevision(store, 'img', { tree: again.tree }, { create: true });
   });
 });
 
