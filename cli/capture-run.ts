@@ -2,8 +2,7 @@
 import type { Layout } from '../core/layout/model.ts';
 import { captureTree, newCaptureProgress } from '../core/tree/capture.ts';
 import { countTree } from '../core/tree/count.ts';
-import { layoutMounts } from '../core/layout/model.ts';
-import { LEFT_OUT_LISTED, leftOutToKeep, type LeftOutPath, type Revision } from '../core/tree/images.ts';
+import { isMissingChunksRefusal, LEFT_OUT_LISTED, leftOutToKeep, type LeftOutPath, type Revision } from '../core/tree/images.ts';
 import { imageSelection } from '../core/tree/select.ts';
 import type { Backend } from './backend.ts';
 import { formatBytes, ProgressReporter } from './progress.ts';
@@ -82,6 +81,8 @@ export interface CaptureRunOptions {
   layout?: string;
   /** That layout itself when the caller has it (a dry run's layout captured now is not stored). */
   layoutDoc?: Layout;
+  /** The image's last revision when the caller has read it already (else read here, unless `create`). */
+  parent?: Revision;
   /** The image options object (kept from the previous revision when absent). */
   options?: string;
   /** Scan, chunk and hash everything, ask the server what it lacks, send and commit nothing. */
@@ -91,11 +92,12 @@ export interface CaptureRunOptions {
 
 export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revision; seconds: number; newBytes: number; logicalBytes: number; files: number }> {
   const { backend } = o;
-  const previous = o.create ? undefined : (await backend.getImage(o.image))?.revisions.at(-1);
+  const previous = o.create ? undefined : o.parent ?? (await backend.getImage(o.image))?.revisions.at(-1);
   // The layout's filesystems (/boot/efi, /home...) are part of the image; other mounts are not.
   const layoutName = o.layout ?? previous?.layout;
   const layoutDoc = o.layoutDoc ?? (layoutName ? (await backend.loadLayout(layoutName)).layout : undefined);
-  const includeMounts = layoutDoc ? layoutMounts(layoutDoc) : [];
+  // Imported only when there is a layout: the module compiles its JSON schema as it loads (~50 ms of a no-op update's start).
+  const includeMounts = layoutDoc ? (await import('../core/layout/model.ts')).layoutMounts(layoutDoc) : [];
   const before = await backend.bytesMark();
   const dry = o.dryRun ? dryRunWriter(backend) : null;
   const progress = newCaptureProgress();
@@ -123,25 +125,46 @@ export async function runCapture(o: CaptureRunOptions): Promise<{ revision: Revi
   // The hold keeps every chunk this upload relies on from a concurrent GC until the commit.
   const hold = backend.hold();
   const started = performance.now();
-  try {
-    const result = await captureTree({
+  // An update trusts its parent revision's chunks (no question per directory, core/tree/capture-parent.ts);
+  // when the commit finds one of them gone (pruned since), the tree is captured again, checked.
+  const capture = (trustParent: boolean) => {
+    Object.assign(progress, newCaptureProgress());
+    return captureTree({
       root: o.root,
       store: dry ?? backend.chunks,
       chunker: backend.chunker,
       parentTree: previous?.tree,
+      trustParent,
       selection,
       progress,
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
-    const seconds = (performance.now() - started) / 1000;
+  };
+  const trusting = !!previous && !dry;
+  try {
+    let result = await capture(trusting);
+    let seconds = (performance.now() - started) / 1000;
     if (dry) {
       await dry.flush();
       process.stdout.write(`dry run: image ${o.image} would have ${progress.files} files, ${formatBytes(progress.bytes)}; ${dry.newChunks} new chunks, ${formatBytes(dry.newBytes)} to send (${formatBytes(dry.knownBytes)} already on the ${backend.where.split(' ')[0]}); nothing was sent\n`);
       return { revision: { n: 0, created: '', parent: previous?.n ?? null, tree: result.tree, layout: o.layout ?? null, options: o.options ?? null, note: 'dry run', stats: { files: progress.files, bytes: progress.bytes } }, seconds, newBytes: dry.newBytes, logicalBytes: progress.bytes, files: progress.files };
     }
+    const commit = () => {
+      const leftOut = result.leftOut;
+      const stats = { files: progress.files, bytes: progress.bytes, ...(leftOut.length ? { leftOut: leftOut.length } : {}) };
+      return backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats, ...(leftOut.length ? { leftOut: leftOutToKeep(leftOut) } : {}) }, o.create);
+    };
+    let revision: Revision;
+    try {
+      revision = await commit();
+    } catch (err) {
+      if (!trusting || !isMissingChunksRefusal(err)) throw err;
+      process.stderr.write(`note: ${(err as Error).message}; some chunks of revision ${previous!.n} are gone from the store: capturing again, asking for each one\n`);
+      result = await capture(false);
+      seconds = (performance.now() - started) / 1000;
+      revision = await commit();
+    }
     const leftOut = result.leftOut;
-    const stats = { files: progress.files, bytes: progress.bytes, ...(leftOut.length ? { leftOut: leftOut.length } : {}) };
-    const revision = await backend.commitRevision(o.image, { tree: result.tree, note: o.note, layout: o.layout, options: o.options, stats, ...(leftOut.length ? { leftOut: leftOutToKeep(leftOut) } : {}) }, o.create);
     const newBytes = (await backend.bytesMark()) - before;
     if (!o.quiet) {
       process.stdout.write(

@@ -48,7 +48,7 @@ export function register(cli: CAC): void {
         const last = image.revisions.at(-1)!;
         const settled = await optionsForUpdate(backend, last.options, givenOptions(o), mode);
         const optionsId = settled.changed && !o.dryRun ? await storeOptions(backend, settled.options) : undefined;
-        await runCapture({ backend, image: o.image!, root: o.root, exclude: settled.options.excludePaths, create: false, note: o.note, options: optionsId, dryRun: o.dryRun });
+        await runCapture({ backend, image: o.image!, root: o.root, exclude: settled.options.excludePaths, create: false, parent: last, note: o.note, options: optionsId, dryRun: o.dryRun });
       });
     });
 }

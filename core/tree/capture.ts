@@ -17,9 +17,10 @@
  * `leftOut`. A file that changes while it is read is read again (capture-read.ts).
  *
  * Incremental capture: given the parent revision's tree (read in batches, parent-objects.ts),
- * a file whose size, mtime, ctime and inode are unchanged keeps its chunk list unread (its
- * chunks asked for with one `hasMany` per directory, which also guards them from a concurrent
- * GC), and its xattrs and inode flags where the parent's capture read flags (stat-fields.ts).
+ * a file whose size, mtime, ctime and inode are unchanged keeps its chunk list unread, and
+ * its xattrs and inode flags where the parent's capture read flags (stat-fields.ts); a
+ * directory whose entries are all as the parent's keeps its object. Whether the store is
+ * asked for those chunks first, or the commit's check is trusted, is capture-parent.ts's.
  * Directory objects go to the write-behind like chunks: no directory waits for an upload.
  */
 import { closeSync, openSync, readdirSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
@@ -34,8 +35,9 @@ import { decodeName, displayName, encodeName } from './file-names.ts';
 import type { ChunkId } from '../store/chunk-id.ts';
 import type { ChunkReader, ChunkWriter } from '../store/interfaces.ts';
 import { putObject } from '../store/objects.ts';
-import { ObjectBatcher, parseObject } from './parent-objects.ts';
-import { parseDirectory, sameEntries, serializeDirectory, type DirectoryObject, type Entry, type FileEntry } from './manifest.ts';
+import { ObjectBatcher } from './parent-objects.ts';
+import { filesToReread, keptAsIs, parentDir, parentObjectKept, type ParentDir } from './capture-parent.ts';
+import { serializeDirectory, type DirectoryObject, type Entry, type FileEntry } from './manifest.ts';
 import { splitDev, timestampOf, unchangedFile } from './stat-fields.ts';
 import { imageSelection, type ImageSelection, type SelectionOptions } from './select.ts';
 import { unflushedWrites, type UnflushedWrites } from './unflushed-writes.ts';
@@ -61,6 +63,12 @@ export interface CaptureOptions extends SelectionOptions {
   chunker: ChunkerParams;
   /** Tree id of the previous revision, for incremental capture. */
   parentTree?: ChunkId;
+  /**
+   * Reuse the parent's chunks and objects without asking the store (capture-parent.ts):
+   * only for a caller whose commit checks the tree (commitRevision) and who captures again
+   * without it when the commit refuses. Default false: every reused chunk is asked for.
+   */
+  trustParent?: boolean;
   /**
    * The selection already built from these options (to share with countTree); built here
    * when absent. Its root must be `root` resolved, or the capture throws CaptureError.
@@ -123,9 +131,8 @@ interface DirWalk {
   dir: Buffer; // the directory's path as bytes (a "/proc/self/fd/N" name once the real path is long)
   rel: string;
   dev: number;
-  previous: Map<string, Entry>;
-  /** The parent revision's object of this directory and its parts, when it was read. */
-  parentIds?: ChunkId[];
+  /** What the parent revision had here. */
+  parent: ParentDir;
   entries: Entry[];
   /** Files whose chunk lists came from the parent revision, to be confirmed in the store. */
   reused: FileEntry[];
@@ -207,7 +214,8 @@ function pushTask(d: DirWalk, task: Promise<void>): void {
 }
 
 async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId | undefined, dev: number): Promise<ChunkId> {
-  const previous = await previousEntries(w, parentTree, rel); // fetched before the slot: no slot waits on a round trip
+  const parent = await parentDir(w.parents, parentTree, rel, w.warn); // fetched before the slot: no slot waits on a round trip
+  if (rel === '') w.parentFlags = parent.flagsRead === true;
   const listed = await w.dirs.acquire(); // held while listing, not while waiting for subdirectories
   let fd: number | undefined;
   if (dir.length > LONG_PATH) {
@@ -222,13 +230,19 @@ async function captureDir(w: Walk, dir: Buffer, rel: string, parentTree: ChunkId
   try {
     const rootMeta = rel === '' ? rootMetadata(w.rootStat, dir) : undefined;
     w.progress.dirs++;
-    const d: DirWalk = { dir, rel, dev, ...previous, entries: [], reused: [], tasks: [] };
-    if (dir.length <= LONG_PATH || fd !== undefined) for (const name of await listDir(w, d)) await captureEntry(w, d, name);
+    const d: DirWalk = { dir, rel, dev, parent, entries: [], reused: [], tasks: [] };
+    const names = dir.length <= LONG_PATH || fd !== undefined ? await listDir(w, d) : [];
+    for (const name of names) {
+      const full = w.reads.ahead(); // the readers' queue is full (read-queue.ts); no await (a turn) per entry otherwise
+      if (full) await full;
+      captureEntry(w, d, name);
+    }
     listed();
     await confirmReused(w, d);
     await Promise.all(d.tasks);
-    // Entries all as the parent's: its object, asked for like a reused file's chunks (no serialising, hashing or upload: ~10% of a no-op's CPU).
-    if (d.parentIds && !rootMeta && sameEntries(d.entries, d.previous.values()) && !(await w.opts.store.hasMany(d.parentIds)).includes(false)) return d.parentIds[0];
+    // Entries all as the parent's: its object (no serialising, hashing or upload: ~10% of a no-op's CPU).
+    const kept = rootMeta ? undefined : await parentObjectKept(w.opts.store, d.parent, d.entries, w.opts.trustParent === true);
+    if (kept) return kept;
     return await putDir(w, serializeDirectory(d.entries, rootMeta));
   } finally {
     listed();
@@ -249,22 +263,6 @@ function rootMetadata(st: BigIntStats, dir: Buffer): DirectoryObject['root'] {
   return { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: timestampOf(st.mtimeNs), ...(xattrs ? { xattrs } : {}) };
 }
 
-/** The parent revision's entries of this directory, by name (none when unreadable: read it all). */
-async function previousEntries(w: Walk, parentTree: ChunkId | undefined, rel: string): Promise<{ previous: Map<string, Entry>; parentIds?: ChunkId[] }> {
-  const previous = new Map<string, Entry>();
-  if (!parentTree) return { previous };
-  try {
-    const loaded = await w.parents.load(parentTree);
-    const dir = parseDirectory(parseObject(loaded, parentTree), rel || '/');
-    if (rel === '') w.parentFlags = dir.flagsRead === true;
-    for (const e of dir.entries) previous.set(e.name, e);
-    return { previous, parentIds: [parentTree, ...loaded.parts] };
-  } catch (err) {
-    w.warn(`parent manifest of ${rel || '/'} unreadable (${(err as Error).message}); reading the directory in full`);
-    return { previous: new Map() };
-  }
-}
-
 /** The directory's names, as bytes in their escaped form, sorted. */
 async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
   try {
@@ -277,11 +275,9 @@ async function listDir(w: Walk, d: DirWalk): Promise<string[]> {
 }
 
 /** One directory entry: skipped when the selection excludes it, else added to `d.entries`. */
-async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
-  await w.reads.ahead(); // waits while the readers' queue is full (read-queue.ts)
+function captureEntry(w: Walk, d: DirWalk, name: string): void {
   const full = childPath(d.dir, name);
   const relPath = `${d.rel}/${name}`;
-  const shown = shownPath(w, relPath);
   if (w.selection.excludes(relPath)) {
     w.leave(relPath, 'excluded by the image selection');
     return;
@@ -291,23 +287,25 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     st = lstatPlain(full);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    w.leave(relPath, `vanished or unreadable (${code})`, `${shown} vanished or is unreadable (${code}); skipped`);
+    w.leave(relPath, `vanished or unreadable (${code})`, `${shownPath(w, relPath)} vanished or is unreadable (${code}); skipped`);
     return;
   }
   // Key order is part of the canonical bytes (and so of the tree id): base, type fields, xattrs.
   const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
   const ctime = st.ctime;
-  const prev = st.isFile() ? d.previous.get(name) : undefined;
+  const prev = st.isFile() ? d.parent.previous.get(name) : undefined;
   const unchanged = prev?.type === 'file' && unchangedFile(prev, st, base.mtime, ctime) ? prev : undefined;
   // An unchanged file's xattrs and flags are its parent's (stat-fields.ts), where the parent read flags: they were ~30% of a no-op's walk.
   const known = unchanged && w.parentFlags ? unchanged : undefined;
+  // Nothing differs: the parent's entry itself, so sameEntries finds it at once and nothing is copied.
+  if (known && keptAsIs(known, base, hardlinkKey(w, st))) return captureFile(w, d, full, st, known, known);
   const xattrs = known ? known.xattrs : readXattrs(full);
   const iflags = known ? known.iflags : st.isFile() || st.isDirectory() ? readFlags(full) : undefined;
   const withXattrs = <T extends Entry>(e: T): T => {
     const out = xattrs ? { ...e, xattrs } : e;
     return iflags ? { ...out, iflags } : out;
   };
-  if (st.isDirectory()) await captureSubdir(w, d, full, relPath, st, withXattrs({ ...base, type: 'dir' as const, tree: '' }));
+  if (st.isDirectory()) captureSubdir(w, d, full, relPath, st, withXattrs({ ...base, type: 'dir' as const, tree: '' }));
   else if (st.isFile()) captureFile(w, d, full, st, withXattrs({ ...base, type: 'file' as const, size: Number(st.size), chunks: [], ino: st.ino.toString(), ctime }), unchanged);
   else if (st.isSymbolicLink()) {
     w.progress.others++;
@@ -319,34 +317,38 @@ async function captureEntry(w: Walk, d: DirWalk, name: string): Promise<void> {
     w.progress.others++;
     d.entries.push(withXattrs({ ...base, type: 'fifo' as const }));
   } else {
-    w.leave(relPath, 'a socket (made by the program that listens on it)', `${shown} is a socket; skipped`);
+    w.leave(relPath, 'a socket (made by the program that listens on it)', `${shownPath(w, relPath)} is a socket; skipped`);
   }
 }
 
 /** A subdirectory, walked as its own task; a mount point the selection does not enter stays an empty directory. */
-async function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: PlainStats, entry: Extract<Entry, { type: 'dir' }>): Promise<void> {
+function captureSubdir(w: Walk, d: DirWalk, full: Buffer, relPath: string, st: PlainStats, entry: Extract<Entry, { type: 'dir' }>): void {
   const crosses = st.dev !== d.dev;
   if (crosses && !w.selection.entersMount(relPath)) {
     w.leave(relPath, 'another file system (not in the image\'s layout), stored as an empty directory');
-    entry.tree = await putDir(w, serializeDirectory([]));
     d.entries.push(entry);
+    pushTask(d, putDir(w, serializeDirectory([])).then((tree) => void (entry.tree = tree)));
     return;
   }
   if (crosses && !w.deviceIndex.has(st.dev)) w.deviceIndex.set(st.dev, w.deviceIndex.size);
   if (crosses && st.ino === String(SUBVOLUME_INO) && !w.selection.isMountPoint(relPath)) entry.subvol = true;
   d.entries.push(entry);
-  const prev = d.previous.get(entry.name);
+  const prev = d.parent.previous.get(entry.name);
   pushTask(d, captureDir(w, full, relPath, prev?.type === 'dir' ? prev.tree : undefined, st.dev).then((tree) => void (entry.tree = tree)));
 }
 
 /** A regular file: its parent revision's chunks when unchanged, else read (once per hardlink group). */
+/** A file's hardlink group ("device index:inode") when it has more than one link. */
+const hardlinkKey = (w: Walk, st: PlainStats) => (st.nlink > 1 ? `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}` : undefined);
+
 function captureFile(w: Walk, d: DirWalk, full: Buffer, st: PlainStats, entry: FileEntry, unchanged: FileEntry | undefined): void {
   w.progress.files++;
   w.progress.bytes += entry.size;
-  if (st.nlink > 1) entry.h = `${w.deviceIndex.get(st.dev) ?? 0}:${st.ino}`;
+  const h = hardlinkKey(w, st);
+  if (h) entry.h = h;
   d.entries.push(entry);
   if (unchanged) {
-    entry.chunks = unchanged.chunks;
+    if (entry !== unchanged) entry.chunks = unchanged.chunks;
     d.reused.push(entry);
     return;
   }
@@ -380,20 +382,18 @@ function captureFile(w: Walk, d: DirWalk, full: Buffer, st: PlainStats, entry: F
   );
 }
 
-/** Unchanged files keep their parent's chunks only when the store still has all of them; the others are read again. */
+/** Unchanged files keep their parent's chunks unless the store lacks one of them (capture-parent.ts): those are read again. */
 async function confirmReused(w: Walk, d: DirWalk): Promise<void> {
-  if (!d.reused.length) return;
-  const ids = d.reused.flatMap((entry) => entry.chunks.map((c) => c[2]));
-  const present = await w.opts.store.hasMany(ids);
-  const missing = new Set(ids.filter((_, i) => !present[i]));
-  for (const entry of d.reused) {
-    if (!entry.chunks.some((c) => missing.has(c[2]))) w.progress.reusedFiles++;
-    else {
-      const full = childPath(d.dir, entry.name);
-      pushTask(d, w.reads.run(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
-        entry.chunks = refs;
-        entry.size = Number(stat.size);
-      }));
-    }
+  const reread = new Set(await filesToReread(w.opts.store, d.reused, w.opts.trustParent === true));
+  w.progress.reusedFiles += d.reused.length - reread.size;
+  for (const kept of reread) {
+    // A copy: the entry may be the parent's own object (keptAsIs), which sameEntries compares with.
+    const entry = { ...kept };
+    d.entries[d.entries.indexOf(kept)] = entry;
+    const full = childPath(d.dir, entry.name);
+    pushTask(d, w.reads.run(() => readChunks(w.reader, full, shownPath(w, `${d.rel}/${entry.name}`))).then(({ refs, stat }) => {
+      entry.chunks = refs;
+      entry.size = Number(stat.size);
+    }));
   }
 }

@@ -113,6 +113,18 @@ async function objectChunkIds(reader: Pick<ChunkReader, 'get'>, id: ChunkId, int
   for (const part of objectPartIds(await reader.get(id), id)) into.add(part);
 }
 
+/** The words of commitRevision's refusal of a tree with chunks the store lacks, which `isMissingChunksRefusal` looks for. */
+const MISSING_CHUNKS = 'missing chunk(s)';
+
+/**
+ * True when `err` is commitRevision's refusal of a tree that references chunks the store
+ * lacks, thrown here (RevisionRefusedError) or answered by a server (its ServerError has
+ * the same code and message): a capture that trusted its parent revision captures again.
+ */
+export function isMissingChunksRefusal(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: unknown }).code === 'REVISION_REFUSED' && err.message.includes(` ${MISSING_CHUNKS}, e.g. `);
+}
+
 /**
  * Appends a revision to an image (creating the image when `create`), after checking that
  * everything it references is stored and that the tree is within TREE_LIMITS. The
@@ -143,7 +155,7 @@ export async function commitRevision(
     const missing = ids.filter((_, i) => !present[i]);
     if (missing.length) {
       throw new RevisionRefusedError(
-        `revision of image ${name} references ${missing.length} missing chunk(s), e.g. ${missing[0]}`,
+        `revision of image ${name} references ${missing.length} ${MISSING_CHUNKS}, e.g. ${missing[0]}`,
         'the upload did not finish; re-run the capture (chunks already stored are skipped)',
       );
     }

@@ -113,16 +113,10 @@ const MAX_XATTR_BYTES = 64 * 1024;
 
 /** A name one directory entry may have: its bytes are one path component (1-255 bytes, not . or .., no / or NUL). */
 export function isSafeName(name: unknown, allowEscaped = true): name is string {
-  return (
-    typeof name === 'string' &&
-    name.length > 0 &&
-    name !== '.' &&
-    name !== '..' &&
-    !name.includes('/') &&
-    !name.includes('\0') &&
-    (allowEscaped ? isCanonicalName(name) : name.isWellFormed()) &&
-    encodeName(name).length <= MAX_NAME_BYTES
-  );
+  if (typeof name !== 'string' || name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return false;
+  // Most names are UTF-8: counted without making their bytes.
+  if (name.isWellFormed()) return Buffer.byteLength(name, 'utf8') <= MAX_NAME_BYTES;
+  return allowEscaped && isCanonicalName(name) && encodeName(name).length <= MAX_NAME_BYTES;
 }
 
 function fail(where: string, what: string): never {
@@ -148,7 +142,8 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
   const escaped = dir.v === MANIFEST_VERSION_BYTES;
   if (dir.root !== undefined) checkRootMeta(dir.root, where);
   if (dir.flagsRead !== undefined && (dir.flagsRead !== true || dir.root === undefined)) fail(where, 'flagsRead must be true, in a top object');
-  // Keyed by the bytes each name lands on, so two entries can never share a path on disk.
+  // Two entries must never share a path on disk. A name is the canonical form of its bytes
+  // (isSafeName), so distinct names are distinct bytes: the names themselves are the keys.
   const names = new Set<string>();
   for (const e of dir.entries) {
     if (typeof e !== 'object' || e === null) fail(where, 'an entry is not an object');
@@ -158,9 +153,8 @@ export function parseDirectory(value: unknown, where: string): DirectoryObject {
       fail(where, `unsafe entry name ${JSON.stringify(e.name)?.slice(0, 100)} (${why})`);
     }
     const at = `${where === '/' ? '' : where}/${e.name}`;
-    const bytes = encodeName(e.name).toString('latin1');
-    if (names.has(bytes)) fail(at, 'duplicate entry (two entries with the same name on disk)');
-    names.add(bytes);
+    if (names.has(e.name)) fail(at, 'duplicate entry (two entries with the same name on disk)');
+    names.add(e.name);
     if (!isUint(e.mode, 0o7777)) fail(at, 'mode must be an integer in 0..0o7777');
     if (!isUint(e.uid) || !isUint(e.gid)) fail(at, 'uid and gid must be integers in 0..2^32-1');
     checkTimestamp(e.mtime, at, 'mtime');

@@ -9,7 +9,11 @@
  * requests at once, and checks (BLAKE3) like any read. An object cut into parts (larger than
  * one chunk) has its parts fetched after its root. When a batch fails, each of its objects
  * is asked again on its own, so only the objects that are really unreadable fail, each with
- * its own error.
+ * its own error. `prefetch` starts a load before it is asked for (capture: the parent
+ * revision's subdirectories as soon as their directory's object is read, so the fetches run
+ * a level ahead of the walk instead of the walk waiting a round trip per level); at most
+ * MAX_AHEAD loads are held for a later `load`, the oldest dropped first (a directory gone
+ * from the new tree is never asked for).
  */
 import type { ChunkId } from '../store/chunk-id.ts';
 import { ObjectInvalidError } from '../store/errors.ts';
@@ -22,6 +26,9 @@ export interface LoadedObject {
   parts: ChunkId[];
 }
 
+/** Loads started by `prefetch` and not yet taken by `load`, at most. */
+export const MAX_AHEAD = 1024;
+
 interface Waiter {
   resolve: (o: LoadedObject) => void;
   reject: (err: unknown) => void;
@@ -30,6 +37,7 @@ interface Waiter {
 export class ObjectBatcher {
   private waiting = new Map<ChunkId, Waiter[]>();
   private scheduled = false;
+  private ahead = new Map<ChunkId, Promise<LoadedObject>>();
   private readonly reader: Pick<ChunkReader, 'get' | 'getMany'>;
 
   constructor(reader: Pick<ChunkReader, 'get' | 'getMany'>) {
@@ -38,6 +46,22 @@ export class ObjectBatcher {
 
   /** The object `id`; rejects with the store's error (ChunkMissingError, ChunkCorruptError, ObjectInvalidError). */
   load(id: ChunkId): Promise<LoadedObject> {
+    const started = this.ahead.get(id);
+    if (!started) return this.ask(id);
+    this.ahead.delete(id);
+    return started;
+  }
+
+  /** Starts loading `id` for a `load` to come (its error, if any, is that load's). */
+  prefetch(id: ChunkId): void {
+    if (this.ahead.has(id)) return;
+    if (this.ahead.size >= MAX_AHEAD) this.ahead.delete(this.ahead.keys().next().value!);
+    const started = this.ask(id);
+    started.catch(() => undefined); // reported by the load that takes it; dropped unasked, by nobody
+    this.ahead.set(id, started);
+  }
+
+  private ask(id: ChunkId): Promise<LoadedObject> {
     return new Promise((resolve, reject) => {
       const list = this.waiting.get(id);
       if (list) list.push({ resolve, reject });

@@ -1,8 +1,10 @@
 /**
  * Directory objects read in batches (core/tree/parent-objects.ts) on a real local store:
  * the asks of one turn go out as one getMany, inline and cut objects come back whole, a
- * missing object fails alone while the rest of its batch loads, and walkTree and loadTree
- * read a tree with one getMany per level instead of one get per directory.
+ * missing object fails alone while the rest of its batch loads, a prefetched object is read
+ * once and taken by its load (a missing one fails that load, never the process), and
+ * walkTree and loadTree read a tree with one getMany per level instead of one get per
+ * directory.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +13,7 @@ import { ChunkMissingError } from '../../core/store/errors.ts';
 import type { LocalStore } from '../../core/store/local.ts';
 import { putObject } from '../../core/store/objects.ts';
 import { serializeDirectory, type Entry } from '../../core/tree/manifest.ts';
-import { ObjectBatcher, parseObject } from '../../core/tree/parent-objects.ts';
+import { MAX_AHEAD, ObjectBatcher, parseObject } from '../../core/tree/parent-objects.ts';
 import { loadTree } from '../../core/tree/restore.ts';
 import { walkTree } from '../../core/tree/tree-walk.ts';
 import { seededBytes } from '../helpers/fixtures.ts';
@@ -59,6 +61,34 @@ test('a missing object fails alone, with ChunkMissingError; the rest of its batc
     assert.is(results[3].status, 'rejected');
     assert.instance((results[3] as PromiseRejectedResult).reason, ChunkMissingError);
     assert.throws(() => parseObject({ body: Buffer.from('{nope'), parts: [] }, ids[0]), /not valid JSON/);
+  });
+});
+
+test('prefetch: read once, in the batch of its turn, taken by the load; a missing one fails its load only; the oldest dropped past MAX_AHEAD', async () => {
+  await withStore(async (store) => {
+    const ids = await Promise.all([0, 1, 2].map((i) => putObject(store, Buffer.from(`{"n":${i}}`), store.config.chunker)));
+    await store.flush();
+    const absent = 'ab'.repeat(32);
+    const reader = counted(store);
+    const objects = new ObjectBatcher(reader);
+    for (const id of [...ids, absent]) objects.prefetch(id);
+    await new Promise((r) => setTimeout(r, 50)); // fetched, and the absent one failed with nobody asking: no unhandled rejection
+    assert.is(reader.calls.getMany, 1);
+    assert.equal((await Promise.all(ids.map((id) => objects.load(id)))).map((o) => o.body.toString()), ['{"n":0}', '{"n":1}', '{"n":2}']);
+    assert.is(reader.calls.getMany, 1, 'taken, not read again');
+    await objects.load(absent).then(() => assert.unreachable('loaded a missing object'), (err) => assert.instance(err, ChunkMissingError));
+    await objects.load(ids[0]);
+    assert.is(reader.calls.getMany, 2, 'a load after the prefetched one was taken reads again');
+
+    const many = new ObjectBatcher(reader);
+    const fake = (i: number) => i.toString(16).padStart(64, '0') as ChunkId;
+    for (let i = 0; i < MAX_AHEAD + 1; i++) many.prefetch(i === MAX_AHEAD ? ids[1] : fake(i));
+    await new Promise((r) => setTimeout(r, 50));
+    const before = reader.calls.getMany;
+    assert.is((await many.load(ids[1])).body.toString(), '{"n":1}');
+    assert.is(reader.calls.getMany, before, 'the newest is held');
+    await many.load(fake(0)).then(() => assert.unreachable(), () => undefined);
+    assert.ok(reader.calls.getMany > before, 'the oldest was dropped and is read again');
   });
 });
 
