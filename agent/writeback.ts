@@ -7,9 +7,10 @@
  * phases; the report phase still runs the full `sync` after it, so what is durable when the
  * server is told is unchanged (that `sync` only finds less to write). A failing or missing
  * `sync -f` costs nothing but the overlap.
- * Not during the restore: on the bench's 2 cores the restore is CPU-bound and the kernel's
- * writeback threads would take their CPU from it (a `sync -f` every 0.5 s through the restore
- * did not shorten the deploy).
+ * Not during the restore: on the bench's 2 cores the restore is CPU-bound and the writeback
+ * takes its CPU from it. A `sync -f` every 0.3 s through the restore, 4 pairs interleaved with
+ * this on a loaded machine: the agent's CPU +0.5-1.8 s, the restore longer in all 4, the
+ * deploy longer in 3.
  * `settle` must be awaited before the file systems are unmounted: syncfs holds them busy.
  */
 import { run } from '../core/tools.ts';
