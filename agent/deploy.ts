@@ -278,10 +278,11 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
   try {
     const plan = await identify(r);
     const workDir = fs.mkdtempSync(path.join(tmpdir(), 'cloner-agent-'));
-    // Asked for (and made, when the server keeps none) while the layout and restore run.
-    const hostKeys = HostKeys.start(r.client, plan.node.name, workDir);
+    let hostKeys: HostKeys | null = null;
     try {
       await refuseFirst(r, plan);
+      // Asked for (and made, when the server keeps none) while the layout and restore run.
+      hostKeys = HostKeys.start(r.client, plan.node.name, workDir);
       await preScript(r, plan, workDir);
       const disks = await layoutDisks(r, plan);
       // What the last deploy made on the boot chain, kept when still valid (agent/boot-made.ts).
@@ -295,7 +296,7 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
       await bios(r, workDir);
       return await finish(r, plan, disks, progress);
     } finally {
-      await hostKeys.settle();
+      await hostKeys?.settle();
       fs.rmSync(workDir, { recursive: true, force: true });
     }
   } catch (err) {
