@@ -23,8 +23,8 @@
  * again at its next boot. The target is unmounted whatever happens.
  * Work is moved off the critical path where its result is not needed yet: the node's SSH
  * host keys are asked for (and made, if the server keeps none) while the layout and restore
- * run (agent/hostkeys.ts), and the restored tree is written back to disk while identity and
- * the boot loader run (agent/writeback.ts); the state kept in between is DeployRun
+ * run (agent/hostkeys.ts), and the restored tree is written back to disk from the end of the
+ * restore's data phase on, beside the rest (agent/writeback.ts); the state kept in between is DeployRun
  * (agent/deploy-run.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -155,6 +155,7 @@ async function restore(r: DeployRun, plan: DeployPlan, made: BootMade | null): P
   await r.enter('restore', `syncing the tree onto ${r.o.target}`);
   const options = plan.revision.options ? ((await getJsonObject(r.client.store, plan.revision.options)) as { excludePaths?: string[] }) : {};
   const progress = newSyncProgress();
+  r.writeback.startWhenPlacing(progress, () => targetMounts(r));
   const restoreStarted = performance.now();
   // The ETA of the data phase, from files and bytes (core/eta.ts), timed from its start.
   const eta = new EtaEstimator();
@@ -185,6 +186,9 @@ async function restore(r: DeployRun, plan: DeployPlan, made: BootMade | null): P
   await r.report('restore', { bytes: progress.bytes, totalBytes: progress.totalBytes, fetchedBytes: progress.fetchedBytes });
   return progress;
 }
+
+/** The target's file systems (the target itself without a layout), for the writeback. */
+const targetMounts = (r: DeployRun) => (r.mounts.length ? r.mounts.map((m) => m.path) : [r.o.target]);
 
 /** identity: who this node is (hostname, network, machine-id, SSH host keys, fstab), and the deploy record. */
 async function identity(r: DeployRun, plan: DeployPlan, disks: Disks, keys: HostKeys): Promise<void> {
@@ -288,8 +292,8 @@ export async function deploy(o: DeployOptions): Promise<DeploySummary> {
       // What the last deploy made on the boot chain, kept when still valid (agent/boot-made.ts).
       const made = plan.layout ? new BootMade(r.o.target, espOf(plan.layout.layout, disks.devices)?.mount ?? null) : null;
       const progress = await restore(r, plan, made);
-      // The restore's writes go to disk while identity and the boot loader run (agent/writeback.ts).
-      r.writeback.start(r.mounts.length ? r.mounts.map((m) => m.path) : [r.o.target]);
+      // The restore's writes go to disk while identity and the boot loader run (agent/writeback.ts; started already, normally).
+      r.writeback.start(targetMounts(r));
       await identity(r, plan, disks, hostKeys);
       await postScript(r, plan);
       await bootloader(r, plan, disks, made);
