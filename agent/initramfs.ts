@@ -72,10 +72,17 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const CPIO_MAGICS = ['070701', '070702'];
+/**
+ * zlib's output piece: 1 MiB, not its 16 KiB default. Every piece costs a round trip from
+ * the thread pool to the main thread and a new buffer; on the bench tree's initramfs (36 MB
+ * of gzip, 130 MB inside) that took the main thread's share of the inflate from ~0.45 to
+ * ~0.25 CPU seconds.
+ */
+const INFLATE_PIECE = 1 << 20;
 /** Compressed streams by their first bytes: in-process (zlib) or the host's tool. */
 const CODECS: Array<{ name: string; magic: Buffer; zlib?: () => NodeJS.ReadWriteStream; argv?: string[] }> = [
-  { name: 'gzip', magic: Buffer.from([0x1f, 0x8b]), zlib: () => zlib.createGunzip() },
-  { name: 'zstd', magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), zlib: () => zlib.createZstdDecompress() },
+  { name: 'gzip', magic: Buffer.from([0x1f, 0x8b]), zlib: () => zlib.createGunzip({ chunkSize: INFLATE_PIECE }) },
+  { name: 'zstd', magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), zlib: () => zlib.createZstdDecompress({ chunkSize: INFLATE_PIECE }) },
   { name: 'xz', magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), argv: ['xz', '-dc'] },
   { name: 'lzma', magic: Buffer.from([0x5d, 0x00, 0x00]), argv: ['xz', '-dc', '--format=lzma'] },
   { name: 'bzip2', magic: Buffer.from('BZh'), argv: ['bzip2', '-dc'] },
