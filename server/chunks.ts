@@ -27,9 +27,9 @@ const UPLOAD_WINDOW_BYTES = 32 * 1024 * 1024;
 
 export async function chunkRoutes(app: FastifyInstance, opts: { store: ChunkRouteStore }): Promise<void> {
   const { store } = opts;
-  const slabs = new FrameSlabs();
+  const slabs = new FrameSlabs(4 * 1024 * 1024, 2);
   // A fetch's frames (windows of ~1 MiB, 4 requests at once per deploying node).
-  const fetchSlabs = new FrameSlabs(4 * 1024 * 1024, 4, 2 * 1024 * 1024);
+  const fetchSlabs = new FrameSlabs(4 * 1024 * 1024, 2, 2 * 1024 * 1024);
   // Chunk streams reach the handler as the raw request stream, never buffered whole.
   app.addContentTypeParser(CHUNKS_MEDIA_TYPE, (_req, payload, done) => done(null, payload));
 

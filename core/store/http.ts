@@ -86,7 +86,7 @@ export class HttpStore extends ServerClient implements ChunkReader, ChunkWriter 
    * bodies come from slabs too, given back once the server has accepted them (wire.ts
    * FrameSlabs says why: 62 -> 9 full GCs of a capture of bench:peers' node tree).
    */
-  private readonly rawSlabs = new FrameSlabs(4 * 1024 * 1024, 12);
+  private readonly rawSlabs = new FrameSlabs(4 * 1024 * 1024, 6);
   private queueLease = this.rawSlabs.lease();
   private readonly bodySlabs: FrameSlabs;
   /** Frames of the batches a transient getMany has fetched ahead (a batch of 128 chunks is ~4 MB). */
@@ -111,9 +111,9 @@ export class HttpStore extends ServerClient implements ChunkReader, ChunkWriter 
     this.readAhead = (options.fetchConcurrency ?? 4) + 1;
     this.retry = options.retry;
     this.codec = options.codec ?? defaultCodec();
-    // A body holds a batch and the chunk that filled it (headers included). Kept: as many as
-    // capture keeps in flight (its 32 MiB of unflushed puts are ~4 batches, more when small).
-    this.bodySlabs = new FrameSlabs(this.batchBytes + 1024 * 1024, 8, this.batchBytes + 1024 * 1024);
+    // A body holds a batch and the chunk that filled it (headers included). Few are kept
+    // between uploads: what is kept counts in the peak RSS (bench:peers --scale 8).
+    this.bodySlabs = new FrameSlabs(this.batchBytes + 1024 * 1024, 4, this.batchBytes + 1024 * 1024);
   }
 
   async has(id: ChunkId): Promise<boolean> {
