@@ -7,7 +7,7 @@
  * window cost ~3x the CPU of a synchronous one (0.49 s against 0.16 s for 866 MB).
  *
  * lstatInto(path, out: Float64Array(LSTAT_FIELDS)): statx(2) of path (never following a
- * final symlink; lstat(2) on a kernel without statx) written as plain doubles into `out`, so the capture walk gets nanosecond
+ * final symlink, the fields of lstat(2)) written as plain doubles into `out`, so the capture walk gets nanosecond
  * times and 64-bit numbers without a BigInt (Node's lstat({ bigint: true }) makes ~18
  * BigInts and an object per call: ~25% of a no-op update's CPU with their garbage).
  * Every value fits a double exactly: times as whole seconds and nanoseconds apart, the
@@ -75,29 +75,8 @@ static napi_value lstat_into(napi_env env, napi_callback_info info) {
     out[F_ATTRS_KNOWN] = (double)(sx.stx_attributes_mask & KEPT_ATTRS);
     return NULL;
   }
-  if (errno != ENOSYS) return fsx_throw_errno(env, "lstat", path);
-  /* A kernel without statx (before 4.11): lstat, attributes unknown. */
-  struct stat st;
-  if (lstat(path, &st) != 0) return fsx_throw_errno(env, "lstat", path);
-  out[F_MODE] = st.st_mode;
-  out[F_UID] = st.st_uid;
-  out[F_GID] = st.st_gid;
-  out[F_NLINK] = (double)st.st_nlink;
-  out[F_SIZE] = (double)st.st_size;
-  out[F_BLOCKS] = (double)st.st_blocks;
-  out[F_DEV] = (double)st.st_dev;
-  out[F_RDEV] = (double)st.st_rdev;
-  out[F_INO_HI] = (double)((uint64_t)st.st_ino >> 32);
-  out[F_INO_LO] = (double)((uint64_t)st.st_ino & 0xffffffffu);
-  out[F_ATIME_S] = (double)st.st_atim.tv_sec;
-  out[F_ATIME_NS] = (double)st.st_atim.tv_nsec;
-  out[F_MTIME_S] = (double)st.st_mtim.tv_sec;
-  out[F_MTIME_NS] = (double)st.st_mtim.tv_nsec;
-  out[F_CTIME_S] = (double)st.st_ctim.tv_sec;
-  out[F_CTIME_NS] = (double)st.st_ctim.tv_nsec;
-  out[F_ATTRS] = 0;
-  out[F_ATTRS_KNOWN] = 0;
-  return NULL;
+  /* statx is in every kernel Node 24 runs on (4.18 and later). */
+  return fsx_throw_errno(env, "lstat", path);
 }
 
 static napi_value pread_nowait(napi_env env, napi_callback_info info) {
