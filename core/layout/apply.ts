@@ -242,9 +242,10 @@ export async function planLayout(layout: Layout, options: ApplyOptions = {}): Pr
     }
   }
   const filesystems: PlannedFilesystem[] = (layout.filesystems ?? []).map((fs) => ({ ...fs, path: devices[fs.device], uuid: newUuid(fs) }));
-  // Each file system is on its own device: the mkfs runs run at once (runSteps), then the subvolumes.
-  for (const fs of filesystems) steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid), together: 'mkfs' });
-  for (const fs of filesystems) steps.push(...subvolumeSteps(fs, fs.path));
+  for (const fs of filesystems) {
+    steps.push({ what: `${fs.type} on ${fs.device} (${fs.path})${fs.mount ? ` for ${fs.mount}` : ''}`, argv: mkfsArgv(fs, fs.path, fs.uuid) });
+    steps.push(...subvolumeSteps(fs, fs.path));
+  }
   const { steps: mountPlan, mounts } = options.target ? mountSteps(filesystems, options.target) : { steps: [], mounts: [] };
   steps.push(...mountPlan);
   const root = filesystems.find((fs) => fs.mount === '/' || fs.subvolumes?.some((sv) => sv.mount === '/'));
@@ -295,13 +296,10 @@ async function waitForPaths(paths: string[], again?: string[], timeoutMs = 30_00
   }
 }
 
-/**
- * Runs the steps in order, those next to each other with the same `together` key at once
- * (all of them finish before the next step); the first failure, in step order, stops with
- * the step named.
- */
+/** Runs the steps in order; the first failure stops with the step named. */
 export async function runSteps(steps: Step[], log: (line: string) => void = () => {}): Promise<void> {
-  const one = async (step: Step, i: number) => {
+  for (const [i, step] of steps.entries()) {
+    log(`[${i + 1}/${steps.length}] ${step.what}: ${step.argv.map(quote).join(' ')}`);
     try {
       await run(step.argv, step.input).catch((err) => {
         if (!step.mayFail) throw err;
@@ -311,15 +309,6 @@ export async function runSteps(steps: Step[], log: (line: string) => void = () =
       if (err instanceof LayoutApplyError) throw err;
       throw new LayoutApplyError(`step ${i + 1}/${steps.length} (${step.what}) failed: ${(err as Error).message}`, 'the disks are partly set up; fix the cause and apply the layout again (it starts from scratch)');
     }
-  };
-  for (let i = 0; i < steps.length; ) {
-    let end = i + 1;
-    while (steps[i].together && end < steps.length && steps[end].together === steps[i].together) end++;
-    for (let k = i; k < end; k++) log(`[${k + 1}/${steps.length}] ${steps[k].what}: ${steps[k].argv.map(quote).join(' ')}`);
-    const results = await Promise.allSettled(steps.slice(i, end).map((step, k) => one(step, i + k)));
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    i = end;
   }
 }
 

@@ -17,8 +17,6 @@ export interface Step {
   waitFor?: string[];
   /** A failure is fine (partx -a on partitions the kernel already has); waitFor still holds, and the step runs again while it waits. */
   mayFail?: boolean;
-  /** Steps next to each other with the same key run at once (mkfs of different devices). */
-  together?: string;
 }
 
 /** Mounted filesystems as mountSteps reports them: absolute mount point, device and type. */
