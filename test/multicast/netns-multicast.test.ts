@@ -69,7 +69,7 @@ if (blocker) {
     const tokens = new Map<number, string>();
     const agent = (i: number, env: NodeJS.ProcessEnv = {}, token = bootToken(i)) => {
       tokens.set(i, token);
-      const child = lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, `--token=${token}`, '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--multicast', '--poll-s', '1', '--multicast-wait-s', '300', '--retry-deadline-s', '60', '--stall-s', '5'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '2000', ...env } });
+      const child = lab.spawnIn(lab.nodes[i].ns, ['node', 'bin/cloner-agent.js', 'deploy', '--server', url, `--token=${token}`, '--disks', disks[i], '--target', path.join(dir, `target${i}`), '--force', '--no-reboot', '--multicast', '--poll-s', '1', '--multicast-wait-s', '300', '--retry-deadline-s', '60', '--stall-s', '5'], { env: { ...process.env, CLONER_PROGRESS_INTERVAL_MS: '2000', TMPDIR: dir, ...env } });
       if (process.env.CLONER_TEST_LOG_DIR) {
         const log = path.join(process.env.CLONER_TEST_LOG_DIR, `${nodeName(i)}.log`);
         child.stdout!.on('data', (d) => appendFileSync(log, d));
