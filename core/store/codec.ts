@@ -62,8 +62,8 @@ export function encodeChunk(raw: Uint8Array, id: ChunkId = chunkIdOf(raw)): Enco
 }
 
 /** Decodes and checks that the bytes hash to `chunk.id`; throws ChunkCorruptError otherwise. */
-export function decodeChunk(chunk: EncodedChunk): Buffer {
-  const raw = decodeUnchecked(chunk);
+export function decodeChunk(chunk: EncodedChunk, alloc: (n: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const raw = decodeUnchecked(chunk, alloc);
   const actual = chunkIdOf(raw);
   if (actual !== chunk.id) {
     throw new ChunkCorruptError(chunk.id, `content hashes to ${actual}`);
@@ -85,20 +85,11 @@ const SCRATCH_MAX = 8 * 1024 * 1024;
  * each time some tens of MB more of it are held.
  */
 export function decodeTransient(chunk: EncodedChunk): Buffer {
-  checkEncodedHeader(chunk);
-  let raw = chunk.data;
-  if (chunk.codec !== CODEC_RAW) {
-    const n = chunk.rawLength;
-    if (n > SCRATCH_MAX) raw = Buffer.allocUnsafe(n);
-    else {
-      if (!transientScratch || transientScratch.length < n) transientScratch = Buffer.allocUnsafeSlow(Math.max(n, 256 * 1024));
-      raw = transientScratch.subarray(0, n);
-    }
-    if (fsxCodec().lz4Decompress(chunk.data, raw) !== n) checkDecoded(chunk, undefined, undefined, LZ4_CORRUPT);
-  }
-  const actual = chunkIdOf(raw);
-  if (actual !== chunk.id) throw new ChunkCorruptError(chunk.id, `content hashes to ${actual}`);
-  return raw;
+  return decodeChunk(chunk, (n) => {
+    if (n > SCRATCH_MAX) return Buffer.allocUnsafe(n);
+    if (!transientScratch || transientScratch.length < n) transientScratch = Buffer.allocUnsafeSlow(Math.max(n, 256 * 1024));
+    return transientScratch.subarray(0, n);
+  });
 }
 
 /** Checks `chunk` as decodeChunk does, keeping nothing (decodeTransient's buffer): for callers that store the encoded form. */
@@ -106,10 +97,10 @@ export function verifyChunk(chunk: EncodedChunk): void {
   decodeTransient(chunk);
 }
 
-function decodeUnchecked(chunk: EncodedChunk): Buffer {
+function decodeUnchecked(chunk: EncodedChunk, alloc: (n: number) => Buffer): Buffer {
   checkEncodedHeader(chunk);
   if (chunk.codec === CODEC_RAW) return chunk.data;
-  const raw = Buffer.allocUnsafe(chunk.rawLength);
+  const raw = alloc(chunk.rawLength);
   if (fsxCodec().lz4Decompress(chunk.data, raw) !== chunk.rawLength) return checkDecoded(chunk, undefined, undefined, LZ4_CORRUPT);
   return raw;
 }
