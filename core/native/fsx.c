@@ -485,6 +485,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   fsx_init_codec(env, exports);
   fsx_init_stat(env, exports);
+  fsx_pin_malloc(env, exports);
   /* Flags node:fs does not export. */
   napi_value o_path;
   napi_create_int32(env, O_PATH, &o_path);

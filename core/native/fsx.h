@@ -14,4 +14,6 @@ int fsx_get_string(napi_env env, napi_value value, char *buf, size_t size);
 void fsx_init_codec(napi_env env, napi_value exports);
 /* Adds lstatInto and preadNowait (stat.c). */
 void fsx_init_stat(napi_env env, napi_value exports);
+/* Pins glibc malloc's mmap and trim thresholds, once a process, and adds `mallocPinned` (memory.c). */
+void fsx_pin_malloc(napi_env env, napi_value exports);
 #endif

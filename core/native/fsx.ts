@@ -5,6 +5,8 @@
  * with O_NOFOLLOW where openat2 is missing) and metadata calls on an fd (also an O_PATH
  * one), and `lstatPlain`: lstat with nanosecond times and 64-bit fields as plain numbers
  * (no BigInt). Paths may be Buffers: file names are bytes, not necessarily UTF-8.
+ * Loading the addon also pins glibc malloc's mmap and trim thresholds for the process
+ * (memory.c: large chunk buffers stay mmap'd, so the resident size does not ratchet up).
  */
 import { read } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -38,6 +40,8 @@ export interface Fsx {
   lstatInto(path: PathLike, out: Float64Array): void;
   /** preadv2(RWF_NOWAIT): bytes read from the page cache (0 at EOF), or -1 when the read would wait for a disk (or the file system cannot tell). */
   preadNowait(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  /** Whether loading the addon pinned glibc malloc's thresholds (false without glibc, or when the environment sets them). */
+  readonly mallocPinned: boolean;
 }
 
 const require = createRequire(import.meta.url);

@@ -84,9 +84,14 @@ export class HttpStore extends ServerClient implements ChunkReader, ChunkWriter 
    * In-thread, the raw copies of the queue being filled are carved from reused slabs (a
    * codec pool takes buffers of their own), given back once its batch is framed; request
    * bodies come from slabs too, given back once the server has accepted them (wire.ts
-   * FrameSlabs says why: 62 -> 9 full GCs of a capture of bench:peers' node tree).
+   * FrameSlabs says why: 62 -> 9 full GCs of a capture of bench:peers' node tree). The
+   * pools keep what a capture holds in flight (up to 32 MiB of raw copies, core/tree/
+   * unflushed-writes.ts' window, and the bodies of the batches being sent): with glibc's mmap
+   * threshold pinned (core/native/memory.c) a slab let go and made again is a fresh mmap,
+   * and with 6 and 4 kept a capture of the node tree made 85 raw slabs and 17 bodies
+   * (124k minor faults); with 10 and 5 it makes ~12 and ~6 (54-58k faults).
    */
-  private readonly rawSlabs = new FrameSlabs(4 * 1024 * 1024, 6);
+  private readonly rawSlabs = new FrameSlabs(4 * 1024 * 1024, 10);
   private queueLease = this.rawSlabs.lease();
   private readonly bodySlabs: FrameSlabs;
   /** Frames of the batches a transient getMany has fetched ahead (a batch of 128 chunks is ~4 MB). */
@@ -111,9 +116,9 @@ export class HttpStore extends ServerClient implements ChunkReader, ChunkWriter 
     this.readAhead = (options.fetchConcurrency ?? 4) + 1;
     this.retry = options.retry;
     this.codec = options.codec ?? defaultCodec();
-    // A body holds a batch and the chunk that filled it (headers included). Few are kept
-    // between uploads: what is kept counts in the peak RSS (bench:peers --scale 8).
-    this.bodySlabs = new FrameSlabs(this.batchBytes + 1024 * 1024, 4, this.batchBytes + 1024 * 1024);
+    // A body holds a batch and the chunk that filled it (headers included). Only what a
+    // capture has in flight is kept: what is kept counts in the peak RSS (bench:peers --scale 8).
+    this.bodySlabs = new FrameSlabs(this.batchBytes + 1024 * 1024, 5, this.batchBytes + 1024 * 1024);
   }
 
   async has(id: ChunkId): Promise<boolean> {
