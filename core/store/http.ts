@@ -89,7 +89,8 @@ export class HttpStore extends ServerClient implements ChunkReader, ChunkWriter 
    * unflushed-writes.ts' window, and the bodies of the batches being sent): with glibc's mmap
    * threshold pinned (core/native/memory.c) a slab let go and made again is a fresh mmap,
    * and with 6 and 4 kept a capture of the node tree made 85 raw slabs and 17 bodies
-   * (124k minor faults); with 10 and 5 it makes ~12 and ~6 (54-58k faults).
+   * (124k minor faults); with 16 and 8 kept it made 12 and 6 in all, and with 10 and 5
+   * it took 54-58k faults (unpinned: 67-72k).
    */
   private readonly rawSlabs = new FrameSlabs(4 * 1024 * 1024, 10);
   private queueLease = this.rawSlabs.lease();

@@ -57,7 +57,7 @@ test('pinned by the addon: 4 MiB blocks stay mmap\'d, the heap does not grow by 
 });
 
 test('an administrator\'s MALLOC_MMAP_THRESHOLD_ wins: nothing is pinned', () => {
-  const r = run(true, { MALLOC_MMAP_THRESHOLD_: String(64 * MiB) });
+  const r = run(true, { MALLOC_MMAP_THRESHOLD_: String(2 * MiB) });
   assert.is(r.pinned, false);
 });
 
